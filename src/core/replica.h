@@ -1,0 +1,248 @@
+/*
+ * replica.h - the causal replication state machine of one region.
+ *
+ * The replica decides; adapters do. It is driven by four kinds of input:
+ *   - local requests: cw_replica_put / cw_replica_get (a delete is a put of a
+ *     tombstone), each tagged with a caller-chosen request id;
+ *   - messages from peer regions: cw_replica_recv;
+ *   - time: cw_replica_tick (heartbeats, read time-outs, tombstone collection);
+ *   - recovery: cw_replica_restore_* before the first input.
+ * Every input takes the physical time in microseconds as an argument; the replica
+ * never reads a clock, touches a socket or a disk, or draws a random number.
+ *
+ * It answers with effects, collected in a cw_ready (the shape of etcd raft's
+ * Ready). The driver MUST carry them out in this order: persist every record in
+ * ready.persist in one transaction and make it durable at the configured level;
+ * then send ready.msgs; then deliver ready.replies; then call cw_replica_advance.
+ * Persisting first is what makes an acknowledgement or a read imply durability:
+ * a client never sees, and a peer is never told about, state that a crash could
+ * lose.
+ *
+ * Replication protocol (see docs/consistency.md and docs/protocol.md):
+ * each region streams its own writes to every peer in HLC order; every record
+ * carries prev_ts, the stamp of the origin's previous record, so a receiver
+ * detects a gap and asks for a resend (CW_MSG_NACK) instead of applying out of
+ * order. Every message carries the sender's applied vector and chain positions
+ * (the acknowledgement), and heartbeats carry the origin's clock and the end of
+ * its stream, so a lost tail is detected too. A remote record of a causal bucket
+ * is applied when it is next in its origin's chain and the applied vector covers
+ * its dependency vector; until then it waits in the dependency buffer.
+ */
+#ifndef CW_CORE_REPLICA_H
+#define CW_CORE_REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/hlc.h"
+#include "core/keymap.h"
+#include "core/vclock.h"
+#include "core/version.h"
+
+#define CW_BUCKET_NAME_MAX 64
+#define CW_KEY_BYTES_MAX 1024
+
+enum cw_consistency { CW_CAUSAL = 0, CW_EVENTUAL = 1, CW_STRONG = 2 };
+
+struct cw_bucket_policy {
+    char name[CW_BUCKET_NAME_MAX + 1];
+    enum cw_consistency consistency;
+    enum cw_conflict conflict;
+    uint32_t max_siblings; /* siblings buckets: a local write beyond it fails */
+};
+
+struct cw_replica_config {
+    unsigned region;    /* this region's id, < n_regions */
+    unsigned n_regions; /* 1..CW_REGIONS_MAX */
+    const struct cw_bucket_policy *buckets; /* copied by cw_replica_create */
+    unsigned n_buckets;
+    uint32_t max_value_bytes;   /* default 1 MiB */
+    uint32_t dep_buffer_max;    /* remote records waiting for dependencies */
+    uint32_t outbox_max;        /* local records not yet applied everywhere */
+    uint32_t batch_records_max; /* records per replication message */
+    uint32_t window_records;    /* records in flight per peer before an ack */
+    uint32_t pending_reads_max; /* reads waiting for the session's context */
+    uint64_t heartbeat_us;      /* heartbeat period */
+    uint64_t nack_retry_us;     /* minimum spacing of resend requests per origin */
+    uint64_t read_wait_us;      /* how long a read may wait for V >= context */
+    /* Testing only: treat every bucket as eventual (no dependency checks), so the
+     * simulator can prove its checker catches what causality prevents. */
+    bool force_eventual;
+};
+
+/* Fills in defaults for every zero field of cfg. */
+void cw_replica_config_defaults(struct cw_replica_config *cfg);
+
+/* One replicated write: the origin's stream element. */
+struct cw_record {
+    uint64_t prev_ts;          /* the origin's previous record (0 for its first) */
+    uint8_t consistency;       /* enum cw_consistency of the bucket at the origin */
+    uint8_t conflict;          /* enum cw_conflict of the bucket at the origin */
+    struct cw_vclock deps;     /* the writer session's context */
+    uint32_t key_len;
+    uint8_t *key;              /* "bucket/key" bytes, owned */
+    struct cw_version version; /* dot, key context and value (value owned) */
+};
+
+enum cw_msg_type {
+    CW_MSG_RECORDS = 1,   /* a batch of the sender's own records, in chain order */
+    CW_MSG_HEARTBEAT = 2, /* clock, end of stream and acknowledgements */
+    CW_MSG_NACK = 3,      /* please resend your records after resend_after */
+};
+
+struct cw_msg {
+    enum cw_msg_type type;
+    uint8_t from;
+    uint8_t to;
+    /* Acknowledgement, in every message: the sender's durable applied vector and,
+     * per origin, the last record it holds in chain order. */
+    struct cw_vclock applied;
+    struct cw_vclock received;
+    /* HEARTBEAT: the sender's records end at stream_end and every record it will
+     * issue later exceeds clock; on this link it has sent up to stream_sent before
+     * this message (links are FIFO), so a receiver holding less lost some. */
+    uint64_t clock;
+    uint64_t stream_end;
+    uint64_t stream_sent;
+    /* NACK */
+    uint64_t resend_after;
+    /* RECORDS */
+    uint32_t n_records;
+    struct cw_record *records; /* owned */
+};
+
+void cw_record_free(struct cw_record *r);
+int cw_record_copy(struct cw_record *dst, const struct cw_record *src);
+void cw_msg_free(struct cw_msg *m);
+/* Deep copy (for transports that duplicate, and the simulator). */
+int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src);
+
+enum cw_persist_kind {
+    CW_PERSIST_KEY = 1,        /* key -> encoded key state; empty value = delete the key */
+    CW_PERSIST_OUTBOX_PUT = 2, /* ts -> encoded record */
+    CW_PERSIST_OUTBOX_DEL = 3, /* ts */
+    CW_PERSIST_META = 4,       /* encoded replica metadata (one per node) */
+};
+
+struct cw_persist {
+    enum cw_persist_kind kind;
+    uint64_t ts;       /* OUTBOX_* */
+    uint32_t key_len;  /* KEY */
+    uint8_t *key;      /* owned by the ready */
+    uint32_t data_len;
+    uint8_t *data;     /* owned by the ready */
+};
+
+enum cw_reply_kind { CW_REPLY_PUT = 1, CW_REPLY_GET = 2 };
+
+struct cw_reply {
+    enum cw_reply_kind kind;
+    uint64_t req_id;
+    int err; /* CW_OK or an enum cw_err */
+    /* PUT: the new write's dot; the session joins it into its context. */
+    struct cw_dot dot;
+    /* PUT: the key context the session may remember for this key (kctx_valid:
+     * the write replaced every other version, so its context is exact). GET: the
+     * key context of what was read, to send back with a merging put. */
+    bool kctx_valid;
+    struct cw_vclock kctx;
+    /* GET: the dots of everything read, tombstones included; joined into the
+     * session context. */
+    struct cw_vclock seen;
+    /* GET: every version held, tombstones included, in (ts, origin) order; a read
+     * whose versions are all tombstones is "not found". Owned by the ready. */
+    struct cw_keystate state;
+    enum cw_conflict conflict;
+};
+
+struct cw_ready {
+    struct cw_persist *persist;
+    size_t n_persist;
+    struct cw_msg *msgs;
+    size_t n_msgs;
+    struct cw_reply *replies;
+    size_t n_replies;
+};
+
+struct cw_put_req {
+    uint64_t req_id;
+    const char *bucket;          /* NUL-terminated */
+    const uint8_t *key;
+    uint32_t key_len;
+    const uint8_t *value;        /* ignored for deletes */
+    uint32_t value_len;
+    bool tombstone;              /* a delete */
+    struct cw_vclock context;    /* the session's causal context */
+    struct cw_vclock kctx;       /* the key context the client read, or zero */
+};
+
+struct cw_get_req {
+    uint64_t req_id;
+    const char *bucket;
+    const uint8_t *key;
+    uint32_t key_len;
+    struct cw_vclock context;
+};
+
+struct cw_replica_stats {
+    uint64_t puts, gets, deletes;
+    uint64_t remote_applied, remote_duplicates, remote_gaps;
+    uint64_t nacks_sent, nacks_received, resent_records;
+    uint64_t reads_waited, reads_timed_out;
+    uint64_t buffer_full_drops;
+    uint64_t tombstones_collected;
+    uint64_t errors;
+};
+
+struct cw_replica;
+
+/* Returns NULL when cfg is invalid or memory is short. */
+struct cw_replica *cw_replica_create(const struct cw_replica_config *cfg);
+/* Frees everything, including effects not yet advanced; sets *r to NULL. */
+void cw_replica_destroy(struct cw_replica **r);
+
+/* Recovery, before any other input: the records the driver persisted. Outbox
+ * records MUST be restored in ts order. Returns CW_EDECODE for corrupt bytes. */
+int cw_replica_restore_meta(struct cw_replica *r, const uint8_t *data, uint32_t len);
+int cw_replica_restore_key(struct cw_replica *r, const uint8_t *key, uint32_t key_len,
+                           const uint8_t *data, uint32_t len);
+int cw_replica_restore_outbox(struct cw_replica *r, const uint8_t *data, uint32_t len);
+
+/* Local requests. The reply arrives as an effect (possibly after later inputs,
+ * for a read that waits for its context). Validation errors reply at once. */
+void cw_replica_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_req *req);
+void cw_replica_get(struct cw_replica *r, uint64_t now_us, const struct cw_get_req *req);
+
+/* A message from a peer. The message stays owned by the caller. Malformed
+ * messages (bad region ids, broken chains) are counted and ignored. */
+void cw_replica_recv(struct cw_replica *r, uint64_t now_us, const struct cw_msg *m);
+
+/* Time passes: heartbeats, batching, read time-outs, garbage collection. */
+void cw_replica_tick(struct cw_replica *r, uint64_t now_us);
+
+/* The effects produced since the last advance. Borrowed until cw_replica_advance. */
+const struct cw_ready *cw_replica_ready(struct cw_replica *r);
+bool cw_replica_has_ready(const struct cw_replica *r);
+void cw_replica_advance(struct cw_replica *r);
+
+/* Observation (status, tests, the simulator's checker). */
+const struct cw_vclock *cw_replica_applied(const struct cw_replica *r);
+size_t cw_replica_buffered(const struct cw_replica *r);
+size_t cw_replica_outbox_len(const struct cw_replica *r);
+/* Outbox records not yet applied by peer (what that peer still lacks). */
+size_t cw_replica_outbox_pending(const struct cw_replica *r, unsigned peer);
+size_t cw_replica_pending_reads(const struct cw_replica *r);
+const struct cw_replica_stats *cw_replica_stats(const struct cw_replica *r);
+/* The per-origin stability vector: entry o is the least applied[o] over every
+ * region as last acknowledged. */
+void cw_replica_stability(const struct cw_replica *r, struct cw_vclock *out);
+const struct cw_keymap *cw_replica_keys(const struct cw_replica *r);
+const struct cw_bucket_policy *cw_replica_bucket(const struct cw_replica *r, const char *name);
+uint64_t cw_replica_clock(const struct cw_replica *r);
+
+/* Validation shared with clients: CW_OK, CW_EBUCKET or CW_EKEY. */
+int cw_validate_bucket(const char *bucket);
+int cw_validate_key(const uint8_t *key, uint32_t len);
+
+#endif
