@@ -11,6 +11,7 @@
 #include <causeway/error.h>
 
 #include "core/codec.h"
+#include "core/hist.h"
 
 #define KE_HAS_TOMB 1u
 
@@ -36,13 +37,17 @@ struct peer_out {
     struct cw_vclock received;
 };
 
-struct pending_read {
+/* A request waiting until the region has applied its session's context. */
+struct waiting {
+    bool is_put;
+    bool tombstone;
     uint64_t req_id;
     uint64_t deadline_us;
     struct cw_vclock context;
-    enum cw_conflict conflict;
-    uint32_t key_len;
-    uint8_t *key;
+    struct cw_vclock kctx;
+    char bucket[CW_BUCKET_NAME_MAX + 1];
+    uint32_t key_len, value_len;
+    uint8_t *key, *value; /* owned copies */
 };
 
 struct vec {
@@ -61,7 +66,7 @@ struct cw_replica {
     struct recq outbox;
     struct cw_keymap keys;
     struct vec tomb_keys; /* struct cw_keyentry *: keys that hold tombstones */
-    struct vec reads;     /* struct pending_read */
+    struct vec waiting;   /* struct waiting, in arrival order */
     size_t buffered;
     uint64_t last_heartbeat_us;
     bool meta_dirty;
@@ -69,6 +74,7 @@ struct cw_replica {
     struct cw_ready ready;
     size_t cap_persist, cap_msgs, cap_replies;
     struct cw_replica_stats stats;
+    struct cw_hist visibility[CW_REGIONS_MAX]; /* apply time - origin commit time, us */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -358,6 +364,8 @@ void cw_replica_config_defaults(struct cw_replica_config *cfg)
         cfg->outbox_max = 1000000;
     if (!cfg->batch_records_max)
         cfg->batch_records_max = 256;
+    if (!cfg->batch_bytes_max)
+        cfg->batch_bytes_max = 2u << 20;
     if (!cfg->window_records)
         cfg->window_records = 4096;
     if (!cfg->pending_reads_max)
@@ -393,6 +401,12 @@ struct cw_replica *cw_replica_create(const struct cw_replica_config *cfg)
     return r;
 }
 
+static void free_waiting(struct waiting *w)
+{
+    free(w->key);
+    free(w->value);
+}
+
 static void ready_clear(struct cw_replica *r)
 {
     for (size_t i = 0; i < r->ready.n_persist; i++) {
@@ -421,10 +435,10 @@ void cw_replica_destroy(struct cw_replica **rp)
     recq_free(&r->outbox);
     cw_keymap_free(&r->keys);
     free(r->tomb_keys.v);
-    struct pending_read *pr = r->reads.v;
-    for (size_t i = 0; i < r->reads.n; i++)
-        free(pr[i].key);
-    free(r->reads.v);
+    struct waiting *wv = r->waiting.v;
+    for (size_t i = 0; i < r->waiting.n; i++)
+        free_waiting(&wv[i]);
+    free(r->waiting.v);
     free(r->buckets);
     free(r);
     *rp = NULL;
@@ -547,26 +561,96 @@ static void serve_read(struct cw_replica *r, uint64_t req_id, const uint8_t *key
         cw_vc_join_dot(&p->seen, e->state.v[i].dot.origin, e->state.v[i].dot.ts);
 }
 
-/* Serves every waiting read whose context is now covered, and times out the rest
- * whose deadline passed (now_us == 0: only serve). */
-static void check_reads(struct cw_replica *r, uint64_t now_us)
+static void do_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_req *req,
+                   const struct cw_bucket_policy *b);
+
+/* Does a request of bucket b have to wait until V covers the session context?
+ * Causal buckets do, reads and writes alike: a write applied here before its
+ * dependencies would be visible here before them. Eventual buckets do not. */
+static bool must_wait(const struct cw_replica *r, const struct cw_bucket_policy *b,
+                      const struct cw_vclock *context)
 {
-    struct pending_read *pr = r->reads.v;
+    if (b->consistency == CW_EVENTUAL || r->cfg.force_eventual)
+        return false;
+    return !cw_vc_dominates(&r->applied, context);
+}
+
+/* Runs every waiting request whose context is now covered, in arrival order, and
+ * fails the rest whose deadline passed (expire false: only run). */
+static void check_waiting(struct cw_replica *r, uint64_t now_us, bool expire)
+{
+    struct waiting *wv = r->waiting.v;
     size_t out = 0;
-    for (size_t i = 0; i < r->reads.n; i++) {
-        struct pending_read *x = &pr[i];
+    for (size_t i = 0; i < r->waiting.n; i++) {
+        struct waiting *x = &wv[i];
+        const struct cw_bucket_policy *b = cw_replica_bucket(r, x->bucket);
         if (cw_vc_dominates(&r->applied, &x->context)) {
-            serve_read(r, x->req_id, x->key, x->key_len, x->conflict);
-            free(x->key);
-        } else if (now_us && now_us >= x->deadline_us) {
-            reply_slot(r, CW_REPLY_GET, x->req_id, CW_ENOTREADY);
+            if (x->is_put) {
+                struct cw_put_req req = {
+                    .req_id = x->req_id,
+                    .bucket = x->bucket,
+                    .key = x->key,
+                    .key_len = x->key_len,
+                    .value = x->value,
+                    .value_len = x->value_len,
+                    .tombstone = x->tombstone,
+                    .context = x->context,
+                    .kctx = x->kctx,
+                };
+                do_put(r, now_us, &req, b);
+            } else {
+                uint32_t klen;
+                uint8_t *key = make_full_key(x->bucket, x->key, x->key_len, &klen);
+                if (key == NULL)
+                    oom();
+                serve_read(r, x->req_id, key, klen, b->conflict);
+                free(key);
+            }
+            free_waiting(x);
+        } else if (expire && now_us >= x->deadline_us) {
+            reply_slot(r, x->is_put ? CW_REPLY_PUT : CW_REPLY_GET, x->req_id, CW_ENOTREADY);
             r->stats.reads_timed_out++;
-            free(x->key);
+            free_waiting(x);
         } else {
-            pr[out++] = *x;
+            wv[out++] = *x;
         }
     }
-    r->reads.n = out;
+    r->waiting.n = out;
+}
+
+/* Parks a request until the region has applied the session's context. The copy
+ * owns its key and value. */
+static void park(struct cw_replica *r, uint64_t now_us, bool is_put, uint64_t req_id,
+                 const char *bucket, const uint8_t *key, uint32_t key_len, const uint8_t *value,
+                 uint32_t value_len, bool tombstone, const struct cw_vclock *context,
+                 const struct cw_vclock *kctx)
+{
+    if (r->waiting.n >= r->cfg.pending_reads_max) {
+        reply_slot(r, is_put ? CW_REPLY_PUT : CW_REPLY_GET, req_id, CW_EFULL);
+        return;
+    }
+    struct waiting w = {
+        .is_put = is_put,
+        .req_id = req_id,
+        .deadline_us = now_us + r->cfg.read_wait_us,
+        .context = *context,
+        .key_len = key_len,
+        .key = malloc(key_len ? key_len : 1),
+        .value_len = value_len,
+        .value = value_len ? malloc(value_len) : NULL,
+        .tombstone = tombstone,
+    };
+    if (kctx)
+        w.kctx = *kctx;
+    if (w.key == NULL || (value_len && w.value == NULL))
+        oom();
+    memcpy(w.bucket, bucket, strlen(bucket) + 1); /* validated: at most 64 bytes */
+    memcpy(w.key, key, key_len);
+    if (value_len)
+        memcpy(w.value, value, value_len);
+    if (vec_push(&r->waiting, &w, sizeof(w)) != CW_OK)
+        oom();
+    r->stats.reads_waited++;
 }
 
 void cw_replica_get(struct cw_replica *r, uint64_t now_us, const struct cw_get_req *req)
@@ -580,31 +664,17 @@ void cw_replica_get(struct cw_replica *r, uint64_t now_us, const struct cw_get_r
         return;
     }
     r->stats.gets++;
+    if (must_wait(r, b, &req->context)) {
+        park(r, now_us, false, req->req_id, req->bucket, req->key, req->key_len, NULL, 0, false,
+             &req->context, NULL);
+        return;
+    }
     uint32_t klen;
     uint8_t *key = make_full_key(req->bucket, req->key, req->key_len, &klen);
     if (key == NULL)
         oom();
-    if (cw_vc_dominates(&r->applied, &req->context)) {
-        serve_read(r, req->req_id, key, klen, b->conflict);
-        free(key);
-        return;
-    }
-    if (r->reads.n >= r->cfg.pending_reads_max) {
-        reply_slot(r, CW_REPLY_GET, req->req_id, CW_EFULL);
-        free(key);
-        return;
-    }
-    struct pending_read pr = {
-        .req_id = req->req_id,
-        .deadline_us = now_us + r->cfg.read_wait_us,
-        .context = req->context,
-        .conflict = b->conflict,
-        .key_len = klen,
-        .key = key,
-    };
-    if (vec_push(&r->reads, &pr, sizeof(pr)) != CW_OK)
-        oom();
-    r->stats.reads_waited++;
+    serve_read(r, req->req_id, key, klen, b->conflict);
+    free(key);
 }
 
 /* ---------------------------------------------------------------- writes */
@@ -626,10 +696,24 @@ void cw_replica_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_r
         rc = cw_validate_key(req->key, req->key_len);
     if (rc == CW_OK && !req->tombstone && req->value_len > r->cfg.max_value_bytes)
         rc = CW_EVALUE;
-    if (rc == CW_OK && r->outbox.n >= r->cfg.outbox_max)
-        rc = CW_EFULL;
     if (rc != CW_OK) {
         reply_slot(r, CW_REPLY_PUT, req->req_id, rc);
+        return;
+    }
+    if (must_wait(r, b, &req->context)) {
+        park(r, now_us, true, req->req_id, req->bucket, req->key, req->key_len, req->value,
+             req->tombstone ? 0 : req->value_len, req->tombstone, &req->context, &req->kctx);
+        return;
+    }
+    do_put(r, now_us, req, b);
+}
+
+static void do_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_req *req,
+                   const struct cw_bucket_policy *b)
+{
+    int rc = CW_OK;
+    if (r->outbox.n >= r->cfg.outbox_max) {
+        reply_slot(r, CW_REPLY_PUT, req->req_id, CW_EFULL);
         return;
     }
     uint32_t klen;
@@ -762,7 +846,11 @@ static void apply_head(struct cw_replica *r, unsigned o, uint64_t now_us)
     cw_hlc_observe(&r->hlc, ts);
     r->meta_dirty = true;
     r->stats.remote_applied++;
-    (void)now_us;
+    /* Visibility latency: this region's physical time at apply minus the origin's
+     * physical time at commit (the stamp's physical part). Skewed clocks can make
+     * it negative; it is then counted as 0. */
+    uint64_t origin_us = cw_hlc_to_us(ts);
+    cw_hist_add(&r->visibility[o], now_us > origin_us ? now_us - origin_us : 0);
     recq_pop(&in->q);
     r->buffered--;
 }
@@ -781,7 +869,7 @@ static void drain(struct cw_replica *r, uint64_t now_us)
             }
         }
     }
-    check_reads(r, 0);
+    check_waiting(r, now_us, false);
 }
 
 static void send_nack(struct cw_replica *r, unsigned o, uint64_t now_us)
@@ -887,6 +975,17 @@ static void flush_stream(struct cw_replica *r, unsigned p)
             n = r->cfg.batch_records_max;
         if (n > r->cfg.window_records - (next - acked))
             n = r->cfg.window_records - (next - acked);
+        /* Keep a message well inside the transport's frame bound: cut the batch
+         * by bytes too, but always carry at least one record. */
+        size_t bytes = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct cw_record *rec = recq_at(&r->outbox, next + i);
+            bytes += rec->key_len + rec->version.value_len;
+            if (i > 0 && bytes > r->cfg.batch_bytes_max) {
+                n = i;
+                break;
+            }
+        }
         struct cw_msg *m = msg_slot(r, p, CW_MSG_RECORDS);
         m->records = calloc(n, sizeof(*m->records));
         if (m->records == NULL)
@@ -1003,7 +1102,7 @@ static void collect_tombstones(struct cw_replica *r)
 
 void cw_replica_tick(struct cw_replica *r, uint64_t now_us)
 {
-    check_reads(r, now_us);
+    check_waiting(r, now_us, true);
     if (r->last_heartbeat_us && now_us < r->last_heartbeat_us + r->cfg.heartbeat_us) {
         flush_all(r);
         return;
@@ -1083,7 +1182,7 @@ size_t cw_replica_outbox_pending(const struct cw_replica *r, unsigned peer)
 
 size_t cw_replica_pending_reads(const struct cw_replica *r)
 {
-    return r->reads.n;
+    return r->waiting.n;
 }
 
 const struct cw_replica_stats *cw_replica_stats(const struct cw_replica *r)
@@ -1106,6 +1205,11 @@ void cw_replica_stability(const struct cw_replica *r, struct cw_vclock *out)
 const struct cw_keymap *cw_replica_keys(const struct cw_replica *r)
 {
     return &r->keys;
+}
+
+const struct cw_hist *cw_replica_visibility(const struct cw_replica *r, unsigned origin)
+{
+    return origin < CW_REGIONS_MAX ? &r->visibility[origin] : NULL;
 }
 
 uint64_t cw_replica_clock(const struct cw_replica *r)

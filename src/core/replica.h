@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hist.h"
 #include "core/hlc.h"
 #include "core/keymap.h"
 #include "core/vclock.h"
@@ -61,6 +62,7 @@ struct cw_replica_config {
     uint32_t dep_buffer_max;    /* remote records waiting for dependencies */
     uint32_t outbox_max;        /* local records not yet applied everywhere */
     uint32_t batch_records_max; /* records per replication message */
+    uint32_t batch_bytes_max;   /* key and value bytes per replication message (at least one record) */
     uint32_t window_records;    /* records in flight per peer before an ack */
     uint32_t pending_reads_max; /* reads waiting for the session's context */
     uint64_t heartbeat_us;      /* heartbeat period */
@@ -240,6 +242,9 @@ void cw_replica_stability(const struct cw_replica *r, struct cw_vclock *out);
 const struct cw_keymap *cw_replica_keys(const struct cw_replica *r);
 const struct cw_bucket_policy *cw_replica_bucket(const struct cw_replica *r, const char *name);
 uint64_t cw_replica_clock(const struct cw_replica *r);
+/* Remote visibility latency of origin's writes here, in microseconds: physical
+ * time at apply minus the origin's physical commit time. NULL for a bad id. */
+const struct cw_hist *cw_replica_visibility(const struct cw_replica *r, unsigned origin);
 
 /* Validation shared with clients: CW_OK, CW_EBUCKET or CW_EKEY. */
 int cw_validate_bucket(const char *bucket);

@@ -95,8 +95,19 @@ struct session {
     unsigned done;
 };
 
+/* What an operation was, by its number, so a write the region performs after its
+ * client gave up (a parked write, a lost reply) is still recorded. */
+struct oprec {
+    unsigned key;
+    uint64_t value_id; /* 0 for a delete */
+    struct cw_vclock kctx;
+    size_t event; /* history index once recorded, else SIZE_MAX */
+};
+
 struct sim {
     struct cw_sim_config cfg;
+    struct oprec *ops;
+    size_t n_ops, cap_ops;
     struct cw_rng rng;
     uint64_t now;
     uint64_t seq;
@@ -501,35 +512,35 @@ static void hist_version(struct cw_hist_version *h, const struct cw_version *v)
 static void record_write(struct sim *sim, const struct cw_reply *rep)
 {
     unsigned s = (unsigned)(rep->req_id >> 40);
-    if (s >= sim->cfg.n_sessions)
+    uint64_t op = rep->req_id & ((1ull << 40) - 1);
+    if (s >= sim->cfg.n_sessions || op == 0 || op > sim->n_ops)
+        return;
+    struct oprec *o = &sim->ops[op - 1];
+    if (o->event != SIZE_MAX)
         return;
     struct session *ss = &sim->sessions[s];
-    if (!ss->busy || req_id(s, ss->op) != rep->req_id || ss->write_event != SIZE_MAX)
-        return;
+    bool current = ss->busy && ss->op == op;
     struct cw_hist_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.kind = CW_HIST_WRITE;
-    ev.session = s;
+    /* A write whose client already gave up belongs to no session's order. */
+    ev.session = current ? s : sim->next_orphan++;
     ev.region = (uint8_t)rep->dot.origin;
-    ev.key = ss->key;
-    ev.mode = sim->modes[ss->key / sim->cfg.n_keys];
+    ev.key = o->key;
+    ev.mode = sim->modes[o->key / sim->cfg.n_keys];
     ev.time_us = sim->now;
     ev.write.origin = rep->dot.origin;
     ev.write.ts = rep->dot.ts;
-    ev.write.tombstone = ss->value_id == 0;
-    ev.write.value_id = ss->value_id;
-    const uint8_t *unused = NULL;
-    (void)unused;
-    uint8_t fk[32];
-    uint32_t fkl;
-    full_key(sim, ss->key, fk, &fkl);
-    const struct cw_vclock *kc = cw_session_kctx(&ss->s, fk, fkl);
-    if (kc && ev.mode == CW_HIST_SIBLINGS)
-        ev.write.kctx = *kc;
+    ev.write.tombstone = o->value_id == 0;
+    ev.write.value_id = o->value_id;
+    if (ev.mode == CW_HIST_SIBLINGS)
+        ev.write.kctx = o->kctx;
     size_t idx = cw_history_add(&sim->res->history, &ev);
     if (idx == SIZE_MAX)
         sim->oom = true;
-    ss->write_event = idx;
+    o->event = idx;
+    if (current)
+        ss->write_event = idx;
 }
 
 static void schedule_op(struct sim *sim, unsigned s, uint64_t delay)
@@ -604,7 +615,12 @@ static void issue_op(struct sim *sim, unsigned s)
         return;
     sim->ops_issued++;
     ss->busy = true;
-    ss->op++;
+    struct oprec *orec = xgrow(sim, (void **)&sim->ops, &sim->cap_ops, sim->n_ops, sizeof(*orec));
+    if (orec == NULL)
+        return;
+    memset(orec, 0, sizeof(*orec));
+    orec->event = SIZE_MAX;
+    ss->op = ++sim->n_ops; /* numbered across sessions, from 1 */
     ss->write_event = SIZE_MAX;
     unsigned n_keys_total = 3 * sim->cfg.n_keys;
     ss->key = (unsigned)cw_rng_below(&sim->rng, n_keys_total);
@@ -632,6 +648,8 @@ static void issue_op(struct sim *sim, unsigned s)
     struct region *g = &sim->regions[r];
     if (ss->is_write) {
         ss->value_id = del ? 0 : ++sim->next_value_id;
+        orec->key = ss->key;
+        orec->value_id = ss->value_id;
         struct cw_put_req req = {
             .req_id = req_id(s, ss->op),
             .bucket = bucket,
@@ -645,6 +663,7 @@ static void issue_op(struct sim *sim, unsigned s)
         const struct cw_vclock *kc = cw_session_kctx(&ss->s, fk, fkl);
         if (kc)
             req.kctx = *kc;
+        orec->kctx = req.kctx;
         trace(sim, "session %u op %" PRIu64 " r%u %s %s/%.*s value %" PRIu64, s, ss->op, r,
               del ? "del" : "put", bucket, (int)kl, (const char *)k, ss->value_id);
         cw_replica_put(g->rep, phys_us(sim, r), &req);
@@ -1007,6 +1026,7 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
     }
     for (unsigned s = 0; sim->sessions && s < sim->cfg.n_sessions; s++)
         cw_session_free(&sim->sessions[s].s);
+    free(sim->ops);
     free(sim->sessions);
     free(sim);
     return rc;

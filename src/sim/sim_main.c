@@ -22,8 +22,9 @@ static void usage(FILE *f)
             "\n"
             "options:\n"
             "  --seed N            run exactly this seed (replay)\n"
-            "  --seeds COUNT       run COUNT seeds starting at --first (default 100;\n"
-            "                      the environment variable CAUSEWAY_SIM_SEEDS overrides it)\n"
+            "  --seeds COUNT       run COUNT seeds starting at --first (default 100); the\n"
+            "                      environment variable CAUSEWAY_SIM_SEEDS, when set,\n"
+            "                      replaces COUNT (for long runs)\n"
             "  --first N           first seed of a range (default 1)\n"
             "  --regions N         number of regions, 3 to 7 (default 3)\n"
             "  --ops N             client operations per run (default 300)\n"
@@ -60,7 +61,6 @@ int main(int argc, char **argv)
     struct cw_sim_config cfg = {.faults = true};
     uint64_t first = 1, count = 100, one_seed = 0;
     bool have_seed = false, expect_violations = false, verbose = false, trace = false;
-    bool count_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -76,7 +76,6 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--seeds") == 0) {
             if (parse_u64(a, v, &count))
                 return 2;
-            count_given = true;
             i++;
         } else if (strcmp(a, "--first") == 0) {
             if (parse_u64(a, v, &first))
@@ -122,7 +121,7 @@ int main(int argc, char **argv)
         }
     }
     const char *env = getenv("CAUSEWAY_SIM_SEEDS");
-    if (env && !count_given && !have_seed && parse_u64("CAUSEWAY_SIM_SEEDS", env, &count))
+    if (env && *env && !have_seed && parse_u64("CAUSEWAY_SIM_SEEDS", env, &count))
         return 2;
     if (have_seed) {
         first = one_seed;

@@ -1,0 +1,56 @@
+/*
+ * netclient.h - the client side of the node's request/reply endpoints.
+ *
+ * A cw_netclient is one ZeroMQ DEALER connected to a node's client or admin ROUTER
+ * (see net.h). It carries exactly one request at a time: send one frame, wait for
+ * one reply frame. The frames are opaque here; the wire layer encodes them.
+ *
+ * This file must not depend on net.c: libcauseway compiles netclient.c into itself.
+ * It needs only ZeroMQ and the error enum.
+ *
+ * Threading: one cw_netclient is used by one thread at a time. Different clients
+ * may be used from different threads; they share one ZeroMQ context per process.
+ */
+#ifndef CW_NET_NETCLIENT_H
+#define CW_NET_NETCLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest reply frame accepted; a larger one makes ZeroMQ drop the connection and the
+ * call times out. Generous: a read may return many siblings of large values. */
+#define CW_NETCLIENT_REPLY_BYTES_MAX (256u * 1024u * 1024u)
+#define CW_NETCLIENT_ENDPOINT_MAX 1024
+
+struct cw_netclient;
+
+/*
+ * Creates a DEALER and starts connecting it to endpoint (e.g. "tcp://127.0.0.1:7001");
+ * the connection completes in the background. On success *out is owned by the
+ * caller (free with cw_netclient_close). On failure *out is NULL and err (if
+ * err_len > 0) says what failed. Returns CW_EINVAL for a malformed endpoint,
+ * CW_ENET when ZeroMQ cannot create the socket, CW_ENOMEM.
+ */
+int cw_netclient_open(const char *endpoint, struct cw_netclient **out, char *err, size_t err_len);
+
+/*
+ * Sends one request frame (req[0..len), borrowed for the call) and waits up to
+ * timeout_ms (>= 0) in all for one reply frame. On CW_OK *reply is malloc'd and owned
+ * by the caller (never NULL, also for an empty reply) and *reply_len is its length.
+ * Errors, with *reply NULL:
+ *   CW_EUNAVAILABLE - no connection to the node could be made within timeout_ms
+ *                     (nothing was sent);
+ *   CW_ETIMEOUT     - the request was sent but no reply came in time; the socket is
+ *                     then recreated, so a late reply can never be taken for the
+ *                     reply to a later request;
+ *   CW_EDECODE      - the reply was not a single frame (socket recreated too);
+ *   CW_EINVAL, CW_ENOMEM, CW_ENET.
+ */
+int cw_netclient_call(struct cw_netclient *c, const uint8_t *req, size_t len, int timeout_ms,
+                      uint8_t **reply, size_t *reply_len);
+
+/* Closes the socket at once (a request in flight is abandoned), frees the client
+ * and sets *c to NULL. NULL or *c == NULL is a no-op. */
+void cw_netclient_close(struct cw_netclient **c);
+
+#endif

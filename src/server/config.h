@@ -1,0 +1,88 @@
+/*
+ * config.h - the cluster configuration: regions, their endpoints, the emulated WAN
+ * latencies, the bucket policies and the node limits, read from one INI file.
+ *
+ * Every node of a cluster and the CLI read the same file (the .ini files in
+ * geo-configs/); the format is documented key by key in docs/configuration.md.
+ * Parsing uses libinih.
+ * Loading is strict: an unknown section or key, a duplicate, a malformed or
+ * out-of-range value, a missing required key or a clash between regions is an
+ * error, reported once as "FILE:LINE: what is wrong; what is expected", so a typo
+ * never silently becomes a default.
+ *
+ * Ownership: a loaded cw_config owns its bucket array; cw_config_free releases it.
+ * Everything returned by the lookups is borrowed from the cw_config and valid until
+ * cw_config_free.
+ *
+ * Threads: cw_config_load temporarily changes libinih's process-wide settings (line
+ * buffer size) and restores them before returning, so it must not run concurrently
+ * with another libinih user in the same process. Nodes load their config once, at
+ * start-up, before any thread exists.
+ */
+#ifndef CW_SERVER_CONFIG_H
+#define CW_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/replica.h"
+#include "core/vclock.h"
+
+#define CW_REGION_NAME_MAX 32   /* region names are [a-z0-9_-]{1,32} */
+#define CW_ENDPOINT_MAX 255     /* "tcp://host:port" or "ipc://path" */
+#define CW_CONFIG_PATH_MAX 4095 /* file and directory paths */
+#define CW_CONFIG_BUCKETS_MAX 256
+
+struct cw_region_config {
+    char name[CW_REGION_NAME_MAX + 1];
+    unsigned id;                      /* 0..n_regions-1, in the order of the [region] sections */
+    char client[CW_ENDPOINT_MAX + 1]; /* clients connect here */
+    char peer[CW_ENDPOINT_MAX + 1];   /* other regions connect here */
+    char admin[CW_ENDPOINT_MAX + 1];  /* the admin interface (link delays, status) */
+    char data_dir[CW_CONFIG_PATH_MAX + 1]; /* resolved: the override or <cluster data_dir>/<name> */
+};
+
+struct cw_config {
+    char path[CW_CONFIG_PATH_MAX + 1];                   /* the file it was loaded from, as given */
+    unsigned n_regions;                                  /* 1..CW_REGIONS_MAX */
+    struct cw_region_config regions[CW_REGIONS_MAX];     /* indexed by id */
+    uint32_t latency_ms[CW_REGIONS_MAX][CW_REGIONS_MAX]; /* one-way, [from][to]; 0 if unset */
+    uint32_t jitter_ms;
+    unsigned n_buckets;               /* 1..CW_CONFIG_BUCKETS_MAX */
+    struct cw_bucket_policy *buckets; /* owned, in file order */
+    char durability[16];              /* "sync", "write_nosync" or "nosync"; the store maps it */
+    char data_dir[CW_CONFIG_PATH_MAX + 1]; /* the cluster's base directory */
+    uint32_t max_value_bytes, heartbeat_ms, read_wait_ms, resend_ms, dep_buffer_max, outbox_max,
+        batch_records_max;
+    uint32_t window_records;    /* records in flight per peer before an acknowledgement */
+    uint32_t pending_reads_max; /* reads waiting for their session's context */
+    char log_level[8];          /* "debug", "info", "warn" or "error" */
+};
+
+/*
+ * Loads and validates the file at path into *out. Returns CW_OK, CW_ECONFIG when
+ * the file is invalid, CW_EIO when it cannot be read, or CW_ENOMEM. On error, err
+ * holds one NUL-terminated line, "FILE:LINE: what is wrong; expected ..." (an I/O
+ * error has no line), truncated to err_len, and *out is zeroed and owns nothing
+ * (freeing it is harmless). On success *out owns its buckets: release them with
+ * cw_config_free. err may be NULL when err_len is 0.
+ */
+int cw_config_load(const char *path, struct cw_config *out, char *err, size_t err_len);
+
+/* Releases what c owns and zeroes it; c stays usable for another load. NULL is fine. */
+void cw_config_free(struct cw_config *c);
+
+/* The region called name, or NULL if there is none. Borrowed from c. */
+const struct cw_region_config *cw_config_region(const struct cw_config *c, const char *name);
+
+/* The policy of the bucket called name, or NULL if there is none. Borrowed from c. */
+const struct cw_bucket_policy *cw_config_bucket(const struct cw_config *c, const char *name);
+
+/*
+ * Fills *out (every field, zeroing the rest) for the replica of region id, which
+ * MUST be < c->n_regions. out->buckets is borrowed from c: keep c alive until
+ * cw_replica_create has copied it.
+ */
+void cw_config_replica(const struct cw_config *c, unsigned id, struct cw_replica_config *out);
+
+#endif

@@ -1,0 +1,601 @@
+/*
+ * server.c - causewayd's event loop: input, replica, effects.
+ */
+#include "server/server.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <causeway/error.h>
+
+#include "core/replica.h"
+#include "net/net.h"
+#include "server/log.h"
+#include "store/store.h"
+#include "wire/wire.h"
+
+#define TICK_MS 10
+#define BATCH_EVENTS_MAX 256 /* inputs folded into one group commit */
+#define PENDING_MAX 65536    /* client requests waiting for their reply */
+
+/* A client request the replica has not answered yet (a read waiting for its
+ * context, or a write waiting for its group commit). */
+struct pending {
+    bool used;
+    enum cw_net_kind kind;
+    uint8_t route[256];
+    size_t route_len;
+    uint64_t client_req_id;
+    uint32_t gen;
+};
+
+struct cw_server {
+    const struct cw_config *cfg;
+    unsigned region;
+    struct cw_replica *rep;
+    struct cw_store *store;
+    struct cw_net *net;
+    struct cw_wire_limits limits;
+    struct pending *pending;
+    size_t *free_slots;
+    size_t n_free;
+    uint32_t gen;
+    uint64_t started_us;
+    uint64_t last_tick_us;
+    struct {
+        uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
+        uint64_t commit_records;
+    } counters;
+};
+
+/* ------------------------------------------------------------ pending map */
+
+static int pending_init(struct cw_server *s)
+{
+    s->pending = calloc(PENDING_MAX, sizeof(*s->pending));
+    s->free_slots = calloc(PENDING_MAX, sizeof(*s->free_slots));
+    if (s->pending == NULL || s->free_slots == NULL)
+        return CW_ENOMEM;
+    for (size_t i = 0; i < PENDING_MAX; i++)
+        s->free_slots[i] = PENDING_MAX - 1 - i;
+    s->n_free = PENDING_MAX;
+    return CW_OK;
+}
+
+/* The replica's request id: slot in the low 32 bits, a generation above, so a
+ * late reply can never be delivered to a recycled slot's new owner. */
+static bool pending_add(struct cw_server *s, const struct cw_net_event *ev, uint64_t client_req_id,
+                        uint64_t *req_id)
+{
+    if (s->n_free == 0)
+        return false;
+    size_t slot = s->free_slots[--s->n_free];
+    struct pending *p = &s->pending[slot];
+    p->used = true;
+    p->kind = ev->kind;
+    p->route_len = ev->route_len < sizeof(p->route) ? ev->route_len : sizeof(p->route);
+    memcpy(p->route, ev->route, p->route_len);
+    p->client_req_id = client_req_id;
+    p->gen = ++s->gen;
+    *req_id = (uint64_t)p->gen << 32 | slot;
+    return true;
+}
+
+static struct pending *pending_take(struct cw_server *s, uint64_t req_id)
+{
+    size_t slot = (size_t)(req_id & 0xffffffffu);
+    if (slot >= PENDING_MAX)
+        return NULL;
+    struct pending *p = &s->pending[slot];
+    if (!p->used || p->gen != (uint32_t)(req_id >> 32))
+        return NULL;
+    p->used = false;
+    s->free_slots[s->n_free++] = slot;
+    return p;
+}
+
+/* -------------------------------------------------------------- replies */
+
+static void send_response(struct cw_server *s, enum cw_net_kind kind, const uint8_t *route,
+                          size_t route_len, const struct cw_wire_response *resp)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = cw_wire_encode_response(resp, &buf, &len);
+    if (rc != CW_OK) {
+        /* Too big to send (e.g. many large siblings): say so instead of staying
+         * silent, so the client does not wait for its time-out. */
+        struct cw_wire_response err;
+        memset(&err, 0, sizeof(err));
+        err.req_id = resp->req_id;
+        err.err = rc;
+        snprintf(err.message, sizeof(err.message),
+                 "the reply does not fit in one message (%s); read fewer or smaller siblings",
+                 cw_strerror(rc));
+        if (cw_wire_encode_response(&err, &buf, &len) != CW_OK) {
+            s->counters.replies_dropped++;
+            return;
+        }
+    }
+    struct cw_net_event to = {.kind = kind, .route_len = route_len};
+    memcpy(to.route, route, route_len);
+    if (cw_net_reply(s->net, &to, buf, len) != CW_OK)
+        s->counters.replies_dropped++;
+    free(buf);
+}
+
+static void reply_error(struct cw_server *s, const struct cw_net_event *ev, uint64_t req_id,
+                        int err, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void reply_error(struct cw_server *s, const struct cw_net_event *ev, uint64_t req_id,
+                        int err, const char *fmt, ...)
+{
+    struct cw_wire_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.req_id = req_id;
+    resp.err = err;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(resp.message, sizeof(resp.message), fmt, ap);
+    va_end(ap);
+    send_response(s, ev->kind, ev->route, ev->route_len, &resp);
+}
+
+static void deliver_reply(struct cw_server *s, const struct cw_reply *r)
+{
+    struct pending *p = pending_take(s, r->req_id);
+    if (p == NULL)
+        return;
+    struct cw_wire_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.req_id = p->client_req_id;
+    resp.err = r->err;
+    if (r->err != CW_OK)
+        snprintf(resp.message, sizeof(resp.message), "%s", cw_strerror(r->err));
+    resp.origin = r->dot.origin;
+    resp.ts = r->dot.ts;
+    resp.kctx_valid = r->kctx_valid;
+    resp.kctx = r->kctx;
+    resp.seen = r->seen;
+    resp.conflict = (uint8_t)r->conflict;
+    resp.n_versions = r->state.n;
+    resp.versions = r->state.v; /* borrowed for the encode */
+    send_response(s, p->kind, p->route, p->route_len, &resp);
+}
+
+/* ----------------------------------------------------------- status JSON */
+
+struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->p && b->n + (size_t)k < b->cap) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->n + (size_t)k + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+char *cw_server_status_json(const struct cw_server *s)
+{
+    const struct cw_config *c = s->cfg;
+    const struct cw_replica_stats *st = cw_replica_stats(s->rep);
+    const struct cw_vclock *applied = cw_replica_applied(s->rep);
+    struct sbuf b = {0};
+    sb_printf(&b, "{\"region\":\"%s\",\"id\":%u,\"regions\":[", c->regions[s->region].name,
+              s->region);
+    for (unsigned i = 0; i < c->n_regions; i++)
+        sb_printf(&b, "%s\"%s\"", i ? "," : "", c->regions[i].name);
+    sb_printf(&b, "],\"durability\":\"%s\",\"uptime_s\":%" PRIu64 ",\"clock\":%" PRIu64,
+              cw_durability_name(cw_store_durability(s->store)),
+              (cw_net_now_us() - s->started_us) / 1000000, cw_replica_clock(s->rep));
+    sb_printf(&b, ",\"peers\":[");
+    bool first = true;
+    for (unsigned p = 0; p < c->n_regions; p++) {
+        if (p == s->region)
+            continue;
+        struct cw_link_status ls;
+        cw_net_link_status(s->net, p, &ls);
+        sb_printf(&b,
+                  "%s{\"region\":\"%s\",\"link\":\"%s\",\"delay_ms\":%u,\"queued\":%zu,"
+                  "\"frames_sent\":%" PRIu64 ",\"frames_dropped\":%" PRIu64
+                  ",\"frames_received\":%" PRIu64 ",\"outbox_pending\":%zu}",
+                  first ? "" : ",", c->regions[p].name, ls.cut ? "cut" : "up", ls.delay_ms,
+                  ls.queued, ls.frames_sent, ls.frames_dropped, ls.frames_received,
+                  cw_replica_outbox_pending(s->rep, p));
+        first = false;
+    }
+    sb_printf(&b, "],\"applied\":{");
+    for (unsigned o = 0; o < c->n_regions; o++)
+        sb_printf(&b, "%s\"%s\":%" PRIu64, o ? "," : "", c->regions[o].name, applied->ts[o]);
+    struct cw_vclock stable;
+    cw_replica_stability(s->rep, &stable);
+    sb_printf(&b, "},\"stable\":{");
+    for (unsigned o = 0; o < c->n_regions; o++)
+        sb_printf(&b, "%s\"%s\":%" PRIu64, o ? "," : "", c->regions[o].name, stable.ts[o]);
+    sb_printf(&b, "},\"buffered\":%zu,\"outbox_total\":%zu,\"outbox\":{",
+              cw_replica_buffered(s->rep), cw_replica_outbox_len(s->rep));
+    first = true;
+    for (unsigned p = 0; p < c->n_regions; p++) {
+        if (p == s->region)
+            continue;
+        sb_printf(&b, "%s\"%s\":%zu", first ? "" : ",", c->regions[p].name,
+                  cw_replica_outbox_pending(s->rep, p));
+        first = false;
+    }
+    sb_printf(&b, "},\"pending_reads\":%zu,\"keys\":%zu,\"visibility_ms\":{",
+              cw_replica_pending_reads(s->rep), cw_replica_keys(s->rep)->count);
+    first = true;
+    for (unsigned o = 0; o < c->n_regions; o++) {
+        if (o == s->region)
+            continue;
+        const struct cw_hist *h = cw_replica_visibility(s->rep, o);
+        sb_printf(&b, "%s\"%s\":{\"p50\":%.1f,\"p99\":%.1f,\"count\":%" PRIu64 "}",
+                  first ? "" : ",", c->regions[o].name,
+                  (double)cw_hist_quantile(h, 0.50) / 1000.0,
+                  (double)cw_hist_quantile(h, 0.99) / 1000.0, h->count);
+        first = false;
+    }
+    struct cw_store_stats ss;
+    cw_store_stats(s->store, &ss);
+    sb_printf(&b,
+              "},\"counters\":{\"puts\":%" PRIu64 ",\"gets\":%" PRIu64 ",\"deletes\":%" PRIu64
+              ",\"remote_applied\":%" PRIu64 ",\"remote_duplicates\":%" PRIu64
+              ",\"remote_gaps\":%" PRIu64 ",\"nacks_sent\":%" PRIu64 ",\"nacks_received\":%" PRIu64
+              ",\"resent_records\":%" PRIu64 ",\"reads_waited\":%" PRIu64
+              ",\"reads_timed_out\":%" PRIu64 ",\"buffer_full_drops\":%" PRIu64
+              ",\"tombstones_collected\":%" PRIu64 ",\"errors\":%" PRIu64
+              ",\"requests\":%" PRIu64 ",\"bad_requests\":%" PRIu64
+              ",\"bad_peer_frames\":%" PRIu64 ",\"commits\":%" PRIu64
+              ",\"commit_records\":%" PRIu64 "}}",
+              st->puts, st->gets, st->deletes, st->remote_applied, st->remote_duplicates,
+              st->remote_gaps, st->nacks_sent, st->nacks_received, st->resent_records,
+              st->reads_waited, st->reads_timed_out, st->buffer_full_drops,
+              st->tombstones_collected, st->errors, s->counters.requests,
+              s->counters.bad_requests, s->counters.bad_peer_frames, ss.commits, ss.records);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* ------------------------------------------------------------- requests */
+
+static int region_by_name(const struct cw_config *c, const char *name)
+{
+    const struct cw_region_config *r = cw_config_region(c, name);
+    return r ? (int)r->id : -1;
+}
+
+static void handle_link(struct cw_server *s, const struct cw_net_event *ev,
+                        const struct cw_wire_request *req)
+{
+    int from = region_by_name(s->cfg, req->link_from);
+    int to = region_by_name(s->cfg, req->link_to);
+    if (from < 0 || to < 0) {
+        reply_error(s, ev, req->req_id, CW_EREGION, "unknown region '%s'; the config names: %s...",
+                    from < 0 ? req->link_from : req->link_to, s->cfg->regions[0].name);
+        return;
+    }
+    if ((unsigned)from != s->region) {
+        reply_error(s, ev, req->req_id, CW_EINVAL,
+                    "this is region '%s': send link commands for %s->%s to %s's admin endpoint",
+                    s->cfg->regions[s->region].name, req->link_from, req->link_to,
+                    req->link_from);
+        return;
+    }
+    if (from == to) {
+        reply_error(s, ev, req->req_id, CW_EINVAL, "a region has no link to itself");
+        return;
+    }
+    enum cw_link_op op = req->link_action == CW_LINK_CUT    ? CW_LINK_OP_CUT
+                         : req->link_action == CW_LINK_HEAL ? CW_LINK_OP_HEAL
+                                                            : CW_LINK_OP_DELAY;
+    int rc = cw_net_link(s->net, (unsigned)to, op, req->delay_ms);
+    if (rc != CW_OK) {
+        reply_error(s, ev, req->req_id, rc, "link change refused: %s", cw_strerror(rc));
+        return;
+    }
+    cw_info("link %s->%s: %s%s", req->link_from, req->link_to,
+            op == CW_LINK_OP_CUT ? "cut" : op == CW_LINK_OP_HEAL ? "healed" : "delay set",
+            op == CW_LINK_OP_DELAY ? "" : "");
+    struct cw_wire_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.req_id = req->req_id;
+    send_response(s, ev->kind, ev->route, ev->route_len, &resp);
+}
+
+static void handle_status(struct cw_server *s, const struct cw_net_event *ev, uint64_t req_id)
+{
+    struct cw_wire_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.req_id = req_id;
+    resp.status_json = cw_server_status_json(s);
+    if (resp.status_json == NULL) {
+        reply_error(s, ev, req_id, CW_ENOMEM, "out of memory building status");
+        return;
+    }
+    send_response(s, ev->kind, ev->route, ev->route_len, &resp);
+    free(resp.status_json);
+}
+
+static void handle_request(struct cw_server *s, const struct cw_net_event *ev, uint64_t now_us)
+{
+    struct cw_wire_request req;
+    s->counters.requests++;
+    int rc = cw_wire_decode_request(ev->data, ev->len, &s->limits, &req);
+    if (rc != CW_OK) {
+        s->counters.bad_requests++;
+        reply_error(s, ev, 0, rc, "malformed request: %s", cw_strerror(rc));
+        return;
+    }
+    switch (req.op) {
+    case CW_OP_STATUS:
+        handle_status(s, ev, req.req_id);
+        break;
+    case CW_OP_LINK:
+        if (ev->kind != CW_NET_ADMIN)
+            reply_error(s, ev, req.req_id, CW_EINVAL,
+                        "link commands go to the admin endpoint, not the client endpoint");
+        else
+            handle_link(s, ev, &req);
+        break;
+    case CW_OP_PUT:
+    case CW_OP_DEL:
+    case CW_OP_GET: {
+        if (ev->kind != CW_NET_CLIENT) {
+            reply_error(s, ev, req.req_id, CW_EINVAL,
+                        "data requests go to the client endpoint, not the admin endpoint");
+            break;
+        }
+        uint64_t id;
+        if (!pending_add(s, ev, req.req_id, &id)) {
+            reply_error(s, ev, req.req_id, CW_EFULL,
+                        "too many requests in flight on this node; retry later");
+            break;
+        }
+        if (req.op == CW_OP_GET) {
+            struct cw_get_req g = {.req_id = id, .bucket = req.bucket, .key = req.key,
+                                   .key_len = req.key_len, .context = req.context};
+            cw_replica_get(s->rep, now_us, &g);
+        } else {
+            struct cw_put_req p = {.req_id = id, .bucket = req.bucket, .key = req.key,
+                                   .key_len = req.key_len, .value = req.value,
+                                   .value_len = req.value_len, .tombstone = req.op == CW_OP_DEL,
+                                   .context = req.context};
+            if (req.has_kctx)
+                p.kctx = req.kctx;
+            cw_replica_put(s->rep, now_us, &p);
+        }
+        break;
+    }
+    default:
+        s->counters.bad_requests++;
+        reply_error(s, ev, req.req_id, CW_EINVAL, "unknown operation %d", (int)req.op);
+    }
+    cw_wire_request_free(&req);
+}
+
+static void handle_peer(struct cw_server *s, const struct cw_net_event *ev, uint64_t now_us)
+{
+    struct cw_msg m;
+    int rc = cw_wire_decode_peer(ev->data, ev->len, &s->limits, &m);
+    if (rc != CW_OK) {
+        s->counters.bad_peer_frames++;
+        cw_debug("dropped a malformed frame from %s: %s", s->cfg->regions[ev->peer].name,
+                 cw_strerror(rc));
+        return;
+    }
+    if (m.from != ev->peer) {
+        /* The routing id says who connected; a frame claiming otherwise is bad. */
+        s->counters.bad_peer_frames++;
+        cw_msg_free(&m);
+        return;
+    }
+    cw_replica_recv(s->rep, now_us, &m);
+    cw_msg_free(&m);
+}
+
+/* --------------------------------------------------------------- effects */
+
+static int process_ready(struct cw_server *s)
+{
+    if (!cw_replica_has_ready(s->rep))
+        return CW_OK;
+    const struct cw_ready *rd = cw_replica_ready(s->rep);
+    /* 1. Durable first: one transaction for everything decided since the last
+     *    round (group commit). */
+    int rc = cw_store_commit(s->store, rd->persist, rd->n_persist);
+    if (rc != CW_OK) {
+        cw_error("store commit failed: %s; stopping so that restart recovers the last "
+                 "committed state",
+                 cw_store_errmsg(s->store));
+        return rc;
+    }
+    /* 2. Then tell the peers. */
+    for (size_t i = 0; i < rd->n_msgs; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (cw_wire_encode_peer(&rd->msgs[i], &buf, &len) != CW_OK) {
+            cw_warn("cannot encode a message for %s; the resend protocol will repair it",
+                    s->cfg->regions[rd->msgs[i].to].name);
+            continue;
+        }
+        cw_net_send_peer(s->net, rd->msgs[i].to, buf, len); /* takes buf */
+    }
+    /* 3. Then answer the clients. */
+    for (size_t i = 0; i < rd->n_replies; i++)
+        deliver_reply(s, &rd->replies[i]);
+    cw_replica_advance(s->rep);
+    return CW_OK;
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_server **out, char *err,
+                   size_t err_len)
+{
+    *out = NULL;
+    struct cw_server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return CW_ENOMEM;
+    }
+    s->cfg = cfg;
+    s->region = region;
+    s->started_us = cw_net_now_us();
+    cw_wire_limits_default(&s->limits);
+    s->limits.value_bytes_max = cfg->max_value_bytes;
+    int rc = pending_init(s);
+    if (rc != CW_OK) {
+        snprintf(err, err_len, "out of memory");
+        goto err_after_alloc;
+    }
+
+    struct cw_replica_config rcfg;
+    cw_config_replica(cfg, region, &rcfg);
+    s->rep = cw_replica_create(&rcfg);
+    if (s->rep == NULL) {
+        rc = CW_ENOMEM;
+        snprintf(err, err_len, "cannot create the replica (out of memory or bad config)");
+        goto err_after_alloc;
+    }
+
+    enum cw_durability dur;
+    if (cw_durability_parse(cfg->durability, &dur) != CW_OK) {
+        rc = CW_ECONFIG;
+        snprintf(err, err_len, "%s: bad durability '%s'", cfg->path, cfg->durability);
+        goto err_after_replica;
+    }
+    rc = cw_store_open(cfg->regions[region].data_dir, dur, &s->store, err, err_len);
+    if (rc != CW_OK)
+        goto err_after_replica;
+    if (dur == CW_DURABILITY_NOSYNC)
+        cw_warn("durability = nosync: commits are not flushed; a crash can lose acknowledged "
+                "writes. Use it for benchmarks only.");
+    struct cw_store_load_stats ls = {0};
+    rc = cw_store_load(s->store, s->rep, &ls, err, err_len);
+    if (rc != CW_OK)
+        goto err_after_store;
+    cw_info("recovered %zu keys and %zu outbox records from %s%s", ls.keys, ls.outbox,
+            cfg->regions[region].data_dir, ls.meta ? "" : " (new data directory)");
+
+    struct cw_net_config ncfg;
+    memset(&ncfg, 0, sizeof(ncfg));
+    ncfg.self = region;
+    ncfg.n_regions = cfg->n_regions;
+    for (unsigned i = 0; i < cfg->n_regions; i++) {
+        snprintf(ncfg.names[i], sizeof(ncfg.names[i]), "%s", cfg->regions[i].name);
+        snprintf(ncfg.peer_endpoints[i], sizeof(ncfg.peer_endpoints[i]), "%s",
+                 cfg->regions[i].peer);
+        ncfg.delay_ms[i] = cfg->latency_ms[region][i];
+    }
+    snprintf(ncfg.client_endpoint, sizeof(ncfg.client_endpoint), "%s", cfg->regions[region].client);
+    snprintf(ncfg.admin_endpoint, sizeof(ncfg.admin_endpoint), "%s", cfg->regions[region].admin);
+    ncfg.jitter_ms = cfg->jitter_ms;
+    ncfg.seed = s->started_us ^ ((uint64_t)region << 48);
+    ncfg.frame_bytes_max = s->limits.frame_bytes_max;
+    rc = cw_net_open(&ncfg, &s->net, err, err_len);
+    if (rc != CW_OK)
+        goto err_after_store;
+    *out = s;
+    return CW_OK;
+
+err_after_store:
+    cw_store_close(&s->store);
+err_after_replica:
+    cw_replica_destroy(&s->rep);
+err_after_alloc:
+    free(s->pending);
+    free(s->free_slots);
+    free(s);
+    return rc;
+}
+
+int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
+{
+    const struct cw_region_config *me = &s->cfg->regions[s->region];
+    cw_info("region %s (id %u) serving clients on %s, peers on %s, admin on %s", me->name,
+            s->region, me->client, me->peer, me->admin);
+    while (!*stop) {
+        uint64_t now = cw_net_now_us();
+        int wait_ms = TICK_MS - (int)((now - s->last_tick_us) / 1000);
+        if (wait_ms < 0 || wait_ms > TICK_MS)
+            wait_ms = 0;
+        /* Fold every input that is already waiting into one round. */
+        for (int n = 0; n < BATCH_EVENTS_MAX; n++) {
+            struct cw_net_event ev;
+            int rc = cw_net_poll(s->net, n == 0 ? wait_ms : 0, &ev);
+            if (rc != CW_OK) {
+                if (*stop)
+                    break;
+                cw_warn("transport error: %s", cw_strerror(rc));
+                break;
+            }
+            if (ev.kind == CW_NET_NONE)
+                break;
+            now = cw_net_now_us();
+            if (ev.kind == CW_NET_PEER)
+                handle_peer(s, &ev, now);
+            else
+                handle_request(s, &ev, now);
+        }
+        now = cw_net_now_us();
+        if (now - s->last_tick_us >= TICK_MS * 1000ull) {
+            cw_replica_tick(s->rep, now);
+            s->last_tick_us = now;
+        }
+        int rc = process_ready(s);
+        if (rc != CW_OK)
+            return rc;
+    }
+    /* Commit what was decided before stopping: nothing acknowledged is lost. */
+    int rc = process_ready(s);
+    cw_info("stopped cleanly");
+    return rc;
+}
+
+void cw_server_destroy(struct cw_server **sp)
+{
+    struct cw_server *s = *sp;
+    if (s == NULL)
+        return;
+    cw_net_close(&s->net);
+    cw_store_close(&s->store);
+    cw_replica_destroy(&s->rep);
+    free(s->pending);
+    free(s->free_slots);
+    free(s);
+    *sp = NULL;
+}

@@ -1,0 +1,46 @@
+/*
+ * server.h - causewayd's single event loop: one region node.
+ *
+ * The server wires the pure replica (src/core) to its adapters: the Berkeley DB
+ * store, the ZeroMQ transport with WAN emulation, and the wire codec. Its loop
+ * is the etcd-raft "Ready" loop: take input (peer frames, client and admin
+ * requests, timer ticks), let the replica decide, then carry out the effects in
+ * the one safe order: commit every persist record in one transaction (group
+ * commit), then send peer messages, then answer clients.
+ *
+ * Ownership: the server borrows cfg for its whole life (keep it alive until
+ * cw_server_destroy) and owns everything else it opens.
+ */
+#ifndef CW_SERVER_SERVER_H
+#define CW_SERVER_SERVER_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "server/config.h"
+
+struct cw_server;
+
+/*
+ * Opens the store (running recovery), restores the replica from it, binds the
+ * endpoints. Returns CW_OK with *out set, or an error with a message in err that
+ * says what failed and what to do.
+ */
+int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_server **out, char *err,
+                   size_t err_len);
+
+/* Runs until *stop becomes nonzero (set it from a signal handler). Returns CW_OK
+ * after a clean stop, or the error that forced the node down (e.g. the store
+ * failed: the replica's promises cannot be kept, so it stops and recovers on
+ * restart). */
+int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop);
+
+void cw_server_destroy(struct cw_server **s);
+
+/*
+ * The status document as one JSON object (see docs/operations.md). Returns a
+ * malloc'd NUL-terminated string owned by the caller, or NULL when out of memory.
+ */
+char *cw_server_status_json(const struct cw_server *s);
+
+#endif

@@ -1,0 +1,17 @@
+# The simulator over many seeds, as ctest cases. causeway-sim reads the seed count
+# from CAUSEWAY_SIM_SEEDS when set (long runs), otherwise from --seeds.
+set(CW_SIM_DEFAULT_SEEDS 600)
+foreach(regions 3 5)
+  add_test(NAME sim_seeds_${regions}_regions
+           COMMAND causeway-sim --regions ${regions} --seeds ${CW_SIM_DEFAULT_SEEDS} --first 1)
+  set_tests_properties(sim_seeds_${regions}_regions PROPERTIES TIMEOUT 1800)
+endforeach()
+add_test(NAME sim_seeds_7_regions_no_faults
+         COMMAND causeway-sim --regions 7 --seeds 50 --first 1 --no-faults)
+# The checker is not vacuous: with causal dependency checks off, the same workload
+# must be caught.
+add_test(NAME sim_checker_catches_no_causal
+         COMMAND causeway-sim --regions 3 --seeds 100 --first 1 --no-causal --expect-violations)
+add_test(NAME sim_help COMMAND causeway-sim --help)
+add_test(NAME sim_bad_usage COMMAND causeway-sim --regions 9)
+set_tests_properties(sim_bad_usage PROPERTIES WILL_FAIL TRUE)
