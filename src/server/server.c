@@ -29,6 +29,7 @@ struct pending {
     uint8_t route[256];
     size_t route_len;
     uint64_t client_req_id;
+    enum cw_wire_op op;
     uint32_t gen;
 };
 
@@ -68,7 +69,7 @@ static int pending_init(struct cw_server *s)
 /* The replica's request id: slot in the low 32 bits, a generation above, so a
  * late reply can never be delivered to a recycled slot's new owner. */
 static bool pending_add(struct cw_server *s, const struct cw_net_event *ev, uint64_t client_req_id,
-                        uint64_t *req_id)
+                        enum cw_wire_op op, uint64_t *req_id)
 {
     if (s->n_free == 0)
         return false;
@@ -79,6 +80,7 @@ static bool pending_add(struct cw_server *s, const struct cw_net_event *ev, uint
     p->route_len = ev->route_len < sizeof(p->route) ? ev->route_len : sizeof(p->route);
     memcpy(p->route, ev->route, p->route_len);
     p->client_req_id = client_req_id;
+    p->op = op;
     p->gen = ++s->gen;
     *req_id = (uint64_t)p->gen << 32 | slot;
     return true;
@@ -110,6 +112,7 @@ static void send_response(struct cw_server *s, enum cw_net_kind kind, const uint
          * silent, so the client does not wait for its time-out. */
         struct cw_wire_response err;
         memset(&err, 0, sizeof(err));
+        err.op = resp->op;
         err.req_id = resp->req_id;
         err.err = rc;
         snprintf(err.message, sizeof(err.message),
@@ -127,14 +130,16 @@ static void send_response(struct cw_server *s, enum cw_net_kind kind, const uint
     free(buf);
 }
 
-static void reply_error(struct cw_server *s, const struct cw_net_event *ev, uint64_t req_id,
-                        int err, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void reply_error(struct cw_server *s, const struct cw_net_event *ev, enum cw_wire_op op,
+                        uint64_t req_id, int err, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
-static void reply_error(struct cw_server *s, const struct cw_net_event *ev, uint64_t req_id,
-                        int err, const char *fmt, ...)
+static void reply_error(struct cw_server *s, const struct cw_net_event *ev, enum cw_wire_op op,
+                        uint64_t req_id, int err, const char *fmt, ...)
 {
     struct cw_wire_response resp;
     memset(&resp, 0, sizeof(resp));
+    resp.op = op;
     resp.req_id = req_id;
     resp.err = err;
     va_list ap;
@@ -151,6 +156,7 @@ static void deliver_reply(struct cw_server *s, const struct cw_reply *r)
         return;
     struct cw_wire_response resp;
     memset(&resp, 0, sizeof(resp));
+    resp.op = p->op;
     resp.req_id = p->client_req_id;
     resp.err = r->err;
     if (r->err != CW_OK)
@@ -304,19 +310,19 @@ static void handle_link(struct cw_server *s, const struct cw_net_event *ev,
     int from = region_by_name(s->cfg, req->link_from);
     int to = region_by_name(s->cfg, req->link_to);
     if (from < 0 || to < 0) {
-        reply_error(s, ev, req->req_id, CW_EREGION, "unknown region '%s'; the config names: %s...",
+        reply_error(s, ev, req->op, req->req_id, CW_EREGION, "unknown region '%s'; the config names: %s...",
                     from < 0 ? req->link_from : req->link_to, s->cfg->regions[0].name);
         return;
     }
     if ((unsigned)from != s->region) {
-        reply_error(s, ev, req->req_id, CW_EINVAL,
+        reply_error(s, ev, req->op, req->req_id, CW_EINVAL,
                     "this is region '%s': send link commands for %s->%s to %s's admin endpoint",
                     s->cfg->regions[s->region].name, req->link_from, req->link_to,
                     req->link_from);
         return;
     }
     if (from == to) {
-        reply_error(s, ev, req->req_id, CW_EINVAL, "a region has no link to itself");
+        reply_error(s, ev, req->op, req->req_id, CW_EINVAL, "a region has no link to itself");
         return;
     }
     enum cw_link_op op = req->link_action == CW_LINK_CUT    ? CW_LINK_OP_CUT
@@ -324,7 +330,7 @@ static void handle_link(struct cw_server *s, const struct cw_net_event *ev,
                                                             : CW_LINK_OP_DELAY;
     int rc = cw_net_link(s->net, (unsigned)to, op, req->delay_ms);
     if (rc != CW_OK) {
-        reply_error(s, ev, req->req_id, rc, "link change refused: %s", cw_strerror(rc));
+        reply_error(s, ev, req->op, req->req_id, rc, "link change refused: %s", cw_strerror(rc));
         return;
     }
     cw_info("link %s->%s: %s%s", req->link_from, req->link_to,
@@ -332,6 +338,7 @@ static void handle_link(struct cw_server *s, const struct cw_net_event *ev,
             op == CW_LINK_OP_DELAY ? "" : "");
     struct cw_wire_response resp;
     memset(&resp, 0, sizeof(resp));
+    resp.op = CW_OP_LINK;
     resp.req_id = req->req_id;
     send_response(s, ev->kind, ev->route, ev->route_len, &resp);
 }
@@ -340,10 +347,11 @@ static void handle_status(struct cw_server *s, const struct cw_net_event *ev, ui
 {
     struct cw_wire_response resp;
     memset(&resp, 0, sizeof(resp));
+    resp.op = CW_OP_STATUS;
     resp.req_id = req_id;
     resp.status_json = cw_server_status_json(s);
     if (resp.status_json == NULL) {
-        reply_error(s, ev, req_id, CW_ENOMEM, "out of memory building status");
+        reply_error(s, ev, CW_OP_STATUS, req_id, CW_ENOMEM, "out of memory building status");
         return;
     }
     send_response(s, ev->kind, ev->route, ev->route_len, &resp);
@@ -357,7 +365,8 @@ static void handle_request(struct cw_server *s, const struct cw_net_event *ev, u
     int rc = cw_wire_decode_request(ev->data, ev->len, &s->limits, &req);
     if (rc != CW_OK) {
         s->counters.bad_requests++;
-        reply_error(s, ev, 0, rc, "malformed request: %s", cw_strerror(rc));
+        enum cw_wire_op op = req.op >= CW_OP_PUT && req.op <= CW_OP_LINK ? req.op : CW_OP_NONE;
+        reply_error(s, ev, op, req.req_id, rc, "malformed request: %s", cw_strerror(rc));
         return;
     }
     switch (req.op) {
@@ -366,7 +375,7 @@ static void handle_request(struct cw_server *s, const struct cw_net_event *ev, u
         break;
     case CW_OP_LINK:
         if (ev->kind != CW_NET_ADMIN)
-            reply_error(s, ev, req.req_id, CW_EINVAL,
+            reply_error(s, ev, req.op, req.req_id, CW_EINVAL,
                         "link commands go to the admin endpoint, not the client endpoint");
         else
             handle_link(s, ev, &req);
@@ -375,13 +384,13 @@ static void handle_request(struct cw_server *s, const struct cw_net_event *ev, u
     case CW_OP_DEL:
     case CW_OP_GET: {
         if (ev->kind != CW_NET_CLIENT) {
-            reply_error(s, ev, req.req_id, CW_EINVAL,
+            reply_error(s, ev, req.op, req.req_id, CW_EINVAL,
                         "data requests go to the client endpoint, not the admin endpoint");
             break;
         }
         uint64_t id;
-        if (!pending_add(s, ev, req.req_id, &id)) {
-            reply_error(s, ev, req.req_id, CW_EFULL,
+        if (!pending_add(s, ev, req.req_id, req.op, &id)) {
+            reply_error(s, ev, req.op, req.req_id, CW_EFULL,
                         "too many requests in flight on this node; retry later");
             break;
         }
@@ -402,7 +411,7 @@ static void handle_request(struct cw_server *s, const struct cw_net_event *ev, u
     }
     default:
         s->counters.bad_requests++;
-        reply_error(s, ev, req.req_id, CW_EINVAL, "unknown operation %d", (int)req.op);
+        reply_error(s, ev, req.op, req.req_id, CW_EINVAL, "unknown operation %d", (int)req.op);
     }
     cw_wire_request_free(&req);
 }
@@ -476,7 +485,10 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     s->region = region;
     s->started_us = cw_net_now_us();
     cw_wire_limits_default(&s->limits);
-    s->limits.value_bytes_max = cfg->max_value_bytes;
+    /* The transport accepts any value that fits in a frame, so that the replica,
+     * not the decoder, refuses a value over max_value_bytes: its error says
+     * "value too large" instead of "malformed request". */
+    s->limits.value_bytes_max = (uint32_t)(s->limits.frame_bytes_max / 2);
     int rc = pending_init(s);
     if (rc != CW_OK) {
         snprintf(err, err_len, "out of memory");

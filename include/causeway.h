@@ -1,0 +1,270 @@
+/*
+ * causeway.h - libcauseway, the C client library of causeway, a causally
+ * consistent, geo-replicated key-value store.
+ *
+ * Two objects:
+ *
+ *   struct cw_client  a connection to one region's client endpoint (or its admin
+ *                     endpoint, for cw_link). Requests are synchronous: one at a
+ *                     time, each waits for its reply or its time-out.
+ *   struct cw_sess    a causal session: one thread of execution's causal context
+ *                     (the join of every version it has read or written) plus, for
+ *                     siblings buckets, the key context it last saw per key (a
+ *                     bounded number of keys, least recently used forgotten).
+ *
+ * A session is independent of any connection: use one session with clients of
+ * several regions and it keeps its guarantees across them (read-your-writes,
+ * monotonic reads, writes-follow-reads). A region serves a session's read only
+ * once it has applied everything in the session's context; until then the read
+ * waits (server-side, bounded) and then fails with CW_ENOTREADY. Save a session to
+ * a file and load it in another process to continue it there (the CLI's
+ * --session FILE does exactly that).
+ *
+ * Errors: every function that can fail returns CW_OK (0) or an enum cw_err code
+ * from <causeway/error.h>; cw_strerror(code) gives the general sentence and
+ * cw_client_error() / cw_sess_error() the detailed message of the last failure
+ * on that object (which key, which line of which file, what the server said).
+ *
+ * Ownership: objects made by *_new / *_connect belong to the caller and are
+ * released by the matching *_free / *_close, which take T ** and set it to NULL
+ * (NULL and *p == NULL are accepted). On failure no object is returned (*out is
+ * NULL). Every pointer argument is borrowed for the duration of the call only;
+ * the library keeps no pointer into the caller's buffers.
+ *
+ * Threads: a client or a session must not be used by two threads at once;
+ * different objects may be used concurrently.
+ */
+#ifndef CAUSEWAY_H
+#define CAUSEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <causeway/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Limits, the same as the server's. */
+#define CW_BUCKET_LEN_MAX 64      /* bucket names are [a-z0-9_-]{1,64} */
+#define CW_KEY_LEN_MAX 1024       /* keys are 1..1024 bytes, any bytes */
+#define CW_CONTEXT_TOKEN_MAX 327  /* a context token, including its NUL */
+#define CW_REGION_NAMES_MAX 16    /* regions in a cluster */
+#define CW_REGION_NAME_LEN_MAX 32 /* region names, without the NUL */
+
+/* ------------------------------------------------------------------ client */
+
+struct cw_client;
+
+#define CW_CLIENT_TIMEOUT_MS_DEFAULT 5000
+#define CW_CLIENT_RETRIES_DEFAULT 2
+#define CW_CLIENT_RETRIES_MAX 10
+
+struct cw_client_options {
+    /* How long one attempt waits for its reply, 1..3600000 ms. */
+    unsigned timeout_ms;
+    /*
+     * Further attempts, 0..CW_CLIENT_RETRIES_MAX. Any request is tried again when
+     * the node could not be reached (nothing was sent). After a time-out (the
+     * request was sent, no reply came) only reads (cw_get) and status are tried
+     * again. Writes (cw_put, cw_del) and link commands are not: a write whose
+     * reply was lost may have been applied, and sending it again would create a
+     * second version (in a siblings bucket, a spurious sibling) instead of
+     * repeating the first. A timed-out write is reported as CW_ETIMEOUT; read
+     * the key to find out whether it happened.
+     */
+    unsigned retries;
+};
+
+/* Fills *opt with the defaults (CW_CLIENT_TIMEOUT_MS_DEFAULT, CW_CLIENT_RETRIES_DEFAULT). */
+void cw_client_options_init(struct cw_client_options *opt);
+
+/*
+ * Prepares a connection to endpoint ("tcp://host:port" or "ipc://path"); opt
+ * NULL means the defaults. The connection is made in the background, so an
+ * unreachable server shows up as CW_EUNAVAILABLE on the first request, not here.
+ * Returns CW_OK with a new client in *out, CW_EINVAL for a malformed endpoint
+ * or options, CW_ENET when the transport cannot be set up, or CW_ENOMEM (there
+ * is no client to ask for details then; the code says it all).
+ */
+int cw_client_connect(const char *endpoint, const struct cw_client_options *opt,
+                      struct cw_client **out);
+
+/* Closes the connection without waiting for unsent requests; sets *c to NULL. */
+void cw_client_close(struct cw_client **c);
+
+/* The detailed message of the last failed call on c ("" after a success).
+ * Borrowed: valid until the next call on c. Never NULL. */
+const char *cw_client_error(const struct cw_client *c);
+
+/* ----------------------------------------------------------------- session */
+
+struct cw_sess;
+
+#define CW_SESS_KEYS_DEFAULT 1024 /* remembered key contexts, by default */
+#define CW_SESS_KEYS_MAX 16384
+
+/*
+ * A new, empty session that remembers the key contexts of at most max_keys keys
+ * (0 means CW_SESS_KEYS_DEFAULT; at most CW_SESS_KEYS_MAX). Forgetting a key's
+ * context is safe: a later put of that key without a context adds a sibling, it
+ * never loses one. Returns CW_OK, CW_EINVAL or CW_ENOMEM.
+ */
+int cw_sess_new(size_t max_keys, struct cw_sess **out);
+void cw_sess_free(struct cw_sess **s);
+
+/* The detailed message of the last failed call on s ("" after a success).
+ * Borrowed: valid until the next call on s. Never NULL. */
+const char *cw_sess_error(const struct cw_sess *s);
+
+/*
+ * The session's causal context as a printable token ("cw1-" and hex digits, at
+ * most CW_CONTEXT_TOKEN_MAX bytes with the NUL) written to buf. Returns CW_OK, or
+ * CW_ETOOBIG when len is too small (buf then holds "").
+ */
+int cw_sess_export(const struct cw_sess *s, char *buf, size_t len);
+
+/*
+ * Joins the context in token into the session's context: afterwards the session
+ * depends on everything the exporting session had seen. Key contexts are not
+ * part of a token. Returns CW_OK or CW_ECONTEXT (session unchanged).
+ */
+int cw_sess_import(struct cw_sess *s, const char *token);
+
+/*
+ * Writes the session (its context and remembered key contexts) to the file at
+ * path, atomically: a temporary file in the same directory is written, flushed
+ * to disk and renamed over path, so a crash leaves the old or the new file,
+ * never a torn one. The file is created (mode 0600) if missing.
+ *
+ * Format (text, one record per line, version 1):
+ *     causeway-session 1
+ *     context TOKEN
+ *     key HEX TOKEN          (zero or more; least recently used first)
+ * where HEX is the lowercase hex of the full key "bucket/key" and TOKEN a
+ * context token. Returns CW_OK or CW_EIO (cw_sess_error says why).
+ */
+int cw_sess_save(struct cw_sess *s, const char *path);
+
+/*
+ * Replaces the session's context and key contexts with those in the file at path
+ * (written by cw_sess_save). Keys beyond the session's bound keep only the most
+ * recently used. Returns CW_OK; CW_ENOTFOUND when the file does not exist;
+ * CW_EIO when it cannot be read; CW_ECONTEXT when it is malformed (cw_sess_error
+ * names the file and line). On any error the session is unchanged.
+ */
+int cw_sess_load(struct cw_sess *s, const char *path);
+
+/* ------------------------------------------------------------- operations */
+
+struct cw_put_result {
+    unsigned origin; /* region id that accepted the write (the dot's origin) */
+    uint64_t ts;     /* its hybrid-logical timestamp (the dot's ts) */
+};
+
+/*
+ * Writes value under bucket/key at the client's region. The write depends on
+ * everything in the session's context (its dependency vector) and is joined into
+ * it once acknowledged.
+ *
+ * context_token says which versions of the key this write replaces (siblings
+ * buckets; LWW buckets ignore it): the context from a cw_get of this key. NULL
+ * means the context the session remembers for this key from its last read (or
+ * its last write that replaced every sibling), or none: a put without a context
+ * next to existing versions adds a sibling. An explicit token is also joined
+ * into the session's context, since the write replaces what it names.
+ *
+ * sess may be NULL: the write then carries an empty context and nothing is
+ * remembered. Bucket and key are checked before anything is sent (CW_EBUCKET,
+ * CW_EKEY, CW_ECONTEXT). The server may answer CW_EVALUE (value too large),
+ * CW_ESIBLINGS, CW_EUNKNOWNBUCKET, CW_EFULL, CW_ESTRONG; the transport
+ * CW_ETIMEOUT (the write may or may not have happened; it is not retried) or
+ * CW_ENET. On success *out (may be NULL) receives the write's dot.
+ */
+int cw_put(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+           size_t key_len, const void *value, size_t value_len, const char *context_token,
+           struct cw_put_result *out);
+
+/* Deletes bucket/key: writes a tombstone, with the same rules as cw_put. */
+int cw_del(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+           size_t key_len, const char *context_token, struct cw_put_result *out);
+
+struct cw_value_version {
+    const uint8_t *value; /* len bytes, owned by the result; not NUL-terminated */
+    size_t len;
+    unsigned origin; /* the region id that wrote it */
+    uint64_t ts;     /* its timestamp; (ts, origin) orders versions */
+};
+
+struct cw_get_result {
+    bool found;    /* false when the key has no live version (none, or only tombstones) */
+    bool siblings; /* the bucket keeps siblings (else LWW: at most one version) */
+    size_t n;      /* live versions, 0 when !found */
+    struct cw_value_version *versions; /* n versions in (ts, origin) order */
+    /* The key context of what was read (tombstones included): pass it to
+     * cw_put/cw_del as context_token to replace exactly these versions. */
+    char context[CW_CONTEXT_TOKEN_MAX];
+};
+
+/*
+ * Reads bucket/key at the client's region, after that region has applied
+ * everything in the session's context. Returns CW_OK with a new result in *out
+ * (found or not: a missing key is not an error); CW_ENOTREADY when the region
+ * has not caught up with the session in time; validation, server and transport
+ * errors as for cw_put (a timed-out read is retried per the options). sess may
+ * be NULL (no causal guarantees). The session joins what was read into its
+ * context and, for siblings buckets, remembers the key context.
+ */
+int cw_get(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+           size_t key_len, struct cw_get_result **out);
+
+/* Frees a result and everything it points to; sets *r to NULL. */
+void cw_get_result_free(struct cw_get_result **r);
+
+/* -------------------------------------------------------- status and admin */
+
+/*
+ * The server's status document (one JSON object; fields are listed in
+ * docs/operations.md) as a new NUL-terminated string in *json: release it with
+ * free(). Works on client and admin endpoints.
+ */
+int cw_status_json(struct cw_client *c, char **json);
+
+struct cw_regions {
+    unsigned n; /* regions, ids 0..n-1 */
+    char name[CW_REGION_NAMES_MAX][CW_REGION_NAME_LEN_MAX + 1];
+};
+
+/*
+ * Extracts the region names (index = region id) from a status document's
+ * "regions" array. Returns CW_OK, or CW_EDECODE when the document is not a JSON
+ * object with such an array of at most CW_REGION_NAMES_MAX short strings.
+ */
+int cw_status_regions(const char *status_json, struct cw_regions *out);
+
+/* Asks the server for its status and extracts the region names. */
+int cw_region_names(struct cw_client *c, struct cw_regions *out);
+
+enum cw_admin_link {
+    CW_ADMIN_LINK_CUT = 1,   /* drop every message on the link until it is healed */
+    CW_ADMIN_LINK_HEAL = 2,  /* deliver again */
+    CW_ADMIN_LINK_DELAY = 3, /* set the link's one-way delay to delay_ms */
+};
+
+/*
+ * Changes the emulated link from region `from` to region `to` (names). admin
+ * MUST be connected to from's admin endpoint: links are emulated in the sender,
+ * so a link is changed one direction at a time (cut both directions to
+ * partition two regions). delay_ms is used by CW_ADMIN_LINK_DELAY only. Not
+ * retried after a time-out. Returns CW_OK; CW_EREGION for a name that is empty,
+ * too long or (server side) unknown; CW_EINVAL for a bad op; transport errors.
+ */
+int cw_link(struct cw_client *admin, const char *from, const char *to, enum cw_admin_link op,
+            unsigned delay_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

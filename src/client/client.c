@@ -1,0 +1,923 @@
+/*
+ * client.c - libcauseway: connections, causal sessions and their files, and the
+ * requests behind include/causeway.h.
+ *
+ * The library is a thin, careful layer: it validates input before anything is
+ * sent, encodes a wire request, waits for the reply through the network client,
+ * and folds the reply into the session with the core's own session rules
+ * (core/session.h), so the client and the simulator share one definition of a
+ * session's causal state.
+ */
+#include <causeway.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/json.h"
+#include "core/replica.h"
+#include "core/session.h"
+#include "core/vclock.h"
+#include "net/netclient.h"
+#include "wire/wire.h"
+
+_Static_assert(CW_CONTEXT_TOKEN_MAX == CW_TOKEN_MAX, "public token size must match the core's");
+_Static_assert(CW_BUCKET_LEN_MAX == CW_BUCKET_NAME_MAX, "public bucket limit must match");
+_Static_assert(CW_KEY_LEN_MAX == CW_KEY_BYTES_MAX, "public key limit must match");
+_Static_assert(CW_REGION_NAMES_MAX == CW_REGIONS_MAX, "public region limit must match");
+
+#define ERRMSG_MAX 512
+#define CW_ENDPOINT_TEXT_MAX CW_NETCLIENT_ENDPOINT_MAX
+
+/* Full keys "bucket/key" are at most this long. */
+#define FULL_KEY_MAX (CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
+
+/* ------------------------------------------------------------------ session */
+
+struct cw_sess {
+    struct cw_session core;
+    char err[ERRMSG_MAX];
+};
+
+static void sess_fail(struct cw_sess *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void sess_fail(struct cw_sess *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof(s->err), fmt, ap);
+    va_end(ap);
+}
+
+int cw_sess_new(size_t max_keys, struct cw_sess **out)
+{
+    *out = NULL;
+    if (max_keys == 0)
+        max_keys = CW_SESS_KEYS_DEFAULT;
+    if (max_keys > CW_SESS_KEYS_MAX)
+        return CW_EINVAL;
+    struct cw_sess *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return CW_ENOMEM;
+    cw_session_init(&s->core, max_keys);
+    *out = s;
+    return CW_OK;
+}
+
+void cw_sess_free(struct cw_sess **s)
+{
+    if (s == NULL || *s == NULL)
+        return;
+    cw_session_free(&(*s)->core);
+    free(*s);
+    *s = NULL;
+}
+
+const char *cw_sess_error(const struct cw_sess *s)
+{
+    return s->err;
+}
+
+int cw_sess_export(const struct cw_sess *s, char *buf, size_t len)
+{
+    char token[CW_TOKEN_MAX];
+    cw_token_format(&s->core.context, token);
+    size_t n = strlen(token);
+    if (n + 1 > len) {
+        if (len > 0)
+            buf[0] = '\0';
+        return CW_ETOOBIG;
+    }
+    memcpy(buf, token, n + 1);
+    return CW_OK;
+}
+
+int cw_sess_import(struct cw_sess *s, const char *token)
+{
+    struct cw_vclock v;
+    s->err[0] = '\0';
+    if (cw_token_parse(token, &v) != CW_OK) {
+        sess_fail(s, "malformed context token \"%.64s\": expected cw1- and hex digits", token);
+        return CW_ECONTEXT;
+    }
+    cw_vc_join(&s->core.context, &v);
+    return CW_OK;
+}
+
+static const char hexdig[] = "0123456789abcdef";
+
+static void hex_encode(const uint8_t *in, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hexdig[in[i] >> 4];
+        out[2 * i + 1] = hexdig[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decodes lowercase hex of exactly n characters into out; false on a bad digit. */
+static bool hex_decode(const char *in, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_nibble(in[2 * i]), lo = hex_nibble(in[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+/* A full key "bucket/key" that the server could have produced. */
+static bool full_key_valid(const uint8_t *k, size_t len)
+{
+    size_t slash = 0;
+    while (slash < len && k[slash] != '/')
+        slash++;
+    if (slash == 0 || slash > CW_BUCKET_NAME_MAX || slash == len)
+        return false;
+    char bucket[CW_BUCKET_NAME_MAX + 1];
+    memcpy(bucket, k, slash);
+    bucket[slash] = '\0';
+    return cw_validate_bucket(bucket) == CW_OK &&
+           cw_validate_key(k + slash + 1, (uint32_t)(len - slash - 1)) == CW_OK;
+}
+
+#define SESS_MAGIC "causeway-session"
+#define SESS_FORMAT_VERSION 1
+/* "key " + hex of the longest full key + " " + token + newline, with room to spare. */
+#define SESS_LINE_MAX (4 + 2 * FULL_KEY_MAX + 1 + CW_TOKEN_MAX + 64)
+
+/* Orders key slots by their LRU stamp, oldest first. */
+static int by_used(const void *a, const void *b)
+{
+    const struct cw_session_key *x = *(const struct cw_session_key *const *)a;
+    const struct cw_session_key *y = *(const struct cw_session_key *const *)b;
+    return (x->used > y->used) - (x->used < y->used);
+}
+
+/* Writes the session's text form to f; returns 0 or -1 on a write error. */
+static int sess_write(const struct cw_sess *s, FILE *f, const struct cw_session_key **order)
+{
+    char token[CW_TOKEN_MAX];
+    char hex[2 * FULL_KEY_MAX + 1];
+    cw_token_format(&s->core.context, token);
+    if (fprintf(f, "%s %d\ncontext %s\n", SESS_MAGIC, SESS_FORMAT_VERSION, token) < 0)
+        return -1;
+    /* Oldest first, so that loading replays the use order and a smaller bound on
+     * the loading side keeps the most recently used keys. */
+    for (size_t i = 0; i < s->core.n_keys; i++) {
+        const struct cw_session_key *k = order[i];
+        hex_encode(k->key, k->key_len, hex);
+        cw_token_format(&k->kctx, token);
+        if (fprintf(f, "key %s %s\n", hex, token) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Flushes the directory holding path, so a rename in it survives a crash. */
+static int fsync_dir_of(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof(dir))
+            return -1;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int cw_sess_save(struct cw_sess *s, const char *path)
+{
+    int rc = CW_EIO;
+    s->err[0] = '\0';
+    size_t plen = strlen(path);
+    if (plen == 0 || plen > 4000) {
+        sess_fail(s, "session file name \"%.64s\" is empty or too long", path);
+        return CW_EIO;
+    }
+    const struct cw_session_key **order = NULL;
+    if (s->core.n_keys > 0) {
+        order = malloc(s->core.n_keys * sizeof(*order));
+        if (order == NULL)
+            return CW_ENOMEM;
+        for (size_t i = 0; i < s->core.n_keys; i++)
+            order[i] = &s->core.keys[i];
+        qsort(order, s->core.n_keys, sizeof(*order), by_used);
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        sess_fail(s, "cannot create a temporary file next to %s: %s", path, strerror(errno));
+        goto err_after_order;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (f == NULL) {
+        sess_fail(s, "cannot write %s: %s", tmp, strerror(errno));
+        close(fd);
+        goto err_after_tmp;
+    }
+    if (sess_write(s, f, order) != 0 || fflush(f) != 0 || fsync(fd) != 0) {
+        sess_fail(s, "cannot write %s: %s", tmp, strerror(errno));
+        fclose(f);
+        goto err_after_tmp;
+    }
+    if (fclose(f) != 0) {
+        sess_fail(s, "cannot write %s: %s", tmp, strerror(errno));
+        goto err_after_tmp;
+    }
+    if (rename(tmp, path) != 0) {
+        sess_fail(s, "cannot replace %s: %s", path, strerror(errno));
+        goto err_after_tmp;
+    }
+    /* The new file is in place; failing to flush the directory only weakens
+     * durability across a power loss, so it is not reported as a failure. */
+    (void)fsync_dir_of(path);
+    free(order);
+    return CW_OK;
+
+err_after_tmp:
+    unlink(tmp);
+err_after_order:
+    free(order);
+    return rc;
+}
+
+/* Parses one "key HEX TOKEN" line (without the newline) into the session. */
+static int sess_parse_key(struct cw_session *into, char *line, const char **why)
+{
+    char *hex = line + 4;
+    char *sp = strchr(hex, ' ');
+    if (sp == NULL) {
+        *why = "expected \"key HEX TOKEN\"";
+        return CW_ECONTEXT;
+    }
+    *sp = '\0';
+    const char *token = sp + 1;
+    size_t hlen = strlen(hex);
+    uint8_t key[FULL_KEY_MAX];
+    if (hlen == 0 || hlen % 2 != 0 || hlen / 2 > FULL_KEY_MAX || !hex_decode(hex, hlen, key)) {
+        *why = "the key is not lowercase hex of at most 1089 bytes";
+        return CW_ECONTEXT;
+    }
+    if (!full_key_valid(key, hlen / 2)) {
+        *why = "the key is not a valid \"bucket/key\"";
+        return CW_ECONTEXT;
+    }
+    struct cw_vclock kctx;
+    if (cw_token_parse(token, &kctx) != CW_OK) {
+        *why = "malformed key context token";
+        return CW_ECONTEXT;
+    }
+    return cw_session_set_kctx(into, key, (uint32_t)(hlen / 2), &kctx);
+}
+
+/*
+ * Reads one line of at most cap - 1 bytes (the newline dropped, a NUL added)
+ * into buf, setting *len. Returns 1 for a line, 0 at the end of the file, -1
+ * for a line that does not fit (the rest of the file is then not read). A last
+ * line without a newline counts as a line.
+ */
+static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
+{
+    size_t n = 0;
+    int ch;
+    while ((ch = getc(f)) != EOF && ch != '\n') {
+        if (n + 1 >= cap)
+            return -1;
+        buf[n++] = (char)ch;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return ch == EOF && n == 0 ? 0 : 1;
+}
+
+int cw_sess_load(struct cw_sess *s, const char *path)
+{
+    s->err[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        int e = errno;
+        sess_fail(s, "cannot open session file %s: %s", path, strerror(e));
+        return e == ENOENT ? CW_ENOTFOUND : CW_EIO;
+    }
+    struct cw_session next;
+    cw_session_init(&next, s->core.max_keys);
+    char *line = malloc(SESS_LINE_MAX + 1);
+    int rc = CW_ENOMEM;
+    if (line == NULL)
+        goto err_after_next;
+    unsigned long lineno = 0;
+    bool have_context = false;
+    const char *why = NULL;
+    rc = CW_OK;
+    size_t n;
+    int got;
+    while (rc == CW_OK && (got = read_line(f, line, SESS_LINE_MAX + 1, &n)) != 0) {
+        lineno++;
+        if (got < 0) {
+            why = "line too long";
+            rc = CW_ECONTEXT;
+        } else if (memchr(line, '\0', n) != NULL) {
+            why = "NUL byte in line";
+            rc = CW_ECONTEXT;
+        } else if (lineno == 1) {
+            if (strncmp(line, SESS_MAGIC " ", sizeof(SESS_MAGIC)) != 0) {
+                why = "not a causeway session file (expected \"" SESS_MAGIC " 1\")";
+                rc = CW_ECONTEXT;
+            } else if (strcmp(line + sizeof(SESS_MAGIC), "1") != 0) {
+                why = "unsupported session format version (this library reads version 1)";
+                rc = CW_ECONTEXT;
+            }
+        } else if (lineno == 2) {
+            if (strncmp(line, "context ", 8) != 0 ||
+                cw_token_parse(line + 8, &next.context) != CW_OK) {
+                why = "expected \"context TOKEN\" with a valid context token";
+                rc = CW_ECONTEXT;
+            } else {
+                have_context = true;
+            }
+        } else if (lineno > 2 + (unsigned long)CW_SESS_KEYS_MAX) {
+            why = "more key lines than any session holds";
+            rc = CW_ECONTEXT;
+        } else if (strncmp(line, "key ", 4) == 0) {
+            rc = sess_parse_key(&next, line, &why);
+        } else {
+            why = "expected \"key HEX TOKEN\"";
+            rc = CW_ECONTEXT;
+        }
+    }
+    if (rc == CW_OK && ferror(f)) {
+        sess_fail(s, "cannot read session file %s: %s", path, strerror(errno));
+        rc = CW_EIO;
+        goto err_after_line;
+    }
+    if (rc == CW_OK && !have_context) {
+        lineno++;
+        why = lineno == 1 ? "empty file (expected \"" SESS_MAGIC " 1\")"
+                          : "missing \"context TOKEN\" line";
+        rc = CW_ECONTEXT;
+    }
+    if (rc != CW_OK) {
+        if (rc == CW_ECONTEXT)
+            sess_fail(s, "%s:%lu: malformed session file: %s", path, lineno, why);
+        goto err_after_line;
+    }
+    free(line);
+    fclose(f);
+    cw_session_free(&s->core);
+    s->core = next;
+    return CW_OK;
+
+err_after_line:
+    free(line);
+err_after_next:
+    cw_session_free(&next);
+    fclose(f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- client */
+
+struct cw_client {
+    struct cw_netclient *net;
+    struct cw_client_options opt;
+    uint64_t next_req_id;
+    char endpoint[CW_ENDPOINT_TEXT_MAX];
+    char err[ERRMSG_MAX];
+};
+
+static void client_fail(struct cw_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void client_fail(struct cw_client *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+}
+
+void cw_client_options_init(struct cw_client_options *opt)
+{
+    opt->timeout_ms = CW_CLIENT_TIMEOUT_MS_DEFAULT;
+    opt->retries = CW_CLIENT_RETRIES_DEFAULT;
+}
+
+int cw_client_connect(const char *endpoint, const struct cw_client_options *opt,
+                      struct cw_client **out)
+{
+    *out = NULL;
+    struct cw_client_options o;
+    cw_client_options_init(&o);
+    if (opt != NULL)
+        o = *opt;
+    if (o.timeout_ms == 0 || o.timeout_ms > 3600000u || o.retries > CW_CLIENT_RETRIES_MAX)
+        return CW_EINVAL;
+    if (endpoint == NULL || endpoint[0] == '\0' || strlen(endpoint) >= CW_ENDPOINT_TEXT_MAX)
+        return CW_EINVAL;
+    struct cw_client *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return CW_ENOMEM;
+    c->opt = o;
+    strcpy(c->endpoint, endpoint);
+    /* Request ids only tell this connection's replies apart: the network
+     * client recreates its socket after a time-out, so a late reply to an
+     * earlier request never arrives, and the id check guards against a server
+     * that answers the wrong request. */
+    c->next_req_id = 1;
+    int rc = cw_netclient_open(endpoint, &c->net, c->err, sizeof(c->err));
+    if (rc != CW_OK) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return CW_OK;
+}
+
+void cw_client_close(struct cw_client **c)
+{
+    if (c == NULL || *c == NULL)
+        return;
+    cw_netclient_close(&(*c)->net);
+    free(*c);
+    *c = NULL;
+}
+
+const char *cw_client_error(const struct cw_client *c)
+{
+    return c->err;
+}
+
+static const char *op_name(enum cw_wire_op op)
+{
+    switch (op) {
+    case CW_OP_PUT:
+        return "put";
+    case CW_OP_GET:
+        return "get";
+    case CW_OP_DEL:
+        return "del";
+    case CW_OP_STATUS:
+        return "status";
+    case CW_OP_LINK:
+        return "link";
+    default:
+        return "request";
+    }
+}
+
+/*
+ * Sends req and decodes its reply into *resp (which the caller frees with
+ * cw_wire_response_free, also on error). Attempts are repeated, up to the
+ * configured number of retries, when the node was unreachable (nothing was
+ * sent) and, for idempotent requests only, after a time-out; every attempt uses
+ * the same request id. A server-side error is returned as the response's err,
+ * with the server's message as the client's detailed error.
+ */
+static int call(struct cw_client *c, struct cw_wire_request *req, bool idempotent,
+                struct cw_wire_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    req->req_id = c->next_req_id++;
+    uint8_t *frame = NULL;
+    size_t frame_len = 0;
+    int rc = cw_wire_encode_request(req, &frame, &frame_len);
+    if (rc != CW_OK) {
+        client_fail(c, "cannot encode the %s request: %s", op_name(req->op), cw_strerror(rc));
+        return rc;
+    }
+    unsigned attempts = 1 + c->opt.retries;
+    uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    for (unsigned attempt = 1;; attempt++) {
+        rc =
+            cw_netclient_call(c->net, frame, frame_len, (int)c->opt.timeout_ms, &reply, &reply_len);
+        /* Unreachable means nothing was sent: trying again is safe for every
+         * request. A time-out after sending is retried only for reads. */
+        bool again = rc == CW_EUNAVAILABLE || (rc == CW_ETIMEOUT && idempotent);
+        if (!again || attempt == attempts) {
+            attempts = attempt;
+            break;
+        }
+    }
+    free(frame);
+    if (rc == CW_EUNAVAILABLE) {
+        client_fail(c, "cannot reach %s within %u ms (%u attempt%s)", c->endpoint,
+                    c->opt.timeout_ms, attempts, attempts == 1 ? "" : "s");
+        return rc;
+    }
+    if (rc == CW_ETIMEOUT && !idempotent) {
+        client_fail(c,
+                    "no reply to %s from %s within %u ms; it may or may not have been applied "
+                    "(not retried, so it cannot apply twice): read the key to find out",
+                    op_name(req->op), c->endpoint, c->opt.timeout_ms);
+        return rc;
+    }
+    if (rc == CW_ETIMEOUT) {
+        client_fail(
+            c,
+            "no reply to %s from %s within %u ms (%u attempt%s); the node may be overloaded, "
+            "or a read waited for the session's context longer than the time-out",
+            op_name(req->op), c->endpoint, c->opt.timeout_ms, attempts, attempts == 1 ? "" : "s");
+        return rc;
+    }
+    if (rc != CW_OK) {
+        client_fail(c, "%s request to %s failed: %s", op_name(req->op), c->endpoint,
+                    cw_strerror(rc));
+        return rc;
+    }
+    struct cw_wire_limits lim;
+    cw_wire_limits_default(&lim);
+    /* The server enforces its own (configured) value bound; the client accepts
+     * any value that fits in a protocol frame. */
+    lim.value_bytes_max = CW_WIRE_FRAME_BYTES_MAX;
+    rc = cw_wire_decode_response(reply, reply_len, &lim, resp);
+    free(reply);
+    if (rc != CW_OK) {
+        client_fail(c, "malformed reply to %s from %s: %s", op_name(req->op), c->endpoint,
+                    cw_strerror(rc));
+        return rc;
+    }
+    /* The request id is what matches a reply to its request; the op, when the
+     * server echoes it (CW_OP_NONE when it does not, or could not read it), must
+     * agree. */
+    bool op_ok = resp->op == req->op || resp->op == CW_OP_NONE;
+    if (resp->req_id != req->req_id || !op_ok) {
+        client_fail(c, "reply from %s does not match the %s request (id %llu, got id %llu)",
+                    c->endpoint, op_name(req->op), (unsigned long long)req->req_id,
+                    (unsigned long long)resp->req_id);
+        return CW_EDECODE;
+    }
+    if (resp->err != CW_OK) {
+        if (resp->message[0] != '\0')
+            client_fail(c, "%s", resp->message);
+        else
+            client_fail(c, "%s at %s: %s", op_name(req->op), c->endpoint, cw_strerror(resp->err));
+        return resp->err > 0 && resp->err < CW_ERR_COUNT_ ? resp->err : CW_EDECODE;
+    }
+    return CW_OK;
+}
+
+/* Checks bucket and key before anything is sent, and builds the full key. */
+static int check_key(struct cw_client *c, const char *bucket, const void *key, size_t key_len,
+                     uint8_t *full, uint32_t *full_len)
+{
+    if (bucket == NULL || cw_validate_bucket(bucket) != CW_OK) {
+        client_fail(c, "bad bucket name \"%.80s\"", bucket ? bucket : "(null)");
+        return CW_EBUCKET;
+    }
+    if (key_len == 0 || key_len > CW_KEY_BYTES_MAX || key == NULL ||
+        cw_validate_key(key, (uint32_t)key_len) != CW_OK) {
+        client_fail(c, "bad key in bucket %s: keys are 1 to %d bytes, this one has %zu", bucket,
+                    CW_KEY_BYTES_MAX, key_len);
+        return CW_EKEY;
+    }
+    size_t blen = strlen(bucket);
+    memcpy(full, bucket, blen);
+    full[blen] = '/';
+    memcpy(full + blen + 1, key, key_len);
+    *full_len = (uint32_t)(blen + 1 + key_len);
+    return CW_OK;
+}
+
+static int check_reply_dot(struct cw_client *c, const struct cw_wire_response *resp)
+{
+    if (resp->origin >= CW_REGIONS_MAX || resp->ts == 0 ||
+        (resp->conflict != CW_CONFLICT_LWW && resp->conflict != CW_CONFLICT_SIBLINGS)) {
+        client_fail(c, "malformed reply from %s: bad write stamp or conflict mode", c->endpoint);
+        return CW_EDECODE;
+    }
+    return CW_OK;
+}
+
+static int write_key(struct cw_client *c, struct cw_sess *sess, enum cw_wire_op op,
+                     const char *bucket, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const char *context_token, struct cw_put_result *out)
+{
+    c->err[0] = '\0';
+    uint8_t full[FULL_KEY_MAX];
+    uint32_t full_len;
+    int rc = check_key(c, bucket, key, key_len, full, &full_len);
+    if (rc != CW_OK)
+        return rc;
+    if (value_len > UINT32_MAX || (value_len > 0 && value == NULL)) {
+        client_fail(c, "value for %s/%.*s is too large", bucket, (int)(key_len > 64 ? 64 : key_len),
+                    (const char *)key);
+        return CW_EVALUE;
+    }
+    struct cw_wire_request req = {.op = op};
+    strcpy(req.bucket, bucket);
+    req.key = (uint8_t *)key;
+    req.key_len = (uint32_t)key_len;
+    req.value = value_len > 0 ? (uint8_t *)value : NULL;
+    req.value_len = (uint32_t)value_len;
+    bool explicit_kctx = false;
+    if (context_token != NULL) {
+        if (cw_token_parse(context_token, &req.kctx) != CW_OK) {
+            client_fail(c, "malformed context token \"%.64s\"", context_token);
+            return CW_ECONTEXT;
+        }
+        req.has_kctx = true;
+        explicit_kctx = true;
+    } else if (sess != NULL) {
+        const struct cw_vclock *k = cw_session_kctx(&sess->core, full, full_len);
+        if (k != NULL) {
+            req.kctx = *k;
+            req.has_kctx = true;
+        }
+    }
+    if (sess != NULL)
+        req.context = sess->core.context;
+    /* The write replaces what its key context names, so it depends on it too. */
+    cw_vc_join(&req.context, &req.kctx);
+
+    struct cw_wire_response resp;
+    rc = call(c, &req, false, &resp);
+    if (rc == CW_OK)
+        rc = check_reply_dot(c, &resp);
+    if (rc != CW_OK)
+        goto done;
+    if (sess != NULL) {
+        struct cw_reply reply = {
+            .kind = CW_REPLY_PUT,
+            .req_id = resp.req_id,
+            .err = CW_OK,
+            .dot = {resp.origin, resp.ts},
+            .kctx_valid = resp.kctx_valid,
+            .kctx = resp.kctx,
+            .seen = resp.seen,
+            .conflict = (enum cw_conflict)resp.conflict,
+        };
+        /* Whatever the server reports, the session has seen its own write. */
+        cw_vc_join_dot(&reply.seen, resp.origin, resp.ts);
+        cw_vc_join(&sess->core.context, &req.kctx);
+        /* A put that left other siblings keeps the context it wrote with, so an
+         * explicit one becomes the remembered one. */
+        if (explicit_kctx && reply.conflict == CW_CONFLICT_SIBLINGS && !reply.kctx_valid)
+            rc = cw_session_set_kctx(&sess->core, full, full_len, &req.kctx);
+        if (rc == CW_OK)
+            rc = cw_session_observe(&sess->core, full, full_len, &reply);
+        if (rc != CW_OK) {
+            client_fail(c, "the write succeeded but the session could not record it: %s",
+                        cw_strerror(rc));
+            goto done;
+        }
+    }
+    if (out != NULL) {
+        out->origin = resp.origin;
+        out->ts = resp.ts;
+    }
+done:
+    cw_wire_response_free(&resp);
+    return rc;
+}
+
+int cw_put(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+           size_t key_len, const void *value, size_t value_len, const char *context_token,
+           struct cw_put_result *out)
+{
+    return write_key(c, sess, CW_OP_PUT, bucket, key, key_len, value, value_len, context_token,
+                     out);
+}
+
+int cw_del(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+           size_t key_len, const char *context_token, struct cw_put_result *out)
+{
+    return write_key(c, sess, CW_OP_DEL, bucket, key, key_len, NULL, 0, context_token, out);
+}
+
+/* Builds the public result from a GET response in one allocation (the struct,
+ * the version array, then the values), so one free releases it. */
+static int make_result(struct cw_client *c, const struct cw_wire_response *resp,
+                       struct cw_get_result **out)
+{
+    size_t n = 0, bytes = 0;
+    for (uint32_t i = 0; i < resp->n_versions; i++) {
+        const struct cw_version *v = &resp->versions[i];
+        if (v->dot.origin >= CW_REGIONS_MAX) {
+            client_fail(c, "malformed reply from %s: version with region id %u", c->endpoint,
+                        (unsigned)v->dot.origin);
+            return CW_EDECODE;
+        }
+        if (v->tombstone)
+            continue;
+        n++;
+        bytes += v->value_len;
+    }
+    size_t align = _Alignof(struct cw_value_version);
+    size_t off_versions = (sizeof(struct cw_get_result) + align - 1) / align * align;
+    size_t off_values = off_versions + n * sizeof(struct cw_value_version);
+    uint8_t *block = calloc(1, off_values + bytes);
+    if (block == NULL)
+        return CW_ENOMEM;
+    struct cw_get_result *r = (struct cw_get_result *)block;
+    r->versions = n > 0 ? (struct cw_value_version *)(block + off_versions) : NULL;
+    r->n = n;
+    r->found = n > 0;
+    r->siblings = resp->conflict == CW_CONFLICT_SIBLINGS;
+    cw_token_format(&resp->kctx, r->context);
+    uint8_t *val = block + off_values;
+    size_t k = 0;
+    for (uint32_t i = 0; i < resp->n_versions; i++) {
+        const struct cw_version *v = &resp->versions[i];
+        if (v->tombstone)
+            continue;
+        if (v->value_len > 0)
+            memcpy(val, v->value, v->value_len);
+        r->versions[k] = (struct cw_value_version){
+            .value = val,
+            .len = v->value_len,
+            .origin = v->dot.origin,
+            .ts = v->dot.ts,
+        };
+        val += v->value_len;
+        k++;
+    }
+    *out = r;
+    return CW_OK;
+}
+
+int cw_get(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+           size_t key_len, struct cw_get_result **out)
+{
+    *out = NULL;
+    c->err[0] = '\0';
+    uint8_t full[FULL_KEY_MAX];
+    uint32_t full_len;
+    int rc = check_key(c, bucket, key, key_len, full, &full_len);
+    if (rc != CW_OK)
+        return rc;
+    struct cw_wire_request req = {.op = CW_OP_GET};
+    strcpy(req.bucket, bucket);
+    req.key = (uint8_t *)key;
+    req.key_len = (uint32_t)key_len;
+    if (sess != NULL)
+        req.context = sess->core.context;
+
+    struct cw_wire_response resp;
+    rc = call(c, &req, true, &resp);
+    if (rc == CW_OK && resp.conflict != CW_CONFLICT_LWW && resp.conflict != CW_CONFLICT_SIBLINGS) {
+        client_fail(c, "malformed reply from %s: unknown conflict mode %u", c->endpoint,
+                    (unsigned)resp.conflict);
+        rc = CW_EDECODE;
+    }
+    if (rc == CW_OK)
+        rc = make_result(c, &resp, out);
+    if (rc == CW_OK && sess != NULL) {
+        struct cw_reply reply = {
+            .kind = CW_REPLY_GET,
+            .req_id = resp.req_id,
+            .err = CW_OK,
+            .kctx = resp.kctx,
+            .seen = resp.seen,
+            .conflict = (enum cw_conflict)resp.conflict,
+        };
+        /* Every version read is seen, whether or not the server listed it. */
+        for (uint32_t i = 0; i < resp.n_versions; i++)
+            cw_vc_join_dot(&reply.seen, resp.versions[i].dot.origin, resp.versions[i].dot.ts);
+        rc = cw_session_observe(&sess->core, full, full_len, &reply);
+        if (rc != CW_OK) {
+            client_fail(c, "the read succeeded but the session could not record it: %s",
+                        cw_strerror(rc));
+            cw_get_result_free(out);
+        }
+    }
+    cw_wire_response_free(&resp);
+    return rc;
+}
+
+void cw_get_result_free(struct cw_get_result **r)
+{
+    if (r == NULL || *r == NULL)
+        return;
+    free(*r);
+    *r = NULL;
+}
+
+/* ---------------------------------------------------------- status, admin */
+
+int cw_status_json(struct cw_client *c, char **json)
+{
+    *json = NULL;
+    c->err[0] = '\0';
+    struct cw_wire_request req = {.op = CW_OP_STATUS};
+    struct cw_wire_response resp;
+    int rc = call(c, &req, true, &resp);
+    if (rc == CW_OK && resp.status_json == NULL) {
+        client_fail(c, "malformed reply from %s: status without a document", c->endpoint);
+        rc = CW_EDECODE;
+    }
+    if (rc == CW_OK) {
+        *json = strdup(resp.status_json);
+        if (*json == NULL)
+            rc = CW_ENOMEM;
+    }
+    cw_wire_response_free(&resp);
+    return rc;
+}
+
+int cw_status_regions(const char *status_json, struct cw_regions *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct cw_json *doc = NULL;
+    if (cw_json_parse(status_json, strlen(status_json), &doc, NULL, 0) != CW_OK)
+        return CW_EDECODE;
+    int rc = CW_EDECODE;
+    const struct cw_json *regions = cw_json_member(doc, "regions");
+    if (regions == NULL || regions->type != CW_JSON_ARRAY || regions->n == 0 ||
+        regions->n > CW_REGION_NAMES_MAX)
+        goto done;
+    for (size_t i = 0; i < regions->n; i++) {
+        const struct cw_json *name = &regions->items[i];
+        if (name->type != CW_JSON_STRING || name->str_len == 0 ||
+            name->str_len > CW_REGION_NAME_LEN_MAX || strlen(name->str) != name->str_len)
+            goto done;
+        memcpy(out->name[i], name->str, name->str_len + 1);
+    }
+    out->n = (unsigned)regions->n;
+    rc = CW_OK;
+done:
+    cw_json_free(&doc);
+    if (rc != CW_OK)
+        memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+int cw_region_names(struct cw_client *c, struct cw_regions *out)
+{
+    char *json = NULL;
+    memset(out, 0, sizeof(*out));
+    int rc = cw_status_json(c, &json);
+    if (rc != CW_OK)
+        return rc;
+    rc = cw_status_regions(json, out);
+    if (rc != CW_OK)
+        client_fail(c, "the status document from %s has no valid \"regions\" array", c->endpoint);
+    free(json);
+    return rc;
+}
+
+_Static_assert((int)CW_ADMIN_LINK_CUT == (int)CW_LINK_CUT, "link ops must match the wire");
+_Static_assert((int)CW_ADMIN_LINK_HEAL == (int)CW_LINK_HEAL, "link ops must match the wire");
+_Static_assert((int)CW_ADMIN_LINK_DELAY == (int)CW_LINK_DELAY, "link ops must match the wire");
+
+static bool region_name_ok(const char *name)
+{
+    if (name == NULL)
+        return false;
+    size_t n = strlen(name);
+    return n >= 1 && n <= CW_REGION_NAME_LEN_MAX;
+}
+
+int cw_link(struct cw_client *admin, const char *from, const char *to, enum cw_admin_link op,
+            unsigned delay_ms)
+{
+    admin->err[0] = '\0';
+    if (!region_name_ok(from) || !region_name_ok(to)) {
+        client_fail(admin, "bad region name \"%.40s\": names are 1 to %d characters",
+                    region_name_ok(from) ? (to ? to : "(null)") : (from ? from : "(null)"),
+                    CW_REGION_NAME_LEN_MAX);
+        return CW_EREGION;
+    }
+    if (op != CW_ADMIN_LINK_CUT && op != CW_ADMIN_LINK_HEAL && op != CW_ADMIN_LINK_DELAY) {
+        client_fail(admin, "unknown link operation %d: use cut, heal or delay", (int)op);
+        return CW_EINVAL;
+    }
+    struct cw_wire_request req = {.op = CW_OP_LINK};
+    strcpy(req.link_from, from);
+    strcpy(req.link_to, to);
+    req.link_action = (enum cw_link_action)op;
+    req.delay_ms = op == CW_ADMIN_LINK_DELAY ? delay_ms : 0;
+    struct cw_wire_response resp;
+    int rc = call(admin, &req, false, &resp);
+    cw_wire_response_free(&resp);
+    return rc;
+}

@@ -1,0 +1,1127 @@
+/*
+ * wire.c - the adapters between core structs and the protobuf-c types generated
+ * from causeway.proto, plus the LZ4 framing of replication batches.
+ *
+ * Decoding is done in four passes, so that nothing is allocated for a count or
+ * length that has not been checked:
+ *   1. the frame length against the limit, and a peek at the version field;
+ *   2. a scan of the protobuf wire format, driven by the generated descriptors,
+ *      that counts every repeated field and sub-message (protobuf-c allocates
+ *      a struct per sub-message and eight bytes per vector entry, so these are
+ *      what could make a small frame expensive);
+ *   3. protobuf_c_message_unpack;
+ *   4. the conversion to core structs, which checks every remaining length and
+ *      range and takes ownership of large byte fields instead of copying them.
+ * LZ4 and protobuf-c errors never leave this file: they become CW_EDECODE,
+ * CW_ETOOBIG or CW_ENOMEM.
+ */
+#include "wire/wire.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lz4frame.h>
+
+#include <causeway/error.h>
+
+#include "wire/causeway.pb-c.h"
+
+/* Bounds of the wire-format scan (pass 2). No message of ours has more fields,
+ * and the schema nests at most three deep (RecordBatch, Record, Version). */
+#define SCAN_FIELDS_MAX 16
+#define SCAN_UNKNOWN_MAX 16
+#define SCAN_DEPTH_MAX 4
+
+/* A varint field's tag plus its longest value: what a top-level uint64 adds. */
+#define FIELD_VARINT_MAX 15
+
+/*
+ * protobuf-c allocates through this allocator while unpacking. It is plain
+ * malloc and free on purpose: that is what lets the adapters take ownership of a
+ * bytes field (a value of up to a MiB) and release it later with free().
+ */
+static void *pb_alloc(void *data, size_t size)
+{
+    (void)data;
+    return malloc(size);
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
+void cw_wire_limits_default(struct cw_wire_limits *l)
+{
+    l->frame_bytes_max = CW_WIRE_FRAME_BYTES_MAX;
+    l->batch_bytes_max = CW_WIRE_BATCH_BYTES_MAX;
+    l->records_max = CW_WIRE_RECORDS_MAX;
+    l->value_bytes_max = CW_WIRE_VALUE_BYTES_MAX;
+}
+
+static const struct cw_wire_limits *limits_or_default(const struct cw_wire_limits *lim,
+                                                      struct cw_wire_limits *def)
+{
+    if (lim != NULL)
+        return lim;
+    cw_wire_limits_default(def);
+    return def;
+}
+
+/* ------------------------------------------------ pass 1: length, version */
+
+struct peek {
+    bool complete; /* every top-level field was well-formed */
+    bool has_version, has_req_id, has_op;
+    uint64_t version, req_id, op;
+};
+
+/* Reads the first varint fields 1 (version), 2 (req_id) and 3 (op) of a
+ * top-level message, stopping at the first malformed field. */
+static void peek_header(const uint8_t *in, size_t len, struct peek *pk)
+{
+    memset(pk, 0, sizeof(*pk));
+    size_t off = 0;
+    while (off < len) {
+        uint64_t key, x;
+        size_t used = cw_varint_get(in + off, len - off, &key);
+        if (used == 0)
+            return;
+        off += used;
+        switch (key & 7) {
+        case 0:
+            used = cw_varint_get(in + off, len - off, &x);
+            if (used == 0)
+                return;
+            off += used;
+            if ((key >> 3) == 1 && !pk->has_version) {
+                pk->has_version = true;
+                pk->version = x;
+            } else if ((key >> 3) == 2 && !pk->has_req_id) {
+                pk->has_req_id = true;
+                pk->req_id = x;
+            } else if ((key >> 3) == 3 && !pk->has_op) {
+                pk->has_op = true;
+                pk->op = x;
+            }
+            break;
+        case 1:
+            if (len - off < 8)
+                return;
+            off += 8;
+            break;
+        case 5:
+            if (len - off < 4)
+                return;
+            off += 4;
+            break;
+        case 2:
+            used = cw_varint_get(in + off, len - off, &x);
+            if (used == 0 || x > len - off - used)
+                return;
+            off += used + (size_t)x;
+            break;
+        default:
+            return;
+        }
+    }
+    pk->complete = true;
+}
+
+/*
+ * The checks every top-level decoder makes first. The version is checked before
+ * the rest of the message, so that a peer speaking another version hears
+ * CW_EVERSION rather than CW_EDECODE for a layout this code does not know.
+ */
+static int check_frame(const uint8_t *in, size_t len, const struct cw_wire_limits *lim,
+                       struct peek *pk)
+{
+    /* Peeked even when the frame is too big, so its error reply can be addressed. */
+    peek_header(in, len, pk);
+    if (len > lim->frame_bytes_max)
+        return CW_ETOOBIG;
+    if (len == 0)
+        return CW_EDECODE;
+    if (pk->has_version)
+        return pk->version == CW_WIRE_VERSION ? CW_OK : CW_EVERSION;
+    /* proto3 omits a zero field: a well-formed message without one says 0. */
+    return pk->complete ? CW_EVERSION : CW_EDECODE;
+}
+
+/* ----------------------------------------------- pass 2: wire-format scan */
+
+struct scan_bounds {
+    uint32_t repeated_messages_max; /* occurrences of any repeated message field */
+};
+
+static bool type_is_varint(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_BOOL:
+    case PROTOBUF_C_TYPE_ENUM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static size_t type_fixed_size(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return 4;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+/* Elements in a packed repeated field's payload, or -1 when it is malformed. */
+static int64_t packed_count(ProtobufCType t, const uint8_t *p, size_t len)
+{
+    if (type_is_varint(t)) {
+        int64_t n = 0;
+        for (size_t i = 0; i < len; i++)
+            n += (p[i] & 0x80) == 0;
+        /* The last varint must end inside the payload. */
+        return len > 0 && (p[len - 1] & 0x80) ? -1 : n;
+    }
+    size_t size = type_fixed_size(t);
+    if (size == 0 || len % size != 0)
+        return -1;
+    return (int64_t)(len / size);
+}
+
+/*
+ * Walks one message's encoding: every field well-formed and inside the buffer;
+ * a singular field at most once; every repeated scalar field (all of ours are
+ * vector clocks) at most CW_REGIONS_MAX entries; every repeated message field at
+ * most b->repeated_messages_max occurrences; at most SCAN_UNKNOWN_MAX unknown
+ * fields; sub-messages recursively. Returns CW_OK, CW_EDECODE or CW_ETOOBIG.
+ */
+static int scan_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                        unsigned depth, const struct scan_bounds *b)
+{
+    uint64_t count[SCAN_FIELDS_MAX] = {0};
+    unsigned unknown = 0;
+    assert(d->n_fields <= SCAN_FIELDS_MAX);
+    if (depth > SCAN_DEPTH_MAX)
+        return CW_EDECODE;
+    size_t off = 0;
+    while (off < len) {
+        uint64_t key, x;
+        size_t used = cw_varint_get(p + off, len - off, &key);
+        if (used == 0 || key > UINT32_MAX || (key >> 3) == 0)
+            return CW_EDECODE;
+        off += used;
+        unsigned wire_type = (unsigned)(key & 7);
+        const uint8_t *payload = NULL;
+        size_t payload_len = 0;
+        switch (wire_type) {
+        case 0:
+            used = cw_varint_get(p + off, len - off, &x);
+            if (used == 0)
+                return CW_EDECODE;
+            off += used;
+            break;
+        case 1:
+            if (len - off < 8)
+                return CW_EDECODE;
+            off += 8;
+            break;
+        case 5:
+            if (len - off < 4)
+                return CW_EDECODE;
+            off += 4;
+            break;
+        case 2:
+            used = cw_varint_get(p + off, len - off, &x);
+            if (used == 0 || x > len - off - used)
+                return CW_EDECODE;
+            payload = p + off + used;
+            payload_len = (size_t)x;
+            off += used + payload_len;
+            break;
+        default: /* groups (3, 4) are not part of proto3; 6 and 7 do not exist */
+            return CW_EDECODE;
+        }
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
+        if (f == NULL) {
+            if (++unknown > SCAN_UNKNOWN_MAX)
+                return CW_EDECODE;
+            continue;
+        }
+        size_t idx = (size_t)(f - d->fields);
+        int64_t elems = 1;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (wire_type != 2)
+                return CW_EDECODE;
+            int rc = scan_message(f->descriptor, payload, payload_len, depth + 1, b);
+            if (rc != CW_OK)
+                return rc;
+        } else if (f->label == PROTOBUF_C_LABEL_REPEATED && wire_type == 2 &&
+                   f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_BYTES) {
+            elems = packed_count(f->type, payload, payload_len);
+            if (elems < 0)
+                return CW_EDECODE;
+        }
+        count[idx] += (uint64_t)elems;
+        if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+            if (count[idx] > 1)
+                return CW_EDECODE;
+        } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            if (count[idx] > b->repeated_messages_max)
+                return CW_ETOOBIG;
+        } else if (count[idx] > CW_REGIONS_MAX) {
+            return CW_EDECODE;
+        }
+    }
+    return CW_OK;
+}
+
+/* ------------------------------------------------ pass 4: conversions */
+
+/* The number of entries to send: trailing zero entries are left out. */
+static size_t vc_width(const struct cw_vclock *v)
+{
+    size_t n = CW_REGIONS_MAX;
+    while (n > 0 && v->ts[n - 1] == 0)
+        n--;
+    return n;
+}
+
+/* Points a repeated field at v's entries. protobuf-c's packer only reads
+ * through the pointer, so the const can be cast away. */
+static void vc_to_pb(const struct cw_vclock *v, size_t *n, uint64_t **ts)
+{
+    *n = vc_width(v);
+    *ts = *n ? (uint64_t *)v->ts : NULL;
+}
+
+static int vc_from_pb(struct cw_vclock *v, size_t n, const uint64_t *ts)
+{
+    cw_vc_zero(v);
+    if (n > CW_REGIONS_MAX)
+        return CW_EDECODE;
+    for (size_t i = 0; i < n; i++)
+        v->ts[i] = ts[i];
+    return CW_OK;
+}
+
+/* Takes ownership of a bytes field's buffer (see pb_allocator) and leaves the
+ * field empty, so free_unpacked does not free it again. */
+static uint8_t *take_bytes(ProtobufCBinaryData *b)
+{
+    if (b->len == 0)
+        return NULL;
+    uint8_t *p = b->data;
+    b->data = NULL;
+    b->len = 0;
+    return p;
+}
+
+/* Copies a name (bucket, region) into a NUL-terminated array of cap bytes. */
+static int name_from_pb(char *dst, size_t cap, const ProtobufCBinaryData *b)
+{
+    dst[0] = '\0';
+    if (b->len > cap - 1)
+        return CW_ETOOBIG;
+    if (b->len > 0 && memchr(b->data, '\0', b->len) != NULL)
+        return CW_EDECODE;
+    if (b->len > 0)
+        memcpy(dst, b->data, b->len);
+    dst[b->len] = '\0';
+    return CW_OK;
+}
+
+/* A name array must hold its NUL terminator. */
+static int name_to_pb(const char *name, size_t cap, ProtobufCBinaryData *b)
+{
+    size_t n = strnlen(name, cap);
+    if (n == cap)
+        return CW_EINVAL;
+    b->len = n;
+    b->data = n ? (uint8_t *)name : NULL;
+    return CW_OK;
+}
+
+static int version_to_pb(const struct cw_version *v, Causeway__Version *pv)
+{
+    causeway__version__init(pv);
+    if (v->dot.origin >= CW_REGIONS_MAX || (v->value_len && v->value == NULL) ||
+        (v->tombstone && v->value_len))
+        return CW_EINVAL;
+    pv->origin = v->dot.origin;
+    pv->ts = v->dot.ts;
+    pv->tombstone = v->tombstone;
+    vc_to_pb(&v->kctx, &pv->n_kctx, &pv->kctx);
+    pv->value.len = v->value_len;
+    pv->value.data = v->value_len ? v->value : NULL;
+    return CW_OK;
+}
+
+/* On failure out owns nothing. */
+static int version_from_pb(Causeway__Version *pv, uint32_t value_bytes_max, struct cw_version *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (pv->value.len > value_bytes_max)
+        return CW_ETOOBIG;
+    if (pv->origin >= CW_REGIONS_MAX || (pv->tombstone && pv->value.len))
+        return CW_EDECODE;
+    int rc = vc_from_pb(&out->kctx, pv->n_kctx, pv->kctx);
+    if (rc != CW_OK)
+        return rc;
+    out->dot.origin = (uint8_t)pv->origin;
+    out->dot.ts = pv->ts;
+    out->tombstone = pv->tombstone;
+    out->value_len = (uint32_t)pv->value.len;
+    out->value = take_bytes(&pv->value);
+    return CW_OK;
+}
+
+/* -------------------------------------------------------- LZ4 framing */
+
+static void lz4_prefs(LZ4F_preferences_t *prefs, size_t content_size)
+{
+    memset(prefs, 0, sizeof(*prefs));
+    /* The receiver reads the size from the header and checks it against its
+     * bound before it allocates; the checksum catches a corrupted batch. */
+    prefs->frameInfo.contentSize = content_size;
+    prefs->frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+}
+
+static int lz4_frame(const uint8_t *raw, size_t raw_len, uint8_t **out, size_t *out_len)
+{
+    LZ4F_preferences_t prefs;
+    lz4_prefs(&prefs, raw_len);
+    size_t bound = LZ4F_compressFrameBound(raw_len, &prefs);
+    uint8_t *buf = malloc(bound);
+    if (buf == NULL)
+        return CW_ENOMEM;
+    size_t n = LZ4F_compressFrame(buf, bound, raw, raw_len, &prefs);
+    if (LZ4F_isError(n)) {
+        /* With a buffer of the bound's size only a failed allocation inside
+         * LZ4 can get here. */
+        free(buf);
+        return CW_ENOMEM;
+    }
+    *out = buf;
+    *out_len = n;
+    return CW_OK;
+}
+
+/* Decompresses exactly one LZ4 frame that fills all of src and declares its
+ * content size, which must be at most max; *out is malloc'd. */
+static int lz4_unframe(const uint8_t *src, size_t len, size_t max, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    LZ4F_dctx *dctx = NULL;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+        return CW_ENOMEM;
+    int rc = CW_EDECODE;
+    LZ4F_frameInfo_t info;
+    size_t spos = len;
+    size_t hint = LZ4F_getFrameInfo(dctx, &info, src, &spos);
+    if (LZ4F_isError(hint) || info.frameType != LZ4F_frame || info.contentSize == 0)
+        goto err_after_dctx;
+    if (info.contentSize > max) {
+        rc = CW_ETOOBIG;
+        goto err_after_dctx;
+    }
+    size_t cap = (size_t)info.contentSize;
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL) {
+        rc = CW_ENOMEM;
+        goto err_after_dctx;
+    }
+    size_t dpos = 0;
+    /* Every round consumes input or produces output, or the frame is broken
+     * (truncated, or longer than it declared): the loop ends. */
+    while (hint != 0) {
+        size_t dsize = cap - dpos;
+        size_t ssize = len - spos;
+        if (ssize == 0)
+            goto err_after_buf;
+        hint = LZ4F_decompress(dctx, buf + dpos, &dsize, src + spos, &ssize, NULL);
+        if (LZ4F_isError(hint) || (ssize == 0 && dsize == 0))
+            goto err_after_buf;
+        spos += ssize;
+        dpos += dsize;
+    }
+    if (spos != len || dpos != cap)
+        goto err_after_buf;
+    LZ4F_freeDecompressionContext(dctx);
+    *out = buf;
+    *out_len = cap;
+    return CW_OK;
+
+err_after_buf:
+    free(buf);
+err_after_dctx:
+    LZ4F_freeDecompressionContext(dctx);
+    return rc;
+}
+
+/* --------------------------------------------------------- peer frames */
+
+static int record_to_pb(const struct cw_record *r, Causeway__Record *pr, Causeway__Version *pv)
+{
+    causeway__record__init(pr);
+    if (r->key_len > CW_WIRE_FULL_KEY_MAX || (r->key_len && r->key == NULL))
+        return CW_EINVAL;
+    int rc = version_to_pb(&r->version, pv);
+    if (rc != CW_OK)
+        return rc;
+    pr->prev_ts = r->prev_ts;
+    pr->consistency = r->consistency;
+    pr->conflict = r->conflict;
+    vc_to_pb(&r->deps, &pr->n_deps, &pr->deps);
+    pr->key.len = r->key_len;
+    pr->key.data = r->key_len ? r->key : NULL;
+    pr->version = pv;
+    return CW_OK;
+}
+
+/* On failure out owns nothing (the caller's cw_record_free is harmless). */
+static int record_from_pb(Causeway__Record *pr, const struct cw_wire_limits *lim,
+                          struct cw_record *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (pr->version == NULL || pr->consistency > UINT8_MAX || pr->conflict > UINT8_MAX)
+        return CW_EDECODE;
+    if (pr->key.len > CW_WIRE_FULL_KEY_MAX)
+        return CW_ETOOBIG;
+    int rc = vc_from_pb(&out->deps, pr->n_deps, pr->deps);
+    if (rc != CW_OK)
+        return rc;
+    rc = version_from_pb(pr->version, lim->value_bytes_max, &out->version);
+    if (rc != CW_OK)
+        return rc;
+    /* Keys are never NULL in a cw_record, even empty ones (the replica rejects
+     * those, but copies the record first). */
+    out->key_len = (uint32_t)pr->key.len;
+    out->key = out->key_len ? take_bytes(&pr->key) : malloc(1);
+    if (out->key == NULL) {
+        cw_record_free(out);
+        return CW_ENOMEM;
+    }
+    out->prev_ts = pr->prev_ts;
+    out->consistency = (uint8_t)pr->consistency;
+    out->conflict = (uint8_t)pr->conflict;
+    return CW_OK;
+}
+
+static int peer_type_to_pb(enum cw_msg_type t, Causeway__PeerType *out)
+{
+    switch (t) {
+    case CW_MSG_RECORDS:
+        *out = CAUSEWAY__PEER_TYPE__PEER_RECORDS;
+        return CW_OK;
+    case CW_MSG_HEARTBEAT:
+        *out = CAUSEWAY__PEER_TYPE__PEER_HEARTBEAT;
+        return CW_OK;
+    case CW_MSG_NACK:
+        *out = CAUSEWAY__PEER_TYPE__PEER_NACK;
+        return CW_OK;
+    }
+    return CW_EINVAL;
+}
+
+/* Size of a length-delimited field with a payload of n bytes (tag < 16). */
+static size_t delimited_size(size_t n)
+{
+    uint8_t tmp[10];
+    return 1 + cw_varint_put(tmp, n) + n;
+}
+
+/*
+ * Chooses records first..*next-1 so that the frame stays within the protocol
+ * bounds whatever LZ4 makes of them (the compression bound is the worst case),
+ * and packs and compresses them into *batch.
+ */
+static int encode_batch(const struct cw_msg *m, uint32_t first, size_t envelope_max, uint32_t *next,
+                        uint8_t **batch, size_t *batch_len)
+{
+    uint32_t avail = m->n_records - first;
+    uint32_t cap = avail < CW_WIRE_RECORDS_MAX ? avail : CW_WIRE_RECORDS_MAX;
+    int rc = CW_ENOMEM;
+    Causeway__Record *recs = calloc(cap, sizeof(*recs));
+    Causeway__Version *vers = calloc(cap, sizeof(*vers));
+    Causeway__Record **ptrs = calloc(cap, sizeof(*ptrs));
+    if (recs == NULL || vers == NULL || ptrs == NULL)
+        goto err_after_arrays;
+    LZ4F_preferences_t prefs;
+    size_t raw = 0;
+    uint32_t n = 0;
+    while (n < cap) {
+        rc = record_to_pb(&m->records[first + n], &recs[n], &vers[n]);
+        if (rc != CW_OK)
+            goto err_after_arrays;
+        size_t grown = raw + delimited_size(causeway__record__get_packed_size(&recs[n]));
+        lz4_prefs(&prefs, grown);
+        if (grown > CW_WIRE_BATCH_BYTES_MAX ||
+            envelope_max + LZ4F_compressFrameBound(grown, &prefs) > CW_WIRE_FRAME_BYTES_MAX)
+            break;
+        ptrs[n] = &recs[n];
+        raw = grown;
+        n++;
+    }
+    if (n == 0) {
+        rc = CW_ETOOBIG;
+        goto err_after_arrays;
+    }
+    Causeway__RecordBatch rb = CAUSEWAY__RECORD_BATCH__INIT;
+    rb.n_records = n;
+    rb.records = ptrs;
+    assert(causeway__record_batch__get_packed_size(&rb) == raw);
+    uint8_t *rawbuf = malloc(raw);
+    if (rawbuf == NULL) {
+        rc = CW_ENOMEM;
+        goto err_after_arrays;
+    }
+    size_t packed = causeway__record_batch__pack(&rb, rawbuf);
+    assert(packed == raw);
+    rc = lz4_frame(rawbuf, packed, batch, batch_len);
+    free(rawbuf);
+    if (rc != CW_OK)
+        goto err_after_arrays;
+    *next = first + n;
+
+err_after_arrays:
+    free(ptrs);
+    free(vers);
+    free(recs);
+    return rc;
+}
+
+int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *next, uint8_t **out,
+                             size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    *next = 0;
+    Causeway__PeerFrame pf = CAUSEWAY__PEER_FRAME__INIT;
+    if (peer_type_to_pb(m->type, &pf.type) != CW_OK || m->from >= CW_REGIONS_MAX ||
+        m->to >= CW_REGIONS_MAX)
+        return CW_EINVAL;
+    if (m->type == CW_MSG_RECORDS ? first >= m->n_records || m->records == NULL
+                                  : first != 0 || m->n_records != 0)
+        return CW_EINVAL;
+    pf.version = CW_WIRE_VERSION;
+    pf.from_region = m->from;
+    pf.to_region = m->to;
+    vc_to_pb(&m->applied, &pf.n_applied, &pf.applied);
+    vc_to_pb(&m->received, &pf.n_received, &pf.received);
+    pf.clock = m->clock;
+    pf.stream_end = m->stream_end;
+    pf.stream_sent = m->stream_sent;
+    pf.resend_after = m->resend_after;
+
+    uint8_t *batch = NULL;
+    int rc;
+    if (m->type == CW_MSG_RECORDS) {
+        /* The envelope without its batch, plus the largest n_records field and
+         * the batch field's tag and length. */
+        size_t envelope_max =
+            causeway__peer_frame__get_packed_size(&pf) + FIELD_VARINT_MAX + FIELD_VARINT_MAX;
+        size_t batch_len;
+        rc = encode_batch(m, first, envelope_max, next, &batch, &batch_len);
+        if (rc != CW_OK)
+            return rc;
+        pf.n_records = *next - first;
+        pf.batch.len = batch_len;
+        pf.batch.data = batch;
+    }
+    size_t size = causeway__peer_frame__get_packed_size(&pf);
+    if (size > CW_WIRE_FRAME_BYTES_MAX) {
+        rc = CW_ETOOBIG;
+        goto err_after_batch;
+    }
+    uint8_t *buf = malloc(size);
+    if (buf == NULL) {
+        rc = CW_ENOMEM;
+        goto err_after_batch;
+    }
+    size_t packed = causeway__peer_frame__pack(&pf, buf);
+    assert(packed == size);
+    free(batch);
+    *out = buf;
+    *len = packed;
+    return CW_OK;
+
+err_after_batch:
+    free(batch);
+    *next = 0;
+    return rc;
+}
+
+int cw_wire_encode_peer(const struct cw_msg *m, uint8_t **out, size_t *len)
+{
+    uint32_t next;
+    int rc = cw_wire_encode_peer_part(m, 0, &next, out, len);
+    if (rc == CW_OK && next != m->n_records) {
+        free(*out);
+        *out = NULL;
+        *len = 0;
+        return CW_ETOOBIG;
+    }
+    return rc;
+}
+
+static int decode_batch(const Causeway__PeerFrame *pf, const struct cw_wire_limits *lim,
+                        struct cw_msg *out)
+{
+    if (pf->n_records == 0 || pf->batch.len == 0)
+        return CW_EDECODE;
+    if (pf->n_records > lim->records_max)
+        return CW_ETOOBIG;
+    uint8_t *raw;
+    size_t raw_len;
+    int rc = lz4_unframe(pf->batch.data, pf->batch.len, lim->batch_bytes_max, &raw, &raw_len);
+    if (rc != CW_OK)
+        return rc;
+    struct scan_bounds sb = {.repeated_messages_max = pf->n_records};
+    rc = scan_message(&causeway__record_batch__descriptor, raw, raw_len, 0, &sb);
+    if (rc != CW_OK) {
+        /* More records than declared is a malformed frame, not a big one: the
+         * declared count was already within the bound. */
+        rc = CW_EDECODE;
+        goto err_after_raw;
+    }
+    Causeway__RecordBatch *rb = causeway__record_batch__unpack(&pb_allocator, raw_len, raw);
+    if (rb == NULL) {
+        rc = CW_EDECODE;
+        goto err_after_raw;
+    }
+    if (rb->n_records != pf->n_records) {
+        rc = CW_EDECODE;
+        goto err_after_unpack;
+    }
+    out->records = calloc(rb->n_records, sizeof(*out->records));
+    if (out->records == NULL) {
+        rc = CW_ENOMEM;
+        goto err_after_unpack;
+    }
+    for (size_t i = 0; i < rb->n_records; i++) {
+        /* Counted before it is filled: a zeroed record is safe to free. */
+        out->n_records++;
+        rc = record_from_pb(rb->records[i], lim, &out->records[i]);
+        if (rc != CW_OK)
+            goto err_after_unpack;
+    }
+
+err_after_unpack:
+    causeway__record_batch__free_unpacked(rb, &pb_allocator);
+err_after_raw:
+    free(raw);
+    return rc;
+}
+
+static int peer_from_pb(const Causeway__PeerFrame *pf, const struct cw_wire_limits *lim,
+                        struct cw_msg *out)
+{
+    switch (pf->type) {
+    case CAUSEWAY__PEER_TYPE__PEER_RECORDS:
+        out->type = CW_MSG_RECORDS;
+        break;
+    case CAUSEWAY__PEER_TYPE__PEER_HEARTBEAT:
+        out->type = CW_MSG_HEARTBEAT;
+        break;
+    case CAUSEWAY__PEER_TYPE__PEER_NACK:
+        out->type = CW_MSG_NACK;
+        break;
+    default:
+        return CW_EDECODE;
+    }
+    if (pf->from_region >= CW_REGIONS_MAX || pf->to_region >= CW_REGIONS_MAX)
+        return CW_EDECODE;
+    out->from = (uint8_t)pf->from_region;
+    out->to = (uint8_t)pf->to_region;
+    int rc = vc_from_pb(&out->applied, pf->n_applied, pf->applied);
+    if (rc == CW_OK)
+        rc = vc_from_pb(&out->received, pf->n_received, pf->received);
+    if (rc != CW_OK)
+        return rc;
+    out->clock = pf->clock;
+    out->stream_end = pf->stream_end;
+    out->stream_sent = pf->stream_sent;
+    out->resend_after = pf->resend_after;
+    if (out->type == CW_MSG_RECORDS)
+        return decode_batch(pf, lim, out);
+    return pf->n_records == 0 && pf->batch.len == 0 ? CW_OK : CW_EDECODE;
+}
+
+int cw_wire_decode_peer(const uint8_t *in, size_t len, const struct cw_wire_limits *lim,
+                        struct cw_msg *out)
+{
+    struct cw_wire_limits def;
+    lim = limits_or_default(lim, &def);
+    memset(out, 0, sizeof(*out));
+    assert(in != NULL || len == 0);
+    struct peek pk;
+    int rc = check_frame(in, len, lim, &pk);
+    if (rc != CW_OK)
+        return rc;
+    struct scan_bounds sb = {.repeated_messages_max = 0};
+    rc = scan_message(&causeway__peer_frame__descriptor, in, len, 0, &sb);
+    if (rc != CW_OK)
+        return rc;
+    Causeway__PeerFrame *pf = causeway__peer_frame__unpack(&pb_allocator, len, in);
+    if (pf == NULL)
+        return CW_EDECODE;
+    rc = peer_from_pb(pf, lim, out);
+    causeway__peer_frame__free_unpacked(pf, &pb_allocator);
+    if (rc != CW_OK) {
+        cw_msg_free(out);
+        memset(out, 0, sizeof(*out));
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static bool op_valid(uint64_t op)
+{
+    return op >= CW_OP_PUT && op <= CW_OP_LINK;
+}
+
+static bool op_writes(enum cw_wire_op op)
+{
+    return op == CW_OP_PUT || op == CW_OP_DEL;
+}
+
+static bool op_on_key(enum cw_wire_op op)
+{
+    return op == CW_OP_PUT || op == CW_OP_DEL || op == CW_OP_GET;
+}
+
+/* Packs a message whose size has been checked against the frame bound. */
+static int pack_message(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+{
+    size_t size = protobuf_c_message_get_packed_size(msg);
+    if (size > CW_WIRE_FRAME_BYTES_MAX)
+        return CW_ETOOBIG;
+    uint8_t *buf = malloc(size ? size : 1);
+    if (buf == NULL)
+        return CW_ENOMEM;
+    size_t packed = protobuf_c_message_pack(msg, buf);
+    assert(packed == size);
+    *out = buf;
+    *len = packed;
+    return CW_OK;
+}
+
+int cw_wire_encode_request(const struct cw_wire_request *r, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    Causeway__Request pr = CAUSEWAY__REQUEST__INIT;
+    if (!op_valid(r->op))
+        return CW_EINVAL;
+    pr.version = CW_WIRE_VERSION;
+    pr.req_id = r->req_id;
+    pr.op = (Causeway__Op)r->op;
+    /* Only the fields the op uses are sent (causeway.proto). */
+    if (op_on_key(r->op)) {
+        if (name_to_pb(r->bucket, sizeof(r->bucket), &pr.bucket) != CW_OK ||
+            (r->key_len && r->key == NULL))
+            return CW_EINVAL;
+        if (r->key_len > CW_KEY_BYTES_MAX)
+            return CW_EKEY;
+        pr.key.len = r->key_len;
+        pr.key.data = r->key_len ? r->key : NULL;
+        vc_to_pb(&r->context, &pr.n_context, &pr.context);
+    }
+    if (op_writes(r->op) && r->has_kctx) {
+        pr.has_kctx = true;
+        vc_to_pb(&r->kctx, &pr.n_kctx, &pr.kctx);
+    }
+    if (r->op == CW_OP_PUT) {
+        if (r->value_len && r->value == NULL)
+            return CW_EINVAL;
+        pr.value.len = r->value_len;
+        pr.value.data = r->value_len ? r->value : NULL;
+    }
+    if (r->op == CW_OP_LINK) {
+        if (name_to_pb(r->link_from, sizeof(r->link_from), &pr.link_from) != CW_OK ||
+            name_to_pb(r->link_to, sizeof(r->link_to), &pr.link_to) != CW_OK ||
+            (unsigned)r->link_action > CW_LINK_DELAY)
+            return CW_EINVAL;
+        pr.link_action = (Causeway__LinkAction)r->link_action;
+        pr.delay_ms = r->delay_ms;
+    }
+    return pack_message(&pr.base, out, len);
+}
+
+static int request_from_pb(Causeway__Request *pr, const struct cw_wire_limits *lim,
+                           struct cw_wire_request *out)
+{
+    enum cw_wire_op op = out->op;
+    int rc = CW_OK;
+    if (op_on_key(op)) {
+        rc = name_from_pb(out->bucket, sizeof(out->bucket), &pr->bucket);
+        if (rc != CW_OK)
+            return rc;
+        if (pr->key.len > CW_KEY_BYTES_MAX)
+            return CW_ETOOBIG;
+        rc = vc_from_pb(&out->context, pr->n_context, pr->context);
+        if (rc != CW_OK)
+            return rc;
+    }
+    if (op_writes(op) && pr->has_kctx) {
+        out->has_kctx = true;
+        rc = vc_from_pb(&out->kctx, pr->n_kctx, pr->kctx);
+        if (rc != CW_OK)
+            return rc;
+    }
+    if (op == CW_OP_PUT && pr->value.len > lim->value_bytes_max)
+        return CW_ETOOBIG;
+    if (op == CW_OP_LINK) {
+        rc = name_from_pb(out->link_from, sizeof(out->link_from), &pr->link_from);
+        if (rc == CW_OK)
+            rc = name_from_pb(out->link_to, sizeof(out->link_to), &pr->link_to);
+        if (rc != CW_OK)
+            return rc;
+        if ((unsigned)pr->link_action > CW_LINK_DELAY)
+            return CW_EDECODE;
+        out->link_action = (enum cw_link_action)pr->link_action;
+        out->delay_ms = pr->delay_ms;
+    }
+    /* Every check passed: take the buffers last, so a failure owns nothing. */
+    if (op_on_key(op)) {
+        out->key_len = (uint32_t)pr->key.len;
+        out->key = take_bytes(&pr->key);
+    }
+    if (op == CW_OP_PUT) {
+        out->value_len = (uint32_t)pr->value.len;
+        out->value = take_bytes(&pr->value);
+    }
+    return CW_OK;
+}
+
+/* What a decoder leaves in a failed request or response: the id and op, when
+ * they were readable, so that an error reply can still be addressed. */
+static void set_reply_address(const struct peek *pk, uint64_t *req_id, enum cw_wire_op *op)
+{
+    *req_id = pk->has_req_id ? pk->req_id : 0;
+    *op = pk->has_op && op_valid(pk->op) ? (enum cw_wire_op)pk->op : CW_OP_NONE;
+}
+
+int cw_wire_decode_request(const uint8_t *in, size_t len, const struct cw_wire_limits *lim,
+                           struct cw_wire_request *out)
+{
+    struct cw_wire_limits def;
+    lim = limits_or_default(lim, &def);
+    memset(out, 0, sizeof(*out));
+    assert(in != NULL || len == 0);
+    struct peek pk;
+    int rc = check_frame(in, len, lim, &pk);
+    if (rc == CW_OK) {
+        struct scan_bounds sb = {.repeated_messages_max = 0};
+        rc = scan_message(&causeway__request__descriptor, in, len, 0, &sb);
+    }
+    Causeway__Request *pr = NULL;
+    if (rc == CW_OK) {
+        pr = causeway__request__unpack(&pb_allocator, len, in);
+        if (pr == NULL || !op_valid(pr->op))
+            rc = CW_EDECODE;
+    }
+    if (rc == CW_OK) {
+        out->req_id = pr->req_id;
+        out->op = (enum cw_wire_op)pr->op;
+        rc = request_from_pb(pr, lim, out);
+    }
+    if (pr != NULL)
+        causeway__request__free_unpacked(pr, &pb_allocator);
+    if (rc != CW_OK) {
+        memset(out, 0, sizeof(*out));
+        set_reply_address(&pk, &out->req_id, &out->op);
+    }
+    return rc;
+}
+
+void cw_wire_request_free(struct cw_wire_request *r)
+{
+    if (r == NULL)
+        return;
+    free(r->key);
+    free(r->value);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ----------------------------------------------------------- responses */
+
+int cw_wire_encode_response(const struct cw_wire_response *r, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    Causeway__Response pr = CAUSEWAY__RESPONSE__INIT;
+    if ((r->op != CW_OP_NONE && !op_valid(r->op)) || (r->op == CW_OP_NONE && r->err == CW_OK) ||
+        r->err < 0 || strnlen(r->message, sizeof(r->message)) == sizeof(r->message))
+        return CW_EINVAL;
+    pr.version = CW_WIRE_VERSION;
+    pr.req_id = r->req_id;
+    pr.op = (Causeway__Op)r->op;
+    pr.err = (uint32_t)r->err;
+    pr.message = (char *)r->message;
+    if (r->err != CW_OK)
+        return pack_message(&pr.base, out, len);
+
+    if (op_on_key(r->op)) {
+        if (r->conflict > CW_CONFLICT_SIBLINGS)
+            return CW_EINVAL;
+        pr.conflict = r->conflict;
+        vc_to_pb(&r->kctx, &pr.n_kctx, &pr.kctx);
+        vc_to_pb(&r->seen, &pr.n_seen, &pr.seen);
+    }
+    if (op_writes(r->op)) {
+        if (r->origin >= CW_REGIONS_MAX)
+            return CW_EINVAL;
+        pr.origin = r->origin;
+        pr.ts = r->ts;
+        pr.kctx_valid = r->kctx_valid;
+    }
+    if (r->op == CW_OP_STATUS && r->status_json != NULL)
+        pr.status_json = r->status_json;
+    if (r->op != CW_OP_GET || r->n_versions == 0)
+        return pack_message(&pr.base, out, len);
+
+    if (r->n_versions > CW_WIRE_VERSIONS_MAX || r->versions == NULL)
+        return CW_EINVAL;
+    int rc = CW_ENOMEM;
+    Causeway__Version *vers = calloc(r->n_versions, sizeof(*vers));
+    Causeway__Version **ptrs = calloc(r->n_versions, sizeof(*ptrs));
+    if (vers == NULL || ptrs == NULL)
+        goto err_after_arrays;
+    for (uint32_t i = 0; i < r->n_versions; i++) {
+        rc = version_to_pb(&r->versions[i], &vers[i]);
+        if (rc != CW_OK)
+            goto err_after_arrays;
+        ptrs[i] = &vers[i];
+    }
+    pr.n_versions = r->n_versions;
+    pr.versions = ptrs;
+    rc = pack_message(&pr.base, out, len);
+
+err_after_arrays:
+    free(ptrs);
+    free(vers);
+    return rc;
+}
+
+static int response_from_pb(Causeway__Response *pr, const struct cw_wire_limits *lim,
+                            struct cw_wire_response *out)
+{
+    /* protobuf-c gives an absent string as "", but the bytes are not ours to trust. */
+    const char *message = pr->message ? pr->message : "";
+    size_t n = strlen(message);
+    if (n > CW_WIRE_MESSAGE_MAX)
+        return CW_ETOOBIG;
+    memcpy(out->message, message, n + 1);
+    if (out->err != CW_OK)
+        return CW_OK;
+    if (out->op == CW_OP_NONE)
+        return CW_EDECODE;
+    int rc;
+    if (op_on_key(out->op)) {
+        if (pr->conflict > CW_CONFLICT_SIBLINGS)
+            return CW_EDECODE;
+        out->conflict = (uint8_t)pr->conflict;
+        rc = vc_from_pb(&out->kctx, pr->n_kctx, pr->kctx);
+        if (rc == CW_OK)
+            rc = vc_from_pb(&out->seen, pr->n_seen, pr->seen);
+        if (rc != CW_OK)
+            return rc;
+    }
+    if (op_writes(out->op)) {
+        if (pr->origin >= CW_REGIONS_MAX)
+            return CW_EDECODE;
+        out->origin = (uint8_t)pr->origin;
+        out->ts = pr->ts;
+        out->kctx_valid = pr->kctx_valid;
+    }
+    if (out->op == CW_OP_STATUS) {
+        const char *json = pr->status_json ? pr->status_json : "";
+        n = strlen(json);
+        out->status_json = malloc(n + 1);
+        if (out->status_json == NULL)
+            return CW_ENOMEM;
+        memcpy(out->status_json, json, n + 1);
+    }
+    if (out->op == CW_OP_GET && pr->n_versions > 0) {
+        out->versions = calloc(pr->n_versions, sizeof(*out->versions));
+        if (out->versions == NULL)
+            return CW_ENOMEM;
+        for (size_t i = 0; i < pr->n_versions; i++) {
+            /* Counted before it is filled: a zeroed version is safe to free. */
+            out->n_versions++;
+            rc = version_from_pb(pr->versions[i], lim->value_bytes_max, &out->versions[i]);
+            if (rc != CW_OK)
+                return rc;
+        }
+    }
+    return CW_OK;
+}
+
+int cw_wire_decode_response(const uint8_t *in, size_t len, const struct cw_wire_limits *lim,
+                            struct cw_wire_response *out)
+{
+    struct cw_wire_limits def;
+    lim = limits_or_default(lim, &def);
+    memset(out, 0, sizeof(*out));
+    assert(in != NULL || len == 0);
+    struct peek pk;
+    int rc = check_frame(in, len, lim, &pk);
+    if (rc == CW_OK) {
+        struct scan_bounds sb = {.repeated_messages_max = CW_WIRE_VERSIONS_MAX};
+        rc = scan_message(&causeway__response__descriptor, in, len, 0, &sb);
+    }
+    Causeway__Response *pr = NULL;
+    if (rc == CW_OK) {
+        pr = causeway__response__unpack(&pb_allocator, len, in);
+        if (pr == NULL || (pr->op != CAUSEWAY__OP__OP_UNSPECIFIED && !op_valid(pr->op)) ||
+            pr->err > INT32_MAX)
+            rc = CW_EDECODE;
+    }
+    if (rc == CW_OK) {
+        out->req_id = pr->req_id;
+        out->op = (enum cw_wire_op)pr->op;
+        out->err = (int)pr->err;
+        rc = response_from_pb(pr, lim, out);
+    }
+    if (pr != NULL)
+        causeway__response__free_unpacked(pr, &pb_allocator);
+    if (rc != CW_OK) {
+        cw_wire_response_free(out);
+        set_reply_address(&pk, &out->req_id, &out->op);
+    }
+    return rc;
+}
+
+void cw_wire_response_free(struct cw_wire_response *r)
+{
+    if (r == NULL)
+        return;
+    for (uint32_t i = 0; i < r->n_versions; i++)
+        free(r->versions[i].value);
+    free(r->versions);
+    free(r->status_json);
+    memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,192 @@
+/*
+ * wire.h - encoding and decoding of everything causeway sends over the network:
+ * client requests and responses (client and admin endpoints) and the
+ * replication frames between regions (peer endpoint). The byte format is
+ * src/wire/causeway.proto, specified in docs/protocol.md; the generated
+ * protobuf-c types stay inside wire.c, callers see only core structs and the
+ * request/response structs below.
+ *
+ * Every decoder treats its input as hostile: it checks the frame length, then
+ * the protocol version, then every count and length against the limits before
+ * it allocates for them, and returns CW_EDECODE (malformed), CW_ETOOBIG (over a
+ * bound) or CW_EVERSION (another protocol version). It never reads outside its
+ * input and never leaks, whatever the bytes.
+ *
+ * Encoders refuse to produce a frame larger than CW_WIRE_FRAME_BYTES_MAX, the
+ * protocol's frame bound, with CW_ETOOBIG, so that every frame they produce is
+ * accepted by a receiver using the default limits.
+ *
+ * Ownership:
+ *   - Encoders allocate *out with malloc and transfer it to the caller on
+ *     success (free it with free()); on failure *out is NULL and *len is 0.
+ *     Their input is borrowed for the duration of the call.
+ *   - Decoders fill a caller-owned struct. On success the caller owns what it
+ *     points to and releases it with cw_msg_free / cw_wire_request_free /
+ *     cw_wire_response_free. On failure the struct owns nothing (freeing it
+ *     anyway is harmless).
+ */
+#ifndef CW_WIRE_WIRE_H
+#define CW_WIRE_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/replica.h"
+#include "core/vclock.h"
+#include "core/version.h"
+
+/* The protocol version every top-level message carries. */
+#define CW_WIRE_VERSION 1
+
+/* Protocol bounds, and the default limits of a receiver. */
+#define CW_WIRE_FRAME_BYTES_MAX (8u << 20)  /* one encoded message */
+#define CW_WIRE_BATCH_BYTES_MAX (64u << 20) /* one decompressed RecordBatch */
+#define CW_WIRE_RECORDS_MAX 4096u           /* records in one RECORDS frame */
+#define CW_WIRE_VALUE_BYTES_MAX (1u << 20)  /* one value */
+/* Fixed bounds (not configurable). */
+#define CW_WIRE_VERSIONS_MAX 4096u /* versions in one GET response */
+#define CW_WIRE_MESSAGE_MAX 255u   /* bytes of a response's message */
+#define CW_WIRE_NAME_MAX 63u       /* bytes of a region name in a LINK request */
+/* A record's key is "bucket/key". */
+#define CW_WIRE_FULL_KEY_MAX (CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
+
+struct cw_wire_limits {
+    size_t frame_bytes_max;   /* whole encoded message, default 8 MiB */
+    size_t batch_bytes_max;   /* decompressed batch, default 64 MiB */
+    uint32_t records_max;     /* per batch, default 4096 */
+    uint32_t value_bytes_max; /* default 1 MiB */
+};
+
+/* Fills l with the defaults above. */
+void cw_wire_limits_default(struct cw_wire_limits *l);
+
+/* ------------------------------------------------------------ peer frames */
+
+/*
+ * Encodes m (any type) as one frame. A RECORDS message whose records do not fit
+ * in one frame fails with CW_ETOOBIG; use cw_wire_encode_peer_part to split it.
+ * Returns CW_OK, CW_EINVAL (bad type, region id >= CW_REGIONS_MAX, RECORDS with
+ * no records, a record key longer than CW_WIRE_FULL_KEY_MAX), CW_ETOOBIG or
+ * CW_ENOMEM.
+ */
+int cw_wire_encode_peer(const struct cw_msg *m, uint8_t **out, size_t *len);
+
+/*
+ * Encodes m with, for RECORDS, the records first..*next-1: as many as fit in one
+ * frame within the protocol bounds (at least one; CW_ETOOBIG when record
+ * `first` alone does not fit). For HEARTBEAT and NACK first must be 0 and *next
+ * is set to 0. A sender splits a large RECORDS message by calling this until
+ * *next == m->n_records; every part carries the same acknowledgement, and the
+ * parts arrive in order on a FIFO link, so the receiver sees the same chain.
+ */
+int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *next, uint8_t **out,
+                             size_t *len);
+
+/*
+ * Decodes one frame. On success the caller frees out with cw_msg_free; on
+ * failure out is zeroed. Checks the bounds in lim (NULL: the defaults), region
+ * ids, vector widths, key and value lengths and the LZ4 frame (declared and
+ * actual size). It does not check the replication semantics (chains, key
+ * syntax, consistency values): cw_replica_recv does.
+ */
+int cw_wire_decode_peer(const uint8_t *in, size_t len, const struct cw_wire_limits *lim,
+                        struct cw_msg *out);
+
+/* ---------------------------------------------------- client and admin */
+
+enum cw_wire_op {
+    CW_OP_NONE = 0, /* only in an error response to a request whose op was unreadable */
+    CW_OP_PUT = 1,
+    CW_OP_GET = 2,
+    CW_OP_DEL = 3,
+    CW_OP_STATUS = 4,
+    CW_OP_LINK = 5,
+};
+enum cw_link_action {
+    CW_LINK_NONE = 0, /* not a LINK request (a LINK request with it gets CW_EINVAL) */
+    CW_LINK_CUT = 1,
+    CW_LINK_HEAL = 2,
+    CW_LINK_DELAY = 3,
+};
+
+/*
+ * A request. Which fields an op uses is listed in causeway.proto; the others
+ * are zero. The decoder checks lengths only (bucket <= 64 bytes without NUL,
+ * key <= CW_KEY_BYTES_MAX, value <= value_bytes_max, names <= 63 bytes): the
+ * server validates the rest (bucket charset, empty keys) so that it can answer
+ * with CW_EBUCKET or CW_EKEY.
+ *
+ * Decoded requests own key and value (malloc'd; NULL when the length is 0);
+ * free them with cw_wire_request_free. For encoding they are borrowed.
+ */
+struct cw_wire_request {
+    enum cw_wire_op op;
+    uint64_t req_id;
+    char bucket[CW_BUCKET_NAME_MAX + 1]; /* NUL-terminated */
+    uint8_t *key;
+    uint32_t key_len;
+    uint8_t *value;
+    uint32_t value_len;
+    struct cw_vclock context;
+    struct cw_vclock kctx;
+    bool has_kctx;
+    char link_from[CW_WIRE_NAME_MAX + 1], link_to[CW_WIRE_NAME_MAX + 1]; /* NUL-terminated */
+    enum cw_link_action link_action;
+    uint32_t delay_ms;
+};
+
+/*
+ * A response. err is CW_OK or an enum cw_err; message is a NUL-terminated
+ * detail (may be empty). PUT/DEL: origin and ts are the write's dot. GET:
+ * versions holds every version, tombstones included, in (ts, origin) order.
+ * STATUS: status_json is a NUL-terminated JSON object (encoding: NULL sends an
+ * empty one; a decoded STATUS response always has one, maybe "").
+ *
+ * Decoded responses own versions (and each version's value) and status_json;
+ * free them with cw_wire_response_free. For encoding they are borrowed.
+ */
+struct cw_wire_response {
+    enum cw_wire_op op;
+    uint64_t req_id;
+    int err;
+    char message[CW_WIRE_MESSAGE_MAX + 1];
+    /* PUT, DEL */
+    uint8_t origin;
+    uint64_t ts;
+    bool kctx_valid;
+    /* PUT, DEL, GET */
+    uint8_t conflict; /* enum cw_conflict */
+    struct cw_vclock kctx;
+    struct cw_vclock seen;
+    /* GET */
+    uint32_t n_versions;
+    struct cw_version *versions;
+    /* STATUS */
+    char *status_json;
+};
+
+/*
+ * Encoders: CW_OK, CW_EINVAL (unknown op or link action, bucket or name not
+ * NUL-terminated within its array, NULL data with a non-zero length, version
+ * origin >= CW_REGIONS_MAX, more than CW_WIRE_VERSIONS_MAX versions, negative
+ * err), CW_EKEY (key longer than CW_KEY_BYTES_MAX), CW_ETOOBIG or CW_ENOMEM.
+ */
+int cw_wire_encode_request(const struct cw_wire_request *r, uint8_t **out, size_t *len);
+int cw_wire_encode_response(const struct cw_wire_response *r, uint8_t **out, size_t *len);
+
+/*
+ * Decoders (lim NULL: the defaults). On failure the struct owns nothing, but
+ * req_id and op are set when they could be read from the input (else 0), so a
+ * server can still address its error reply to the request.
+ */
+int cw_wire_decode_request(const uint8_t *in, size_t len, const struct cw_wire_limits *lim,
+                           struct cw_wire_request *out);
+int cw_wire_decode_response(const uint8_t *in, size_t len, const struct cw_wire_limits *lim,
+                            struct cw_wire_response *out);
+
+/* Free what a decoded struct owns and zero it. NULL is a no-op. */
+void cw_wire_request_free(struct cw_wire_request *r);
+void cw_wire_response_free(struct cw_wire_response *r);
+
+#endif

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Bad input: oversized keys and values, malformed buckets, random bytes to every
+port, a bad config. Each gets a clear error, the node keeps running, and nothing
+is stored."""
+import os
+import random
+import socket
+import subprocess
+import time
+
+from cwtest import BIN, Cluster, check, log, run
+
+A, B = "one", "two"
+
+
+def expect_error(cl, args, words, what):
+    rc, out, err = cl.cli(A, *args)
+    check(rc != 0, f"{what}: expected an error, got success: {out}")
+    low = err.lower()
+    check(any(w in low for w in words), f"{what}: error does not explain itself: {err!r}")
+    log(f"{what}: exit {rc}: {err.strip()}")
+
+
+def main():
+    cl = Cluster("badinput", [A, B], 17800, cluster_extra="max_value_bytes = 4096")
+    try:
+        cl.start_all()
+        expect_error(cl, ["put", "kv/" + "k" * 1025, "v"], ["key"], "1025-byte key")
+        expect_error(cl, ["put", "kv/k", "v" * 5000], ["value", "large"], "5000-byte value")
+        expect_error(cl, ["put", "Bad!/k", "v"], ["bucket"], "malformed bucket")
+        expect_error(cl, ["put", "nosuchbucket/k", "v"], ["bucket"], "unknown bucket")
+        expect_error(cl, ["put", "kv/", "v"], ["key"], "empty key")
+        rng = random.Random(7)
+        for region in (A, B):
+            for port in cl.ports[region]:
+                for _ in range(5):
+                    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                        s.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 4096))))
+                        time.sleep(0.02)
+                # ZMTP 1.0 style: a length byte, a flags byte, then garbage (reaches the decoders)
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    for _ in range(20):
+                        body = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200)))
+                        s.sendall(bytes([len(body) + 1, 0]) + body)
+                    time.sleep(0.05)
+        log("sent random bytes to every client, peer and admin port")
+        for region in (A, B):
+            check(cl.alive(region), f"{region} died after random bytes:\n{cl.log_tail(region)}")
+            st = cl.status(region)
+            check(st["counters"]["puts"] == 0, f"{region} stored something: {st['counters']}")
+            check(st["keys"] == 0, f"{region} holds keys: {st['keys']}")
+        check(not cl.get(A, "kv/k")["found"], "kv/k exists after refused writes")
+        # The node still works.
+        check(cl.put(A, "kv/ok", "fine")[0] == 0, "a good put failed after the bad input")
+        log("both nodes still run, nothing was stored by bad input, a good put works")
+
+        # A bad config: unknown key on a known line, and a non-zero exit.
+        bad = os.path.join(cl.dir, "bad.ini")
+        with open(cl.config) as f:
+            text = f.read().splitlines()
+        text.insert(2, "latncy_ms = 5")
+        with open(bad, "w") as f:
+            f.write("\n".join(text) + "\n")
+        p = subprocess.run([os.path.join(BIN, "causewayd"), "--config", bad, "--region", A],
+                           capture_output=True, timeout=20)
+        err = p.stderr.decode()
+        check(p.returncode != 0, "causewayd accepted a bad config")
+        check("bad.ini:3:" in err and "latncy_ms" in err, f"bad config error lacks file:line:key: {err!r}")
+        check(not os.path.exists(os.path.join(cl.dir, "data-bad")), "bad config created data")
+        log(f"bad config: exit {p.returncode}: {err.strip()}")
+    finally:
+        cl.close()
+
+
+run(main)
