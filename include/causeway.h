@@ -58,7 +58,7 @@ extern "C" {
 
 struct cw_client;
 
-#define CW_CLIENT_TIMEOUT_MS_DEFAULT 5000
+#define CW_CLIENT_TIMEOUT_MS_DEFAULT 10000
 #define CW_CLIENT_RETRIES_DEFAULT 2
 #define CW_CLIENT_RETRIES_MAX 10
 

@@ -53,7 +53,7 @@ static const char *const main_help =
     "  -s, --session FILE    keep a causal session in FILE (created if missing):\n"
     "                        loaded before put/get/del, saved after they succeed\n"
     "  -j, --json            print exactly one JSON object on stdout\n"
-    "  -t, --timeout MS      wait at most MS per attempt (default 5000)\n"
+    "  -t, --timeout MS      wait at most MS per attempt (default 10000)\n"
     "  -h, --help            this help; 'causeway COMMAND --help' for a command\n"
     "\n"
     "Commands:\n"

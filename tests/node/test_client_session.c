@@ -1,0 +1,752 @@
+/*
+ * test_client_session.c - libcauseway without a server: session files (round
+ * trip, atomic replacement, malformed files with line numbers), context tokens,
+ * the JSON escaper and parser, status region names, and client-side validation
+ * that fails before anything is sent.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <causeway.h>
+
+#include "client/json.h"
+#include "core/session.h"
+#include "core/vclock.h"
+
+/* ------------------------------------------------------------ temp files */
+
+struct tmp {
+    char dir[64];
+    char path[256];
+};
+
+static int setup_tmp(void **state)
+{
+    struct tmp *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -1;
+    strcpy(t->dir, "/tmp/cw-client-test-XXXXXX");
+    if (mkdtemp(t->dir) == NULL) {
+        free(t);
+        return -1;
+    }
+    snprintf(t->path, sizeof(t->path), "%s/session", t->dir);
+    *state = t;
+    return 0;
+}
+
+/* Removes every file in the directory (tests create only plain files), then it. */
+static int teardown_tmp(void **state)
+{
+    struct tmp *t = *state;
+    DIR *d = opendir(t->dir);
+    if (d != NULL) {
+        struct dirent *e;
+        char p[512];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(p, sizeof(p), "%s/%s", t->dir, e->d_name);
+            if (unlink(p) != 0)
+                rmdir(p);
+        }
+        closedir(d);
+    }
+    rmdir(t->dir);
+    free(t);
+    return 0;
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Reads a whole small file into a NUL-terminated malloc'd buffer. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static size_t count_dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void make_token(char *buf, uint64_t a, uint64_t b, uint64_t c)
+{
+    struct cw_vclock v;
+    cw_vc_zero(&v);
+    v.ts[0] = a;
+    v.ts[1] = b;
+    v.ts[2] = c;
+    cw_token_format(&v, buf);
+}
+
+/* Lowercase hex of a string, for hand-written session files. */
+static void hex_of(const char *s, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[(uint8_t)s[i] >> 4];
+        out[2 * i + 1] = d[(uint8_t)s[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* A valid session file with a context and three key contexts, oldest first. */
+static void write_sample_session(const char *path)
+{
+    char ctx[CW_TOKEN_MAX], k1[CW_TOKEN_MAX], k2[CW_TOKEN_MAX], k3[CW_TOKEN_MAX];
+    char h1[64], h2[64], h3[64];
+    make_token(ctx, 1000, 2000, 3000);
+    make_token(k1, 10, 0, 0);
+    make_token(k2, 0, 20, 0);
+    make_token(k3, 0, 0, 30);
+    hex_of("cart/alice", h1);
+    hex_of("cart/bob", h2);
+    hex_of("feed/p/1", h3);
+    char text[4096];
+    int n = snprintf(text, sizeof(text),
+                     "causeway-session 1\ncontext %s\nkey %s %s\nkey %s %s\nkey %s %s\n", ctx, h1,
+                     k1, h2, k2, h3, k3);
+    write_file(path, text, (size_t)n);
+}
+
+/* --------------------------------------------------------------- sessions */
+
+static void test_session_round_trip(void **state)
+{
+    struct tmp *t = *state;
+    char other[300];
+    snprintf(other, sizeof(other), "%s/copy", t->dir);
+    write_sample_session(t->path);
+    char *original = read_file(t->path);
+
+    struct cw_sess *s = NULL;
+    assert_int_equal(cw_sess_new(0, &s), CW_OK);
+    assert_int_equal(cw_sess_load(s, t->path), CW_OK);
+    assert_string_equal(cw_sess_error(s), "");
+    char tok[CW_CONTEXT_TOKEN_MAX], want[CW_TOKEN_MAX];
+    assert_int_equal(cw_sess_export(s, tok, sizeof(tok)), CW_OK);
+    make_token(want, 1000, 2000, 3000);
+    assert_string_equal(tok, want);
+
+    /* Saving what was loaded reproduces the file: context, every key context,
+     * and their use order. */
+    assert_int_equal(cw_sess_save(s, other), CW_OK);
+    char *copy = read_file(other);
+    assert_string_equal(copy, original);
+    free(copy);
+
+    /* And loading that again into a fresh session gives the same state. */
+    struct cw_sess *s2 = NULL;
+    assert_int_equal(cw_sess_new(0, &s2), CW_OK);
+    assert_int_equal(cw_sess_load(s2, other), CW_OK);
+    assert_int_equal(cw_sess_save(s2, t->path), CW_OK);
+    copy = read_file(t->path);
+    assert_string_equal(copy, original);
+    free(copy);
+
+    free(original);
+    cw_sess_free(&s);
+    cw_sess_free(&s2);
+    assert_null(s);
+    cw_sess_free(&s); /* a second free is harmless */
+    cw_sess_free(NULL);
+}
+
+static void test_session_repeated_key_is_most_recent(void **state)
+{
+    /* A key that appears again is used again: its last context wins and it moves
+     * to the most recent end, so a save writes it last. */
+    struct tmp *t = *state;
+    char ctx[CW_TOKEN_MAX], k1[CW_TOKEN_MAX], k2[CW_TOKEN_MAX], k3[CW_TOKEN_MAX];
+    char ha[64], hb[64], text[2048], want[2048];
+    make_token(ctx, 1, 1, 1);
+    make_token(k1, 1, 0, 0);
+    make_token(k2, 2, 0, 0);
+    make_token(k3, 3, 0, 0);
+    hex_of("b/a", ha);
+    hex_of("b/b", hb);
+    int n = snprintf(text, sizeof(text),
+                     "causeway-session 1\ncontext %s\nkey %s %s\nkey %s %s\nkey %s %s\n", ctx, ha,
+                     k1, hb, k2, ha, k3);
+    write_file(t->path, text, (size_t)n);
+    snprintf(want, sizeof(want), "causeway-session 1\ncontext %s\nkey %s %s\nkey %s %s\n", ctx, hb,
+             k2, ha, k3);
+    struct cw_sess *s = NULL;
+    assert_int_equal(cw_sess_new(0, &s), CW_OK);
+    assert_int_equal(cw_sess_load(s, t->path), CW_OK);
+    assert_int_equal(cw_sess_save(s, t->path), CW_OK);
+    char *got = read_file(t->path);
+    assert_string_equal(got, want);
+    free(got);
+    cw_sess_free(&s);
+}
+
+static void test_session_bound_keeps_most_recent(void **state)
+{
+    struct tmp *t = *state;
+    write_sample_session(t->path);
+    struct cw_sess *s = NULL;
+    assert_int_equal(cw_sess_new(2, &s), CW_OK);
+    assert_int_equal(cw_sess_load(s, t->path), CW_OK);
+    assert_int_equal(cw_sess_save(s, t->path), CW_OK);
+    char *text = read_file(t->path);
+    char h[64];
+    hex_of("cart/alice", h);
+    assert_null(strstr(text, h)); /* the least recently used key was forgotten */
+    hex_of("cart/bob", h);
+    assert_non_null(strstr(text, h));
+    hex_of("feed/p/1", h);
+    assert_non_null(strstr(text, h));
+    free(text);
+    cw_sess_free(&s);
+
+    assert_int_equal(cw_sess_new(CW_SESS_KEYS_MAX + 1, &s), CW_EINVAL);
+    assert_null(s);
+}
+
+static void test_session_save_creates_and_is_atomic(void **state)
+{
+    struct tmp *t = *state;
+    struct cw_sess *s = NULL;
+    assert_int_equal(cw_sess_new(0, &s), CW_OK);
+
+    /* A missing file: load says so and leaves the session alone; save creates it. */
+    assert_int_equal(cw_sess_load(s, t->path), CW_ENOTFOUND);
+    assert_non_null(strstr(cw_sess_error(s), t->path));
+    assert_int_equal(cw_sess_save(s, t->path), CW_OK);
+    struct stat st;
+    assert_int_equal(stat(t->path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    char *text = read_file(t->path);
+    assert_string_equal(text, "causeway-session 1\ncontext cw1-00\n");
+    free(text);
+
+    /* Replacing: the new content is complete and no temporary file is left. */
+    char tok[CW_TOKEN_MAX];
+    make_token(tok, 5, 6, 7);
+    assert_int_equal(cw_sess_import(s, tok), CW_OK);
+    assert_int_equal(cw_sess_save(s, t->path), CW_OK);
+    text = read_file(t->path);
+    char want[512];
+    snprintf(want, sizeof(want), "causeway-session 1\ncontext %s\n", tok);
+    assert_string_equal(text, want);
+    free(text);
+    assert_int_equal(count_dir_entries(t->dir), 1);
+
+    /* A save that cannot complete (the target is a directory) fails, keeps the
+     * directory as it was and removes its temporary file. */
+    char sub[300];
+    snprintf(sub, sizeof(sub), "%s/adir", t->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(cw_sess_save(s, sub), CW_EIO);
+    assert_non_null(strstr(cw_sess_error(s), "adir"));
+    assert_int_equal(count_dir_entries(t->dir), 2); /* session + adir, no temp file */
+    assert_int_equal(count_dir_entries(sub), 0);
+
+    /* A directory that does not exist. */
+    char missing[300];
+    snprintf(missing, sizeof(missing), "%s/nodir/session", t->dir);
+    assert_int_equal(cw_sess_save(s, missing), CW_EIO);
+    assert_string_not_equal(cw_sess_error(s), "");
+    cw_sess_free(&s);
+}
+
+struct bad_file {
+    const char *text; /* with %1$s = a valid token, %2$s = hex of a valid key */
+    unsigned line;
+};
+
+static void test_session_malformed_files(void **state)
+{
+    struct tmp *t = *state;
+    char tok[CW_TOKEN_MAX], hex[64];
+    make_token(tok, 1, 2, 3);
+    hex_of("b/k", hex);
+    /* Each text is formatted with the token and the key's hex. */
+    static const struct bad_file cases[] = {
+        {"", 1},
+        {"hello\n", 1},
+        {"causeway-session\n", 1},
+        {"causeway-session 2\ncontext %1$s\n", 1},
+        {"causeway-session 1x\ncontext %1$s\n", 1},
+        {"causeway-session 1\n", 2},
+        {"causeway-session 1\ncontext\n", 2},
+        {"causeway-session 1\ncontext cw1-zz\n", 2},
+        {"causeway-session 1\ncontext %1$s trailing\n", 2},
+        {"causeway-session 1\nkey %2$s %1$s\n", 2},
+        {"causeway-session 1\ncontext %1$s\nkey %2$s\n", 3},
+        {"causeway-session 1\ncontext %1$s\nkey %2$s cw1-0\n", 3},
+        {"causeway-session 1\ncontext %1$s\nkey 6 %1$s\n", 3},      /* odd hex */
+        {"causeway-session 1\ncontext %1$s\nkey 6G6b %1$s\n", 3},   /* bad hex digit */
+        {"causeway-session 1\ncontext %1$s\nkey 626b %1$s\n", 3},   /* "bk": no slash */
+        {"causeway-session 1\ncontext %1$s\nkey 2f6b %1$s\n", 3},   /* "/k": no bucket */
+        {"causeway-session 1\ncontext %1$s\nkey 422f6b %1$s\n", 3}, /* "B/k": bad bucket */
+        {"causeway-session 1\ncontext %1$s\nkey 622f %1$s\n", 3},   /* "b/": empty key */
+        {"causeway-session 1\ncontext %1$s\nkey %2$s %1$s\nnonsense\n", 4},
+        {"causeway-session 1\ncontext %1$s\ncontext %1$s\n", 3},
+    };
+    char text[1024];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int n = snprintf(text, sizeof(text), cases[i].text, tok, hex);
+        assert_true(n >= 0);
+        write_file(t->path, text, (size_t)n);
+        struct cw_sess *s = NULL;
+        assert_int_equal(cw_sess_new(0, &s), CW_OK);
+        char before[CW_TOKEN_MAX], after[CW_TOKEN_MAX], token0[CW_TOKEN_MAX];
+        make_token(token0, 9, 9, 9);
+        assert_int_equal(cw_sess_import(s, token0), CW_OK);
+        assert_int_equal(cw_sess_export(s, before, sizeof(before)), CW_OK);
+        int rc = cw_sess_load(s, t->path);
+        if (rc != CW_ECONTEXT)
+            fail_msg("case %zu: expected CW_ECONTEXT, got %d for:\n%s", i, rc, text);
+        char want[300];
+        snprintf(want, sizeof(want), "%s:%u:", t->path, cases[i].line);
+        if (strstr(cw_sess_error(s), want) == NULL)
+            fail_msg("case %zu: error \"%s\" does not name line %u", i, cw_sess_error(s),
+                     cases[i].line);
+        /* The session is unchanged by a failed load. */
+        assert_int_equal(cw_sess_export(s, after, sizeof(after)), CW_OK);
+        assert_string_equal(before, after);
+        cw_sess_free(&s);
+    }
+
+    /* A line longer than any valid line, and a NUL byte inside a line. */
+    size_t big = 8000;
+    char *huge = malloc(big + 64);
+    assert_non_null(huge);
+    int n = snprintf(huge, big + 64, "causeway-session 1\ncontext %s\nkey ", tok);
+    memset(huge + n, 'a', big - (size_t)n);
+    huge[big] = '\n';
+    write_file(t->path, huge, big + 1);
+    free(huge);
+    struct cw_sess *s = NULL;
+    assert_int_equal(cw_sess_new(0, &s), CW_OK);
+    assert_int_equal(cw_sess_load(s, t->path), CW_ECONTEXT);
+    assert_non_null(strstr(cw_sess_error(s), ":3:"));
+    static const char with_nul[] = "causeway-session 1\ncontext cw1-00\0x\n";
+    write_file(t->path, with_nul, sizeof(with_nul) - 1);
+    assert_int_equal(cw_sess_load(s, t->path), CW_ECONTEXT);
+    assert_non_null(strstr(cw_sess_error(s), ":2:"));
+
+    /* A file without a final newline is still fine. */
+    n = snprintf(text, sizeof(text), "causeway-session 1\ncontext %s", tok);
+    write_file(t->path, text, (size_t)n);
+    assert_int_equal(cw_sess_load(s, t->path), CW_OK);
+    char got[CW_TOKEN_MAX];
+    assert_int_equal(cw_sess_export(s, got, sizeof(got)), CW_OK);
+    assert_string_equal(got, tok);
+    cw_sess_free(&s);
+}
+
+static void test_session_tokens(void **state)
+{
+    (void)state;
+    struct cw_sess *s = NULL;
+    assert_int_equal(cw_sess_new(0, &s), CW_OK);
+    char buf[CW_CONTEXT_TOKEN_MAX];
+    assert_int_equal(cw_sess_export(s, buf, sizeof(buf)), CW_OK);
+    assert_string_equal(buf, "cw1-00"); /* the empty context */
+
+    /* Import joins entry-wise: the result depends on both. */
+    char a[CW_TOKEN_MAX], b[CW_TOKEN_MAX], joined[CW_TOKEN_MAX];
+    make_token(a, 100, 5, 0);
+    make_token(b, 7, 200, UINT64_MAX);
+    make_token(joined, 100, 200, UINT64_MAX);
+    assert_int_equal(cw_sess_import(s, a), CW_OK);
+    assert_int_equal(cw_sess_export(s, buf, sizeof(buf)), CW_OK);
+    assert_string_equal(buf, a);
+    assert_int_equal(cw_sess_import(s, b), CW_OK);
+    assert_int_equal(cw_sess_export(s, buf, sizeof(buf)), CW_OK);
+    assert_string_equal(buf, joined);
+
+    /* The exported token parses back to the same vector. */
+    struct cw_vclock v;
+    assert_int_equal(cw_token_parse(buf, &v), CW_OK);
+    assert_true(v.ts[0] == 100 && v.ts[1] == 200 && v.ts[2] == UINT64_MAX);
+
+    static const char *const bad[] = {"",       "cw1-",   "cw2-00",  "cw1-0",   "cw1-zz",
+                                      "cw1-ff", "CW1-00", "cw1-00 ", "cw1-0000"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (cw_sess_import(s, bad[i]) != CW_ECONTEXT)
+            fail_msg("token \"%s\" was accepted", bad[i]);
+        assert_string_not_equal(cw_sess_error(s), "");
+    }
+    assert_int_equal(cw_sess_export(s, buf, sizeof(buf)), CW_OK);
+    assert_string_equal(buf, joined);
+
+    /* Too small a buffer. */
+    char small[8];
+    assert_int_equal(cw_sess_export(s, small, sizeof(small)), CW_ETOOBIG);
+    assert_string_equal(small, "");
+    cw_sess_free(&s);
+}
+
+/* ------------------------------------------------------------------- JSON */
+
+static void check_escape(const void *in, size_t len, const char *want)
+{
+    char out[256];
+    size_t need = cw_json_escape(out, sizeof(out), in, len);
+    assert_int_equal(need, strlen(want));
+    assert_string_equal(out, want);
+    /* Measuring alone. */
+    assert_int_equal(cw_json_escape(NULL, 0, in, len), need);
+}
+
+static void test_json_escape(void **state)
+{
+    (void)state;
+    check_escape("hello", 5, "hello");
+    check_escape("", 0, "");
+    check_escape("a\"b\\c/d", 7, "a\\\"b\\\\c/d");
+    check_escape("\n\t\r\b\f", 5, "\\n\\t\\r\\b\\f");
+    check_escape("\x01\x1f\x7f", 3, "\\u0001\\u001f\\u007f");
+    check_escape("a\0b", 3, "a\\u0000b");
+    /* Well-formed UTF-8 passes through: 2, 3 and 4 byte sequences. */
+    check_escape("caf\xc3\xa9", 5, "caf\xc3\xa9");
+    check_escape("\xe2\x82\xac", 3, "\xe2\x82\xac");
+    check_escape("\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80");
+    check_escape("\xf4\x8f\xbf\xbf", 4, "\xf4\x8f\xbf\xbf"); /* U+10FFFF */
+    /* Everything else becomes \u00XX, byte by byte. */
+    check_escape("\x80", 1, "\\u0080");
+    check_escape("\xff\xfe", 2, "\\u00ff\\u00fe");
+    check_escape("\xc3", 1, "\\u00c3");                                  /* truncated */
+    check_escape("\xc3(", 2, "\\u00c3(");                                /* bad continuation */
+    check_escape("\xc0\xaf", 2, "\\u00c0\\u00af");                       /* overlong '/' */
+    check_escape("\xe0\x80\xaf", 3, "\\u00e0\\u0080\\u00af");            /* overlong */
+    check_escape("\xed\xa0\x80", 3, "\\u00ed\\u00a0\\u0080");            /* surrogate D800 */
+    check_escape("\xf4\x90\x80\x80", 4, "\\u00f4\\u0090\\u0080\\u0080"); /* > U+10FFFF */
+    check_escape("\xe2\x82", 2, "\\u00e2\\u0082");                       /* truncated 3-byte */
+
+    /* snprintf semantics: truncated output, full length returned, always a NUL. */
+    char small[5];
+    assert_int_equal(cw_json_escape(small, sizeof(small), "a\"bcdef", 7), 8);
+    assert_string_equal(small, "a\\\"b");
+    char one[1];
+    assert_int_equal(cw_json_escape(one, 1, "xyz", 3), 3);
+    assert_string_equal(one, "");
+}
+
+static void test_json_escape_parses_back(void **state)
+{
+    (void)state;
+    /* Every byte value, escaped and quoted, is valid JSON; each byte decodes to
+     * itself (ASCII) or to the code point of its value (\u00XX). */
+    uint8_t all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (uint8_t)i;
+    size_t need = cw_json_escape(NULL, 0, all, sizeof(all));
+    char *doc = malloc(need + 3);
+    assert_non_null(doc);
+    doc[0] = '"';
+    cw_json_escape(doc + 1, need + 1, all, sizeof(all));
+    doc[need + 1] = '"';
+    doc[need + 2] = '\0';
+    struct cw_json *j = NULL;
+    assert_int_equal(cw_json_parse(doc, need + 2, &j, NULL, 0), CW_OK);
+    assert_int_equal(j->type, CW_JSON_STRING);
+    assert_int_equal(j->str_len, 128 + 2 * 128);
+    assert_memory_equal(j->str, all, 128);
+    for (int i = 128; i < 256; i++) {
+        uint8_t *p = (uint8_t *)j->str + 128 + 2 * (i - 128);
+        assert_int_equal(p[0], 0xc0 | (i >> 6));
+        assert_int_equal(p[1], 0x80 | (i & 0x3f));
+    }
+    cw_json_free(&j);
+    assert_null(j);
+    free(doc);
+
+    /* Text in UTF-8 survives exactly. */
+    const char *text = "na\xc3\xafve \"caf\xc3\xa9\"\n\xf0\x9f\x98\x80 \\ end";
+    need = cw_json_escape(NULL, 0, text, strlen(text));
+    doc = malloc(need + 3);
+    assert_non_null(doc);
+    doc[0] = '"';
+    cw_json_escape(doc + 1, need + 1, text, strlen(text));
+    strcpy(doc + need + 1, "\"");
+    assert_int_equal(cw_json_parse(doc, strlen(doc), &j, NULL, 0), CW_OK);
+    assert_string_equal(j->str, text);
+    cw_json_free(&j);
+    free(doc);
+}
+
+static void test_json_fput_string(void **state)
+{
+    struct tmp *t = *state;
+    FILE *f = fopen(t->path, "wb");
+    assert_non_null(f);
+    /* Larger than the internal buffer, with escapes across its boundary. */
+    size_t n = 10000;
+    char *in = malloc(n);
+    assert_non_null(in);
+    for (size_t i = 0; i < n; i++)
+        in[i] = i % 7 == 0 ? '\n' : 'x';
+    assert_int_equal(cw_json_fput_string(f, in, n), 0);
+    assert_int_equal(fclose(f), 0);
+    char *got = read_file(t->path);
+    size_t need = cw_json_escape(NULL, 0, in, n);
+    char *want = malloc(need + 3);
+    assert_non_null(want);
+    want[0] = '"';
+    cw_json_escape(want + 1, need + 1, in, n);
+    strcpy(want + need + 1, "\"");
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    free(in);
+}
+
+static void test_json_parse(void **state)
+{
+    (void)state;
+    const char *doc = " {\"region\":\"us-east\",\"id\":0,\"regions\":[\"us-east\",\"eu-west\"],"
+                      "\"clock\":18446744073709551615,\"ok\":true,\"none\":null,"
+                      "\"vis\":{\"eu-west\":{\"p50\":1.5e2,\"p99\":-0.25}},"
+                      "\"s\":\"\\u00e9\\ud83d\\ude00\\/\\n\"} ";
+    struct cw_json *j = NULL;
+    char err[128];
+    assert_int_equal(cw_json_parse(doc, strlen(doc), &j, err, sizeof(err)), CW_OK);
+    assert_int_equal(j->type, CW_JSON_OBJECT);
+    assert_int_equal(j->n, 8);
+    assert_string_equal(cw_json_member(j, "region")->str, "us-east");
+    uint64_t v;
+    assert_int_equal(cw_json_u64(cw_json_member(j, "clock"), &v), CW_OK);
+    assert_true(v == UINT64_MAX);
+    assert_int_equal(cw_json_u64(cw_json_member(j, "id"), &v), CW_OK);
+    assert_true(v == 0);
+    assert_true(cw_json_member(j, "ok")->boolean);
+    assert_int_equal(cw_json_member(j, "none")->type, CW_JSON_NULL);
+    const struct cw_json *p = cw_json_member(cw_json_member(j, "vis"), "eu-west");
+    assert_string_equal(cw_json_member(p, "p50")->str, "1.5e2");
+    assert_int_equal(cw_json_u64(cw_json_member(p, "p99"), &v), CW_EDECODE);
+    assert_string_equal(cw_json_member(j, "s")->str, "\xc3\xa9\xf0\x9f\x98\x80/\n");
+    assert_null(cw_json_member(j, "missing"));
+    assert_null(cw_json_member(cw_json_member(j, "id"), "x"));
+    cw_json_free(&j);
+
+    static const char *const bad[] = {
+        "",          "{",       "{\"a\"}",     "{\"a\":1,}",  "[1,]",  "[1 2]",     "\"abc",
+        "\"a\x01\"", "\"\\x\"", "\"\\ud800\"", "\"\\udc00\"", "01",    "1.",        "-",
+        "1e",        "tru",     "nul",         "{} {}",       "{1:2}", "\"\\u12\"",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = cw_json_parse(bad[i], strlen(bad[i]), &j, err, sizeof(err));
+        if (rc != CW_EDECODE)
+            fail_msg("\"%s\" gave %d, expected CW_EDECODE", bad[i], rc);
+        assert_null(j);
+        assert_non_null(strstr(err, "at byte"));
+    }
+    assert_int_equal(cw_json_u64(NULL, &v), CW_EDECODE);
+
+    /* Nesting is bounded. */
+    char deep[2 * CW_JSON_DEPTH_MAX + 3];
+    size_t n = CW_JSON_DEPTH_MAX + 1;
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    assert_int_equal(cw_json_parse(deep, 2 * n, &j, NULL, 0), CW_ETOOBIG);
+    assert_null(j);
+    n = CW_JSON_DEPTH_MAX;
+    assert_int_equal(cw_json_parse(deep + 1, 2 * n, &j, NULL, 0), CW_OK);
+    cw_json_free(&j);
+}
+
+static void test_status_regions(void **state)
+{
+    (void)state;
+    struct cw_regions r;
+    assert_int_equal(
+        cw_status_regions("{\"region\":\"eu-west\",\"regions\":[\"us-east\",\"eu-west\","
+                          "\"ap-south\"],\"peers\":[]}",
+                          &r),
+        CW_OK);
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.name[0], "us-east");
+    assert_string_equal(r.name[2], "ap-south");
+
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{}",
+        "{\"regions\":\"us-east\"}",
+        "{\"regions\":[]}",
+        "{\"regions\":[1]}",
+        "{\"regions\":[\"\"]}",
+        "{\"regions\":[\"a234567890123456789012345678901234\"]}",
+        "{\"regions\":[\"a\\u0000b\"]}",
+        "{\"regions\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\","
+        "\"m\",\"n\",\"o\",\"p\",\"q\"]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (cw_status_regions(bad[i], &r) != CW_EDECODE)
+            fail_msg("accepted %s", bad[i]);
+        assert_int_equal(r.n, 0);
+    }
+}
+
+/* ------------------------------------------------------------- validation */
+
+/* Nothing listens here: a request that got past validation would fail with
+ * CW_EUNAVAILABLE or CW_ETIMEOUT, never with a validation error. */
+#define DEAD_ENDPOINT "tcp://127.0.0.1:9"
+
+static struct cw_client *dead_client(void)
+{
+    struct cw_client_options opt;
+    cw_client_options_init(&opt);
+    assert_int_equal(opt.timeout_ms, CW_CLIENT_TIMEOUT_MS_DEFAULT);
+    assert_int_equal(opt.retries, CW_CLIENT_RETRIES_DEFAULT);
+    opt.timeout_ms = 200;
+    opt.retries = 0;
+    struct cw_client *c = NULL;
+    assert_int_equal(cw_client_connect(DEAD_ENDPOINT, &opt, &c), CW_OK);
+    assert_non_null(c);
+    return c;
+}
+
+static void test_client_validation(void **state)
+{
+    (void)state;
+    struct cw_client *c = dead_client();
+    struct cw_sess *s = NULL;
+    assert_int_equal(cw_sess_new(0, &s), CW_OK);
+    char before[CW_CONTEXT_TOKEN_MAX], after[CW_CONTEXT_TOKEN_MAX];
+    assert_int_equal(cw_sess_import(s, "cw1-0105"), CW_OK);
+    assert_int_equal(cw_sess_export(s, before, sizeof(before)), CW_OK);
+
+    char bucket65[66];
+    memset(bucket65, 'a', 65);
+    bucket65[65] = '\0';
+    static const char *const bad_buckets[] = {"", "Cart", "cart!", "ca/rt", "ca rt", "\xc3\xa9"};
+    struct cw_put_result pr;
+    struct cw_get_result *g = NULL;
+    for (size_t i = 0; i < sizeof(bad_buckets) / sizeof(bad_buckets[0]); i++) {
+        assert_int_equal(cw_put(c, s, bad_buckets[i], "k", 1, "v", 1, NULL, &pr), CW_EBUCKET);
+        assert_non_null(strstr(cw_client_error(c), "bucket"));
+        assert_int_equal(cw_get(c, s, bad_buckets[i], "k", 1, &g), CW_EBUCKET);
+        assert_null(g);
+        assert_int_equal(cw_del(c, s, bad_buckets[i], "k", 1, NULL, &pr), CW_EBUCKET);
+    }
+    assert_int_equal(cw_put(c, s, bucket65, "k", 1, "v", 1, NULL, &pr), CW_EBUCKET);
+    assert_int_equal(cw_put(c, s, NULL, "k", 1, "v", 1, NULL, &pr), CW_EBUCKET);
+
+    char key[1025];
+    memset(key, 'k', sizeof(key));
+    assert_int_equal(cw_put(c, s, "cart", key, 0, "v", 1, NULL, &pr), CW_EKEY);
+    assert_non_null(strstr(cw_client_error(c), "key"));
+    assert_int_equal(cw_put(c, s, "cart", key, 1025, "v", 1, NULL, &pr), CW_EKEY);
+    assert_non_null(strstr(cw_client_error(c), "1025"));
+    assert_int_equal(cw_get(c, s, "cart", key, 0, &g), CW_EKEY);
+    assert_int_equal(cw_get(c, s, "cart", key, 1025, &g), CW_EKEY);
+    assert_int_equal(cw_del(c, s, "cart", key, 1025, NULL, &pr), CW_EKEY);
+    assert_int_equal(cw_del(c, NULL, "cart", "", 0, NULL, NULL), CW_EKEY);
+
+    /* A malformed explicit context is refused before sending, too. */
+    assert_int_equal(cw_put(c, s, "cart", "k", 1, "v", 1, "cw1-xyz", &pr), CW_ECONTEXT);
+    assert_int_equal(cw_del(c, s, "cart", "k", 1, "not-a-token", &pr), CW_ECONTEXT);
+
+    /* Link arguments. */
+    assert_int_equal(cw_link(c, "", "eu-west", CW_ADMIN_LINK_CUT, 0), CW_EREGION);
+    assert_int_equal(
+        cw_link(c, "us-east", "a234567890123456789012345678901234", CW_ADMIN_LINK_CUT, 0),
+        CW_EREGION);
+    assert_int_equal(cw_link(c, "us-east", "eu-west", (enum cw_admin_link)9, 0), CW_EINVAL);
+
+    /* Failed requests leave the session as it was. */
+    assert_int_equal(cw_sess_export(s, after, sizeof(after)), CW_OK);
+    assert_string_equal(before, after);
+
+    /* For contrast: valid input does go to the network, and fails there. */
+    int rc = cw_get(c, s, "cart", key, 1024, &g);
+    assert_true(rc == CW_EUNAVAILABLE || rc == CW_ETIMEOUT);
+    assert_null(g);
+    assert_non_null(strstr(cw_client_error(c), DEAD_ENDPOINT));
+    rc = cw_put(c, s, "cart", "k", 1, "v", 1, NULL, &pr);
+    assert_true(rc == CW_EUNAVAILABLE || rc == CW_ETIMEOUT);
+    assert_int_equal(cw_sess_export(s, after, sizeof(after)), CW_OK);
+    assert_string_equal(before, after);
+
+    cw_sess_free(&s);
+    cw_client_close(&c);
+    assert_null(c);
+    cw_client_close(&c);
+    cw_get_result_free(&g);
+}
+
+static void test_client_options(void **state)
+{
+    (void)state;
+    struct cw_client_options opt;
+    struct cw_client *c = NULL;
+    cw_client_options_init(&opt);
+    opt.timeout_ms = 0;
+    assert_int_equal(cw_client_connect(DEAD_ENDPOINT, &opt, &c), CW_EINVAL);
+    assert_null(c);
+    cw_client_options_init(&opt);
+    opt.retries = CW_CLIENT_RETRIES_MAX + 1;
+    assert_int_equal(cw_client_connect(DEAD_ENDPOINT, &opt, &c), CW_EINVAL);
+    assert_int_equal(cw_client_connect("", NULL, &c), CW_EINVAL);
+    assert_int_equal(cw_client_connect(NULL, NULL, &c), CW_EINVAL);
+    assert_int_equal(cw_client_connect("bogus://x", NULL, &c), CW_EINVAL);
+    assert_null(c);
+    assert_int_equal(cw_client_connect(DEAD_ENDPOINT, NULL, &c), CW_OK);
+    assert_string_equal(cw_client_error(c), "");
+    cw_client_close(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_session_round_trip, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_session_repeated_key_is_most_recent, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_session_bound_keeps_most_recent, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_session_save_creates_and_is_atomic, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_session_malformed_files, setup_tmp, teardown_tmp),
+        cmocka_unit_test(test_session_tokens),
+        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_json_escape_parses_back),
+        cmocka_unit_test_setup_teardown(test_json_fput_string, setup_tmp, teardown_tmp),
+        cmocka_unit_test(test_json_parse),
+        cmocka_unit_test(test_status_regions),
+        cmocka_unit_test(test_client_validation),
+        cmocka_unit_test(test_client_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
