@@ -376,6 +376,8 @@ void cw_replica_config_defaults(struct cw_replica_config *cfg)
         cfg->nack_retry_us = 1000000;
     if (!cfg->read_wait_us)
         cfg->read_wait_us = 5000000;
+    if (!cfg->context_ahead_max_us)
+        cfg->context_ahead_max_us = 60000000;
 }
 
 struct cw_replica *cw_replica_create(const struct cw_replica_config *cfg)
@@ -544,6 +546,31 @@ static int check_bucket(const struct cw_replica *r, const char *bucket,
     return CW_OK;
 }
 
+/* A context naming a region this cluster does not have can never be satisfied,
+ * and a record carrying one would be refused by every peer and block the stream:
+ * such requests are refused up front. */
+static bool context_in_range(const struct cw_replica *r, const struct cw_vclock *v)
+{
+    for (unsigned k = r->cfg.n_regions; k < CW_REGIONS_MAX; k++)
+        if (v->ts[k])
+            return false;
+    return true;
+}
+
+/* A write's stamp must exceed every entry of its context. An entry far ahead of
+ * this region's clock (a forged or corrupt token) would drag the HLC with it, up
+ * to wrapping around, so such a context is refused. */
+static bool context_plausible(const struct cw_replica *r, uint64_t now_us,
+                              const struct cw_vclock *v)
+{
+    uint64_t base = cw_hlc_to_us(r->hlc.last) > now_us ? cw_hlc_to_us(r->hlc.last) : now_us;
+    uint64_t limit = cw_hlc_from_us(base + r->cfg.context_ahead_max_us);
+    for (unsigned k = 0; k < CW_REGIONS_MAX; k++)
+        if (v->ts[k] > limit)
+            return false;
+    return true;
+}
+
 /* ----------------------------------------------------------------- reads */
 
 static void serve_read(struct cw_replica *r, uint64_t req_id, const uint8_t *key, uint32_t key_len,
@@ -659,6 +686,8 @@ void cw_replica_get(struct cw_replica *r, uint64_t now_us, const struct cw_get_r
     int rc = check_bucket(r, req->bucket, &b);
     if (rc == CW_OK)
         rc = cw_validate_key(req->key, req->key_len);
+    if (rc == CW_OK && !context_in_range(r, &req->context))
+        rc = CW_ECONTEXT;
     if (rc != CW_OK) {
         reply_slot(r, CW_REPLY_GET, req->req_id, rc);
         return;
@@ -696,6 +725,10 @@ void cw_replica_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_r
         rc = cw_validate_key(req->key, req->key_len);
     if (rc == CW_OK && !req->tombstone && req->value_len > r->cfg.max_value_bytes)
         rc = CW_EVALUE;
+    if (rc == CW_OK && (!context_in_range(r, &req->context) || !context_in_range(r, &req->kctx) ||
+                        !context_plausible(r, now_us, &req->context) ||
+                        !context_plausible(r, now_us, &req->kctx)))
+        rc = CW_ECONTEXT;
     if (rc != CW_OK) {
         reply_slot(r, CW_REPLY_PUT, req->req_id, rc);
         return;

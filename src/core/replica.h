@@ -68,6 +68,9 @@ struct cw_replica_config {
     uint64_t heartbeat_us;      /* heartbeat period */
     uint64_t nack_retry_us;     /* minimum spacing of resend requests per origin */
     uint64_t read_wait_us;      /* how long a read may wait for V >= context */
+    /* A put whose context holds a stamp more than this far ahead of the region's
+     * clock is refused (CW_ECONTEXT): it would drag the HLC into the future. */
+    uint64_t context_ahead_max_us;
     /* Testing only: treat every bucket as eventual (no dependency checks), so the
      * simulator can prove its checker catches what causality prevents. */
     bool force_eventual;

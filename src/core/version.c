@@ -107,7 +107,7 @@ uint32_t cw_keystate_count_after(const struct cw_keystate *s, enum cw_conflict m
     for (uint32_t i = 0; i < s->n; i++)
         if (!cw_dot_covered(&w->kctx, s->v[i].dot))
             kept++;
-    return siblings_obsolete(s, w) ? s->n : kept + 1;
+    return kept + 1;
 }
 
 static int lww_apply(struct cw_keystate *s, const struct cw_version *w, bool *changed)

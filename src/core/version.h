@@ -64,7 +64,9 @@ int cw_keystate_copy(struct cw_keystate *dst, const struct cw_keystate *src);
 int cw_keystate_apply(struct cw_keystate *s, enum cw_conflict mode, const struct cw_version *w,
                       uint32_t limit, bool *changed);
 
-/* The number of versions s would hold after applying w (for admission checks). */
+/* The number of versions s would hold after adding w, a write not yet stored or
+ * replaced (a new local write; its dot need not be stamped yet). For admission
+ * checks. */
 uint32_t cw_keystate_count_after(const struct cw_keystate *s, enum cw_conflict mode,
                                  const struct cw_version *w);
 
