@@ -557,16 +557,23 @@ static bool context_in_range(const struct cw_replica *r, const struct cw_vclock 
     return true;
 }
 
+/* A stamp from a peer more than context_ahead_max_us ahead of both this region's
+ * clock and its physical time is refused: applying it would drag the HLC (and
+ * this origin's entry of V) to the end of time and kill the stream. */
+static bool stamp_plausible(const struct cw_replica *r, uint64_t now_us, uint64_t ts)
+{
+    uint64_t base = cw_hlc_to_us(r->hlc.last) > now_us ? cw_hlc_to_us(r->hlc.last) : now_us;
+    return ts <= cw_hlc_from_us(base + r->cfg.context_ahead_max_us);
+}
+
 /* A write's stamp must exceed every entry of its context. An entry far ahead of
  * this region's clock (a forged or corrupt token) would drag the HLC with it, up
  * to wrapping around, so such a context is refused. */
 static bool context_plausible(const struct cw_replica *r, uint64_t now_us,
                               const struct cw_vclock *v)
 {
-    uint64_t base = cw_hlc_to_us(r->hlc.last) > now_us ? cw_hlc_to_us(r->hlc.last) : now_us;
-    uint64_t limit = cw_hlc_from_us(base + r->cfg.context_ahead_max_us);
     for (unsigned k = 0; k < CW_REGIONS_MAX; k++)
-        if (v->ts[k] > limit)
+        if (!stamp_plausible(r, now_us, v->ts[k]))
             return false;
     return true;
 }
@@ -772,6 +779,11 @@ static void do_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_re
     struct cw_keyentry *e = cw_keymap_upsert(&r->keys, key, klen);
     if (e == NULL)
         oom();
+    /* Close the key context: whatever a covered version had replaced, this write
+     * replaces too (a hand-made --context token may name only the version). */
+    for (uint32_t i = 0; i < e->state.n; i++)
+        if (cw_dot_covered(&w.kctx, e->state.v[i].dot))
+            cw_vc_join(&w.kctx, &e->state.v[i].kctx);
     uint32_t limit = b->conflict == CW_CONFLICT_SIBLINGS ? b->max_siblings : 0;
     if (limit && cw_keystate_count_after(&e->state, b->conflict, &w) > limit) {
         reply_slot(r, CW_REPLY_PUT, req->req_id, CW_ESIBLINGS);
@@ -809,6 +821,9 @@ static void do_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_re
             oom();
         memcpy(rec->version.value, w.value, w.value_len);
     }
+    /* The write replaces what its key context names, so it depends on it too:
+     * every region applies the replaced versions before this one. */
+    cw_vc_join(&rec->deps, &w.kctx);
     r->outbox.n++;
     emit_outbox(r, CW_PERSIST_OUTBOX_PUT, rec);
     r->stream_end = w.dot.ts;
@@ -916,9 +931,12 @@ static void send_nack(struct cw_replica *r, unsigned o, uint64_t now_us)
     r->stats.nacks_sent++;
 }
 
-static bool record_valid(const struct cw_replica *r, unsigned from, const struct cw_record *rec)
+static bool record_valid(const struct cw_replica *r, uint64_t now_us, unsigned from,
+                         const struct cw_record *rec)
 {
     if (rec->version.dot.origin != from || rec->version.dot.ts <= rec->prev_ts)
+        return false;
+    if (!stamp_plausible(r, now_us, rec->version.dot.ts))
         return false;
     if (rec->consistency > CW_EVENTUAL || rec->conflict > CW_CONFLICT_SIBLINGS)
         return false;
@@ -938,7 +956,7 @@ static void recv_records(struct cw_replica *r, uint64_t now_us, const struct cw_
     struct origin_in *in = &r->in[o];
     for (uint32_t i = 0; i < m->n_records; i++) {
         const struct cw_record *rec = &m->records[i];
-        if (!record_valid(r, o, rec)) {
+        if (!record_valid(r, now_us, o, rec)) {
             r->stats.errors++;
             return;
         }
@@ -980,6 +998,10 @@ static void recv_heartbeat(struct cw_replica *r, uint64_t now_us, const struct c
 {
     unsigned o = m->from;
     struct origin_in *in = &r->in[o];
+    if (!stamp_plausible(r, now_us, m->clock) || !stamp_plausible(r, now_us, m->stream_end)) {
+        r->stats.errors++;
+        return;
+    }
     cw_hlc_observe(&r->hlc, m->clock);
     if (m->stream_sent > in->received) {
         r->stats.remote_gaps++;

@@ -64,10 +64,14 @@ struct cw_replica_config {
     uint32_t batch_records_max; /* records per replication message */
     uint32_t batch_bytes_max;   /* key and value bytes per replication message (at least one record) */
     uint32_t window_records;    /* records in flight per peer before an ack */
-    uint32_t pending_reads_max; /* reads waiting for the session's context */
+    /* Requests of causal buckets (reads and writes) waiting until V covers their
+     * session's context; beyond it a request fails with CW_EFULL. */
+    uint32_t pending_reads_max;
     uint64_t heartbeat_us;      /* heartbeat period */
     uint64_t nack_retry_us;     /* minimum spacing of resend requests per origin */
-    uint64_t read_wait_us;      /* how long a read may wait for V >= context */
+    /* How long such a request may wait; then it fails with CW_ENOTREADY. Requests
+     * of eventual buckets never wait. */
+    uint64_t read_wait_us;
     /* A put whose context holds a stamp more than this far ahead of the region's
      * clock is refused (CW_ECONTEXT): it would drag the HLC into the future. */
     uint64_t context_ahead_max_us;
@@ -194,7 +198,7 @@ struct cw_replica_stats {
     uint64_t puts, gets, deletes;
     uint64_t remote_applied, remote_duplicates, remote_gaps;
     uint64_t nacks_sent, nacks_received, resent_records;
-    uint64_t reads_waited, reads_timed_out;
+    uint64_t reads_waited, reads_timed_out; /* requests (reads and writes) that waited */
     uint64_t buffer_full_drops;
     uint64_t tombstones_collected;
     uint64_t errors;
@@ -214,8 +218,12 @@ int cw_replica_restore_key(struct cw_replica *r, const uint8_t *key, uint32_t ke
                            const uint8_t *data, uint32_t len);
 int cw_replica_restore_outbox(struct cw_replica *r, const uint8_t *data, uint32_t len);
 
-/* Local requests. The reply arrives as an effect (possibly after later inputs,
- * for a read that waits for its context). Validation errors reply at once. */
+/* Local requests. The reply arrives as an effect, possibly after later inputs:
+ * a request of a causal bucket waits until this region has applied its session's
+ * context (V >= context), up to read_wait_us. Validation errors reply at once:
+ * CW_EBUCKET, CW_EUNKNOWNBUCKET, CW_ESTRONG, CW_EKEY, CW_EVALUE, and CW_ECONTEXT
+ * for a context naming a region the cluster lacks or a stamp more than
+ * context_ahead_max_us ahead of this region's clock. */
 void cw_replica_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_req *req);
 void cw_replica_get(struct cw_replica *r, uint64_t now_us, const struct cw_get_req *req);
 

@@ -29,11 +29,14 @@ static struct cw_session_key *find(const struct cw_session *s, const uint8_t *ke
     return NULL;
 }
 
-const struct cw_vclock *cw_session_kctx(const struct cw_session *s, const uint8_t *key,
+const struct cw_vclock *cw_session_kctx(struct cw_session *s, const uint8_t *key,
                                         uint32_t key_len)
 {
     struct cw_session_key *k = find(s, key, key_len);
-    return k ? &k->kctx : NULL;
+    if (k == NULL)
+        return NULL;
+    k->used = ++s->clock;
+    return &k->kctx;
 }
 
 int cw_session_set_kctx(struct cw_session *s, const uint8_t *key, uint32_t key_len,

@@ -110,10 +110,27 @@ uint32_t cw_keystate_count_after(const struct cw_keystate *s, enum cw_conflict m
     return kept + 1;
 }
 
+/* LWW keeps the single greatest (ts, origin) of everything it has seen. A state
+ * with several versions (a bucket switched from siblings to LWW) collapses to its
+ * greatest one, so the result does not depend on arrival order either. */
 static int lww_apply(struct cw_keystate *s, const struct cw_version *w, bool *changed)
 {
-    if (s->n == 1 && cw_dot_cmp(w->dot, s->v[0].dot) <= 0)
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < s->n; i++)
+        if (cw_dot_cmp(s->v[i].dot, s->v[best].dot) > 0)
+            best = i;
+    if (s->n > 0 && cw_dot_cmp(w->dot, s->v[best].dot) <= 0) {
+        if (s->n == 1)
+            return CW_OK;
+        struct cw_version keep = s->v[best];
+        for (uint32_t i = 0; i < s->n; i++)
+            if (i != best)
+                version_free(&s->v[i]);
+        s->v[0] = keep;
+        s->n = 1;
+        *changed = true;
         return CW_OK;
+    }
     struct cw_version copy;
     int rc = reserve(s, 1);
     if (rc == CW_OK)

@@ -11,6 +11,12 @@
  * same set of versions is the same in any order, which is what makes regions
  * converge.
  *
+ * Siblings convergence needs closed key contexts: a context that covers a
+ * version also covers that version's own context. Contexts obtained by reading
+ * (cw_keystate_context) are closed; the replica closes a client-supplied one
+ * against the local state and makes the write depend on it, so causal delivery
+ * applies every covered version before the write everywhere.
+ *
  * Ownership: a cw_keystate owns its versions and their values. Functions that
  * take a `const struct cw_version *` copy what they keep.
  */
