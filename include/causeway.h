@@ -179,7 +179,11 @@ struct cw_put_result {
  * sess may be NULL: the write then carries an empty context and nothing is
  * remembered. Bucket and key are checked before anything is sent (CW_EBUCKET,
  * CW_EKEY, CW_ECONTEXT). The server may answer CW_EVALUE (value too large),
- * CW_ESIBLINGS, CW_EUNKNOWNBUCKET, CW_EFULL, CW_ESTRONG; the transport
+ * CW_ESIBLINGS, CW_EUNKNOWNBUCKET, CW_EFULL, CW_ESTRONG, CW_ECONTEXT (a context
+ * naming an unknown region or far in the future), and CW_ENOTREADY: in a causal
+ * bucket a write, like a read, waits until the region has applied the session's
+ * context, and fails with it when that takes longer than read_wait_ms (nothing
+ * was written); the transport
  * CW_ETIMEOUT (the write may or may not have happened; it is not retried) or
  * CW_ENET. On success *out (may be NULL) receives the write's dot.
  */

@@ -21,7 +21,10 @@
 #include "core/version.h"
 
 #define CW_CODEC_VERSION 1
-#define CW_SIBLINGS_HARD_MAX 4096 /* versions per decoded key state */
+/* Versions per decoded key state. Local writes keep a key within max_siblings
+ * (config: at most 1024); remote writes are never refused, so a converged key can
+ * hold up to max_siblings versions per region: 16 regions x 1024. */
+#define CW_SIBLINGS_HARD_MAX 16384
 #define CW_VALUE_HARD_MAX (64u << 20)
 
 struct cw_meta {

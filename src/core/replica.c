@@ -546,6 +546,27 @@ static int check_bucket(const struct cw_replica *r, const char *bucket,
     return CW_OK;
 }
 
+/*
+ * What this region has made visible: V, except that its own entry is its clock.
+ * Every write this region ever stamped is at or below its clock and was applied
+ * the moment it was stamped, so a dependency on this region's own entry is met
+ * once the clock has passed it (a context entry need not be an exact write stamp,
+ * e.g. a hand-made token).
+ */
+static void visible(const struct cw_replica *r, struct cw_vclock *out)
+{
+    *out = r->applied;
+    if (r->hlc.last > out->ts[r->cfg.region])
+        out->ts[r->cfg.region] = r->hlc.last;
+}
+
+static bool covers(const struct cw_replica *r, const struct cw_vclock *need)
+{
+    struct cw_vclock v;
+    visible(r, &v);
+    return cw_vc_dominates(&v, need);
+}
+
 /* A context naming a region this cluster does not have can never be satisfied,
  * and a record carrying one would be refused by every peer and block the stream:
  * such requests are refused up front. */
@@ -606,7 +627,7 @@ static bool must_wait(const struct cw_replica *r, const struct cw_bucket_policy 
 {
     if (b->consistency == CW_EVENTUAL || r->cfg.force_eventual)
         return false;
-    return !cw_vc_dominates(&r->applied, context);
+    return !covers(r, context);
 }
 
 /* Runs every waiting request whose context is now covered, in arrival order, and
@@ -618,7 +639,7 @@ static void check_waiting(struct cw_replica *r, uint64_t now_us, bool expire)
     for (size_t i = 0; i < r->waiting.n; i++) {
         struct waiting *x = &wv[i];
         const struct cw_bucket_policy *b = cw_replica_bucket(r, x->bucket);
-        if (cw_vc_dominates(&r->applied, &x->context)) {
+        if (covers(r, &x->context)) {
             if (x->is_put) {
                 struct cw_put_req req = {
                     .req_id = x->req_id,
@@ -740,9 +761,13 @@ void cw_replica_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_r
         reply_slot(r, CW_REPLY_PUT, req->req_id, rc);
         return;
     }
-    if (must_wait(r, b, &req->context)) {
+    /* The write will depend on what its key context names as well (do_put), so it
+     * waits for both: a client need not have joined them itself. */
+    struct cw_vclock need = req->context;
+    cw_vc_join(&need, &req->kctx);
+    if (must_wait(r, b, &need)) {
         park(r, now_us, true, req->req_id, req->bucket, req->key, req->key_len, req->value,
-             req->tombstone ? 0 : req->value_len, req->tombstone, &req->context, &req->kctx);
+             req->tombstone ? 0 : req->value_len, req->tombstone, &need, &req->kctx);
         return;
     }
     do_put(r, now_us, req, b);
@@ -857,11 +882,13 @@ static bool head_ready(struct cw_replica *r, unsigned o)
     if (h->consistency == CW_EVENTUAL || r->cfg.force_eventual)
         return true;
     /* Index: only look again once what the head waited for has arrived. */
-    if (in->wait_ts && r->applied.ts[in->wait_region] < in->wait_ts)
+    struct cw_vclock vis;
+    visible(r, &vis);
+    if (in->wait_ts && vis.ts[in->wait_region] < in->wait_ts)
         return false;
     unsigned k;
     uint64_t t;
-    if (cw_vc_first_unmet(&r->applied, &h->deps, r->cfg.n_regions, &k, &t)) {
+    if (cw_vc_first_unmet(&vis, &h->deps, r->cfg.n_regions, &k, &t)) {
         in->wait_region = k;
         in->wait_ts = t;
         return false;
@@ -931,13 +958,15 @@ static void send_nack(struct cw_replica *r, unsigned o, uint64_t now_us)
     r->stats.nacks_sent++;
 }
 
-static bool record_valid(const struct cw_replica *r, uint64_t now_us, unsigned from,
+static bool record_valid(struct cw_replica *r, uint64_t now_us, unsigned from,
                          const struct cw_record *rec)
 {
     if (rec->version.dot.origin != from || rec->version.dot.ts <= rec->prev_ts)
         return false;
-    if (!stamp_plausible(r, now_us, rec->version.dot.ts))
+    if (!stamp_plausible(r, now_us, rec->version.dot.ts)) {
+        r->stats.stamps_refused++;
         return false;
+    }
     if (rec->consistency > CW_EVENTUAL || rec->conflict > CW_CONFLICT_SIBLINGS)
         return false;
     if (!full_key_valid(rec->key, rec->key_len))
@@ -975,7 +1004,7 @@ static void recv_records(struct cw_replica *r, uint64_t now_us, const struct cw_
         if (r->buffered >= r->cfg.dep_buffer_max) {
             bool direct = in->q.n == 0 && (rec->consistency == CW_EVENTUAL ||
                                            r->cfg.force_eventual ||
-                                           cw_vc_dominates(&r->applied, &rec->deps));
+                                           covers(r, &rec->deps));
             if (!direct) {
                 r->stats.buffer_full_drops++;
                 return;
@@ -999,7 +1028,7 @@ static void recv_heartbeat(struct cw_replica *r, uint64_t now_us, const struct c
     unsigned o = m->from;
     struct origin_in *in = &r->in[o];
     if (!stamp_plausible(r, now_us, m->clock) || !stamp_plausible(r, now_us, m->stream_end)) {
-        r->stats.errors++;
+        r->stats.stamps_refused++;
         return;
     }
     cw_hlc_observe(&r->hlc, m->clock);
@@ -1157,6 +1186,10 @@ static void collect_tombstones(struct cw_replica *r)
 
 void cw_replica_tick(struct cw_replica *r, uint64_t now_us)
 {
+    /* A head blocked on this region's own entry is released by the clock moving,
+     * which no message announces. */
+    if (r->buffered)
+        drain(r, now_us);
     check_waiting(r, now_us, true);
     if (r->last_heartbeat_us && now_us < r->last_heartbeat_us + r->cfg.heartbeat_us) {
         flush_all(r);

@@ -46,6 +46,7 @@ struct cw_server {
     uint32_t gen;
     uint64_t started_us;
     uint64_t last_tick_us;
+    uint64_t stamps_refused_seen, stamps_warned_us;
     struct {
         uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
         uint64_t commit_records;
@@ -280,14 +281,15 @@ char *cw_server_status_json(const struct cw_server *s)
               ",\"remote_gaps\":%" PRIu64 ",\"nacks_sent\":%" PRIu64 ",\"nacks_received\":%" PRIu64
               ",\"resent_records\":%" PRIu64 ",\"reads_waited\":%" PRIu64
               ",\"reads_timed_out\":%" PRIu64 ",\"buffer_full_drops\":%" PRIu64
-              ",\"tombstones_collected\":%" PRIu64 ",\"errors\":%" PRIu64
+              ",\"tombstones_collected\":%" PRIu64 ",\"stamps_refused\":%" PRIu64
+              ",\"errors\":%" PRIu64
               ",\"requests\":%" PRIu64 ",\"bad_requests\":%" PRIu64
               ",\"bad_peer_frames\":%" PRIu64 ",\"commits\":%" PRIu64
               ",\"commit_records\":%" PRIu64 "}}",
               st->puts, st->gets, st->deletes, st->remote_applied, st->remote_duplicates,
               st->remote_gaps, st->nacks_sent, st->nacks_received, st->resent_records,
               st->reads_waited, st->reads_timed_out, st->buffer_full_drops,
-              st->tombstones_collected, st->errors, s->counters.requests,
+              st->tombstones_collected, st->stamps_refused, st->errors, s->counters.requests,
               s->counters.bad_requests, s->counters.bad_peer_frames, ss.commits, ss.records);
     if (b.oom) {
         free(b.p);
@@ -587,6 +589,15 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
         if (now - s->last_tick_us >= TICK_MS * 1000ull) {
             cw_replica_tick(s->rep, now);
             s->last_tick_us = now;
+            uint64_t refused = cw_replica_stats(s->rep)->stamps_refused;
+            if (refused > s->stamps_refused_seen && now - s->stamps_warned_us > 10000000ull) {
+                cw_warn("refused %" PRIu64 " peer messages whose stamps are more than 60 s "
+                        "ahead of this region's clock; replication from that region is "
+                        "stalled until the clocks agree: check NTP on every host",
+                        refused - s->stamps_refused_seen);
+                s->stamps_refused_seen = refused;
+                s->stamps_warned_us = now;
+            }
         }
         int rc = process_ready(s);
         if (rc != CW_OK)

@@ -81,6 +81,10 @@ struct region {
     struct cw_reply *held_replies;
     size_t n_held_replies, cap_held_replies;
     bool flush_scheduled;
+    /* History indices of writes decided since the last group commit: a crash
+     * before the commit makes them never have happened. */
+    size_t *unflushed;
+    size_t n_unflushed, cap_unflushed;
 };
 
 struct session {
@@ -125,6 +129,7 @@ struct sim {
     unsigned ops_issued;
     uint64_t next_value_id;
     uint32_t next_orphan;
+    uint64_t next_lost_dot;
     struct cw_replica_config rcfg;
     struct cw_sim_result *res;
     bool oom;
@@ -433,6 +438,7 @@ static void flush_region(struct sim *sim, unsigned r)
     g->flush_scheduled = false;
     if (!g->up)
         return;
+    g->n_unflushed = 0;
     for (size_t i = 0; i < g->n_pending; i++) {
         store_apply(sim, &g->durable, &g->pending[i]);
         free(g->pending[i].key);
@@ -541,6 +547,13 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
     o->event = idx;
     if (current)
         ss->write_event = idx;
+    struct region *g = &sim->regions[rep->dot.origin];
+    size_t *slot = xgrow(sim, (void **)&g->unflushed, &g->cap_unflushed, g->n_unflushed,
+                         sizeof(*slot));
+    if (slot) {
+        *slot = idx;
+        g->n_unflushed++;
+    }
 }
 
 static void schedule_op(struct sim *sim, unsigned s, uint64_t delay)
@@ -755,6 +768,16 @@ static void crash_region(struct sim *sim, unsigned r)
         return;
     trace(sim, "crash r%u (losing %zu unpersisted records)", r, g->n_pending);
     drop_held(g);
+    /* Writes decided but not committed were seen by nobody (their replies and
+     * messages waited for the commit), and the restarted region may stamp a new
+     * write with the same dot. Give each a dot no region will ever issue, so the
+     * history keeps one write per dot. */
+    for (size_t i = 0; i < g->n_unflushed; i++) {
+        struct cw_hist_event *ev = &sim->res->history.events[g->unflushed[i]];
+        ev->write.ts = UINT64_MAX - sim->next_lost_dot++;
+        ev->acked = false;
+    }
+    g->n_unflushed = 0;
     cw_replica_destroy(&g->rep);
     g->up = false;
     sim->res->crashes++;
@@ -1021,6 +1044,7 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         free(sim->regions[r].pending);
         free(sim->regions[r].held_msgs);
         free(sim->regions[r].held_replies);
+        free(sim->regions[r].unflushed);
         cw_replica_destroy(&sim->regions[r].rep);
         store_free(&sim->regions[r].durable);
     }

@@ -24,7 +24,7 @@
 
 struct cw_sim_config {
     uint64_t seed;
-    unsigned n_regions; /* 3..7 */
+    unsigned n_regions; /* 1..CW_REGIONS_MAX; the command line allows 3..7 */
     unsigned n_sessions;
     unsigned n_keys; /* per bucket */
     unsigned n_ops;  /* client operations in the workload */

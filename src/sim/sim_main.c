@@ -29,7 +29,7 @@ static void usage(FILE *f)
             "  --regions N         number of regions, 3 to 7 (default 3)\n"
             "  --ops N             client operations per run (default 300)\n"
             "  --sessions N        client sessions (default 2 per region)\n"
-            "  --keys N            keys per bucket (default 3)\n"
+            "  --keys N            keys per bucket, 1 to 100 (default 3)\n"
             "  --no-faults         no drops, duplicates, partitions, crashes or clock jumps\n"
             "  --no-causal         turn dependency checks off in every region (all buckets\n"
             "                      behave as eventual) - to show what causality prevents\n"
@@ -94,8 +94,9 @@ int main(int argc, char **argv)
                    strcmp(a, "--keys") == 0) {
             if (parse_u64(a, v, &x))
                 return 2;
-            if (x < 1 || x > 1000000) {
-                fprintf(stderr, "causeway-sim: %s must be 1 to 1000000\n", a);
+            uint64_t max = strcmp(a, "--keys") == 0 ? 100 : 1000000;
+            if (x < 1 || x > max) {
+                fprintf(stderr, "causeway-sim: %s must be 1 to %" PRIu64 "\n", a, max);
                 return 2;
             }
             if (strcmp(a, "--ops") == 0)
@@ -103,7 +104,7 @@ int main(int argc, char **argv)
             else if (strcmp(a, "--sessions") == 0)
                 cfg.n_sessions = (unsigned)x;
             else
-                cfg.n_keys = (unsigned)(x > 100 ? 100 : x);
+                cfg.n_keys = (unsigned)x;
             i++;
         } else if (strcmp(a, "--no-faults") == 0) {
             cfg.faults = false;
@@ -172,9 +173,10 @@ int main(int argc, char **argv)
                 if (!res.quiet)
                     printf("  not quiet: %s\n", res.not_quiet);
                 cw_check_report_print(&res.report, &res.history, stdout, 5);
-                printf("  replay: causeway-sim --seed %" PRIu64 " --regions %u --ops %u%s%s\n",
-                       seed, cfg.n_regions, cfg.n_ops, cfg.faults ? "" : " --no-faults",
-                       cfg.force_eventual ? " --no-causal" : "");
+                printf("  replay: causeway-sim --seed %" PRIu64
+                       " --regions %u --ops %u --sessions %u --keys %u%s%s\n",
+                       seed, cfg.n_regions, cfg.n_ops, cfg.n_sessions, cfg.n_keys,
+                       cfg.faults ? "" : " --no-faults", cfg.force_eventual ? " --no-causal" : "");
             }
         }
         cw_sim_result_free(&res);

@@ -25,7 +25,12 @@
 
 #include <causeway/error.h>
 
+#include "core/codec.h"
 #include "wire/causeway.pb-c.h"
+
+/* Every key state a replica can hold must fit in one read response. */
+_Static_assert(CW_WIRE_VERSIONS_MAX >= CW_SIBLINGS_HARD_MAX,
+               "a key's versions must fit a response");
 
 /* Bounds of the wire-format scan (pass 2). No message of ours has more fields,
  * and the schema nests at most three deep (RecordBatch, Record, Version). */
@@ -514,8 +519,8 @@ static int record_from_pb(Causeway__Record *pr, const struct cw_wire_limits *lim
     rc = version_from_pb(pr->version, lim->value_bytes_max, &out->version);
     if (rc != CW_OK)
         return rc;
-    /* Keys are never NULL in a cw_record, even empty ones (the replica rejects
-     * those, but copies the record first). */
+    /* A key is never NULL, even an empty one (which the replica rejects), so
+     * that copying the record never hands memcpy a NULL pointer. */
     out->key_len = (uint32_t)pr->key.len;
     out->key = out->key_len ? take_bytes(&pr->key) : malloc(1);
     if (out->key == NULL) {
@@ -812,11 +817,11 @@ static bool op_on_key(enum cw_wire_op op)
     return op == CW_OP_PUT || op == CW_OP_DEL || op == CW_OP_GET;
 }
 
-/* Packs a message whose size has been checked against the frame bound. */
-static int pack_message(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+/* Packs a message after checking its size against bytes_max. */
+static int pack_message(const ProtobufCMessage *msg, size_t bytes_max, uint8_t **out, size_t *len)
 {
     size_t size = protobuf_c_message_get_packed_size(msg);
-    if (size > CW_WIRE_FRAME_BYTES_MAX)
+    if (size > bytes_max)
         return CW_ETOOBIG;
     uint8_t *buf = malloc(size ? size : 1);
     if (buf == NULL)
@@ -862,12 +867,12 @@ int cw_wire_encode_request(const struct cw_wire_request *r, uint8_t **out, size_
     if (r->op == CW_OP_LINK) {
         if (name_to_pb(r->link_from, sizeof(r->link_from), &pr.link_from) != CW_OK ||
             name_to_pb(r->link_to, sizeof(r->link_to), &pr.link_to) != CW_OK ||
-            (unsigned)r->link_action > CW_LINK_DELAY)
+            r->link_action < CW_LINK_CUT || r->link_action > CW_LINK_DELAY)
             return CW_EINVAL;
         pr.link_action = (Causeway__LinkAction)r->link_action;
         pr.delay_ms = r->delay_ms;
     }
-    return pack_message(&pr.base, out, len);
+    return pack_message(&pr.base, CW_WIRE_FRAME_BYTES_MAX, out, len);
 }
 
 static int request_from_pb(Causeway__Request *pr, const struct cw_wire_limits *lim,
@@ -899,7 +904,10 @@ static int request_from_pb(Causeway__Request *pr, const struct cw_wire_limits *l
             rc = name_from_pb(out->link_to, sizeof(out->link_to), &pr->link_to);
         if (rc != CW_OK)
             return rc;
-        if ((unsigned)pr->link_action > CW_LINK_DELAY)
+        /* A LINK without an action (or with one this version does not know)
+         * cannot be carried out. */
+        if (pr->link_action < CAUSEWAY__LINK_ACTION__LINK_CUT ||
+            pr->link_action > CAUSEWAY__LINK_ACTION__LINK_DELAY)
             return CW_EDECODE;
         out->link_action = (enum cw_link_action)pr->link_action;
         out->delay_ms = pr->delay_ms;
@@ -982,7 +990,7 @@ int cw_wire_encode_response(const struct cw_wire_response *r, uint8_t **out, siz
     pr.err = (uint32_t)r->err;
     pr.message = (char *)r->message;
     if (r->err != CW_OK)
-        return pack_message(&pr.base, out, len);
+        return pack_message(&pr.base, CW_WIRE_RESPONSE_BYTES_MAX, out, len);
 
     if (op_on_key(r->op)) {
         if (r->conflict > CW_CONFLICT_SIBLINGS)
@@ -1001,9 +1009,11 @@ int cw_wire_encode_response(const struct cw_wire_response *r, uint8_t **out, siz
     if (r->op == CW_OP_STATUS && r->status_json != NULL)
         pr.status_json = r->status_json;
     if (r->op != CW_OP_GET || r->n_versions == 0)
-        return pack_message(&pr.base, out, len);
+        return pack_message(&pr.base, CW_WIRE_RESPONSE_BYTES_MAX, out, len);
 
-    if (r->n_versions > CW_WIRE_VERSIONS_MAX || r->versions == NULL)
+    if (r->n_versions > CW_WIRE_VERSIONS_MAX)
+        return CW_ETOOBIG;
+    if (r->versions == NULL)
         return CW_EINVAL;
     int rc = CW_ENOMEM;
     Causeway__Version *vers = calloc(r->n_versions, sizeof(*vers));
@@ -1018,7 +1028,7 @@ int cw_wire_encode_response(const struct cw_wire_response *r, uint8_t **out, siz
     }
     pr.n_versions = r->n_versions;
     pr.versions = ptrs;
-    rc = pack_message(&pr.base, out, len);
+    rc = pack_message(&pr.base, CW_WIRE_RESPONSE_BYTES_MAX, out, len);
 
 err_after_arrays:
     free(ptrs);

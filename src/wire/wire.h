@@ -12,9 +12,12 @@
  * bound) or CW_EVERSION (another protocol version). It never reads outside its
  * input and never leaks, whatever the bytes.
  *
- * Encoders refuse to produce a frame larger than CW_WIRE_FRAME_BYTES_MAX, the
- * protocol's frame bound, with CW_ETOOBIG, so that every frame they produce is
- * accepted by a receiver using the default limits.
+ * Encoders refuse, with CW_ETOOBIG, to produce a peer frame or a request larger
+ * than CW_WIRE_FRAME_BYTES_MAX, so that a receiver with the default limits
+ * accepts every one they produce; and a response larger than
+ * CW_WIRE_RESPONSE_BYTES_MAX (a read returns every sibling, so a response may be
+ * much larger than a request: a client decodes responses with frame_bytes_max
+ * raised to CW_WIRE_RESPONSE_BYTES_MAX).
  *
  * Ownership:
  *   - Encoders allocate *out with malloc and transfer it to the caller on
@@ -45,9 +48,10 @@
 #define CW_WIRE_RECORDS_MAX 4096u           /* records in one RECORDS frame */
 #define CW_WIRE_VALUE_BYTES_MAX (1u << 20)  /* one value */
 /* Fixed bounds (not configurable). */
-#define CW_WIRE_VERSIONS_MAX 4096u /* versions in one GET response */
-#define CW_WIRE_MESSAGE_MAX 255u   /* bytes of a response's message */
-#define CW_WIRE_NAME_MAX 63u       /* bytes of a region name in a LINK request */
+#define CW_WIRE_RESPONSE_BYTES_MAX (256u << 20) /* one encoded response */
+#define CW_WIRE_VERSIONS_MAX 16384u /* versions in one GET response (CW_SIBLINGS_HARD_MAX) */
+#define CW_WIRE_MESSAGE_MAX 255u    /* bytes of a response's message */
+#define CW_WIRE_NAME_MAX 63u        /* bytes of a region name in a LINK request */
 /* A record's key is "bucket/key". */
 #define CW_WIRE_FULL_KEY_MAX (CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
 
@@ -104,7 +108,7 @@ enum cw_wire_op {
     CW_OP_LINK = 5,
 };
 enum cw_link_action {
-    CW_LINK_NONE = 0, /* not a LINK request (a LINK request with it gets CW_EINVAL) */
+    CW_LINK_NONE = 0, /* not a LINK request (a LINK request without an action is malformed) */
     CW_LINK_CUT = 1,
     CW_LINK_HEAL = 2,
     CW_LINK_DELAY = 3,
@@ -169,14 +173,18 @@ struct cw_wire_response {
 /*
  * Encoders: CW_OK, CW_EINVAL (unknown op or link action, bucket or name not
  * NUL-terminated within its array, NULL data with a non-zero length, version
- * origin >= CW_REGIONS_MAX, more than CW_WIRE_VERSIONS_MAX versions, negative
- * err), CW_EKEY (key longer than CW_KEY_BYTES_MAX), CW_ETOOBIG or CW_ENOMEM.
+ * origin >= CW_REGIONS_MAX, negative err), CW_EKEY (key longer than
+ * CW_KEY_BYTES_MAX), CW_ETOOBIG (over CW_WIRE_FRAME_BYTES_MAX for a request;
+ * over CW_WIRE_RESPONSE_BYTES_MAX or CW_WIRE_VERSIONS_MAX versions for a
+ * response) or CW_ENOMEM.
  */
 int cw_wire_encode_request(const struct cw_wire_request *r, uint8_t **out, size_t *len);
 int cw_wire_encode_response(const struct cw_wire_response *r, uint8_t **out, size_t *len);
 
 /*
- * Decoders (lim NULL: the defaults). On failure the struct owns nothing, but
+ * Decoders (lim NULL: the defaults; for responses pass frame_bytes_max =
+ * CW_WIRE_RESPONSE_BYTES_MAX to accept every response a server may send).
+ * On failure the struct owns nothing, but
  * req_id and op are set when they could be read from the input (else 0), so a
  * server can still address its error reply to the request.
  */

@@ -1628,6 +1628,27 @@ static void test_partial_key_context_is_closed(void **state)
     h_free(h);
 }
 
+/* A context entry for region B that is B's heartbeat clock, not one of B's write
+ * stamps, is met at B by B's own clock: the record must not wait there forever. */
+static void test_own_entry_met_by_clock(void **state)
+{
+    (void)state;
+    struct harness *h = h_new(2);
+    h_start(h);
+    heartbeat_round(h);
+    settle(h);
+    struct cw_vclock ctx;
+    cw_vc_zero(&ctx);
+    ctx.ts[B] = cw_replica_applied(h->r[A])->ts[B]; /* B's clock as A knows it */
+    assert_true(ctx.ts[B] > 0);
+    assert_int_equal(cw_replica_applied(h->r[B])->ts[B], 0); /* B never wrote */
+    put_ok(h, A, BUCKET_POSTS, "k", "v", &ctx, NULL);
+    settle(h);
+    assert_int_equal(cw_replica_buffered(h->r[B]), 0);
+    assert_reads(h, B, BUCKET_POSTS, "k", "v");
+    h_free(h);
+}
+
 static void test_siblings_one_region_no_lost_update(void **state)
 {
     (void)state;
@@ -2062,6 +2083,7 @@ int main(void)
         cmocka_unit_test(test_dependency_buffer_bound),
         cmocka_unit_test(test_siblings_across_regions),
         cmocka_unit_test(test_partial_key_context_is_closed),
+        cmocka_unit_test(test_own_entry_met_by_clock),
         cmocka_unit_test(test_siblings_one_region_no_lost_update),
         cmocka_unit_test(test_tombstone_collected_when_stable),
         cmocka_unit_test(test_live_versions_never_collected),
