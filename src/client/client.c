@@ -556,6 +556,8 @@ static int call(struct cw_client *c, struct cw_wire_request *req, bool idempoten
     }
     struct cw_wire_limits lim;
     cw_wire_limits_default(&lim);
+    /* A read returns every sibling: replies may be larger than a request. */
+    lim.frame_bytes_max = CW_WIRE_RESPONSE_BYTES_MAX;
     /* The server enforces its own (configured) value bound; the client accepts
      * any value that fits in a protocol frame. */
     lim.value_bytes_max = CW_WIRE_FRAME_BYTES_MAX;

@@ -46,7 +46,7 @@ struct cw_server {
     uint32_t gen;
     uint64_t started_us;
     uint64_t last_tick_us;
-    uint64_t stamps_refused_seen, stamps_warned_us;
+    uint64_t stamps_refused_seen, stamps_warned_us, version_warned_us;
     struct {
         uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
         uint64_t commit_records;
@@ -424,8 +424,17 @@ static void handle_peer(struct cw_server *s, const struct cw_net_event *ev, uint
     int rc = cw_wire_decode_peer(ev->data, ev->len, &s->limits, &m);
     if (rc != CW_OK) {
         s->counters.bad_peer_frames++;
-        cw_debug("dropped a malformed frame from %s: %s", s->cfg->regions[ev->peer].name,
-                 cw_strerror(rc));
+        /* Another protocol version means the regions run different releases: worth a
+         * warning (once a minute); anything else is noise or an attack. */
+        if (rc == CW_EVERSION && now_us - s->version_warned_us > 60000000ull) {
+            cw_warn("dropped a frame from %s with another protocol version; run the same "
+                    "causeway release in every region",
+                    s->cfg->regions[ev->peer].name);
+            s->version_warned_us = now_us;
+        } else {
+            cw_debug("dropped a malformed frame from %s: %s", s->cfg->regions[ev->peer].name,
+                     cw_strerror(rc));
+        }
         return;
     }
     if (m.from != ev->peer) {
@@ -456,14 +465,21 @@ static int process_ready(struct cw_server *s)
     }
     /* 2. Then tell the peers. */
     for (size_t i = 0; i < rd->n_msgs; i++) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        if (cw_wire_encode_peer(&rd->msgs[i], &buf, &len) != CW_OK) {
-            cw_warn("cannot encode a message for %s; the resend protocol will repair it",
-                    s->cfg->regions[rd->msgs[i].to].name);
-            continue;
-        }
-        cw_net_send_peer(s->net, rd->msgs[i].to, buf, len); /* takes buf */
+        const struct cw_msg *m = &rd->msgs[i];
+        /* A batch too large for one frame goes as several, in order. */
+        uint32_t first = 0, next = 0;
+        do {
+            uint8_t *buf = NULL;
+            size_t len = 0;
+            int erc = cw_wire_encode_peer_part(m, first, &next, &buf, &len);
+            if (erc != CW_OK) {
+                cw_error("cannot encode a message for %s: %s", s->cfg->regions[m->to].name,
+                         cw_strerror(erc));
+                break;
+            }
+            cw_net_send_peer(s->net, m->to, buf, len); /* takes buf */
+            first = next;
+        } while (next != 0 && next < m->n_records);
     }
     /* 3. Then answer the clients. */
     for (size_t i = 0; i < rd->n_replies; i++)

@@ -1,0 +1,1435 @@
+/*
+ * test_wire.c - the wire codec: round trips of every message type, the LZ4
+ * batch framing, protocol version checks, every bound (frame, batch, records,
+ * values, keys, names, vectors, region ids) and truncated or corrupted input.
+ *
+ * Hostile frames are built with the generated protobuf-c types and LZ4 directly,
+ * so each test breaks exactly one rule that the public encoders never break.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <lz4frame.h>
+
+#include <causeway/error.h>
+
+#include "core/replica.h"
+#include "wire/causeway.pb-c.h"
+#include "wire/wire.h"
+
+/* ------------------------------------------------------------- helpers */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng_next(void)
+{
+    /* xorshift64*: deterministic, so a failure replays exactly. */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static uint8_t *dup_bytes(const void *p, size_t n)
+{
+    uint8_t *b = malloc(n ? n : 1);
+    assert_non_null(b);
+    if (n)
+        memcpy(b, p, n);
+    return b;
+}
+
+/* Fills record r as written by origin with stamp ts after prev. */
+static void make_record(struct cw_record *r, uint8_t origin, uint64_t prev, uint64_t ts,
+                        const char *key, const void *value, uint32_t value_len, bool tombstone)
+{
+    memset(r, 0, sizeof(*r));
+    r->prev_ts = prev;
+    r->consistency = CW_CAUSAL;
+    r->conflict = CW_CONFLICT_SIBLINGS;
+    r->deps.ts[0] = ts - 5;
+    r->deps.ts[2] = 77;
+    r->key_len = (uint32_t)strlen(key);
+    r->key = dup_bytes(key, r->key_len);
+    r->version.dot.origin = origin;
+    r->version.dot.ts = ts;
+    r->version.tombstone = tombstone;
+    r->version.kctx.ts[origin] = prev;
+    r->version.kctx.ts[15] = 3;
+    if (!tombstone && value_len) {
+        r->version.value_len = value_len;
+        r->version.value = dup_bytes(value, value_len);
+    }
+}
+
+static void assert_vc_equal(const struct cw_vclock *a, const struct cw_vclock *b)
+{
+    for (unsigned i = 0; i < CW_REGIONS_MAX; i++)
+        assert_int_equal(a->ts[i], b->ts[i]);
+}
+
+static void assert_version_equal(const struct cw_version *a, const struct cw_version *b)
+{
+    assert_int_equal(a->dot.origin, b->dot.origin);
+    assert_int_equal(a->dot.ts, b->dot.ts);
+    assert_int_equal(a->tombstone, b->tombstone);
+    assert_vc_equal(&a->kctx, &b->kctx);
+    assert_int_equal(a->value_len, b->value_len);
+    if (a->value_len)
+        assert_memory_equal(a->value, b->value, a->value_len);
+    else
+        assert_null(b->value);
+}
+
+static void assert_record_equal(const struct cw_record *a, const struct cw_record *b)
+{
+    assert_int_equal(a->prev_ts, b->prev_ts);
+    assert_int_equal(a->consistency, b->consistency);
+    assert_int_equal(a->conflict, b->conflict);
+    assert_vc_equal(&a->deps, &b->deps);
+    assert_int_equal(a->key_len, b->key_len);
+    assert_memory_equal(a->key, b->key, a->key_len);
+    assert_version_equal(&a->version, &b->version);
+}
+
+static void assert_msg_equal(const struct cw_msg *a, const struct cw_msg *b)
+{
+    assert_int_equal(a->type, b->type);
+    assert_int_equal(a->from, b->from);
+    assert_int_equal(a->to, b->to);
+    assert_vc_equal(&a->applied, &b->applied);
+    assert_vc_equal(&a->received, &b->received);
+    assert_int_equal(a->clock, b->clock);
+    assert_int_equal(a->stream_end, b->stream_end);
+    assert_int_equal(a->stream_sent, b->stream_sent);
+    assert_int_equal(a->resend_after, b->resend_after);
+    assert_int_equal(a->n_records, b->n_records);
+    for (uint32_t i = 0; i < a->n_records; i++)
+        assert_record_equal(&a->records[i], &b->records[i]);
+}
+
+/* A RECORDS message from region 1 to 0 with n records; every third is a
+ * tombstone, the others carry value_len bytes (repetitive when fill >= 0,
+ * random otherwise). */
+static void make_records_msg(struct cw_msg *m, uint32_t n, uint32_t value_len, int fill)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = CW_MSG_RECORDS;
+    m->from = 1;
+    m->to = 0;
+    m->applied.ts[0] = 100;
+    m->applied.ts[1] = 200;
+    m->received.ts[1] = 250;
+    m->records = calloc(n, sizeof(*m->records));
+    assert_non_null(m->records);
+    uint8_t *value = malloc(value_len ? value_len : 1);
+    assert_non_null(value);
+    uint64_t prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < value_len; j++)
+            value[j] = fill >= 0 ? (uint8_t)fill : (uint8_t)rng_next();
+        char key[64];
+        snprintf(key, sizeof(key), "photos/key-%u", i);
+        uint64_t ts = 1000 + 10 * (uint64_t)i;
+        make_record(&m->records[i], 1, prev, ts, key, value, value_len, i % 3 == 2);
+        m->n_records++;
+        prev = ts;
+    }
+    free(value);
+}
+
+static void peer_round_trip(const struct cw_msg *m)
+{
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_peer(m, &buf, &len), CW_OK);
+    assert_true(len > 0);
+    struct cw_msg d;
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+    assert_msg_equal(m, &d);
+    cw_msg_free(&d);
+    free(buf);
+}
+
+/* Packs any generated message into a malloc'd buffer. */
+static uint8_t *pack_pb(const ProtobufCMessage *msg, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    assert_non_null(buf);
+    assert_int_equal(protobuf_c_message_pack(msg, buf), *len);
+    return buf;
+}
+
+static uint8_t *lz4_compress(const void *src, size_t n, size_t declared, size_t *out_len)
+{
+    LZ4F_preferences_t prefs;
+    memset(&prefs, 0, sizeof(prefs));
+    prefs.frameInfo.contentSize = declared;
+    size_t bound = LZ4F_compressFrameBound(n, &prefs);
+    uint8_t *buf = malloc(bound);
+    assert_non_null(buf);
+    *out_len = LZ4F_compressFrame(buf, bound, src, n, &prefs);
+    assert_false(LZ4F_isError(*out_len));
+    return buf;
+}
+
+/* XXH32 of a short input (< 16 bytes), for the LZ4 frame header checksum. */
+static uint32_t xxh32_short(const uint8_t *p, size_t n)
+{
+    const uint32_t p1 = 2654435761u, p2 = 2246822519u, p3 = 3266489917u, p4 = 668265263u,
+                   p5 = 374761393u;
+    uint32_t h = p5 + (uint32_t)n;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t w = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+                     (uint32_t)p[i + 3] << 24;
+        h += w * p3;
+        h = ((h << 17) | (h >> 15)) * p4;
+    }
+    for (; i < n; i++) {
+        h += p[i] * p5;
+        h = ((h << 11) | (h >> 21)) * p1;
+    }
+    h ^= h >> 15;
+    h *= p2;
+    h ^= h >> 13;
+    h *= p3;
+    h ^= h >> 16;
+    return h;
+}
+
+/* An LZ4 frame written by hand, so it can lie: it declares `declared` bytes of
+ * content and holds data as one uncompressed block. */
+static uint8_t *lz4_raw_frame(const void *data, size_t n, uint64_t declared, size_t *out_len)
+{
+    uint8_t *f = malloc(4 + 11 + 4 + n + 4);
+    assert_non_null(f);
+    size_t k = 0;
+    f[k++] = 0x04, f[k++] = 0x22, f[k++] = 0x4d, f[k++] = 0x18;
+    f[k++] = 0x40 | 0x20 | 0x08; /* version 1, independent blocks, content size */
+    f[k++] = 0x40;               /* 64 KiB blocks */
+    for (int i = 0; i < 8; i++)
+        f[k++] = (uint8_t)(declared >> (8 * i));
+    f[k] = (uint8_t)(xxh32_short(f + 4, k - 4) >> 8);
+    k++;
+    uint32_t bsize = (uint32_t)n | 0x80000000u; /* stored, not compressed */
+    for (int i = 0; i < 4; i++)
+        f[k++] = (uint8_t)(bsize >> (8 * i));
+    memcpy(f + k, data, n);
+    k += n;
+    memset(f + k, 0, 4); /* end mark */
+    k += 4;
+    *out_len = k;
+    return f;
+}
+
+/* A PeerFrame envelope around a hand-made batch (borrowed). */
+static uint8_t *peer_with_batch(const uint8_t *batch, size_t batch_len, uint32_t n_records,
+                                size_t *len)
+{
+    Causeway__PeerFrame pf = CAUSEWAY__PEER_FRAME__INIT;
+    pf.version = CW_WIRE_VERSION;
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_RECORDS;
+    pf.from_region = 1;
+    pf.n_records = n_records;
+    pf.batch.len = batch_len;
+    pf.batch.data = (uint8_t *)batch;
+    return pack_pb(&pf.base, len);
+}
+
+/* One valid serialized RecordBatch of n records (key "b/k", value 'v' x vlen). */
+static uint8_t *raw_batch(uint32_t n, size_t vlen, size_t *len)
+{
+    Causeway__Record *recs = calloc(n, sizeof(*recs));
+    Causeway__Version *vers = calloc(n, sizeof(*vers));
+    Causeway__Record **ptrs = calloc(n, sizeof(*ptrs));
+    uint8_t *value = malloc(vlen ? vlen : 1);
+    assert_true(recs && vers && ptrs && value);
+    memset(value, 'v', vlen);
+    for (uint32_t i = 0; i < n; i++) {
+        causeway__record__init(&recs[i]);
+        causeway__version__init(&vers[i]);
+        vers[i].origin = 1;
+        vers[i].ts = 10 + i;
+        vers[i].value.len = vlen;
+        vers[i].value.data = value;
+        recs[i].prev_ts = i ? 9 + i : 0;
+        recs[i].key.len = 3;
+        recs[i].key.data = (uint8_t *)"b/k";
+        recs[i].version = &vers[i];
+        ptrs[i] = &recs[i];
+    }
+    Causeway__RecordBatch rb = CAUSEWAY__RECORD_BATCH__INIT;
+    rb.n_records = n;
+    rb.records = ptrs;
+    uint8_t *out = pack_pb(&rb.base, len);
+    free(value);
+    free(ptrs);
+    free(vers);
+    free(recs);
+    return out;
+}
+
+static struct cw_wire_request sample_put(void)
+{
+    struct cw_wire_request r;
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_PUT;
+    r.req_id = 0x1122334455667788ull;
+    strcpy(r.bucket, "photos");
+    r.key = (uint8_t *)"cat\0with-nul";
+    r.key_len = 12;
+    r.value = (uint8_t *)"meow";
+    r.value_len = 4;
+    r.context.ts[0] = 5;
+    r.context.ts[3] = UINT64_MAX;
+    r.has_kctx = true;
+    r.kctx.ts[1] = 9;
+    return r;
+}
+
+/* ----------------------------------------------------------- peer frames */
+
+static void test_limits_default(void **state)
+{
+    (void)state;
+    struct cw_wire_limits l;
+    cw_wire_limits_default(&l);
+    assert_int_equal(l.frame_bytes_max, 8u << 20);
+    assert_int_equal(l.batch_bytes_max, 64u << 20);
+    assert_int_equal(l.records_max, 4096);
+    assert_int_equal(l.value_bytes_max, 1u << 20);
+}
+
+static void test_peer_heartbeat_and_nack_round_trip(void **state)
+{
+    (void)state;
+    struct cw_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = CW_MSG_HEARTBEAT;
+    m.from = 15;
+    m.to = 3;
+    for (unsigned i = 0; i < CW_REGIONS_MAX; i++) {
+        m.applied.ts[i] = (uint64_t)i * 1000 + 1;
+        m.received.ts[i] = UINT64_MAX - i;
+    }
+    m.clock = 123456789;
+    m.stream_end = 99;
+    m.stream_sent = 98;
+    peer_round_trip(&m);
+
+    memset(&m, 0, sizeof(m));
+    m.type = CW_MSG_NACK;
+    m.from = 0;
+    m.to = 1;
+    m.resend_after = 4242;
+    m.applied.ts[1] = 4242;
+    peer_round_trip(&m);
+
+    /* An all-zero heartbeat still carries its version and type. */
+    memset(&m, 0, sizeof(m));
+    m.type = CW_MSG_HEARTBEAT;
+    peer_round_trip(&m);
+}
+
+static void test_peer_records_round_trip(void **state)
+{
+    (void)state;
+    struct cw_msg m;
+    make_records_msg(&m, 7, 300, -1);
+    /* Edge cases: an empty value that is not a tombstone, the largest value
+     * the default limits take, and a key of the longest allowed size. */
+    free(m.records[0].version.value);
+    m.records[0].version.value = NULL;
+    m.records[0].version.value_len = 0;
+    free(m.records[1].version.value);
+    m.records[1].version.value_len = CW_WIRE_VALUE_BYTES_MAX;
+    m.records[1].version.value = malloc(CW_WIRE_VALUE_BYTES_MAX);
+    assert_non_null(m.records[1].version.value);
+    memset(m.records[1].version.value, 'x', CW_WIRE_VALUE_BYTES_MAX);
+    free(m.records[3].key);
+    m.records[3].key_len = CW_WIRE_FULL_KEY_MAX;
+    m.records[3].key = malloc(CW_WIRE_FULL_KEY_MAX);
+    memset(m.records[3].key, 'k', CW_WIRE_FULL_KEY_MAX);
+    assert_true(m.records[2].version.tombstone);
+    peer_round_trip(&m);
+    cw_msg_free(&m);
+}
+
+static void test_peer_records_use_lz4(void **state)
+{
+    (void)state;
+    struct cw_msg m;
+    make_records_msg(&m, 100, 1000, 'a');
+    size_t raw_values = 0;
+    for (uint32_t i = 0; i < m.n_records; i++)
+        raw_values += m.records[i].version.value_len;
+    assert_true(raw_values >= 60000);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_OK);
+    /* Repetitive values shrink a lot: only a compressed batch gets here. */
+    assert_true(len * 10 < raw_values);
+    /* The batch is a real LZ4 frame: its magic number is in the frame. */
+    static const uint8_t magic[4] = {0x04, 0x22, 0x4d, 0x18};
+    bool found = false;
+    for (size_t i = 0; i + 4 <= len && !found; i++)
+        found = memcmp(buf + i, magic, 4) == 0;
+    assert_true(found);
+    Causeway__PeerFrame *pf = causeway__peer_frame__unpack(NULL, len, buf);
+    assert_non_null(pf);
+    assert_int_equal(pf->n_records, 100);
+    LZ4F_dctx *dctx;
+    assert_false(LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)));
+    LZ4F_frameInfo_t info;
+    size_t consumed = pf->batch.len;
+    assert_false(LZ4F_isError(LZ4F_getFrameInfo(dctx, &info, pf->batch.data, &consumed)));
+    /* The header declares the decompressed size, as the protocol requires. */
+    assert_true(info.contentSize > raw_values);
+    LZ4F_freeDecompressionContext(dctx);
+    causeway__peer_frame__free_unpacked(pf, NULL);
+
+    struct cw_msg d;
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+    assert_msg_equal(&m, &d);
+    cw_msg_free(&d);
+    free(buf);
+    cw_msg_free(&m);
+}
+
+static void test_peer_split_large_batch(void **state)
+{
+    (void)state;
+    /* Twelve incompressible 1 MiB values cannot share one 8 MiB frame. */
+    struct cw_msg m;
+    make_records_msg(&m, 12, CW_WIRE_VALUE_BYTES_MAX, -1);
+    for (uint32_t i = 0; i < m.n_records; i++) {
+        if (m.records[i].version.tombstone) {
+            cw_record_free(&m.records[i]);
+            make_record(&m.records[i], 1, i ? m.records[i - 1].version.dot.ts : 0,
+                        1000 + 10 * (uint64_t)i, "photos/big", "z", 1, false);
+        }
+    }
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_ETOOBIG);
+    assert_null(buf);
+
+    uint32_t first = 0, parts = 0, seen = 0;
+    while (first < m.n_records) {
+        uint32_t next;
+        assert_int_equal(cw_wire_encode_peer_part(&m, first, &next, &buf, &len), CW_OK);
+        assert_true(next > first);
+        assert_true(len <= CW_WIRE_FRAME_BYTES_MAX);
+        struct cw_msg d;
+        assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+        assert_int_equal(d.n_records, next - first);
+        assert_vc_equal(&d.applied, &m.applied);
+        for (uint32_t i = 0; i < d.n_records; i++)
+            assert_record_equal(&m.records[first + i], &d.records[i]);
+        seen += d.n_records;
+        cw_msg_free(&d);
+        free(buf);
+        first = next;
+        parts++;
+    }
+    assert_int_equal(seen, m.n_records);
+    assert_true(parts >= 2);
+    cw_msg_free(&m);
+}
+
+static void test_peer_encode_rejects(void **state)
+{
+    (void)state;
+    uint8_t *buf = (uint8_t *)1;
+    size_t len = 1;
+    struct cw_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = CW_MSG_RECORDS; /* without records */
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    assert_null(buf);
+    assert_int_equal(len, 0);
+    m.type = (enum cw_msg_type)9;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.type = CW_MSG_HEARTBEAT;
+    m.from = CW_REGIONS_MAX;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.from = 0;
+    m.to = CW_REGIONS_MAX;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+
+    make_records_msg(&m, 2, 10, 'q');
+    m.records[1].version.dot.origin = CW_REGIONS_MAX;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.records[1].version.dot.origin = 1;
+    m.records[0].key_len = CW_WIRE_FULL_KEY_MAX + 1;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.records[0].key_len = 3;
+    uint32_t next;
+    assert_int_equal(cw_wire_encode_peer_part(&m, 2, &next, &buf, &len), CW_EINVAL);
+    cw_msg_free(&m);
+}
+
+static void test_peer_version_mismatch(void **state)
+{
+    (void)state;
+    struct cw_msg m;
+    make_records_msg(&m, 2, 10, 'a');
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_OK);
+    /* Field 1 (version) comes first: tag 0x08, then the varint 1. */
+    assert_int_equal(buf[0], 0x08);
+    assert_int_equal(buf[1], CW_WIRE_VERSION);
+    struct cw_msg d;
+    buf[1] = 2;
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EVERSION);
+    assert_int_equal(d.n_records, 0);
+    assert_null(d.records);
+    /* No version field at all means version 0. */
+    assert_int_equal(cw_wire_decode_peer(buf + 2, len - 2, NULL, &d), CW_EVERSION);
+    free(buf);
+    cw_msg_free(&m);
+
+    Causeway__PeerFrame pf = CAUSEWAY__PEER_FRAME__INIT;
+    pf.version = 7;
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_HEARTBEAT;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EVERSION);
+    free(buf);
+}
+
+static void test_peer_limits(void **state)
+{
+    (void)state;
+    struct cw_msg m, d;
+    make_records_msg(&m, 30, 2000, 'b');
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_OK);
+    struct cw_wire_limits lim;
+
+    cw_wire_limits_default(&lim);
+    assert_int_equal(cw_wire_decode_peer(buf, len, &lim, &d), CW_OK);
+    cw_msg_free(&d);
+
+    cw_wire_limits_default(&lim);
+    lim.frame_bytes_max = len - 1;
+    assert_int_equal(cw_wire_decode_peer(buf, len, &lim, &d), CW_ETOOBIG);
+    assert_null(d.records);
+
+    cw_wire_limits_default(&lim);
+    lim.records_max = 29;
+    assert_int_equal(cw_wire_decode_peer(buf, len, &lim, &d), CW_ETOOBIG);
+
+    cw_wire_limits_default(&lim);
+    lim.batch_bytes_max = 20 * 2000; /* the 20 values (10 are tombstones) fill it */
+    assert_int_equal(cw_wire_decode_peer(buf, len, &lim, &d), CW_ETOOBIG);
+
+    cw_wire_limits_default(&lim);
+    lim.value_bytes_max = 1999;
+    assert_int_equal(cw_wire_decode_peer(buf, len, &lim, &d), CW_ETOOBIG);
+    assert_int_equal(d.n_records, 0);
+    assert_null(d.records);
+    lim.value_bytes_max = 2000;
+    assert_int_equal(cw_wire_decode_peer(buf, len, &lim, &d), CW_OK);
+    cw_msg_free(&d);
+    free(buf);
+    cw_msg_free(&m);
+}
+
+static void test_peer_bad_envelopes(void **state)
+{
+    (void)state;
+    struct cw_msg d;
+    size_t len;
+    uint8_t *buf;
+    uint64_t wide[CW_REGIONS_MAX + 1];
+    for (unsigned i = 0; i <= CW_REGIONS_MAX; i++)
+        wide[i] = i + 1;
+
+    Causeway__PeerFrame pf = CAUSEWAY__PEER_FRAME__INIT;
+    pf.version = CW_WIRE_VERSION;
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_HEARTBEAT;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+    free(buf);
+
+    pf.from_region = CW_REGIONS_MAX;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pf.from_region = 0;
+    pf.to_region = 200;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pf.to_region = 0;
+
+    pf.n_applied = CW_REGIONS_MAX + 1;
+    pf.applied = wide;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pf.n_applied = CW_REGIONS_MAX;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+    assert_int_equal(d.applied.ts[15], 16);
+    free(buf);
+    pf.n_applied = 0;
+
+    pf.type = (Causeway__PeerType)4;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_TYPE_UNSPECIFIED;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+
+    /* A heartbeat carrying a batch, and RECORDS without one. */
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_NACK;
+    pf.batch.len = 3;
+    pf.batch.data = (uint8_t *)"abc";
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pf.batch.len = 0;
+    pf.batch.data = NULL;
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_RECORDS;
+    pf.n_records = 1;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+
+    /* Not protobuf at all, and the empty frame. */
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                   0xff, 0xff, 0xff, 0xff, 0x7f};
+    assert_int_equal(cw_wire_decode_peer(junk, sizeof(junk), NULL, &d), CW_EDECODE);
+    assert_int_equal(cw_wire_decode_peer(NULL, 0, NULL, &d), CW_EDECODE);
+
+    /* A singular field twice: protobuf would take the last, the protocol
+     * forbids it. */
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_HEARTBEAT;
+    pf.n_records = 0;
+    buf = pack_pb(&pf.base, &len); /* clock is 0, so not in buf */
+    uint8_t *twice = malloc(len + 4);
+    memcpy(twice, buf, len);
+    memcpy(twice + len, "\x38\x05\x38\x06", 4); /* field 7 (clock), varint */
+    assert_int_equal(cw_wire_decode_peer(twice, len + 2, NULL, &d), CW_OK);
+    assert_int_equal(d.clock, 5);
+    assert_int_equal(cw_wire_decode_peer(twice, len + 4, NULL, &d), CW_EDECODE);
+    free(twice);
+    free(buf);
+
+    /* Unknown fields are ignored, up to a bound. */
+    buf = pack_pb(&pf.base, &len);
+    uint8_t *unk = malloc(len + 3 * 17);
+    memcpy(unk, buf, len);
+    for (unsigned i = 0; i < 17; i++) {
+        unsigned tag = (100 + i) << 3; /* fields 100.., varint: a two-byte tag */
+        unk[len + 3 * i] = (uint8_t)(0x80 | (tag & 0x7f));
+        unk[len + 3 * i + 1] = (uint8_t)(tag >> 7);
+        unk[len + 3 * i + 2] = 1;
+    }
+    assert_int_equal(cw_wire_decode_peer(unk, len + 3 * 16, NULL, &d), CW_OK);
+    assert_int_equal(cw_wire_decode_peer(unk, len + 3 * 17, NULL, &d), CW_EDECODE);
+    free(unk);
+    free(buf);
+}
+
+static void test_peer_bad_batches(void **state)
+{
+    (void)state;
+    struct cw_msg d;
+    size_t raw_len, z_len, len;
+    uint8_t *raw = raw_batch(3, 100, &raw_len);
+
+    /* The reference: a well-formed hand-made batch decodes. */
+    uint8_t *z = lz4_compress(raw, raw_len, raw_len, &z_len);
+    uint8_t *buf = peer_with_batch(z, z_len, 3, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+    assert_int_equal(d.n_records, 3);
+    assert_int_equal(d.records[2].version.dot.ts, 12);
+    cw_msg_free(&d);
+    free(buf);
+
+    /* The declared count must match the batch. */
+    buf = peer_with_batch(z, z_len, 2, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    buf = peer_with_batch(z, z_len, 4, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    buf = peer_with_batch(z, z_len, 0, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+
+    /* Trailing bytes after the frame, and a truncated frame. */
+    uint8_t *longer = malloc(z_len + 1);
+    memcpy(longer, z, z_len);
+    longer[z_len] = 0;
+    buf = peer_with_batch(longer, z_len + 1, 3, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    free(longer);
+    for (size_t cut = 0; cut < z_len; cut++) {
+        buf = peer_with_batch(z, cut, 3, &len);
+        assert_int_not_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+        free(buf);
+    }
+    free(z);
+
+    /* Without a content size in the header. */
+    z = lz4_compress(raw, raw_len, 0, &z_len);
+    buf = peer_with_batch(z, z_len, 3, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    free(z);
+
+    /* The hand-made frame is accepted when it tells the truth ... */
+    z = lz4_raw_frame(raw, raw_len, raw_len, &z_len);
+    buf = peer_with_batch(z, z_len, 3, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+    assert_int_equal(d.n_records, 3);
+    cw_msg_free(&d);
+    free(buf);
+    free(z);
+    /* ... and refused when its declared size is a lie, either way. */
+    z = lz4_raw_frame(raw, raw_len, raw_len + 1, &z_len);
+    buf = peer_with_batch(z, z_len, 3, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    free(z);
+    z = lz4_raw_frame(raw, raw_len, raw_len - 1, &z_len);
+    buf = peer_with_batch(z, z_len, 3, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    free(z);
+
+    /* A declared size over the bound is refused before anything is allocated
+     * for it; an honest frame whose content is over the bound likewise. */
+    z = lz4_raw_frame(raw, raw_len, 64ull << 30, &z_len);
+    buf = peer_with_batch(z, z_len, 3, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_ETOOBIG);
+    free(buf);
+    free(z);
+    struct cw_wire_limits lim;
+    cw_wire_limits_default(&lim);
+    lim.batch_bytes_max = raw_len - 1;
+    z = lz4_compress(raw, raw_len, raw_len, &z_len);
+    buf = peer_with_batch(z, z_len, 3, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, &lim, &d), CW_ETOOBIG);
+    free(buf);
+    free(z);
+    free(raw);
+
+    /* More records than records_max inside a batch that declares fewer. */
+    raw = raw_batch(5, 0, &raw_len);
+    z = lz4_compress(raw, raw_len, raw_len, &z_len);
+    cw_wire_limits_default(&lim);
+    lim.records_max = 4;
+    buf = peer_with_batch(z, z_len, 4, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, &lim, &d), CW_EDECODE);
+    free(buf);
+    buf = peer_with_batch(z, z_len, 5, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, &lim, &d), CW_ETOOBIG);
+    free(buf);
+    free(z);
+    free(raw);
+
+    /* Not LZ4, and a compressed batch that is not a RecordBatch. */
+    buf = peer_with_batch((const uint8_t *)"hello world", 11, 1, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    static const uint8_t notpb[] = {0x0a, 0x50, 0x01};
+    z = lz4_compress(notpb, sizeof(notpb), sizeof(notpb), &z_len);
+    buf = peer_with_batch(z, z_len, 1, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    free(z);
+}
+
+static void test_peer_bad_records(void **state)
+{
+    (void)state;
+    struct cw_msg d;
+    uint64_t wide[CW_REGIONS_MAX + 1] = {0};
+    uint8_t key[CW_WIRE_FULL_KEY_MAX + 1];
+    memset(key, 'k', sizeof(key));
+    for (int rule = 0; rule < 7; rule++) {
+        Causeway__Record rec = CAUSEWAY__RECORD__INIT;
+        Causeway__Version ver = CAUSEWAY__VERSION__INIT;
+        Causeway__Record *ptr = &rec;
+        ver.origin = 1;
+        ver.ts = 10;
+        rec.key.len = 3;
+        rec.key.data = key;
+        rec.version = &ver;
+        int want = CW_EDECODE;
+        switch (rule) {
+        case 0:
+            ver.origin = CW_REGIONS_MAX;
+            break;
+        case 1:
+            rec.n_deps = CW_REGIONS_MAX + 1;
+            rec.deps = wide;
+            break;
+        case 2:
+            ver.n_kctx = CW_REGIONS_MAX + 1;
+            ver.kctx = wide;
+            break;
+        case 3:
+            rec.key.len = CW_WIRE_FULL_KEY_MAX + 1;
+            want = CW_ETOOBIG;
+            break;
+        case 4:
+            rec.version = NULL;
+            break;
+        case 5:
+            ver.tombstone = true;
+            ver.value.len = 1;
+            ver.value.data = key;
+            break;
+        case 6:
+            rec.consistency = 256;
+            break;
+        }
+        Causeway__RecordBatch rb = CAUSEWAY__RECORD_BATCH__INIT;
+        rb.n_records = 1;
+        rb.records = &ptr;
+        size_t raw_len, z_len, len;
+        uint8_t *raw = pack_pb(&rb.base, &raw_len);
+        uint8_t *z = lz4_compress(raw, raw_len, raw_len, &z_len);
+        uint8_t *buf = peer_with_batch(z, z_len, 1, &len);
+        assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), want);
+        assert_null(d.records);
+        free(buf);
+        free(z);
+        free(raw);
+    }
+}
+
+static void test_peer_truncated_and_corrupted(void **state)
+{
+    (void)state;
+    struct cw_msg m, d;
+    make_records_msg(&m, 5, 64, -1);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_OK);
+    /* The batch is the last field, so every strict prefix is an error. */
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *copy = dup_bytes(buf, cut);
+        assert_int_not_equal(cw_wire_decode_peer(copy, cut, NULL, &d), CW_OK);
+        assert_null(d.records);
+        free(copy);
+    }
+    /* Every single-byte corruption decodes or fails cleanly (ASan watches). */
+    for (size_t i = 0; i < len; i++) {
+        uint8_t *copy = dup_bytes(buf, len);
+        copy[i] ^= (uint8_t)(1u << (i % 8));
+        if (cw_wire_decode_peer(copy, len, NULL, &d) == CW_OK)
+            cw_msg_free(&d);
+        free(copy);
+    }
+    free(buf);
+    cw_msg_free(&m);
+}
+
+/* ------------------------------------------------------------- requests */
+
+static void request_round_trip(const struct cw_wire_request *r, struct cw_wire_request *d)
+{
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_request(r, &buf, &len), CW_OK);
+    assert_int_equal(cw_wire_decode_request(buf, len, NULL, d), CW_OK);
+    free(buf);
+    assert_int_equal(d->op, r->op);
+    assert_int_equal(d->req_id, r->req_id);
+}
+
+static void test_request_round_trips(void **state)
+{
+    (void)state;
+    struct cw_wire_request r = sample_put(), d;
+    request_round_trip(&r, &d);
+    assert_string_equal(d.bucket, "photos");
+    assert_int_equal(d.key_len, 12);
+    assert_memory_equal(d.key, "cat\0with-nul", 12);
+    assert_int_equal(d.value_len, 4);
+    assert_memory_equal(d.value, "meow", 4);
+    assert_vc_equal(&d.context, &r.context);
+    assert_true(d.has_kctx);
+    assert_vc_equal(&d.kctx, &r.kctx);
+    cw_wire_request_free(&d);
+    assert_null(d.key);
+
+    /* A put of an empty value, without a key context. */
+    r.value_len = 0;
+    r.has_kctx = false;
+    request_round_trip(&r, &d);
+    assert_int_equal(d.value_len, 0);
+    assert_null(d.value);
+    assert_false(d.has_kctx);
+    assert_true(cw_vc_is_zero(&d.kctx));
+    cw_wire_request_free(&d);
+
+    /* DEL carries no value even if the struct has one; GET no key context. */
+    r = sample_put();
+    r.op = CW_OP_DEL;
+    request_round_trip(&r, &d);
+    assert_int_equal(d.value_len, 0);
+    assert_null(d.value);
+    assert_true(d.has_kctx);
+    assert_int_equal(d.key_len, 12);
+    cw_wire_request_free(&d);
+    r.op = CW_OP_GET;
+    request_round_trip(&r, &d);
+    assert_false(d.has_kctx);
+    assert_null(d.value);
+    assert_vc_equal(&d.context, &r.context);
+    assert_string_equal(d.bucket, "photos");
+    cw_wire_request_free(&d);
+
+    /* Semantic checks are the server's: a bad bucket and an empty key pass. */
+    strcpy(r.bucket, "Not-Valid!");
+    r.key_len = 0;
+    request_round_trip(&r, &d);
+    assert_string_equal(d.bucket, "Not-Valid!");
+    assert_int_equal(d.key_len, 0);
+    cw_wire_request_free(&d);
+
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_STATUS;
+    r.req_id = 1;
+    request_round_trip(&r, &d);
+    assert_string_equal(d.bucket, "");
+    cw_wire_request_free(&d);
+
+    r.op = CW_OP_LINK;
+    r.req_id = 2;
+    strcpy(r.link_from, "us-east");
+    memset(r.link_to, 'e', CW_WIRE_NAME_MAX);
+    r.link_to[CW_WIRE_NAME_MAX] = '\0';
+    r.link_action = CW_LINK_DELAY;
+    r.delay_ms = 150;
+    request_round_trip(&r, &d);
+    assert_string_equal(d.link_from, "us-east");
+    assert_string_equal(d.link_to, r.link_to);
+    assert_int_equal(d.link_action, CW_LINK_DELAY);
+    assert_int_equal(d.delay_ms, 150);
+    cw_wire_request_free(&d);
+    r.link_action = CW_LINK_CUT;
+    r.delay_ms = 0;
+    request_round_trip(&r, &d);
+    assert_int_equal(d.link_action, CW_LINK_CUT);
+    cw_wire_request_free(&d);
+    cw_wire_request_free(NULL);
+}
+
+static void test_request_encode_rejects(void **state)
+{
+    (void)state;
+    uint8_t *buf;
+    size_t len;
+    struct cw_wire_request r = sample_put();
+    r.key_len = CW_KEY_BYTES_MAX + 1;
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_EKEY);
+    assert_null(buf);
+    r = sample_put();
+    r.op = (enum cw_wire_op)9;
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_EINVAL);
+    r.op = CW_OP_NONE;
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_EINVAL);
+    r = sample_put();
+    memset(r.bucket, 'b', sizeof(r.bucket)); /* no terminator */
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_EINVAL);
+    r = sample_put();
+    r.value = NULL;
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_EINVAL);
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_LINK;
+    r.link_action = (enum cw_link_action)4;
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_EINVAL);
+    r.link_action = CW_LINK_NONE;
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_EINVAL);
+    /* Larger than a frame. */
+    r = sample_put();
+    r.value_len = CW_WIRE_FRAME_BYTES_MAX;
+    r.value = calloc(1, r.value_len);
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_ETOOBIG);
+    free(r.value);
+}
+
+/* Encodes a hand-made Request and decodes it with lim. */
+static int decode_pb_request(Causeway__Request *pr, const struct cw_wire_limits *lim,
+                             struct cw_wire_request *d)
+{
+    size_t len;
+    uint8_t *buf = pack_pb(&pr->base, &len);
+    int rc = cw_wire_decode_request(buf, len, lim, d);
+    free(buf);
+    return rc;
+}
+
+static void test_request_decode_bounds(void **state)
+{
+    (void)state;
+    struct cw_wire_request d;
+    uint8_t big[CW_KEY_BYTES_MAX + 1];
+    memset(big, 'a', sizeof(big));
+    uint64_t wide[CW_REGIONS_MAX + 1] = {1};
+
+    Causeway__Request pr = CAUSEWAY__REQUEST__INIT;
+    pr.version = CW_WIRE_VERSION;
+    pr.req_id = 77;
+    pr.op = CAUSEWAY__OP__OP_PUT;
+    pr.bucket.len = CW_BUCKET_NAME_MAX;
+    pr.bucket.data = big;
+    pr.key.len = CW_KEY_BYTES_MAX;
+    pr.key.data = big;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_OK);
+    assert_int_equal(strlen(d.bucket), CW_BUCKET_NAME_MAX);
+    assert_int_equal(d.key_len, CW_KEY_BYTES_MAX);
+    cw_wire_request_free(&d);
+
+    /* Each failure still says which request it was, for the error reply. */
+    pr.bucket.len = CW_BUCKET_NAME_MAX + 1;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_ETOOBIG);
+    assert_int_equal(d.req_id, 77);
+    assert_int_equal(d.op, CW_OP_PUT);
+    assert_null(d.key);
+    pr.bucket.len = 3;
+    pr.bucket.data = (uint8_t *)"a\0b";
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_EDECODE);
+    assert_int_equal(d.req_id, 77);
+    pr.bucket.data = big;
+
+    pr.key.len = CW_KEY_BYTES_MAX + 1;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_ETOOBIG);
+    pr.key.len = 1;
+
+    struct cw_wire_limits lim;
+    cw_wire_limits_default(&lim);
+    lim.value_bytes_max = 100;
+    pr.value.len = 101;
+    pr.value.data = calloc(1, 101);
+    assert_int_equal(decode_pb_request(&pr, &lim, &d), CW_ETOOBIG);
+    assert_int_equal(d.req_id, 77);
+    assert_null(d.value);
+    pr.value.len = 100;
+    assert_int_equal(decode_pb_request(&pr, &lim, &d), CW_OK);
+    assert_int_equal(d.value_len, 100);
+    cw_wire_request_free(&d);
+    free(pr.value.data);
+    pr.value.len = 0;
+    pr.value.data = NULL;
+
+    pr.n_context = CW_REGIONS_MAX + 1;
+    pr.context = wide;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_EDECODE);
+    pr.n_context = 0;
+    pr.has_kctx = true;
+    pr.n_kctx = CW_REGIONS_MAX + 1;
+    pr.kctx = wide;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_EDECODE);
+    pr.n_kctx = 0;
+    pr.has_kctx = false;
+
+    /* Unknown op: rejected, but the id survives. */
+    pr.op = (Causeway__Op)42;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_EDECODE);
+    assert_int_equal(d.req_id, 77);
+    assert_int_equal(d.op, CW_OP_NONE);
+    pr.op = CAUSEWAY__OP__OP_UNSPECIFIED;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_EDECODE);
+
+    pr.op = CAUSEWAY__OP__OP_LINK;
+    pr.link_from.len = CW_WIRE_NAME_MAX + 1;
+    pr.link_from.data = big;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_ETOOBIG);
+    pr.link_from.len = CW_WIRE_NAME_MAX;
+    pr.link_action = (Causeway__LinkAction)4;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_EDECODE);
+    pr.link_action = CAUSEWAY__LINK_ACTION__LINK_ACTION_UNSPECIFIED;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_EDECODE);
+    pr.link_action = CAUSEWAY__LINK_ACTION__LINK_HEAL;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_OK);
+    assert_int_equal(d.link_action, CW_LINK_HEAL);
+    cw_wire_request_free(&d);
+
+    /* Version mismatch, with the address kept. */
+    pr.version = 2;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_EVERSION);
+    assert_int_equal(d.req_id, 77);
+    assert_int_equal(d.op, CW_OP_LINK);
+    pr.version = 0;
+    assert_int_equal(decode_pb_request(&pr, NULL, &d), CW_EVERSION);
+
+    /* Over the frame bound: refused before anything else, address kept. */
+    pr.version = CW_WIRE_VERSION;
+    size_t len;
+    uint8_t *buf = pack_pb(&pr.base, &len);
+    cw_wire_limits_default(&lim);
+    lim.frame_bytes_max = len - 1;
+    assert_int_equal(cw_wire_decode_request(buf, len, &lim, &d), CW_ETOOBIG);
+    assert_int_equal(d.req_id, 77);
+    free(buf);
+}
+
+static void test_request_truncated(void **state)
+{
+    (void)state;
+    struct cw_wire_request r = sample_put(), d;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_OK);
+    /* A prefix that ends between two fields is a shorter, well-formed request
+     * (ZeroMQ delivers whole frames, so only a bug makes one); every other
+     * prefix must fail, and none may crash or leak. */
+    size_t ok = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *copy = dup_bytes(buf, cut);
+        int rc = cw_wire_decode_request(copy, cut, NULL, &d);
+        if (rc == CW_OK) {
+            ok++;
+            assert_true(!d.has_kctx || cw_vc_is_zero(&d.kctx));
+            cw_wire_request_free(&d);
+        }
+        free(copy);
+    }
+    /* The boundaries after op, bucket, key, value, context and has_kctx. */
+    assert_int_equal(ok, 6);
+    free(buf);
+}
+
+/* ------------------------------------------------------------ responses */
+
+static void response_round_trip(const struct cw_wire_response *r, struct cw_wire_response *d)
+{
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_response(r, &buf, &len), CW_OK);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, d), CW_OK);
+    free(buf);
+    assert_int_equal(d->op, r->op);
+    assert_int_equal(d->req_id, r->req_id);
+    assert_int_equal(d->err, r->err);
+    assert_string_equal(d->message, r->message);
+}
+
+static void test_response_round_trips(void **state)
+{
+    (void)state;
+    struct cw_wire_response r, d;
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_PUT;
+    r.req_id = 9;
+    r.origin = 2;
+    r.ts = 0xabcdef;
+    r.kctx_valid = true;
+    r.conflict = CW_CONFLICT_SIBLINGS;
+    r.kctx.ts[2] = 0xabcdef;
+    r.seen.ts[2] = 0xabcdef;
+    response_round_trip(&r, &d);
+    assert_int_equal(d.origin, 2);
+    assert_int_equal(d.ts, 0xabcdef);
+    assert_true(d.kctx_valid);
+    assert_int_equal(d.conflict, CW_CONFLICT_SIBLINGS);
+    assert_vc_equal(&d.kctx, &r.kctx);
+    assert_vc_equal(&d.seen, &r.seen);
+    cw_wire_response_free(&d);
+
+    /* GET with siblings: a value, an empty value and a tombstone. */
+    struct cw_version vs[3];
+    memset(vs, 0, sizeof(vs));
+    vs[0].dot = (struct cw_dot){0, 100};
+    vs[0].value = (uint8_t *)"first";
+    vs[0].value_len = 5;
+    vs[0].kctx.ts[0] = 50;
+    vs[1].dot = (struct cw_dot){1, 101};
+    vs[2].dot = (struct cw_dot){15, 102};
+    vs[2].tombstone = true;
+    vs[2].kctx.ts[15] = 7;
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_GET;
+    r.req_id = 10;
+    r.conflict = CW_CONFLICT_SIBLINGS;
+    r.kctx.ts[0] = 100;
+    r.kctx.ts[1] = 101;
+    r.seen = r.kctx;
+    r.n_versions = 3;
+    r.versions = vs;
+    response_round_trip(&r, &d);
+    assert_int_equal(d.n_versions, 3);
+    for (unsigned i = 0; i < 3; i++)
+        assert_version_equal(&vs[i], &d.versions[i]);
+    assert_vc_equal(&d.seen, &r.seen);
+    cw_wire_response_free(&d);
+    assert_null(d.versions);
+
+    /* GET of a missing key: no versions at all. */
+    r.n_versions = 0;
+    r.versions = NULL;
+    response_round_trip(&r, &d);
+    assert_int_equal(d.n_versions, 0);
+    assert_null(d.versions);
+    cw_wire_response_free(&d);
+
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_STATUS;
+    r.req_id = 11;
+    r.status_json = "{\"region\":\"eu\",\"applied\":[1,2,3]}";
+    response_round_trip(&r, &d);
+    assert_string_equal(d.status_json, r.status_json);
+    cw_wire_response_free(&d);
+    r.status_json = NULL;
+    response_round_trip(&r, &d);
+    assert_string_equal(d.status_json, "");
+    cw_wire_response_free(&d);
+
+    /* Errors carry only the common fields, even when the struct has more. */
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_GET;
+    r.req_id = 12;
+    r.err = CW_ENOTREADY;
+    strcpy(r.message, "not yet");
+    r.n_versions = 3;
+    r.versions = vs;
+    response_round_trip(&r, &d);
+    assert_int_equal(d.n_versions, 0);
+    cw_wire_response_free(&d);
+    /* The reply to a request whose op could not be read. */
+    r.op = CW_OP_NONE;
+    r.err = CW_EDECODE;
+    memset(r.message, 'm', CW_WIRE_MESSAGE_MAX);
+    r.message[CW_WIRE_MESSAGE_MAX] = '\0';
+    response_round_trip(&r, &d);
+    cw_wire_response_free(&d);
+
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_LINK;
+    r.req_id = 13;
+    response_round_trip(&r, &d);
+    cw_wire_response_free(&d);
+    cw_wire_response_free(NULL);
+}
+
+static void test_response_large_read(void **state)
+{
+    (void)state;
+    /* Ten siblings of 1 MiB: more than a request frame may hold, which a read
+     * response is allowed to be. */
+    enum { N = 10 };
+    struct cw_version vs[N];
+    memset(vs, 0, sizeof(vs));
+    uint8_t *value = malloc(CW_WIRE_VALUE_BYTES_MAX);
+    assert_non_null(value);
+    memset(value, 's', CW_WIRE_VALUE_BYTES_MAX);
+    for (unsigned i = 0; i < N; i++) {
+        vs[i].dot = (struct cw_dot){(uint8_t)i, 100 + i};
+        vs[i].value = value;
+        vs[i].value_len = CW_WIRE_VALUE_BYTES_MAX;
+    }
+    struct cw_wire_response r, d;
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_GET;
+    r.req_id = 21;
+    r.conflict = CW_CONFLICT_SIBLINGS;
+    r.n_versions = N;
+    r.versions = vs;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_OK);
+    assert_true(len > CW_WIRE_FRAME_BYTES_MAX);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, &d), CW_ETOOBIG);
+    assert_int_equal(d.req_id, 21);
+    struct cw_wire_limits lim;
+    cw_wire_limits_default(&lim);
+    lim.frame_bytes_max = CW_WIRE_RESPONSE_BYTES_MAX;
+    assert_int_equal(cw_wire_decode_response(buf, len, &lim, &d), CW_OK);
+    assert_int_equal(d.n_versions, N);
+    for (unsigned i = 0; i < N; i++)
+        assert_version_equal(&vs[i], &d.versions[i]);
+    cw_wire_response_free(&d);
+    free(buf);
+    free(value);
+}
+
+static void test_response_rejects(void **state)
+{
+    (void)state;
+    uint8_t *buf;
+    size_t len;
+    struct cw_wire_response r, d;
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_NONE; /* success without an op */
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_EINVAL);
+    r.op = CW_OP_PUT;
+    r.err = -1;
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_EINVAL);
+    r.err = 0;
+    r.origin = CW_REGIONS_MAX;
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_EINVAL);
+    r.origin = 0;
+    memset(r.message, 'x', sizeof(r.message));
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_EINVAL);
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_GET;
+    r.n_versions = CW_WIRE_VERSIONS_MAX + 1;
+    r.versions = calloc(r.n_versions, sizeof(*r.versions));
+    for (uint32_t i = 0; i < r.n_versions; i++)
+        r.versions[i].dot.ts = i + 1;
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_ETOOBIG);
+    r.versions[0].tombstone = true;
+    r.versions[0].value_len = 1;
+    r.versions[0].value = (uint8_t *)"x";
+    r.n_versions = 1;
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_EINVAL);
+
+    /* Decoding: too many versions, a value over the bound, a long message,
+     * an out-of-range error code and conflict mode, a version mismatch. */
+    Causeway__Response pr = CAUSEWAY__RESPONSE__INIT;
+    pr.version = CW_WIRE_VERSION;
+    pr.op = CAUSEWAY__OP__OP_GET;
+    pr.req_id = 5;
+    Causeway__Version *vers = calloc(CW_WIRE_VERSIONS_MAX + 1, sizeof(*vers));
+    Causeway__Version **ptrs = calloc(CW_WIRE_VERSIONS_MAX + 1, sizeof(*ptrs));
+    for (uint32_t i = 0; i <= CW_WIRE_VERSIONS_MAX; i++) {
+        causeway__version__init(&vers[i]);
+        vers[i].ts = i + 1;
+        ptrs[i] = &vers[i];
+    }
+    pr.versions = ptrs;
+    pr.n_versions = CW_WIRE_VERSIONS_MAX + 1;
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, &d), CW_ETOOBIG);
+    assert_int_equal(d.req_id, 5);
+    assert_null(d.versions);
+    free(buf);
+    pr.n_versions = CW_WIRE_VERSIONS_MAX;
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, &d), CW_OK);
+    assert_int_equal(d.n_versions, CW_WIRE_VERSIONS_MAX);
+    cw_wire_response_free(&d);
+    free(buf);
+
+    struct cw_wire_limits lim;
+    cw_wire_limits_default(&lim);
+    lim.value_bytes_max = 3;
+    pr.n_versions = 2;
+    vers[1].value.len = 4;
+    vers[1].value.data = (uint8_t *)"four";
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_response(buf, len, &lim, &d), CW_ETOOBIG);
+    assert_null(d.versions);
+    free(buf);
+    vers[1].origin = CW_REGIONS_MAX;
+    vers[1].value.len = 0;
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    vers[1].origin = 0;
+
+    char longmsg[CW_WIRE_MESSAGE_MAX + 2];
+    memset(longmsg, 'l', sizeof(longmsg) - 1);
+    longmsg[sizeof(longmsg) - 1] = '\0';
+    pr.message = longmsg;
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, &d), CW_ETOOBIG);
+    free(buf);
+    pr.message = (char *)"";
+
+    pr.err = 0x80000000u;
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pr.err = 0;
+    pr.conflict = 2;
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pr.conflict = 0;
+    pr.op = CAUSEWAY__OP__OP_UNSPECIFIED; /* success needs an op */
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pr.op = CAUSEWAY__OP__OP_GET;
+    pr.version = 3;
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_response(buf, len, NULL, &d), CW_EVERSION);
+    free(buf);
+
+    free(ptrs);
+    free(vers);
+    free(r.versions);
+}
+
+static void test_response_truncated(void **state)
+{
+    (void)state;
+    struct cw_version vs[2];
+    memset(vs, 0, sizeof(vs));
+    vs[0].dot = (struct cw_dot){0, 100};
+    vs[0].value = (uint8_t *)"value-zero";
+    vs[0].value_len = 10;
+    vs[1].dot = (struct cw_dot){1, 200};
+    vs[1].tombstone = true;
+    struct cw_wire_response r, d;
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_GET;
+    r.req_id = 3;
+    r.n_versions = 2;
+    r.versions = vs;
+    r.seen.ts[0] = 100;
+    r.seen.ts[1] = 200;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_OK);
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *copy = dup_bytes(buf, cut);
+        if (cw_wire_decode_response(copy, cut, NULL, &d) == CW_OK) {
+            /* Only a cut between fields can parse, and it loses a version. */
+            assert_true(d.n_versions < 2);
+            cw_wire_response_free(&d);
+        }
+        free(copy);
+    }
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_limits_default),
+        cmocka_unit_test(test_peer_heartbeat_and_nack_round_trip),
+        cmocka_unit_test(test_peer_records_round_trip),
+        cmocka_unit_test(test_peer_records_use_lz4),
+        cmocka_unit_test(test_peer_split_large_batch),
+        cmocka_unit_test(test_peer_encode_rejects),
+        cmocka_unit_test(test_peer_version_mismatch),
+        cmocka_unit_test(test_peer_limits),
+        cmocka_unit_test(test_peer_bad_envelopes),
+        cmocka_unit_test(test_peer_bad_batches),
+        cmocka_unit_test(test_peer_bad_records),
+        cmocka_unit_test(test_peer_truncated_and_corrupted),
+        cmocka_unit_test(test_request_round_trips),
+        cmocka_unit_test(test_request_encode_rejects),
+        cmocka_unit_test(test_request_decode_bounds),
+        cmocka_unit_test(test_request_truncated),
+        cmocka_unit_test(test_response_round_trips),
+        cmocka_unit_test(test_response_large_read),
+        cmocka_unit_test(test_response_rejects),
+        cmocka_unit_test(test_response_truncated),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
