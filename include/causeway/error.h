@@ -14,28 +14,28 @@ extern "C" {
 
 enum cw_err {
     CW_OK = 0,
-    CW_ENOMEM = 1,        /* an allocation failed */
-    CW_EINVAL = 2,        /* an argument is malformed */
-    CW_EBUCKET = 3,       /* bucket name is not [a-z0-9_-]{1,64} */
-    CW_EKEY = 4,          /* key is empty or longer than the limit */
-    CW_EVALUE = 5,        /* value is longer than the configured maximum */
-    CW_ESIBLINGS = 6,     /* the write would exceed max_siblings */
-    CW_EFULL = 7,         /* a bounded queue or buffer is full */
-    CW_ENOTFOUND = 8,     /* no live version of the key */
-    CW_ENOTREADY = 9,     /* this region has not yet seen the session's context */
-    CW_ETIMEOUT = 10,     /* the operation did not complete in time */
-    CW_EDECODE = 11,      /* bytes from the network or disk are malformed */
-    CW_ETOOBIG = 12,      /* a message or frame exceeds its bound */
-    CW_ECONFIG = 13,      /* the configuration is invalid */
+    CW_ENOMEM = 1,          /* an allocation failed */
+    CW_EINVAL = 2,          /* an argument is malformed */
+    CW_EBUCKET = 3,         /* bucket name is not [a-z0-9_-]{1,64} */
+    CW_EKEY = 4,            /* key is empty or longer than the limit */
+    CW_EVALUE = 5,          /* value is longer than the configured maximum */
+    CW_ESIBLINGS = 6,       /* the write would exceed max_siblings */
+    CW_EFULL = 7,           /* a bounded queue or buffer is full */
+    CW_ENOTFOUND = 8,       /* no live version of the key */
+    CW_ENOTREADY = 9,       /* this region has not yet seen the session's context */
+    CW_ETIMEOUT = 10,       /* the operation did not complete in time */
+    CW_EDECODE = 11,        /* bytes from the network or disk are malformed */
+    CW_ETOOBIG = 12,        /* a message or frame exceeds its bound */
+    CW_ECONFIG = 13,        /* the configuration is invalid */
     CW_EUNKNOWNBUCKET = 14, /* the bucket is not defined in the configuration */
-    CW_EREGION = 15,      /* unknown region name or id */
-    CW_ECONTEXT = 16,     /* a context token is malformed */
-    CW_ESTORE = 17,       /* the storage layer failed */
-    CW_ENET = 18,         /* the transport failed */
-    CW_EVERSION = 19,     /* protocol version mismatch */
-    CW_EIO = 20,          /* a file could not be read or written */
-    CW_EUNAVAILABLE = 21, /* the service is not reachable */
-    CW_ESTRONG = 22,      /* strong buckets are not available in this build */
+    CW_EREGION = 15,        /* unknown region name or id */
+    CW_ECONTEXT = 16,       /* a context token is malformed */
+    CW_ESTORE = 17,         /* the storage layer failed */
+    CW_ENET = 18,           /* the transport failed */
+    CW_EVERSION = 19,       /* protocol version mismatch */
+    CW_EIO = 20,            /* a file could not be read or written */
+    CW_EUNAVAILABLE = 21,   /* the service is not reachable */
+    CW_ESTRONG = 22,        /* strong buckets are not available in this build */
     CW_ERR_COUNT_
 };
 

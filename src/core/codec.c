@@ -175,8 +175,8 @@ int cw_decode_keystate(struct cw_keystate *s, const uint8_t *in, size_t len,
 
 int cw_encode_record(const struct cw_record *rec, uint8_t **out, uint32_t *len)
 {
-    size_t max = 2 + 10 + 2 + CW_VC_ENCODED_MAX + 10 + rec->key_len +
-                 cw_version_encoded_max(&rec->version);
+    size_t max =
+        2 + 10 + 2 + CW_VC_ENCODED_MAX + 10 + rec->key_len + cw_version_encoded_max(&rec->version);
     uint8_t *buf = malloc(max);
     if (buf == NULL)
         return CW_ENOMEM;
@@ -207,8 +207,8 @@ int cw_decode_record(struct cw_record *rec, const uint8_t *in, size_t len, uint3
     rec->conflict = rd_byte(&r);
     rd_vc(&r, &rec->deps);
     uint64_t klen = rd_varint(&r);
-    if (r.bad || rec->consistency > CW_STRONG || rec->conflict > CW_CONFLICT_SIBLINGS ||
-        klen < 3 || klen > CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
+    if (r.bad || rec->consistency > CW_STRONG || rec->conflict > CW_CONFLICT_SIBLINGS || klen < 3 ||
+        klen > CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
         return CW_EDECODE;
     const uint8_t *k = rd_bytes(&r, (size_t)klen);
     if (k == NULL)

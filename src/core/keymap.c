@@ -102,8 +102,7 @@ void cw_keymap_remove(struct cw_keymap *m, struct cw_keyentry *e)
     m->count--;
 }
 
-struct cw_keyentry *cw_keymap_next(const struct cw_keymap *m, size_t *slot,
-                                   struct cw_keyentry *e)
+struct cw_keyentry *cw_keymap_next(const struct cw_keymap *m, size_t *slot, struct cw_keyentry *e)
 {
     if (e && e->next)
         return e->next;

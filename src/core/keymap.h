@@ -38,7 +38,6 @@ void cw_keymap_remove(struct cw_keymap *m, struct cw_keyentry *e);
 
 /* Iteration: pass *slot = 0 and *e = NULL first; returns NULL at the end. Removing
  * the returned entry before the next call is not allowed. */
-struct cw_keyentry *cw_keymap_next(const struct cw_keymap *m, size_t *slot,
-                                   struct cw_keyentry *e);
+struct cw_keyentry *cw_keymap_next(const struct cw_keymap *m, size_t *slot, struct cw_keyentry *e);
 
 #endif

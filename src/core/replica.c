@@ -271,8 +271,8 @@ static uint8_t *make_full_key(const char *bucket, const uint8_t *key, uint32_t k
 
 static struct cw_persist *persist_slot(struct cw_replica *r)
 {
-    struct cw_persist *p = grow_array((void **)&r->ready.persist, &r->cap_persist,
-                                      r->ready.n_persist, sizeof(*p));
+    struct cw_persist *p =
+        grow_array((void **)&r->ready.persist, &r->cap_persist, r->ready.n_persist, sizeof(*p));
     if (p) {
         memset(p, 0, sizeof(*p));
         r->ready.n_persist++;
@@ -305,7 +305,8 @@ static void emit_key(struct cw_replica *r, const struct cw_keyentry *e)
         oom();
 }
 
-static void emit_outbox(struct cw_replica *r, enum cw_persist_kind kind, const struct cw_record *rec)
+static void emit_outbox(struct cw_replica *r, enum cw_persist_kind kind,
+                        const struct cw_record *rec)
 {
     struct cw_persist *p = persist_slot(r);
     if (p == NULL)
@@ -337,8 +338,8 @@ static struct cw_msg *msg_slot(struct cw_replica *r, unsigned to, enum cw_msg_ty
 static struct cw_reply *reply_slot(struct cw_replica *r, enum cw_reply_kind kind, uint64_t req_id,
                                    int err)
 {
-    struct cw_reply *p = grow_array((void **)&r->ready.replies, &r->cap_replies,
-                                    r->ready.n_replies, sizeof(*p));
+    struct cw_reply *p =
+        grow_array((void **)&r->ready.replies, &r->cap_replies, r->ready.n_replies, sizeof(*p));
     if (p == NULL)
         oom();
     memset(p, 0, sizeof(*p));
@@ -505,7 +506,8 @@ int cw_replica_restore_outbox(struct cw_replica *r, const uint8_t *data, uint32_
     if (rc != CW_OK)
         return rc;
     if (rec.version.dot.origin != r->cfg.region || !full_key_valid(rec.key, rec.key_len) ||
-        (r->outbox.n && recq_at(&r->outbox, r->outbox.n - 1)->version.dot.ts >= rec.version.dot.ts)) {
+        (r->outbox.n &&
+         recq_at(&r->outbox, r->outbox.n - 1)->version.dot.ts >= rec.version.dot.ts)) {
         cw_record_free(&rec);
         return CW_EDECODE;
     }
@@ -753,9 +755,9 @@ void cw_replica_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_r
         rc = cw_validate_key(req->key, req->key_len);
     if (rc == CW_OK && !req->tombstone && req->value_len > r->cfg.max_value_bytes)
         rc = CW_EVALUE;
-    if (rc == CW_OK && (!context_in_range(r, &req->context) || !context_in_range(r, &req->kctx) ||
-                        !context_plausible(r, now_us, &req->context) ||
-                        !context_plausible(r, now_us, &req->kctx)))
+    if (rc == CW_OK &&
+        (!context_in_range(r, &req->context) || !context_in_range(r, &req->kctx) ||
+         !context_plausible(r, now_us, &req->context) || !context_plausible(r, now_us, &req->kctx)))
         rc = CW_ECONTEXT;
     if (rc != CW_OK) {
         reply_slot(r, CW_REPLY_PUT, req->req_id, rc);
@@ -1003,8 +1005,7 @@ static void recv_records(struct cw_replica *r, uint64_t now_us, const struct cw_
          * never wedge replication. */
         if (r->buffered >= r->cfg.dep_buffer_max) {
             bool direct = in->q.n == 0 && (rec->consistency == CW_EVENTUAL ||
-                                           r->cfg.force_eventual ||
-                                           covers(r, &rec->deps));
+                                           r->cfg.force_eventual || covers(r, &rec->deps));
             if (!direct) {
                 r->stats.buffer_full_drops++;
                 return;

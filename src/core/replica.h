@@ -54,21 +54,22 @@ struct cw_bucket_policy {
 };
 
 struct cw_replica_config {
-    unsigned region;    /* this region's id, < n_regions */
-    unsigned n_regions; /* 1..CW_REGIONS_MAX */
+    unsigned region;                        /* this region's id, < n_regions */
+    unsigned n_regions;                     /* 1..CW_REGIONS_MAX */
     const struct cw_bucket_policy *buckets; /* copied by cw_replica_create */
     unsigned n_buckets;
     uint32_t max_value_bytes;   /* default 1 MiB */
     uint32_t dep_buffer_max;    /* remote records waiting for dependencies */
     uint32_t outbox_max;        /* local records not yet applied everywhere */
     uint32_t batch_records_max; /* records per replication message */
-    uint32_t batch_bytes_max;   /* key and value bytes per replication message (at least one record) */
-    uint32_t window_records;    /* records in flight per peer before an ack */
+    uint32_t
+        batch_bytes_max;     /* key and value bytes per replication message (at least one record) */
+    uint32_t window_records; /* records in flight per peer before an ack */
     /* Requests of causal buckets (reads and writes) waiting until V covers their
      * session's context; beyond it a request fails with CW_EFULL. */
     uint32_t pending_reads_max;
-    uint64_t heartbeat_us;      /* heartbeat period */
-    uint64_t nack_retry_us;     /* minimum spacing of resend requests per origin */
+    uint64_t heartbeat_us;  /* heartbeat period */
+    uint64_t nack_retry_us; /* minimum spacing of resend requests per origin */
     /* How long such a request may wait; then it fails with CW_ENOTREADY. Requests
      * of eventual buckets never wait. */
     uint64_t read_wait_us;
@@ -85,10 +86,10 @@ void cw_replica_config_defaults(struct cw_replica_config *cfg);
 
 /* One replicated write: the origin's stream element. */
 struct cw_record {
-    uint64_t prev_ts;          /* the origin's previous record (0 for its first) */
-    uint8_t consistency;       /* enum cw_consistency of the bucket at the origin */
-    uint8_t conflict;          /* enum cw_conflict of the bucket at the origin */
-    struct cw_vclock deps;     /* the writer session's context */
+    uint64_t prev_ts;      /* the origin's previous record (0 for its first) */
+    uint8_t consistency;   /* enum cw_consistency of the bucket at the origin */
+    uint8_t conflict;      /* enum cw_conflict of the bucket at the origin */
+    struct cw_vclock deps; /* the writer session's context */
     uint32_t key_len;
     uint8_t *key;              /* "bucket/key" bytes, owned */
     struct cw_version version; /* dot, key context and value (value owned) */
@@ -136,11 +137,11 @@ enum cw_persist_kind {
 
 struct cw_persist {
     enum cw_persist_kind kind;
-    uint64_t ts;       /* OUTBOX_* */
-    uint32_t key_len;  /* KEY */
-    uint8_t *key;      /* owned by the ready */
+    uint64_t ts;      /* OUTBOX_* */
+    uint32_t key_len; /* KEY */
+    uint8_t *key;     /* owned by the ready */
     uint32_t data_len;
-    uint8_t *data;     /* owned by the ready */
+    uint8_t *data; /* owned by the ready */
 };
 
 enum cw_reply_kind { CW_REPLY_PUT = 1, CW_REPLY_GET = 2 };
@@ -176,14 +177,14 @@ struct cw_ready {
 
 struct cw_put_req {
     uint64_t req_id;
-    const char *bucket;          /* NUL-terminated */
+    const char *bucket; /* NUL-terminated */
     const uint8_t *key;
     uint32_t key_len;
-    const uint8_t *value;        /* ignored for deletes */
+    const uint8_t *value; /* ignored for deletes */
     uint32_t value_len;
-    bool tombstone;              /* a delete */
-    struct cw_vclock context;    /* the session's causal context */
-    struct cw_vclock kctx;       /* the key context the client read, or zero */
+    bool tombstone;           /* a delete */
+    struct cw_vclock context; /* the session's causal context */
+    struct cw_vclock kctx;    /* the key context the client read, or zero */
 };
 
 struct cw_get_req {

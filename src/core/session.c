@@ -29,8 +29,7 @@ static struct cw_session_key *find(const struct cw_session *s, const uint8_t *ke
     return NULL;
 }
 
-const struct cw_vclock *cw_session_kctx(struct cw_session *s, const uint8_t *key,
-                                        uint32_t key_len)
+const struct cw_vclock *cw_session_kctx(struct cw_session *s, const uint8_t *key, uint32_t key_len)
 {
     struct cw_session_key *k = find(s, key, key_len);
     if (k == NULL)

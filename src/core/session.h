@@ -46,8 +46,7 @@ int cw_session_observe(struct cw_session *s, const uint8_t *key, uint32_t key_le
                        const struct cw_reply *reply);
 /* The remembered key context for key, or NULL. A lookup counts as a use for the
  * least-recently-used bound. Borrowed until the next call that changes s. */
-const struct cw_vclock *cw_session_kctx(struct cw_session *s, const uint8_t *key,
-                                        uint32_t key_len);
+const struct cw_vclock *cw_session_kctx(struct cw_session *s, const uint8_t *key, uint32_t key_len);
 /* Remembers kctx for key (a context the client passed explicitly). */
 int cw_session_set_kctx(struct cw_session *s, const uint8_t *key, uint32_t key_len,
                         const struct cw_vclock *kctx);

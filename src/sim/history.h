@@ -34,10 +34,10 @@ enum cw_hist_mode {
 };
 
 struct cw_hist_version {
-    uint8_t origin;    /* region that issued the write */
-    uint64_t ts;       /* its HLC stamp: (origin, ts) is the dot */
-    bool tombstone;    /* a delete */
-    uint64_t value_id; /* 0 for tombstones */
+    uint8_t origin;        /* region that issued the write */
+    uint64_t ts;           /* its HLC stamp: (origin, ts) is the dot */
+    bool tombstone;        /* a delete */
+    uint64_t value_id;     /* 0 for tombstones */
     struct cw_vclock kctx; /* key context the write carried (siblings) */
 };
 

@@ -90,11 +90,11 @@ struct region {
 struct session {
     struct cw_session s;
     unsigned region;
-    uint64_t op;         /* current operation number (req ids carry it) */
+    uint64_t op; /* current operation number (req ids carry it) */
     bool busy;
     bool is_write;
-    unsigned key;        /* history key index */
-    size_t write_event;  /* history index of the in-flight write, or SIZE_MAX */
+    unsigned key;       /* history key index */
+    size_t write_event; /* history index of the in-flight write, or SIZE_MAX */
     uint64_t value_id;
     unsigned done;
 };
@@ -185,9 +185,8 @@ static bool ev_less(const struct event *a, const struct event *b)
 static struct event *schedule(struct sim *sim, uint64_t at, enum ev_type type)
 {
     struct event *e = calloc(1, sizeof(*e));
-    struct event **slot = e ? xgrow(sim, (void **)&sim->heap, &sim->cap_heap, sim->n_heap,
-                                    sizeof(*sim->heap))
-                            : NULL;
+    struct event **slot =
+        e ? xgrow(sim, (void **)&sim->heap, &sim->cap_heap, sim->n_heap, sizeof(*sim->heap)) : NULL;
     if (slot == NULL) {
         free(e);
         sim->oom = true;
@@ -262,8 +261,8 @@ static void store_apply(struct sim *sim, struct store *s, struct cw_persist *p)
     switch (p->kind) {
     case CW_PERSIST_KEY: {
         size_t i = 0;
-        while (i < s->n_keys &&
-               !(s->keys[i].key_len == p->key_len && memcmp(s->keys[i].key, p->key, p->key_len) == 0))
+        while (i < s->n_keys && !(s->keys[i].key_len == p->key_len &&
+                                  memcmp(s->keys[i].key, p->key, p->key_len) == 0))
             i++;
         if (p->data_len == 0) {
             if (i < s->n_keys) {
@@ -289,8 +288,7 @@ static void store_apply(struct sim *sim, struct store *s, struct cw_persist *p)
         break;
     }
     case CW_PERSIST_OUTBOX_PUT: {
-        struct blob *b =
-            xgrow(sim, (void **)&s->outbox, &s->cap_outbox, s->n_outbox, sizeof(*b));
+        struct blob *b = xgrow(sim, (void **)&s->outbox, &s->cap_outbox, s->n_outbox, sizeof(*b));
         if (b == NULL)
             return;
         memset(b, 0, sizeof(*b));
@@ -305,7 +303,8 @@ static void store_apply(struct sim *sim, struct store *s, struct cw_persist *p)
         for (size_t i = 0; i < s->n_outbox; i++) {
             if (s->outbox[i].ts == p->ts) {
                 blob_free(&s->outbox[i]);
-                memmove(&s->outbox[i], &s->outbox[i + 1], (s->n_outbox - i - 1) * sizeof(*s->outbox));
+                memmove(&s->outbox[i], &s->outbox[i + 1],
+                        (s->n_outbox - i - 1) * sizeof(*s->outbox));
                 s->n_outbox--;
                 break;
             }
@@ -356,7 +355,8 @@ static void collect_ready(struct sim *sim, unsigned r)
         if (p == NULL)
             return;
         *p = rd->persist[i];
-        p->key = rd->persist[i].key_len ? dup_bytes(rd->persist[i].key, rd->persist[i].key_len) : NULL;
+        p->key =
+            rd->persist[i].key_len ? dup_bytes(rd->persist[i].key, rd->persist[i].key_len) : NULL;
         p->data = rd->persist[i].data_len ? dup_bytes(rd->persist[i].data, rd->persist[i].data_len)
                                           : NULL;
         g->n_pending++;
@@ -548,8 +548,8 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
     if (current)
         ss->write_event = idx;
     struct region *g = &sim->regions[rep->dot.origin];
-    size_t *slot = xgrow(sim, (void **)&g->unflushed, &g->cap_unflushed, g->n_unflushed,
-                         sizeof(*slot));
+    size_t *slot =
+        xgrow(sim, (void **)&g->unflushed, &g->cap_unflushed, g->n_unflushed, sizeof(*slot));
     if (slot) {
         *slot = idx;
         g->n_unflushed++;
@@ -752,8 +752,7 @@ static void schedule_faults(struct sim *sim, uint64_t horizon)
     /* Clock jumps, forwards and backwards. */
     unsigned jumps = (unsigned)cw_rng_range(&sim->rng, 0, 3);
     for (unsigned i = 0; i < jumps; i++) {
-        struct event *e =
-            schedule(sim, START_US + cw_rng_below(&sim->rng, horizon), EV_CLOCK_JUMP);
+        struct event *e = schedule(sim, START_US + cw_rng_below(&sim->rng, horizon), EV_CLOCK_JUMP);
         if (e) {
             e->region = (unsigned)cw_rng_below(&sim->rng, n);
             e->jump_us = (int64_t)cw_rng_range(&sim->rng, 0, 2 * SEC) - (int64_t)SEC;
@@ -781,8 +780,8 @@ static void crash_region(struct sim *sim, unsigned r)
     cw_replica_destroy(&g->rep);
     g->up = false;
     sim->res->crashes++;
-    struct event *e = schedule(sim, sim->now + cw_rng_range(&sim->rng, 100 * MS, 2 * SEC),
-                               EV_RESTART);
+    struct event *e =
+        schedule(sim, sim->now + cw_rng_range(&sim->rng, 100 * MS, 2 * SEC), EV_RESTART);
     if (e)
         e->region = r;
 }
@@ -951,7 +950,10 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
 
     struct cw_bucket_policy b[3] = {
         {.name = "lww", .consistency = CW_CAUSAL, .conflict = CW_CONFLICT_LWW},
-        {.name = "sib", .consistency = CW_CAUSAL, .conflict = CW_CONFLICT_SIBLINGS, .max_siblings = 32},
+        {.name = "sib",
+         .consistency = CW_CAUSAL,
+         .conflict = CW_CONFLICT_SIBLINGS,
+         .max_siblings = 32},
         {.name = "ev", .consistency = CW_EVENTUAL, .conflict = CW_CONFLICT_LWW},
     };
     memcpy(sim->buckets, b, sizeof(b));

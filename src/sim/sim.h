@@ -26,11 +26,11 @@ struct cw_sim_config {
     uint64_t seed;
     unsigned n_regions; /* 1..CW_REGIONS_MAX; the command line allows 3..7 */
     unsigned n_sessions;
-    unsigned n_keys; /* per bucket */
-    unsigned n_ops;  /* client operations in the workload */
-    bool faults;     /* drops, duplicates, partitions, crashes, clock jumps */
+    unsigned n_keys;     /* per bucket */
+    unsigned n_ops;      /* client operations in the workload */
+    bool faults;         /* drops, duplicates, partitions, crashes, clock jumps */
     bool force_eventual; /* turn causal dependency checks off in every region */
-    FILE *trace;     /* every event, or NULL */
+    FILE *trace;         /* every event, or NULL */
 };
 
 void cw_sim_config_defaults(struct cw_sim_config *c);

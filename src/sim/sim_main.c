@@ -12,35 +12,34 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: causeway-sim [options]\n"
-            "\n"
-            "Runs regions of the real causeway core in one deterministic process, with a\n"
-            "seeded network, clocks and store, injects faults, and checks the recorded\n"
-            "history for causal-consistency violations. One seed decides everything, and a\n"
-            "seed replays exactly.\n"
-            "\n"
-            "options:\n"
-            "  --seed N            run exactly this seed (replay)\n"
-            "  --seeds COUNT       run COUNT seeds starting at --first (default 100); the\n"
-            "                      environment variable CAUSEWAY_SIM_SEEDS, when set,\n"
-            "                      replaces COUNT (for long runs)\n"
-            "  --first N           first seed of a range (default 1)\n"
-            "  --regions N         number of regions, 3 to 7 (default 3)\n"
-            "  --ops N             client operations per run (default 300)\n"
-            "  --sessions N        client sessions (default 2 per region)\n"
-            "  --keys N            keys per bucket, 1 to 100 (default 3)\n"
-            "  --no-faults         no drops, duplicates, partitions, crashes or clock jumps\n"
-            "  --no-causal         turn dependency checks off in every region (all buckets\n"
-            "                      behave as eventual) - to show what causality prevents\n"
-            "  --expect-violations succeed only if some seed shows a causal violation\n"
-            "                      (proves the checker is not vacuous)\n"
-            "  --trace             print every simulated event (use with --seed)\n"
-            "  --verbose           print a line per seed\n"
-            "  --help              this text\n"
-            "\n"
-            "Exit status: 0 when every seed is clean (or, with --expect-violations, when some\n"
-            "seed was caught), 1 on violations, 2 on bad usage.\n");
+    fprintf(f, "usage: causeway-sim [options]\n"
+               "\n"
+               "Runs regions of the real causeway core in one deterministic process, with a\n"
+               "seeded network, clocks and store, injects faults, and checks the recorded\n"
+               "history for causal-consistency violations. One seed decides everything, and a\n"
+               "seed replays exactly.\n"
+               "\n"
+               "options:\n"
+               "  --seed N            run exactly this seed (replay)\n"
+               "  --seeds COUNT       run COUNT seeds starting at --first (default 100); the\n"
+               "                      environment variable CAUSEWAY_SIM_SEEDS, when set,\n"
+               "                      replaces COUNT (for long runs)\n"
+               "  --first N           first seed of a range (default 1)\n"
+               "  --regions N         number of regions, 3 to 7 (default 3)\n"
+               "  --ops N             client operations per run (default 300)\n"
+               "  --sessions N        client sessions (default 2 per region)\n"
+               "  --keys N            keys per bucket, 1 to 100 (default 3)\n"
+               "  --no-faults         no drops, duplicates, partitions, crashes or clock jumps\n"
+               "  --no-causal         turn dependency checks off in every region (all buckets\n"
+               "                      behave as eventual) - to show what causality prevents\n"
+               "  --expect-violations succeed only if some seed shows a causal violation\n"
+               "                      (proves the checker is not vacuous)\n"
+               "  --trace             print every simulated event (use with --seed)\n"
+               "  --verbose           print a line per seed\n"
+               "  --help              this text\n"
+               "\n"
+               "Exit status: 0 when every seed is clean (or, with --expect-violations, when some\n"
+               "seed was caught), 1 on violations, 2 on bad usage.\n");
 }
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out)
@@ -153,7 +152,8 @@ int main(int argc, char **argv)
             total += res.report.n_by_kind[k];
             kinds[k] += res.report.n_by_kind[k];
         }
-        causal = res.report.n_by_kind[CW_CHECK_CAUSAL_MISS] + res.report.n_by_kind[CW_CHECK_SESSION];
+        causal =
+            res.report.n_by_kind[CW_CHECK_CAUSAL_MISS] + res.report.n_by_kind[CW_CHECK_SESSION];
         if (causal)
             caught_seeds++;
         if (!res.quiet)
