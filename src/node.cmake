@@ -55,7 +55,8 @@ endif()
 file(GLOB CW_CLIENT_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/client/*.c)
 if(CW_CLIENT_SOURCES)
   # libcauseway: the C client library behind include/causeway.h.
-  add_library(causeway SHARED ${CW_CLIENT_SOURCES} ${PROJECT_SOURCE_DIR}/src/net/netclient.c)
+  add_library(causeway SHARED ${CW_CLIENT_SOURCES} ${PROJECT_SOURCE_DIR}/src/net/netclient.c
+                              ${PROJECT_SOURCE_DIR}/src/net/netutil.c)
   target_include_directories(causeway PUBLIC ${PROJECT_SOURCE_DIR}/include)
   target_link_libraries(causeway PRIVATE cw_wire cw_core PkgConfig::ZMQ)
   set_target_properties(causeway PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION 0

@@ -7,6 +7,7 @@
  * counted; the replica's acknowledgements and resends repair the loss).
  */
 #include "net/net.h"
+#include "net/netutil.h"
 
 #include <causeway/error.h>
 
@@ -74,26 +75,6 @@ struct cw_net {
     struct cw_net_stats stats;
 };
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err == NULL || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 uint64_t cw_net_now_us(void)
 {
     struct timespec ts;
@@ -145,30 +126,30 @@ static bool string_ok(const char *s, size_t cap)
 static int validate_config(const struct cw_net_config *cfg, char *err, size_t err_len)
 {
     if (cfg->n_regions < 1 || cfg->n_regions > CW_REGIONS_MAX) {
-        set_err(err, err_len, "the config names %u regions; use 1 to %d", cfg->n_regions,
+        cw_net_errf(err, err_len, "the config names %u regions; use 1 to %d", cfg->n_regions,
                 CW_REGIONS_MAX);
         return CW_ECONFIG;
     }
     if (cfg->self >= cfg->n_regions) {
-        set_err(err, err_len, "region id %u is not one of the %u regions in the config", cfg->self,
+        cw_net_errf(err, err_len, "region id %u is not one of the %u regions in the config", cfg->self,
                 cfg->n_regions);
         return CW_ECONFIG;
     }
     for (unsigned i = 0; i < cfg->n_regions; i++) {
         if (!string_ok(cfg->names[i], CW_NET_NAME_MAX)) {
-            set_err(err, err_len, "region %u has an empty or overlong name; use 1 to %d bytes", i,
+            cw_net_errf(err, err_len, "region %u has an empty or overlong name; use 1 to %d bytes", i,
                     CW_NET_NAME_MAX - 1);
             return CW_ECONFIG;
         }
         for (unsigned j = 0; j < i; j++) {
             if (strcmp(cfg->names[i], cfg->names[j]) == 0) {
-                set_err(err, err_len, "region name %s appears twice; give each region its own name",
+                cw_net_errf(err, err_len, "region name %s appears twice; give each region its own name",
                         cfg->names[i]);
                 return CW_ECONFIG;
             }
         }
         if (!string_ok(cfg->peer_endpoints[i], CW_NET_ENDPOINT_MAX)) {
-            set_err(err, err_len,
+            cw_net_errf(err, err_len,
                     "region %s has an empty or overlong peer endpoint; use at most %d bytes",
                     cfg->names[i], CW_NET_ENDPOINT_MAX - 1);
             return CW_ECONFIG;
@@ -176,7 +157,7 @@ static int validate_config(const struct cw_net_config *cfg, char *err, size_t er
     }
     if (!string_ok(cfg->client_endpoint, CW_NET_ENDPOINT_MAX) ||
         !string_ok(cfg->admin_endpoint, CW_NET_ENDPOINT_MAX)) {
-        set_err(err, err_len, "region %s has an empty or overlong client or admin endpoint",
+        cw_net_errf(err, err_len, "region %s has an empty or overlong client or admin endpoint",
                 cfg->names[cfg->self]);
         return CW_ECONFIG;
     }
@@ -186,7 +167,7 @@ static int validate_config(const struct cw_net_config *cfg, char *err, size_t er
         for (int j = 0; j < i; j++) {
             /* A wildcard port ("tcp://127.0.0.1:*") may legitimately repeat. */
             if (strcmp(bound[i], bound[j]) == 0 && strchr(bound[i], '*') == NULL) {
-                set_err(err, err_len,
+                cw_net_errf(err, err_len,
                         "the %s and %s endpoints of region %s are both %s; give each its own port",
                         sock_label[j], sock_label[i], cfg->names[cfg->self], bound[i]);
                 return CW_ECONFIG;
@@ -194,12 +175,12 @@ static int validate_config(const struct cw_net_config *cfg, char *err, size_t er
         }
     }
     if (cfg->link_queue_max > CW_NET_LINK_QUEUE_LIMIT) {
-        set_err(err, err_len, "link_queue_max %zu is too large; use at most %u frames",
+        cw_net_errf(err, err_len, "link_queue_max %zu is too large; use at most %u frames",
                 cfg->link_queue_max, CW_NET_LINK_QUEUE_LIMIT);
         return CW_ECONFIG;
     }
     if (cfg->frame_bytes_max > (size_t)INT64_MAX) {
-        set_err(err, err_len, "frame_bytes_max %zu is too large", cfg->frame_bytes_max);
+        cw_net_errf(err, err_len, "frame_bytes_max %zu is too large", cfg->frame_bytes_max);
         return CW_ECONFIG;
     }
     return CW_OK;
@@ -233,26 +214,26 @@ static int open_router(struct cw_net *n, enum sock_id which, const char *endpoin
 {
     void *sock = zmq_socket(n->ctx, ZMQ_ROUTER);
     if (sock == NULL) {
-        set_err(err, err_len, "cannot create the %s socket: %s; raise the open file limit",
+        cw_net_errf(err, err_len, "cannot create the %s socket: %s; raise the open file limit",
                 sock_label[which], zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     n->router[which] = sock;
     if (set_common_options(sock, n->frame_bytes_max, hwm, hwm) != 0) {
-        set_err(err, err_len, "cannot configure the %s socket: %s", sock_label[which],
+        cw_net_errf(err, err_len, "cannot configure the %s socket: %s", sock_label[which],
                 zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     /* Replies to a vanished client must fail visibly (counted), not vanish. */
     if (which != SOCK_PEER && set_int(sock, ZMQ_ROUTER_MANDATORY, 1) != 0) {
-        set_err(err, err_len, "cannot configure the %s socket: %s", sock_label[which],
+        cw_net_errf(err, err_len, "cannot configure the %s socket: %s", sock_label[which],
                 zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     /* A restarted region reconnects with the same routing id before the old
      * connection is noticed dead; let the new one take over instead of being refused. */
     if (which == SOCK_PEER && set_int(sock, ZMQ_ROUTER_HANDOVER, 1) != 0) {
-        set_err(err, err_len, "cannot configure the peer socket: %s", zmq_strerror(zmq_errno()));
+        cw_net_errf(err, err_len, "cannot configure the peer socket: %s", zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     if (zmq_bind(sock, endpoint) != 0) {
@@ -260,7 +241,7 @@ static int open_router(struct cw_net *n, enum sock_id which, const char *endpoin
         const char *hint = e == EADDRINUSE               ? "; is another causewayd running?"
                            : endpoint_errno_is_config(e) ? "; check the endpoint in the config"
                                                          : "";
-        set_err(err, err_len, "cannot bind %s endpoint %s: %s%s", sock_label[which], endpoint,
+        cw_net_errf(err, err_len, "cannot bind %s endpoint %s: %s%s", sock_label[which], endpoint,
                 zmq_strerror(e), hint);
         return endpoint_errno_is_config(e) ? CW_ECONFIG : CW_ENET;
     }
@@ -273,7 +254,7 @@ static int open_dealer(struct cw_net *n, const struct cw_net_config *cfg, unsign
     struct link *l = &n->links[peer];
     void *sock = zmq_socket(n->ctx, ZMQ_DEALER);
     if (sock == NULL) {
-        set_err(err, err_len, "cannot create the socket to region %s: %s", cfg->names[peer],
+        cw_net_errf(err, err_len, "cannot create the socket to region %s: %s", cfg->names[peer],
                 zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
@@ -289,13 +270,13 @@ static int open_dealer(struct cw_net *n, const struct cw_net_config *cfg, unsign
         set_int(sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS) != 0 ||
         set_int(sock, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) != 0 ||
         set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS) != 0) {
-        set_err(err, err_len, "cannot configure the socket to region %s: %s", cfg->names[peer],
+        cw_net_errf(err, err_len, "cannot configure the socket to region %s: %s", cfg->names[peer],
                 zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     if (zmq_connect(sock, cfg->peer_endpoints[peer]) != 0) {
         int e = zmq_errno();
-        set_err(err, err_len, "cannot connect to the peer endpoint %s of region %s: %s%s",
+        cw_net_errf(err, err_len, "cannot connect to the peer endpoint %s of region %s: %s%s",
                 cfg->peer_endpoints[peer], cfg->names[peer], zmq_strerror(e),
                 endpoint_errno_is_config(e) ? "; check the endpoint in the config" : "");
         return endpoint_errno_is_config(e) ? CW_ECONFIG : CW_ENET;
@@ -350,12 +331,12 @@ static void net_destroy(struct cw_net *n)
 
 int cw_net_open(const struct cw_net_config *cfg, struct cw_net **out, char *err, size_t err_len)
 {
-    set_err(err, err_len, "%s", "");
+    cw_net_errf(err, err_len, "%s", "");
     if (out == NULL)
         return CW_EINVAL;
     *out = NULL;
     if (cfg == NULL) {
-        set_err(err, err_len, "no network configuration given");
+        cw_net_errf(err, err_len, "no network configuration given");
         return CW_EINVAL;
     }
     int rc = validate_config(cfg, err, err_len);
@@ -364,7 +345,7 @@ int cw_net_open(const struct cw_net_config *cfg, struct cw_net **out, char *err,
 
     struct cw_net *n = calloc(1, sizeof *n);
     if (n == NULL) {
-        set_err(err, err_len, "out of memory opening the network");
+        cw_net_errf(err, err_len, "out of memory opening the network");
         return CW_ENOMEM;
     }
     n->self = cfg->self;
@@ -382,7 +363,7 @@ int cw_net_open(const struct cw_net_config *cfg, struct cw_net **out, char *err,
 
     n->ctx = zmq_ctx_new();
     if (n->ctx == NULL) {
-        set_err(err, err_len, "cannot create the ZeroMQ context: %s", zmq_strerror(zmq_errno()));
+        cw_net_errf(err, err_len, "cannot create the ZeroMQ context: %s", zmq_strerror(zmq_errno()));
         rc = CW_ENET;
         goto err_after_alloc;
     }
@@ -394,7 +375,7 @@ int cw_net_open(const struct cw_net_config *cfg, struct cw_net **out, char *err,
             continue;
         n->links[i].ring = calloc(n->link_queue_max, sizeof *n->links[i].ring);
         if (n->links[i].ring == NULL) {
-            set_err(err, err_len, "out of memory for %zu-frame link queues; lower link_queue_max",
+            cw_net_errf(err, err_len, "out of memory for %zu-frame link queues; lower link_queue_max",
                     n->link_queue_max);
             rc = CW_ENOMEM;
             goto err_after_alloc;
@@ -491,7 +472,7 @@ int cw_net_send_peer(struct cw_net *n, unsigned peer, uint8_t *frame, size_t len
         l->frames_dropped++;
         return CW_OK;
     }
-    uint64_t now = mono_us();
+    uint64_t now = cw_net_mono_us();
     link_flush(n, l, now); /* frees slots that are due anyway */
     if (l->count == n->link_queue_max) {
         free(frame);
@@ -583,7 +564,7 @@ int cw_net_next_due_ms(const struct cw_net *n)
 {
     if (n == NULL)
         return -1;
-    uint64_t wait = next_due_in_us(n, mono_us());
+    uint64_t wait = next_due_in_us(n, cw_net_mono_us());
     return wait == UINT64_MAX ? -1 : us_to_ms_ceil(wait);
 }
 
@@ -724,7 +705,7 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
     ev->len = 0;
     ev->route_len = 0;
 
-    uint64_t now = mono_us();
+    uint64_t now = cw_net_mono_us();
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000u;
     zmq_pollitem_t items[SOCK_COUNT];
     for (int i = 0; i < SOCK_COUNT; i++)
@@ -736,7 +717,7 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
         int rc = recv_pass(n, ev, &got);
         if (rc != CW_OK || got)
             return rc;
-        now = mono_us();
+        now = cw_net_mono_us();
         if (now >= deadline)
             return CW_OK;
         uint64_t wait = deadline - now;
@@ -750,7 +731,7 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
                 return CW_OK;
             return CW_ENET;
         }
-        now = mono_us();
+        now = cw_net_mono_us();
     }
 }
 

@@ -7,6 +7,7 @@
  * socket is replaced, because the old one might still receive the late reply.
  */
 #include "net/netclient.h"
+#include "net/netutil.h"
 
 #include <causeway/error.h>
 
@@ -83,30 +84,10 @@ static void ctx_release(void *ctx)
     pthread_mutex_unlock(&shared_lock);
 }
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err == NULL || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Milliseconds left until deadline_us, rounded up, for zmq_poll and ZMQ_SNDTIMEO. */
 static int ms_left(uint64_t deadline_us)
 {
-    uint64_t now = mono_us();
+    uint64_t now = cw_net_mono_us();
     if (now >= deadline_us)
         return 0;
     uint64_t ms = (deadline_us - now + 999u) / 1000u;
@@ -123,7 +104,7 @@ static int client_connect(struct cw_netclient *c, char *err, size_t err_len)
 {
     void *sock = zmq_socket(c->ctx, ZMQ_DEALER);
     if (sock == NULL) {
-        set_err(err, err_len, "cannot create a socket for %s: %s; raise the open file limit",
+        cw_net_errf(err, err_len, "cannot create a socket for %s: %s; raise the open file limit",
                 c->endpoint, zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
@@ -134,14 +115,14 @@ static int client_connect(struct cw_netclient *c, char *err, size_t err_len)
         set_int(sock, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS) != 0 ||
         set_int(sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS) != 0 ||
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0) {
-        set_err(err, err_len, "cannot configure the socket for %s: %s", c->endpoint,
+        cw_net_errf(err, err_len, "cannot configure the socket for %s: %s", c->endpoint,
                 zmq_strerror(zmq_errno()));
         zmq_close(sock);
         return CW_ENET;
     }
     if (zmq_connect(sock, c->endpoint) != 0) {
         int e = zmq_errno();
-        set_err(err, err_len, "cannot connect to %s: %s; use an endpoint like tcp://host:port",
+        cw_net_errf(err, err_len, "cannot connect to %s: %s; use an endpoint like tcp://host:port",
                 c->endpoint, zmq_strerror(e));
         zmq_close(sock);
         return e == EINVAL || e == EPROTONOSUPPORT || e == ENOCOMPATPROTO ? CW_EINVAL : CW_ENET;
@@ -163,24 +144,24 @@ static void client_reset(struct cw_netclient *c)
 
 int cw_netclient_open(const char *endpoint, struct cw_netclient **out, char *err, size_t err_len)
 {
-    set_err(err, err_len, "%s", "");
+    cw_net_errf(err, err_len, "%s", "");
     if (out == NULL)
         return CW_EINVAL;
     *out = NULL;
     if (endpoint == NULL || endpoint[0] == '\0' || strlen(endpoint) >= CW_NETCLIENT_ENDPOINT_MAX) {
-        set_err(err, err_len, "the endpoint is empty or longer than %d bytes",
+        cw_net_errf(err, err_len, "the endpoint is empty or longer than %d bytes",
                 CW_NETCLIENT_ENDPOINT_MAX - 1);
         return CW_EINVAL;
     }
     struct cw_netclient *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        set_err(err, err_len, "out of memory opening a client for %s", endpoint);
+        cw_net_errf(err, err_len, "out of memory opening a client for %s", endpoint);
         return CW_ENOMEM;
     }
     strcpy(c->endpoint, endpoint);
     c->ctx = ctx_acquire();
     if (c->ctx == NULL) {
-        set_err(err, err_len, "cannot create the ZeroMQ context: %s", zmq_strerror(zmq_errno()));
+        cw_net_errf(err, err_len, "cannot create the ZeroMQ context: %s", zmq_strerror(zmq_errno()));
         goto err_after_alloc;
     }
     int rc = client_connect(c, err, err_len);
@@ -220,7 +201,7 @@ static int send_request(struct cw_netclient *c, const uint8_t *req, size_t len,
         if (zmq_send(c->sock, req != NULL ? req : empty, len, 0) >= 0)
             return CW_OK;
         int e = zmq_errno();
-        if (e == EINTR && mono_us() < deadline_us)
+        if (e == EINTR && cw_net_mono_us() < deadline_us)
             continue;
         /* EAGAIN with ZMQ_IMMEDIATE: no connection was made in time. */
         return e == EAGAIN || e == EINTR ? CW_EUNAVAILABLE : CW_ENET;
@@ -238,7 +219,7 @@ static int recv_reply(struct cw_netclient *c, uint64_t deadline_us, uint8_t **re
         if (rc < 0 && zmq_errno() != EINTR)
             return CW_ENET;
         if (rc <= 0) {
-            if (mono_us() >= deadline_us)
+            if (cw_net_mono_us() >= deadline_us)
                 return CW_ETIMEOUT;
             continue;
         }
@@ -283,7 +264,7 @@ int cw_netclient_call(struct cw_netclient *c, const uint8_t *req, size_t len, in
         return CW_EINVAL;
     if (c->sock == NULL && client_connect(c, NULL, 0) != CW_OK)
         return CW_ENET;
-    uint64_t deadline_us = mono_us() + (uint64_t)timeout_ms * 1000u;
+    uint64_t deadline_us = cw_net_mono_us() + (uint64_t)timeout_ms * 1000u;
 
     int rc = send_request(c, req, len, deadline_us);
     if (rc != CW_OK)
