@@ -320,10 +320,18 @@ static void net_destroy(struct cw_net *n)
         }
     }
     for (int i = 0; i < SOCK_COUNT; i++) {
-        if (n->router[i] != NULL)
-            zmq_close(n->router[i]);
+        if (n->router[i] == NULL)
+            continue;
+        /* The last replies to clients (answers to requests cut short by the stop)
+         * get a moment to leave; peer traffic is repaired by resends anyway. */
+        if (i != SOCK_PEER) {
+            int linger_ms = 500;
+            zmq_setsockopt(n->router[i], ZMQ_LINGER, &linger_ms, sizeof(linger_ms));
+        }
+        zmq_close(n->router[i]);
     }
-    /* Every socket has ZMQ_LINGER 0, so terminating the context does not wait. */
+    /* Peer sockets have ZMQ_LINGER 0 and client/admin ones at most 500 ms, so
+     * terminating the context waits at most that long. */
     if (n->ctx != NULL)
         zmq_ctx_term(n->ctx);
     free(n);
@@ -508,9 +516,25 @@ int cw_net_link(struct cw_net *n, unsigned peer, enum cw_link_op op, uint32_t de
     case CW_LINK_OP_HEAL:
         l->cut = false;
         return CW_OK;
-    case CW_LINK_OP_DELAY:
+    case CW_LINK_OP_DELAY: {
+        if (delay_ms > CW_NET_DELAY_MS_MAX)
+            return CW_EINVAL;
+        /* Frames already queued move by the change too (a faster link releases
+         * them sooner), keeping their order and never falling due in the past. */
+        int64_t shift_us = ((int64_t)delay_ms - (int64_t)l->delay_ms) * 1000;
+        uint64_t now = cw_net_mono_us(), prev = 0;
+        for (size_t i = 0; i < l->count; i++) {
+            struct pending *f = &l->ring[(l->head + i) % n->link_queue_max];
+            int64_t due = (int64_t)f->due_us + shift_us;
+            uint64_t d = due < (int64_t)now ? now : (uint64_t)due;
+            f->due_us = d < prev ? prev : d;
+            prev = f->due_us;
+        }
+        if (l->count > 0)
+            l->last_due_us = prev;
         l->delay_ms = delay_ms;
         return CW_OK;
+    }
     }
     return CW_EINVAL;
 }

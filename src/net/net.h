@@ -87,6 +87,9 @@ void cw_net_close(struct cw_net **n);
  */
 int cw_net_send_peer(struct cw_net *n, unsigned peer, uint8_t *frame, size_t len);
 
+/* The largest one-way delay a link accepts, as in the config's [latency]. */
+#define CW_NET_DELAY_MS_MAX 60000u
+
 enum cw_link_op { CW_LINK_OP_CUT = 1, CW_LINK_OP_HEAL = 2, CW_LINK_OP_DELAY = 3 };
 
 /*
@@ -94,7 +97,8 @@ enum cw_link_op { CW_LINK_OP_CUT = 1, CW_LINK_OP_HEAL = 2, CW_LINK_OP_DELAY = 3 
  * sent until HEAL; DELAY sets the one-way delay to delay_ms for frames sent from now
  * on (frames already queued keep their due times, so the link is never reordered).
  * delay_ms is ignored for CUT and HEAL. Returns CW_EREGION for a bad peer,
- * CW_EINVAL for an unknown op.
+ * CW_EINVAL for an unknown op or a delay over CW_NET_DELAY_MS_MAX. A new delay
+ * applies to the frames already queued too (shifted by the change, in order).
  */
 int cw_net_link(struct cw_net *n, unsigned peer, enum cw_link_op op, uint32_t delay_ms);
 

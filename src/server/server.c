@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <causeway/error.h>
 
@@ -312,8 +313,14 @@ static void handle_link(struct cw_server *s, const struct cw_net_event *ev,
     int from = region_by_name(s->cfg, req->link_from);
     int to = region_by_name(s->cfg, req->link_to);
     if (from < 0 || to < 0) {
-        reply_error(s, ev, req->op, req->req_id, CW_EREGION, "unknown region '%s'; the config names: %s...",
-                    from < 0 ? req->link_from : req->link_to, s->cfg->regions[0].name);
+        char names[CW_REGIONS_MAX * (CW_REGION_NAME_MAX + 2) + 1] = "";
+        for (unsigned i = 0; i < s->cfg->n_regions; i++) {
+            strcat(names, i ? ", " : "");
+            strcat(names, s->cfg->regions[i].name);
+        }
+        reply_error(s, ev, req->op, req->req_id, CW_EREGION,
+                    "unknown region '%s'; this cluster has: %s",
+                    from < 0 ? req->link_from : req->link_to, names);
         return;
     }
     if ((unsigned)from != s->region) {
@@ -327,17 +334,38 @@ static void handle_link(struct cw_server *s, const struct cw_net_event *ev,
         reply_error(s, ev, req->op, req->req_id, CW_EINVAL, "a region has no link to itself");
         return;
     }
-    enum cw_link_op op = req->link_action == CW_LINK_CUT    ? CW_LINK_OP_CUT
-                         : req->link_action == CW_LINK_HEAL ? CW_LINK_OP_HEAL
-                                                            : CW_LINK_OP_DELAY;
+    enum cw_link_op op;
+    switch (req->link_action) {
+    case CW_LINK_CUT:
+        op = CW_LINK_OP_CUT;
+        break;
+    case CW_LINK_HEAL:
+        op = CW_LINK_OP_HEAL;
+        break;
+    case CW_LINK_DELAY:
+        op = CW_LINK_OP_DELAY;
+        if (req->delay_ms > CW_NET_DELAY_MS_MAX) {
+            reply_error(s, ev, req->op, req->req_id, CW_EINVAL,
+                        "delay %u ms is too long; a link delay is 0 to %u ms", req->delay_ms,
+                        CW_NET_DELAY_MS_MAX);
+            return;
+        }
+        break;
+    default:
+        reply_error(s, ev, req->op, req->req_id, CW_EINVAL,
+                    "unknown link action %d; use cut, heal or delay", (int)req->link_action);
+        return;
+    }
     int rc = cw_net_link(s->net, (unsigned)to, op, req->delay_ms);
     if (rc != CW_OK) {
         reply_error(s, ev, req->op, req->req_id, rc, "link change refused: %s", cw_strerror(rc));
         return;
     }
-    cw_info("link %s->%s: %s%s", req->link_from, req->link_to,
-            op == CW_LINK_OP_CUT ? "cut" : op == CW_LINK_OP_HEAL ? "healed" : "delay set",
-            op == CW_LINK_OP_DELAY ? "" : "");
+    if (op == CW_LINK_OP_DELAY)
+        cw_info("link %s->%s: delay set to %u ms", req->link_from, req->link_to, req->delay_ms);
+    else
+        cw_info("link %s->%s: %s", req->link_from, req->link_to,
+                op == CW_LINK_OP_CUT ? "cut" : "healed");
     struct cw_wire_response resp;
     memset(&resp, 0, sizeof(resp));
     resp.op = CW_OP_LINK;
@@ -573,16 +601,39 @@ err_after_alloc:
     return rc;
 }
 
+/* Answers every request still waiting (a read or write parked for its session's
+ * context) before the node goes away, so no client waits for its time-out. */
+static void answer_pending(struct cw_server *s)
+{
+    for (size_t slot = 0; slot < PENDING_MAX; slot++) {
+        struct pending *p = &s->pending[slot];
+        if (!p->used)
+            continue;
+        struct cw_wire_response resp;
+        memset(&resp, 0, sizeof(resp));
+        resp.op = p->op;
+        resp.req_id = p->client_req_id;
+        resp.err = CW_EUNAVAILABLE;
+        snprintf(resp.message, sizeof(resp.message),
+                 "region %s is shutting down; this request was not carried out",
+                 s->cfg->regions[s->region].name);
+        send_response(s, p->kind, p->route, p->route_len, &resp);
+        p->used = false;
+    }
+}
+
 int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
 {
     const struct cw_region_config *me = &s->cfg->regions[s->region];
     cw_info("region %s (id %u) serving clients on %s, peers on %s, admin on %s", me->name,
             s->region, me->client, me->peer, me->admin);
+    unsigned poll_errors = 0;
     while (!*stop) {
         uint64_t now = cw_net_now_us();
-        int wait_ms = TICK_MS - (int)((now - s->last_tick_us) / 1000);
-        if (wait_ms < 0 || wait_ms > TICK_MS)
-            wait_ms = 0;
+        uint64_t since_tick_us = now > s->last_tick_us ? now - s->last_tick_us : 0;
+        int wait_ms = since_tick_us >= TICK_MS * 1000ull
+                          ? 0
+                          : TICK_MS - (int)(since_tick_us / 1000);
         /* Fold every input that is already waiting into one round. */
         for (int n = 0; n < BATCH_EVENTS_MAX; n++) {
             struct cw_net_event ev;
@@ -590,9 +641,20 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
             if (rc != CW_OK) {
                 if (*stop)
                     break;
-                cw_warn("transport error: %s", cw_strerror(rc));
+                /* A transport that keeps failing must not spin the loop or flood
+                 * the log: back off, and give up after a minute of failures. */
+                poll_errors++;
+                if (poll_errors == 1 || poll_errors % 100 == 0)
+                    cw_warn("transport error (%u in a row): %s", poll_errors, cw_strerror(rc));
+                if (poll_errors >= 600) {
+                    cw_error("the transport keeps failing; stopping");
+                    return CW_ENET;
+                }
+                struct timespec pause = {0, 100 * 1000 * 1000};
+                nanosleep(&pause, NULL);
                 break;
             }
+            poll_errors = 0;
             if (ev.kind == CW_NET_NONE)
                 break;
             now = cw_net_now_us();
@@ -602,7 +664,7 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
                 handle_request(s, &ev, now);
         }
         now = cw_net_now_us();
-        if (now - s->last_tick_us >= TICK_MS * 1000ull) {
+        if (now < s->last_tick_us || now - s->last_tick_us >= TICK_MS * 1000ull) {
             cw_replica_tick(s->rep, now);
             s->last_tick_us = now;
             uint64_t refused = cw_replica_stats(s->rep)->stamps_refused;
@@ -621,7 +683,9 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
     }
     /* Commit what was decided before stopping: nothing acknowledged is lost. */
     int rc = process_ready(s);
-    cw_info("stopped cleanly");
+    answer_pending(s);
+    if (rc == CW_OK)
+        cw_info("stopped cleanly");
     return rc;
 }
 

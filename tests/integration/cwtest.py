@@ -9,6 +9,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,10 +31,27 @@ def check(cond, msg):
         raise Failure(msg)
 
 
-class Cluster:
-    """Regions on 127.0.0.1 from base_port; latency is {(a, b): ms} (both ways)."""
+def free_ports(n):
+    """n TCP ports on 127.0.0.1 that are free right now (the kernel picks them)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
-    def __init__(self, name, regions, base_port, latency=None, durability="write_nosync",
+
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+
+
+class Cluster:
+    """Regions on 127.0.0.1 with ports the kernel picks; latency is {(a, b): ms}."""
+
+    def __init__(self, name, regions, base_port=None, latency=None, durability="write_nosync",
                  buckets=None, cluster_extra=""):
         self.name = name
         self.regions = regions
@@ -41,15 +59,16 @@ class Cluster:
         self.config = os.path.join(self.dir, "cluster.ini")
         self.procs = {}
         self.logs = {}
+        self.exit_problems = []
         lines = ["[cluster]", f"durability = {durability}", f"data_dir = {self.dir}/data",
                  "heartbeat_ms = 100", "read_wait_ms = 3000", "resend_ms = 300", "log_level = info"]
         lines += [l for l in cluster_extra.splitlines() if l.strip()]
-        for i, r in enumerate(regions):
-            p = base_port + 10 * i
-            lines += ["", f"[region {r}]", f"client = tcp://127.0.0.1:{p}",
-                      f"peer = tcp://127.0.0.1:{p + 1}", f"admin = tcp://127.0.0.1:{p + 2}"]
-        self.ports = {r: (base_port + 10 * i, base_port + 10 * i + 1, base_port + 10 * i + 2)
-                      for i, r in enumerate(regions)}
+        ports = free_ports(3 * len(regions))
+        self.ports = {r: tuple(ports[3 * i:3 * i + 3]) for i, r in enumerate(regions)}
+        for r in regions:
+            c, p, a = self.ports[r]
+            lines += ["", f"[region {r}]", f"client = tcp://127.0.0.1:{c}",
+                      f"peer = tcp://127.0.0.1:{p}", f"admin = tcp://127.0.0.1:{a}"]
         lines += ["", "[latency]"]
         for (a, b), ms in (latency or {}).items():
             lines.append(f"{a} {b} = {ms}")
@@ -67,15 +86,16 @@ class Cluster:
         self.procs[region] = subprocess.Popen(
             [os.path.join(BIN, "causewayd"), "--config", self.config, "--region", region],
             stdout=logf, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
+        deadline = time.time() + 30
         while time.time() < deadline:
             check(self.procs[region].poll() is None,
                   f"{region} exited at start (status {self.procs[region].returncode}):\n" + self.log_tail(region))
-            rc, _, _ = self.cli(region, "status", timeout_ms=500)
-            if rc == 0:
+            rc, out, _ = self.cli(region, "status", timeout_ms=500, json_out=True)
+            # Only our own node counts: the right region, and our process still alive.
+            if rc == 0 and out.get("region") == region and self.procs[region].poll() is None:
                 return
             time.sleep(0.1)
-        raise Failure(f"{region} did not answer status within 15 s:\n" + self.log_tail(region))
+        raise Failure(f"{region} did not answer status within 30 s:\n" + self.log_tail(region))
 
     def start_all(self):
         for r in self.regions:
@@ -87,16 +107,21 @@ class Cluster:
         p.wait()
 
     def stop(self, region):
+        """SIGTERM, then the exit status must be 0 (sanitizer reports make it not)."""
         p = self.procs.pop(region, None)
         if p is None:
             return 0
         p.send_signal(signal.SIGTERM)
         try:
-            return p.wait(timeout=10)
+            rc = p.wait(timeout=15)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-            raise Failure(f"{region} did not stop on SIGTERM within 10 s")
+            self.exit_problems.append(f"{region} did not stop on SIGTERM within 15 s")
+            return -9
+        if rc != 0:
+            self.exit_problems.append(f"{region} exited with status {rc} on SIGTERM")
+        return rc
 
     def alive(self, region):
         return region in self.procs and self.procs[region].poll() is None
@@ -108,16 +133,39 @@ class Cluster:
         except OSError:
             return ""
 
-    def close(self, keep=False):
+    def close(self, failed=False):
+        """Stops every node; fails on a bad exit or a sanitizer report in any log.
+        Keeps the directory (logs, data) when something failed or CAUSEWAY_KEEP=1."""
         for r in list(self.procs):
-            try:
-                self.stop(r)
-            except Failure:
-                pass
+            self.stop(r)
         for f in self.logs.values():
             f.close()
-        if not keep:
+        for r in self.regions:
+            tail = self.log_tail(r, 400)
+            if any(m in tail for m in SANITIZER_MARKS):
+                self.exit_problems.append(f"sanitizer report in {r}'s log")
+        problems = self.exit_problems
+        if failed or problems:
+            for r in self.regions:
+                print(f"---- last lines of {r}'s log ----\n{self.log_tail(r, 30)}", flush=True)
+        if failed or problems or os.environ.get("CAUSEWAY_KEEP") == "1":
+            print(f"kept {self.dir} for inspection", flush=True)
+        else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        check(not problems, "; ".join(problems))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            try:
+                self.close(failed=True)
+            except Failure as e:
+                print(f"also: {e}", flush=True)
+            return False
+        self.close()
+        return False
 
     # -- the CLI ---------------------------------------------------------------
     def cli(self, region, *args, session=None, timeout_ms=3000, json_out=False):
@@ -184,5 +232,10 @@ def run(main):
         main()
     except Failure as e:
         print(f"FAIL: {e}", flush=True)
+        sys.exit(1)
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        print("FAIL: the test raised an unexpected exception", flush=True)
         sys.exit(1)
     print("1 passed, 0 failed", flush=True)

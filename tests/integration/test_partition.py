@@ -10,8 +10,7 @@ A, B, C = "west", "east", "north"
 
 
 def main():
-    cl = Cluster("partition", [A, B, C], 17700, latency={(A, B): 10, (B, C): 10, (A, C): 10})
-    try:
+    with Cluster("partition", [A, B, C], latency={(A, B): 10, (B, C): 10, (A, C): 10}) as cl:
         cl.start_all()
         cl.link(A, B, "cut")
         cl.link(B, A, "cut")
@@ -57,8 +56,6 @@ def main():
             wait_until(f"{r} buffers and outboxes drained",
                        lambda: (lambda s: s["buffered"] == 0 and s["outbox_total"] == 0)(cl.status(r)))
         log("merge replaced both siblings everywhere; all buffers drained to zero")
-    finally:
-        cl.close()
 
 
 run(main)

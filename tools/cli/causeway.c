@@ -32,7 +32,7 @@ enum {
 };
 
 #define TIMEOUT_MS_MAX 3600000u
-#define DELAY_MS_MAX 3600000u
+#define DELAY_MS_MAX 60000u /* as the config's [latency] and the daemon */
 /* A value read from standard input; servers accept at most their configured
  * maximum (1 MiB by default), so this only stops runaway input. */
 #define STDIN_VALUE_MAX (64u << 20)
