@@ -28,6 +28,7 @@ struct origin_in {
     unsigned wait_region; /* the head's first unmet dependency ... */
     uint64_t wait_ts;     /* ... and the entry it needs; 0 when not blocked */
     uint64_t nack_at_us;  /* when we last asked for a resend (0: never) */
+    uint32_t owed;        /* records accepted since our last message to this origin */
 };
 
 struct peer_out {
@@ -332,7 +333,20 @@ static struct cw_msg *msg_slot(struct cw_replica *r, unsigned to, enum cw_msg_ty
     for (unsigned o = 0; o < r->cfg.n_regions; o++)
         m->received.ts[o] = r->in[o].received;
     m->received.ts[r->cfg.region] = r->stream_end;
+    r->in[to].owed = 0; /* every message carries the acknowledgement */
     return m;
+}
+
+/* A heartbeat to p: the acknowledgement, this region's clock (every record it
+ * issues later exceeds it) and where its stream to p stands. The clock goes into
+ * the metadata persisted with this round, before the message leaves. */
+static void send_heartbeat(struct cw_replica *r, unsigned p, uint64_t clock)
+{
+    struct cw_msg *m = msg_slot(r, p, CW_MSG_HEARTBEAT);
+    m->clock = clock;
+    m->stream_end = r->stream_end;
+    m->stream_sent = r->out[p].known ? r->out[p].sent_upto : 0;
+    r->meta_dirty = true;
 }
 
 static struct cw_reply *reply_slot(struct cw_replica *r, enum cw_reply_kind kind, uint64_t req_id,
@@ -1018,10 +1032,22 @@ static void recv_records(struct cw_replica *r, uint64_t now_us, const struct cw_
         r->buffered++;
         in->received = rec->version.dot.ts;
         in->nack_at_us = 0;
+        in->owed++;
         if (in->q.n == 1)
             in->wait_ts = 0;
         drain(r, now_us);
     }
+}
+
+/* A sender may have only window_records records in flight before it hears an
+ * acknowledgement. When this region has nothing of its own to send back, waiting
+ * for the next periodic heartbeat would cap a one-way stream at one window per
+ * heartbeat period, so half a window of new records earns an immediate ack. */
+static void ack_if_owed(struct cw_replica *r, unsigned o)
+{
+    uint32_t threshold = r->cfg.window_records / 2 ? r->cfg.window_records / 2 : 1;
+    if (r->in[o].owed >= threshold)
+        send_heartbeat(r, o, r->hlc.last);
 }
 
 static void recv_heartbeat(struct cw_replica *r, uint64_t now_us, const struct cw_msg *m)
@@ -1121,6 +1147,7 @@ void cw_replica_recv(struct cw_replica *r, uint64_t now_us, const struct cw_msg 
     switch (m->type) {
     case CW_MSG_RECORDS:
         recv_records(r, now_us, m);
+        ack_if_owed(r, p);
         break;
     case CW_MSG_HEARTBEAT:
         recv_heartbeat(r, now_us, m);
@@ -1205,10 +1232,7 @@ void cw_replica_tick(struct cw_replica *r, uint64_t now_us)
         if (p == r->cfg.region)
             continue;
         flush_stream(r, p);
-        struct cw_msg *m = msg_slot(r, p, CW_MSG_HEARTBEAT);
-        m->clock = clock;
-        m->stream_end = r->stream_end;
-        m->stream_sent = r->out[p].known ? r->out[p].sent_upto : 0;
+        send_heartbeat(r, p, clock);
     }
     collect_tombstones(r);
 }

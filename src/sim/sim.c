@@ -22,8 +22,9 @@
 #define START_US (1700000000ull * SEC) /* a realistic epoch time */
 #define TICK_US (10 * MS)
 #define OP_TIMEOUT_US (1500 * MS)
-#define QUIET_US (20 * SEC)
-#define MAX_SIM_US (900 * SEC)
+#define QUIET_MIN_US (5 * SEC)   /* after the heal, at least this long (heartbeats, GC) */
+#define QUIET_MAX_US (300 * SEC) /* a run still not quiet by then has stalled */
+#define MAX_SIM_US (1800 * SEC)
 #define SESSION_KEYS_MAX 64
 
 enum ev_type {
@@ -808,6 +809,17 @@ static void handle(struct sim *sim, struct event *e)
             sim->res->msgs_dropped++;
             break;
         }
+        if (sim->cfg.trace)
+            trace(sim, "deliver r%u->r%u %s records %u [%" PRIx64 "..%" PRIx64 "] recv[me] %" PRIx64
+                  " applied[me] %" PRIx64 " sent %" PRIx64 " nack %" PRIx64,
+                  e->peer, r,
+                  e->msg.type == CW_MSG_RECORDS ? "RECORDS"
+                  : e->msg.type == CW_MSG_HEARTBEAT ? "HEARTBEAT"
+                                                    : "NACK",
+                  e->msg.n_records, e->msg.n_records ? e->msg.records[0].version.dot.ts : 0,
+                  e->msg.n_records ? e->msg.records[e->msg.n_records - 1].version.dot.ts : 0,
+                  e->msg.received.ts[r], e->msg.applied.ts[r], e->msg.stream_sent,
+                  e->msg.resend_after);
         cw_replica_recv(g->rep, phys_us(sim, r), &e->msg);
         collect_ready(sim, r);
         if (cw_replica_buffered(g->rep) > sim->res->max_buffered)
@@ -886,17 +898,19 @@ static void heal_all(struct sim *sim)
     }
 }
 
-static bool check_quiet(struct sim *sim)
+/* Quiet: no region holds a buffered record or an unacknowledged outbox record.
+ * When not, why goes to res->not_quiet. */
+static bool check_quiet(struct sim *sim, uint64_t healed_at)
 {
     struct cw_sim_result *res = sim->res;
     for (unsigned r = 0; r < sim->cfg.n_regions; r++) {
         struct region *g = &sim->regions[r];
         if (cw_replica_buffered(g->rep) || cw_replica_outbox_len(g->rep)) {
             snprintf(res->not_quiet, sizeof(res->not_quiet),
-                     "region r%u still holds %zu buffered and %zu outbox records after %llu s of "
-                     "quiet",
+                     "region r%u still holds %zu buffered and %zu outbox records %.1f s after "
+                     "every fault was healed",
                      r, cw_replica_buffered(g->rep), cw_replica_outbox_len(g->rep),
-                     (unsigned long long)(QUIET_US / SEC));
+                     (double)(sim->now - healed_at) / 1e6);
             return false;
         }
     }
@@ -1005,7 +1019,11 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
     if (sim->cfg.faults)
         schedule_faults(sim, horizon);
 
-    uint64_t quiet_until = 0;
+    /* After the workload every fault is healed; the run goes on until every region
+     * is quiet (at least QUIET_MIN_US, for heartbeats and garbage collection), and
+     * a run not quiet within QUIET_MAX_US has stalled. */
+    uint64_t healed_at = 0;
+    bool quiet = false;
     while (rc == 0 && !sim->oom) {
         struct event *e = pop_event(sim);
         if (e == NULL)
@@ -1013,16 +1031,22 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         sim->now = e->time;
         handle(sim, e);
         event_free(e);
-        bool workload_done = sim->ops_issued >= sim->cfg.n_ops;
-        for (unsigned s = 0; workload_done && s < sim->cfg.n_sessions; s++)
-            if (sim->sessions[s].busy)
-                workload_done = false;
-        if (workload_done && quiet_until == 0) {
-            trace(sim, "workload done; healing everything");
-            heal_all(sim);
-            quiet_until = sim->now + QUIET_US;
+        if (healed_at == 0) {
+            bool workload_done = sim->ops_issued >= sim->cfg.n_ops;
+            for (unsigned s = 0; workload_done && s < sim->cfg.n_sessions; s++)
+                if (sim->sessions[s].busy)
+                    workload_done = false;
+            if (workload_done) {
+                trace(sim, "workload done; healing everything");
+                heal_all(sim);
+                healed_at = sim->now;
+            }
+        } else if (sim->now >= healed_at + QUIET_MIN_US && check_quiet(sim, healed_at)) {
+            quiet = true;
+            break;
         }
-        if ((quiet_until && sim->now >= quiet_until) || sim->now > START_US + MAX_SIM_US)
+        if ((healed_at && sim->now >= healed_at + QUIET_MAX_US) ||
+            sim->now > START_US + MAX_SIM_US)
             break;
     }
     if (sim->oom)
@@ -1030,9 +1054,11 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
     res->sim_time_us = sim->now - START_US;
     if (rc == 0) {
         heal_all(sim);
-        res->quiet = quiet_until != 0 && check_quiet(sim);
-        if (quiet_until == 0)
+        res->quiet = quiet;
+        if (healed_at == 0)
             snprintf(res->not_quiet, sizeof(res->not_quiet), "the workload did not finish");
+        else if (!quiet)
+            check_quiet(sim, healed_at);
         final_reads(sim);
         if (cw_check_history(&res->history, &res->report) != 0)
             rc = -1;

@@ -1,6 +1,6 @@
 # The simulator over many seeds, as ctest cases. causeway-sim reads the seed count
 # from CAUSEWAY_SIM_SEEDS when set (long runs), otherwise from --seeds.
-set(CW_SIM_DEFAULT_SEEDS 600)
+set(CW_SIM_DEFAULT_SEEDS 1000)
 foreach(regions 3 5)
   add_test(NAME sim_seeds_${regions}_regions
            COMMAND causeway-sim --regions ${regions} --seeds ${CW_SIM_DEFAULT_SEEDS} --first 1)
@@ -15,3 +15,11 @@ add_test(NAME sim_checker_catches_no_causal
 add_test(NAME sim_help COMMAND causeway-sim --help)
 add_test(NAME sim_bad_usage COMMAND causeway-sim --regions 9)
 set_tests_properties(sim_bad_usage PROPERTIES WILL_FAIL TRUE)
+# Long workloads with heavy contention: 2000 operations by 12 sessions on 2 keys
+# per bucket, so backlogs after partitions are large and must still drain.
+foreach(regions 3 5)
+  add_test(NAME sim_seeds_heavy_${regions}_regions
+           COMMAND causeway-sim --regions ${regions} --seeds 100 --first 500000 --ops 2000
+                   --sessions 12 --keys 2)
+  set_tests_properties(sim_seeds_heavy_${regions}_regions PROPERTIES TIMEOUT 1800)
+endforeach()
