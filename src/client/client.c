@@ -630,7 +630,12 @@ static int write_key(struct cw_client *c, struct cw_sess *sess, enum cw_wire_op 
     int rc = check_key(c, bucket, key, key_len, full, &full_len);
     if (rc != CW_OK)
         return rc;
-    if (value_len > UINT32_MAX || (value_len > 0 && value == NULL)) {
+    if (value_len > 0 && value == NULL) {
+        client_fail(c, "value for %s/%.*s is NULL with a length of %zu", bucket,
+                    (int)(key_len > 64 ? 64 : key_len), (const char *)key, value_len);
+        return CW_EINVAL;
+    }
+    if (value_len > UINT32_MAX) {
         client_fail(c, "value for %s/%.*s is too large", bucket, (int)(key_len > 64 ? 64 : key_len),
                     (const char *)key);
         return CW_EVALUE;

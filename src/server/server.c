@@ -20,7 +20,6 @@
 
 #define TICK_MS 10
 #define BATCH_EVENTS_MAX 256 /* inputs folded into one group commit */
-#define PENDING_MAX 65536    /* client requests waiting for their reply */
 
 /* A client request the replica has not answered yet (a read waiting for its
  * context, or a write waiting for its group commit). */
@@ -36,6 +35,7 @@ struct pending {
 
 struct cw_server {
     const struct cw_config *cfg;
+    size_t pending_max; /* requests awaiting their reply: parked ones plus a round's worth */
     unsigned region;
     struct cw_replica *rep;
     struct cw_store *store;
@@ -58,13 +58,16 @@ struct cw_server {
 
 static int pending_init(struct cw_server *s)
 {
-    s->pending = calloc(PENDING_MAX, sizeof(*s->pending));
-    s->free_slots = calloc(PENDING_MAX, sizeof(*s->free_slots));
+    /* Every request the replica may hold (pending_reads_max parked) plus every one
+     * a round can bring in, so the replica's own bound is the one users meet. */
+    s->pending_max = (size_t)s->cfg->pending_reads_max + 4 * BATCH_EVENTS_MAX;
+    s->pending = calloc(s->pending_max, sizeof(*s->pending));
+    s->free_slots = calloc(s->pending_max, sizeof(*s->free_slots));
     if (s->pending == NULL || s->free_slots == NULL)
         return CW_ENOMEM;
-    for (size_t i = 0; i < PENDING_MAX; i++)
-        s->free_slots[i] = PENDING_MAX - 1 - i;
-    s->n_free = PENDING_MAX;
+    for (size_t i = 0; i < s->pending_max; i++)
+        s->free_slots[i] = s->pending_max - 1 - i;
+    s->n_free = s->pending_max;
     return CW_OK;
 }
 
@@ -91,7 +94,7 @@ static bool pending_add(struct cw_server *s, const struct cw_net_event *ev, uint
 static struct pending *pending_take(struct cw_server *s, uint64_t req_id)
 {
     size_t slot = (size_t)(req_id & 0xffffffffu);
-    if (slot >= PENDING_MAX)
+    if (slot >= s->pending_max)
         return NULL;
     struct pending *p = &s->pending[slot];
     if (!p->used || p->gen != (uint32_t)(req_id >> 32))
@@ -605,7 +608,7 @@ err_after_alloc:
  * context) before the node goes away, so no client waits for its time-out. */
 static void answer_pending(struct cw_server *s)
 {
-    for (size_t slot = 0; slot < PENDING_MAX; slot++) {
+    for (size_t slot = 0; slot < s->pending_max; slot++) {
         struct pending *p = &s->pending[slot];
         if (!p->used)
             continue;
