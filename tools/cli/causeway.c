@@ -854,8 +854,12 @@ static int run_command(struct run *r)
     /* A read that found nothing still taught the session (tombstones it saw). */
     if (r->sess != NULL && (st == EXIT_OK || st == EXIT_NOTFOUND)) {
         rc = cw_sess_save(r->sess, a->session);
-        if (rc != CW_OK)
-            return failed(rc, cw_sess_error(r->sess), "save session %s", a->session);
+        if (rc != CW_OK) {
+            /* Say what did happen: the operation (a write, perhaps) was carried
+             * out even though the session could not remember it. */
+            return failed(rc, cw_sess_error(r->sess),
+                          "the %s succeeded, but saving session %s failed", cmd, a->session);
+        }
     }
     return st;
 }
