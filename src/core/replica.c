@@ -318,6 +318,20 @@ static void emit_outbox(struct cw_replica *r, enum cw_persist_kind kind,
         oom();
 }
 
+/*
+ * What this region has made visible: V, except that its own entry is its clock.
+ * Every write this region ever stamped is at or below its clock and was applied
+ * the moment it was stamped, so a dependency on this region's own entry is met
+ * once the clock has passed it (a context entry need not be an exact write stamp,
+ * e.g. a hand-made token).
+ */
+static void visible(const struct cw_replica *r, struct cw_vclock *out)
+{
+    *out = r->applied;
+    if (r->hlc.last > out->ts[r->cfg.region])
+        out->ts[r->cfg.region] = r->hlc.last;
+}
+
 static struct cw_msg *msg_slot(struct cw_replica *r, unsigned to, enum cw_msg_type type)
 {
     struct cw_msg *m =
@@ -329,7 +343,9 @@ static struct cw_msg *msg_slot(struct cw_replica *r, unsigned to, enum cw_msg_ty
     m->type = type;
     m->from = (uint8_t)r->cfg.region;
     m->to = (uint8_t)to;
-    m->applied = r->applied;
+    /* Own entry: the clock (every write this region stamped is applied here), so
+     * peers' stability vectors advance while this region does not write. */
+    visible(r, &m->applied);
     for (unsigned o = 0; o < r->cfg.n_regions; o++)
         m->received.ts[o] = r->in[o].received;
     m->received.ts[r->cfg.region] = r->stream_end;
@@ -497,7 +513,7 @@ int cw_replica_restore_key(struct cw_replica *r, const uint8_t *key, uint32_t ke
     if (!full_key_valid(key, key_len))
         return CW_EDECODE;
     struct cw_keystate s;
-    int rc = cw_decode_keystate(&s, data, len, r->cfg.max_value_bytes);
+    int rc = cw_decode_keystate(&s, data, len, CW_VALUE_HARD_MAX);
     if (rc != CW_OK)
         return rc;
     struct cw_keyentry *e = cw_keymap_upsert(&r->keys, key, key_len);
@@ -516,7 +532,7 @@ int cw_replica_restore_key(struct cw_replica *r, const uint8_t *key, uint32_t ke
 int cw_replica_restore_outbox(struct cw_replica *r, const uint8_t *data, uint32_t len)
 {
     struct cw_record rec;
-    int rc = cw_decode_record(&rec, data, len, r->cfg.max_value_bytes);
+    int rc = cw_decode_record(&rec, data, len, CW_VALUE_HARD_MAX);
     if (rc != CW_OK)
         return rc;
     if (rec.version.dot.origin != r->cfg.region || !full_key_valid(rec.key, rec.key_len) ||
@@ -562,20 +578,6 @@ static int check_bucket(const struct cw_replica *r, const char *bucket,
     return CW_OK;
 }
 
-/*
- * What this region has made visible: V, except that its own entry is its clock.
- * Every write this region ever stamped is at or below its clock and was applied
- * the moment it was stamped, so a dependency on this region's own entry is met
- * once the clock has passed it (a context entry need not be an exact write stamp,
- * e.g. a hand-made token).
- */
-static void visible(const struct cw_replica *r, struct cw_vclock *out)
-{
-    *out = r->applied;
-    if (r->hlc.last > out->ts[r->cfg.region])
-        out->ts[r->cfg.region] = r->hlc.last;
-}
-
 static bool covers(const struct cw_replica *r, const struct cw_vclock *need)
 {
     struct cw_vclock v;
@@ -594,13 +596,15 @@ static bool context_in_range(const struct cw_replica *r, const struct cw_vclock 
     return true;
 }
 
-/* A stamp from a peer more than context_ahead_max_us ahead of both this region's
- * clock and its physical time is refused: applying it would drag the HLC (and
+/* A stamp from a peer more than context_ahead_max_us ahead of this region's
+ * physical time is refused: applying it would drag the HLC (and
  * this origin's entry of V) to the end of time and kill the stream. */
 static bool stamp_plausible(const struct cw_replica *r, uint64_t now_us, uint64_t ts)
 {
-    uint64_t base = cw_hlc_to_us(r->hlc.last) > now_us ? cw_hlc_to_us(r->hlc.last) : now_us;
-    return ts <= cw_hlc_from_us(base + r->cfg.context_ahead_max_us);
+    /* Measured from physical time only: a bound measured from the clock itself
+     * would move with it, and a client could ratchet every region's clock ahead
+     * 60 s at a time. */
+    return ts <= cw_hlc_from_us(now_us + r->cfg.context_ahead_max_us);
 }
 
 /* A write's stamp must exceed every entry of its context. An entry far ahead of
@@ -865,6 +869,17 @@ static void do_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_re
     /* The write replaces what its key context names, so it depends on it too:
      * every region applies the replaced versions before this one. */
     cw_vc_join(&rec->deps, &w.kctx);
+    /* Dependencies name real records only: the entry for region k becomes the
+     * last record of k applied here. That is exact (this region waited until V
+     * covered the context, so every record of k at or below the entry is
+     * applied), and it matters: a hand-made entry between two records of k would
+     * make receivers wait for a V[k] that only a heartbeat could give, and
+     * heartbeats cannot advance V[k] while records wait. */
+    for (unsigned k = 0; k < r->cfg.n_regions; k++) {
+        uint64_t last = k == r->cfg.region ? r->stream_end : r->in[k].chain;
+        if (rec->deps.ts[k] > last)
+            rec->deps.ts[k] = last;
+    }
     r->outbox.n++;
     emit_outbox(r, CW_PERSIST_OUTBOX_PUT, rec);
     r->stream_end = w.dot.ts;
@@ -931,8 +946,10 @@ static void apply_head(struct cw_replica *r, unsigned o, uint64_t now_us)
         cw_keymap_remove(&r->keys, e);
     }
     uint64_t ts = h->version.dot.ts;
-    if (ts > r->applied.ts[o])
-        r->applied.ts[o] = ts;
+    /* V[o] moves past a record only by applying it (a heartbeat advances it only
+     * once every record of o is applied), so the head is always ahead of it. */
+    assert(ts > r->applied.ts[o]);
+    r->applied.ts[o] = ts;
     in->chain = ts;
     cw_hlc_observe(&r->hlc, ts);
     r->meta_dirty = true;
@@ -960,7 +977,6 @@ static void drain(struct cw_replica *r, uint64_t now_us)
             }
         }
     }
-    check_waiting(r, now_us, false);
 }
 
 static void send_nack(struct cw_replica *r, unsigned o, uint64_t now_us)
@@ -987,7 +1003,9 @@ static bool record_valid(struct cw_replica *r, uint64_t now_us, unsigned from,
         return false;
     if (!full_key_valid(rec->key, rec->key_len))
         return false;
-    if (rec->version.value_len > r->cfg.max_value_bytes)
+    /* max_value_bytes bounds local writes; a peer with another setting must not
+     * stall its stream here, so remote values are held to the hard bound only. */
+    if (rec->version.value_len > CW_VALUE_HARD_MAX)
         return false;
     for (unsigned k = r->cfg.n_regions; k < CW_REGIONS_MAX; k++)
         if (rec->deps.ts[k] || rec->version.kctx.ts[k])
@@ -1167,6 +1185,7 @@ void cw_replica_recv(struct cw_replica *r, uint64_t now_us, const struct cw_msg 
     }
     collect_outbox(r);
     flush_stream(r, p);
+    check_waiting(r, now_us, false);
 }
 
 /* ------------------------------------------------------------------ time */
@@ -1184,6 +1203,17 @@ static uint64_t tombstone_horizon(const struct cw_replica *r)
     for (unsigned p = 0; p < r->cfg.n_regions; p++)
         if (p != r->cfg.region && r->applied.ts[p] < m)
             m = r->applied.ts[p];
+    /* ... and only once it is causally stable: every region has acknowledged
+     * applying everything up to it. Otherwise a region that collected it could
+     * answer "not found" (leaving no trace in the reader's context) to a session
+     * that then moves to a region still showing the deleted version. */
+    for (unsigned p = 0; p < r->cfg.n_regions; p++) {
+        if (p == r->cfg.region)
+            continue;
+        for (unsigned o = 0; o < r->cfg.n_regions; o++)
+            if (r->out[p].applied.ts[o] < m)
+                m = r->out[p].applied.ts[o];
+    }
     return m;
 }
 

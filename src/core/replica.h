@@ -236,7 +236,10 @@ void cw_replica_recv(struct cw_replica *r, uint64_t now_us, const struct cw_msg 
 /* Time passes: heartbeats, batching, read time-outs, garbage collection. */
 void cw_replica_tick(struct cw_replica *r, uint64_t now_us);
 
-/* The effects produced since the last advance. Borrowed until cw_replica_advance. */
+/* The effects produced since the last advance. Borrowed until cw_replica_advance.
+ * Call it once all the inputs of a round are given, and give no input between it
+ * and cw_replica_advance: the metadata record is built here, from the state at
+ * this call. */
 const struct cw_ready *cw_replica_ready(struct cw_replica *r);
 bool cw_replica_has_ready(const struct cw_replica *r);
 void cw_replica_advance(struct cw_replica *r);

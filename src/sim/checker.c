@@ -140,7 +140,8 @@ static const struct cw_hist_event *ev(const struct ck *c, size_t i)
 static bool is_node(const struct ck *c, size_t i)
 {
     const struct cw_hist_event *e = ev(c, i);
-    return !(e->kind == CW_HIST_READ && e->final) && e->mode != CW_HIST_EVENTUAL;
+    return !(e->kind == CW_HIST_READ && e->final) && e->mode != CW_HIST_EVENTUAL &&
+           e->mode != CW_HIST_EVENTUAL_SIBLINGS;
 }
 
 /* On its session's chain: reads and acked writes (see the file comment). */
@@ -383,7 +384,8 @@ static int validate(const struct cw_history *h)
         const struct cw_hist_event *e = &h->events[i];
         if (e->region >= CW_REGIONS_MAX)
             return CW_EINVAL;
-        if (e->mode != CW_HIST_LWW && e->mode != CW_HIST_SIBLINGS && e->mode != CW_HIST_EVENTUAL)
+        if (e->mode != CW_HIST_LWW && e->mode != CW_HIST_SIBLINGS && e->mode != CW_HIST_EVENTUAL &&
+            e->mode != CW_HIST_EVENTUAL_SIBLINGS)
             return CW_EINVAL;
         if (e->kind == CW_HIST_WRITE) {
             if (e->write.origin >= CW_REGIONS_MAX)
@@ -969,7 +971,7 @@ static int check_siblings(struct ck *c)
         if (re->kind != CW_HIST_READ)
             continue;
         size_t bad = NONE, by = NONE;
-        if (re->mode == CW_HIST_SIBLINGS) {
+        if (re->mode == CW_HIST_SIBLINGS || re->mode == CW_HIST_EVENTUAL_SIBLINGS) {
             for (size_t i = 0; i < re->n_read && bad == NONE; i++) {
                 for (size_t j = 0; j < re->n_read; j++) {
                     if (j == i)
@@ -1310,7 +1312,7 @@ static int check_causal(struct ck *c)
             const struct cw_hist_event *re = ev(c, e);
             if (re->kind != CW_HIST_READ)
                 continue;
-            if (re->mode != CW_HIST_EVENTUAL) {
+            if (re->mode != CW_HIST_EVENTUAL && re->mode != CW_HIST_EVENTUAL_SIBLINGS) {
                 int rc = check_read(c, e);
                 if (rc != CW_OK)
                     return rc;
@@ -1345,7 +1347,7 @@ static bool kept(const struct ck *c, size_t w, const struct cw_hist_event *f)
     const struct cw_hist_version *wv = &ev(c, w)->write;
     if (in_read(f, wv))
         return true;
-    if (f->mode == CW_HIST_SIBLINGS)
+    if (f->mode == CW_HIST_SIBLINGS || f->mode == CW_HIST_EVENTUAL_SIBLINGS)
         return c->replaced[w] || wv->tombstone; /* tombstones may be collected */
     size_t xi = winner(f);
     if (xi != NONE && dot_cmp(&f->read[xi], wv) > 0)

@@ -31,6 +31,7 @@ enum cw_hist_mode {
     CW_HIST_LWW,      /* causal, last-writer-wins */
     CW_HIST_SIBLINGS, /* causal, siblings kept and exposed */
     CW_HIST_EVENTUAL, /* eventual, last-writer-wins: only convergence is promised */
+    CW_HIST_EVENTUAL_SIBLINGS, /* eventual, siblings: convergence and sibling rules */
 };
 
 struct cw_hist_version {
@@ -38,7 +39,7 @@ struct cw_hist_version {
     uint64_t ts;           /* its HLC stamp: (origin, ts) is the dot */
     bool tombstone;        /* a delete */
     uint64_t value_id;     /* 0 for tombstones */
-    struct cw_vclock kctx; /* key context the write carried (siblings) */
+    struct cw_vclock kctx; /* key context the stored version carries (siblings) */
 };
 
 struct cw_hist_event {

@@ -26,6 +26,7 @@
 #define QUIET_MAX_US (300 * SEC) /* a run still not quiet by then has stalled */
 #define MAX_SIM_US (1800 * SEC)
 #define SESSION_KEYS_MAX 64
+#define N_BUCKETS 4
 
 enum ev_type {
     EV_DELIVER,    /* a message reaches region `region` */
@@ -120,8 +121,8 @@ struct sim {
     size_t n_heap, cap_heap;
     struct region regions[CW_REGIONS_MAX];
     struct session *sessions;
-    struct cw_bucket_policy buckets[3];
-    enum cw_hist_mode modes[3];
+    struct cw_bucket_policy buckets[N_BUCKETS];
+    enum cw_hist_mode modes[N_BUCKETS];
     uint64_t link_delay_us[CW_REGIONS_MAX][CW_REGIONS_MAX];
     uint64_t link_last_us[CW_REGIONS_MAX][CW_REGIONS_MAX];
     bool link_cut[CW_REGIONS_MAX][CW_REGIONS_MAX];
@@ -480,7 +481,7 @@ static int restore_region(struct sim *sim, unsigned r)
 
 /* -------------------------------------------------------------- sessions */
 
-static const char *const bucket_names[3] = {"lww", "sib", "ev"};
+static const char *const bucket_names[N_BUCKETS] = {"lww", "sib", "ev", "evs"};
 
 static void key_name(const struct sim *sim, unsigned key, const char **bucket, uint8_t *kbuf,
                      uint32_t *klen)
@@ -540,8 +541,18 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
     ev.write.ts = rep->dot.ts;
     ev.write.tombstone = o->value_id == 0;
     ev.write.value_id = o->value_id;
-    if (ev.mode == CW_HIST_SIBLINGS)
+    if (ev.mode == CW_HIST_SIBLINGS || ev.mode == CW_HIST_EVENTUAL_SIBLINGS) {
+        /* The version as stored: the region closes the key context it was given. */
         ev.write.kctx = o->kctx;
+        uint8_t fk[32];
+        uint32_t fkl;
+        full_key(sim, o->key, fk, &fkl);
+        const struct cw_keyentry *ke =
+            cw_keymap_find(cw_replica_keys(sim->regions[rep->dot.origin].rep), fk, fkl);
+        for (uint32_t i = 0; ke && i < ke->state.n; i++)
+            if (cw_dot_cmp(ke->state.v[i].dot, rep->dot) == 0)
+                ev.write.kctx = ke->state.v[i].kctx;
+    }
     size_t idx = cw_history_add(&sim->res->history, &ev);
     if (idx == SIZE_MAX)
         sim->oom = true;
@@ -636,7 +647,7 @@ static void issue_op(struct sim *sim, unsigned s)
     orec->event = SIZE_MAX;
     ss->op = ++sim->n_ops; /* numbered across sessions, from 1 */
     ss->write_event = SIZE_MAX;
-    unsigned n_keys_total = 3 * sim->cfg.n_keys;
+    unsigned n_keys_total = N_BUCKETS * sim->cfg.n_keys;
     ss->key = (unsigned)cw_rng_below(&sim->rng, n_keys_total);
     uint64_t roll = cw_rng_below(&sim->rng, 100);
     ss->is_write = roll < 50;
@@ -677,6 +688,19 @@ static void issue_op(struct sim *sim, unsigned s)
         const struct cw_vclock *kc = cw_session_kctx(&ss->s, fk, fkl);
         if (kc)
             req.kctx = *kc;
+        enum cw_hist_mode mode = sim->modes[ss->key / sim->cfg.n_keys];
+        if ((mode == CW_HIST_SIBLINGS || mode == CW_HIST_EVENTUAL_SIBLINGS) &&
+            cw_rng_chance(&sim->rng, 50000)) {
+            /* A hand-made context, as a client passing one version's token: it
+             * names a single version held here, not what that version replaced. */
+            const struct cw_keyentry *ke = cw_keymap_find(cw_replica_keys(g->rep), fk, fkl);
+            if (ke && ke->state.n) {
+                const struct cw_version *v =
+                    &ke->state.v[cw_rng_below(&sim->rng, ke->state.n)];
+                cw_vc_zero(&req.kctx);
+                cw_vc_join_dot(&req.kctx, v->dot.origin, v->dot.ts);
+            }
+        }
         orec->kctx = req.kctx;
         trace(sim, "session %u op %" PRIu64 " r%u %s %s/%.*s value %" PRIu64, s, ss->op, r,
               del ? "del" : "put", bucket, (int)kl, (const char *)k, ss->value_id);
@@ -724,7 +748,7 @@ static void schedule_faults(struct sim *sim, uint64_t horizon)
             e->region = (unsigned)cw_rng_below(&sim->rng, n);
     }
     /* Partitions: cut links one by one, heal them in random order. */
-    unsigned episodes = (unsigned)cw_rng_range(&sim->rng, 0, 2);
+    unsigned episodes = n >= 2 ? (unsigned)cw_rng_range(&sim->rng, 0, 2) : 0;
     for (unsigned ep = 0; ep < episodes; ep++) {
         uint64_t t = START_US + cw_rng_below(&sim->rng, horizon);
         unsigned cuts = (unsigned)cw_rng_range(&sim->rng, 1, n);
@@ -748,7 +772,6 @@ static void schedule_faults(struct sim *sim, uint64_t horizon)
                 e->op = both;
             }
         }
-        sim->res->partitions++;
     }
     /* Clock jumps, forwards and backwards. */
     unsigned jumps = (unsigned)cw_rng_range(&sim->rng, 0, 3);
@@ -855,6 +878,7 @@ static void handle(struct sim *sim, struct event *e)
     case EV_CUT:
         if (sim->faults_on) {
             trace(sim, "cut r%u->r%u%s", r, e->peer, e->op ? " and back" : "");
+            sim->res->partitions++;
             sim->link_cut[r][e->peer] = true;
             if (e->op)
                 sim->link_cut[e->peer][r] = true;
@@ -921,7 +945,7 @@ static void final_reads(struct sim *sim)
 {
     for (unsigned r = 0; r < sim->cfg.n_regions; r++) {
         const struct cw_keymap *km = cw_replica_keys(sim->regions[r].rep);
-        for (unsigned key = 0; key < 3 * sim->cfg.n_keys; key++) {
+        for (unsigned key = 0; key < N_BUCKETS * sim->cfg.n_keys; key++) {
             uint8_t fk[32];
             uint32_t fkl;
             full_key(sim, key, fk, &fkl);
@@ -962,22 +986,25 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
     sim->faults_on = sim->cfg.faults;
     sim->next_orphan = 1u << 30;
 
-    struct cw_bucket_policy b[3] = {
+    struct cw_bucket_policy b[N_BUCKETS] = {
         {.name = "lww", .consistency = CW_CAUSAL, .conflict = CW_CONFLICT_LWW},
         {.name = "sib",
          .consistency = CW_CAUSAL,
          .conflict = CW_CONFLICT_SIBLINGS,
          .max_siblings = 32},
         {.name = "ev", .consistency = CW_EVENTUAL, .conflict = CW_CONFLICT_LWW},
+        {.name = "evs", .consistency = CW_EVENTUAL, .conflict = CW_CONFLICT_SIBLINGS,
+         .max_siblings = 32},
     };
     memcpy(sim->buckets, b, sizeof(b));
     sim->modes[0] = CW_HIST_LWW;
     sim->modes[1] = CW_HIST_SIBLINGS;
     sim->modes[2] = CW_HIST_EVENTUAL;
+    sim->modes[3] = CW_HIST_EVENTUAL_SIBLINGS;
     sim->rcfg = (struct cw_replica_config){
         .n_regions = n,
         .buckets = sim->buckets,
-        .n_buckets = 3,
+        .n_buckets = N_BUCKETS,
         .dep_buffer_max = (uint32_t)cw_rng_range(&sim->rng, 8, 256),
         .batch_records_max = (uint32_t)cw_rng_range(&sim->rng, 1, 16),
         .window_records = (uint32_t)cw_rng_range(&sim->rng, 4, 64),
@@ -1014,8 +1041,10 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         sim->sessions[s].write_event = SIZE_MAX;
         schedule_op(sim, s, cw_rng_below(&sim->rng, 50 * MS));
     }
-    /* The workload lasts roughly ops * 30 ms / sessions; faults fall inside it. */
-    uint64_t horizon = (uint64_t)sim->cfg.n_ops * 30 * MS / sim->cfg.n_sessions + SEC;
+    /* Without faults a session completes an operation about every 14 ms (think
+     * time and replies); faults are spread over that span so they land inside the
+     * workload (faults stretch it further). */
+    uint64_t horizon = (uint64_t)sim->cfg.n_ops * 14 * MS / sim->cfg.n_sessions + 100 * MS;
     if (sim->cfg.faults)
         schedule_faults(sim, horizon);
 
@@ -1040,6 +1069,7 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
                 trace(sim, "workload done; healing everything");
                 heal_all(sim);
                 healed_at = sim->now;
+                res->workload_us = sim->now - START_US;
             }
         } else if (sim->now >= healed_at + QUIET_MIN_US && check_quiet(sim, healed_at)) {
             quiet = true;

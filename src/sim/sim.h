@@ -41,7 +41,8 @@ struct cw_sim_result {
     bool quiet;          /* every buffer drained and every outbox emptied at the end */
     char not_quiet[256]; /* why not, when !quiet */
     uint64_t sim_time_us;
-    uint64_t ops_done, ops_failed, crashes, partitions, msgs_sent, msgs_dropped;
+    uint64_t workload_us; /* from the start until the last operation completed */
+    uint64_t ops_done, ops_failed, crashes, partitions /* links cut */, msgs_sent, msgs_dropped;
     uint64_t max_buffered;
 };
 

@@ -161,10 +161,10 @@ int main(int argc, char **argv)
         bool bad = total > 0 || !res.quiet;
         if (verbose || (bad && !expect_violations)) {
             printf("seed %" PRIu64 ": %s: %" PRIu64 " ops (%" PRIu64 " failed), %zu events, "
-                   "%.1f s simulated, %" PRIu64 " crashes, %" PRIu64 " partitions, %" PRIu64
+                   "%.1f s simulated (workload %.1f s), %" PRIu64 " crashes, %" PRIu64 " links cut, %" PRIu64
                    "/%" PRIu64 " msgs dropped, max buffered %" PRIu64 "\n",
                    seed, bad ? "VIOLATIONS" : "ok", res.ops_done, res.ops_failed, res.history.n,
-                   (double)res.sim_time_us / 1e6, res.crashes, res.partitions, res.msgs_dropped,
+                   (double)res.sim_time_us / 1e6, (double)res.workload_us / 1e6, res.crashes, res.partitions, res.msgs_dropped,
                    res.msgs_sent, res.max_buffered);
         }
         if (bad) {

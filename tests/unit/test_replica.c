@@ -1649,6 +1649,61 @@ static void test_own_entry_met_by_clock(void **state)
     h_free(h);
 }
 
+/* A context entry that is not a real write stamp (here: the origin's own clock)
+ * must not make receivers wait for a V entry only a heartbeat could give. */
+static void test_unreal_context_entry_does_not_wedge(void **state)
+{
+    (void)state;
+    struct harness *h = h_new(2);
+    h_start(h);
+    put_ok(h, A, BUCKET_POSTS, "first", "1", NULL, NULL);
+    heartbeat_round(h);
+    settle(h);
+    struct cw_vclock ctx;
+    cw_vc_zero(&ctx);
+    ctx.ts[A] = cw_replica_clock(h->r[A]); /* above A's last write, below its clock */
+    put_ok(h, A, BUCKET_POSTS, "second", "2", &ctx, NULL);
+    settle(h);
+    for (int round = 0; round < 3; round++) {
+        heartbeat_round(h);
+        settle(h);
+    }
+    assert_int_equal(cw_replica_buffered(h->r[B]), 0);
+    assert_reads(h, B, BUCKET_POSTS, "second", "2");
+    assert_int_equal(cw_replica_outbox_len(h->r[A]), 0);
+    h_free(h);
+}
+
+/* A region keeps a tombstone until every region has acknowledged it: collected
+ * earlier, a reader there would see "not found" and, moving to a region that has
+ * not applied the delete, see the deleted value again. */
+static void test_tombstone_kept_until_every_region_has_it(void **state)
+{
+    (void)state;
+    struct harness *h = h_new(2);
+    h_start(h);
+    put_ok(h, A, BUCKET_POSTS, "k", "v", NULL, NULL);
+    settle(h);
+    put_full(h, A, BUCKET_POSTS, "k", NULL, true, NULL, NULL);
+    flush(h, A);
+    /* Nothing more reaches B from A's stream: drop A's records, keep heartbeats. */
+    for (int round = 0; round < 6; round++) {
+        heartbeat_round(h);
+        while (link_len(h, A, B) > 0) {
+            if (link_head(h, A, B)->type == CW_MSG_RECORDS)
+                drop(h, A, B);
+            else
+                deliver(h, A, B);
+        }
+        deliver_link(h, B, A);
+    }
+    assert_int_equal(cw_replica_stats(h->r[A])->tombstones_collected, 0);
+    const struct cw_reply *g = get_now(h, A, BUCKET_POSTS, "k", NULL);
+    assert_int_equal(g->state.n, 1);
+    assert_true(g->state.v[0].tombstone); /* still there, so a reader's context sees it */
+    h_free(h);
+}
+
 static void test_siblings_one_region_no_lost_update(void **state)
 {
     (void)state;
@@ -1780,9 +1835,15 @@ static void test_tombstone_collected_when_stable(void **state)
         assert_int_equal(g->seen.ts[A], tomb.ts);
         assert_int_equal(cw_replica_stats(h->r[i])->tombstones_collected, 0);
     }
-    /* Heartbeats move every region's applied vector past the tombstone. */
+    /* Heartbeats move every region's applied vector past the tombstone; one more
+     * round carries those vectors back as acknowledgements (causal stability),
+     * and the tick after that collects. */
     heartbeat_round(h);
     deliver_all(h);
+    heartbeat_round(h);
+    deliver_all(h);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(cw_replica_stats(h->r[i])->tombstones_collected, 0);
     heartbeat_round(h);
     deliver_all(h);
     for (unsigned i = 0; i < 3; i++) {
@@ -2084,6 +2145,8 @@ int main(void)
         cmocka_unit_test(test_siblings_across_regions),
         cmocka_unit_test(test_partial_key_context_is_closed),
         cmocka_unit_test(test_own_entry_met_by_clock),
+        cmocka_unit_test(test_unreal_context_entry_does_not_wedge),
+        cmocka_unit_test(test_tombstone_kept_until_every_region_has_it),
         cmocka_unit_test(test_siblings_one_region_no_lost_update),
         cmocka_unit_test(test_tombstone_collected_when_stable),
         cmocka_unit_test(test_live_versions_never_collected),
