@@ -120,7 +120,7 @@ size_t cw_decode_version(struct cw_version *v, const uint8_t *in, size_t len,
 
 int cw_encode_keystate(const struct cw_keystate *s, uint8_t **out, uint32_t *len)
 {
-    size_t max = 2 + 10;
+    size_t max = 2 + 10 + CW_VC_ENCODED_MAX;
     for (uint32_t i = 0; i < s->n; i++)
         max += cw_version_encoded_max(&s->v[i]);
     uint8_t *buf = malloc(max);
@@ -130,6 +130,7 @@ int cw_encode_keystate(const struct cw_keystate *s, uint8_t **out, uint32_t *len
     buf[n++] = TAG_KEYSTATE;
     buf[n++] = CW_CODEC_VERSION;
     n += cw_varint_put(buf + n, s->n);
+    n += cw_vc_encode(&s->replaced, buf + n);
     for (uint32_t i = 0; i < s->n; i++)
         n += cw_encode_version(&s->v[i], buf + n);
     *out = buf;
@@ -145,6 +146,7 @@ int cw_decode_keystate(struct cw_keystate *s, const uint8_t *in, size_t len,
     if (rd_byte(&r) != TAG_KEYSTATE || rd_byte(&r) != CW_CODEC_VERSION)
         return CW_EDECODE;
     uint64_t n = rd_varint(&r);
+    rd_vc(&r, &s->replaced);
     /* Each version takes at least 5 bytes, so n is also bounded by the input. */
     if (r.bad || n > CW_SIBLINGS_HARD_MAX || n > len / 5)
         return CW_EDECODE;

@@ -350,6 +350,10 @@ static struct cw_msg *msg_slot(struct cw_replica *r, unsigned to, enum cw_msg_ty
         m->received.ts[o] = r->in[o].received;
     m->received.ts[r->cfg.region] = r->stream_end;
     r->in[to].owed = 0; /* every message carries the acknowledgement */
+    /* The acknowledgement's own entry is the clock: persist it with this round
+     * (the clock may have moved by observing a peer), so what peers are told
+     * survives a crash. */
+    r->meta_dirty = true;
     return m;
 }
 

@@ -74,7 +74,8 @@ struct cw_replica_config {
      * of eventual buckets never wait. */
     uint64_t read_wait_us;
     /* A put whose context holds a stamp more than this far ahead of the region's
-     * clock is refused (CW_ECONTEXT): it would drag the HLC into the future. */
+     * physical time is refused (CW_ECONTEXT), and so are peer stamps that far
+     * ahead: they would drag the HLC into the future. */
     uint64_t context_ahead_max_us;
     /* Testing only: treat every bucket as eventual (no dependency checks), so the
      * simulator can prove its checker catches what causality prevents. */
@@ -202,7 +203,7 @@ struct cw_replica_stats {
     uint64_t reads_waited, reads_timed_out; /* requests (reads and writes) that waited */
     uint64_t buffer_full_drops;
     uint64_t tombstones_collected;
-    uint64_t stamps_refused; /* peer stamps too far ahead of this clock (clock skew?) */
+    uint64_t stamps_refused; /* peer stamps too far ahead of physical time (clock skew?) */
     uint64_t errors;
 };
 
@@ -225,7 +226,7 @@ int cw_replica_restore_outbox(struct cw_replica *r, const uint8_t *data, uint32_
  * context (V >= context), up to read_wait_us. Validation errors reply at once:
  * CW_EBUCKET, CW_EUNKNOWNBUCKET, CW_ESTRONG, CW_EKEY, CW_EVALUE, and CW_ECONTEXT
  * for a context naming a region the cluster lacks or a stamp more than
- * context_ahead_max_us ahead of this region's clock. */
+ * context_ahead_max_us ahead of this region's physical time. */
 void cw_replica_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_req *req);
 void cw_replica_get(struct cw_replica *r, uint64_t now_us, const struct cw_get_req *req);
 

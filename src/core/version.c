@@ -17,6 +17,7 @@ int cw_dot_cmp(struct cw_dot a, struct cw_dot b)
 
 void cw_keystate_init(struct cw_keystate *s)
 {
+    cw_vc_zero(&s->replaced);
     s->n = 0;
     s->cap = 0;
     s->v = NULL;
@@ -80,6 +81,7 @@ int cw_keystate_copy(struct cw_keystate *dst, const struct cw_keystate *src)
         }
         tmp.n++;
     }
+    tmp.replaced = src->replaced;
     cw_keystate_free(dst);
     *dst = tmp;
     return CW_OK;
@@ -89,12 +91,11 @@ int cw_keystate_copy(struct cw_keystate *dst, const struct cw_keystate *src)
  * w already stored? Then w was replaced before it arrived (or is a duplicate). */
 static bool siblings_obsolete(const struct cw_keystate *s, const struct cw_version *w)
 {
-    for (uint32_t i = 0; i < s->n; i++) {
+    if (cw_dot_covered(&s->replaced, w->dot))
+        return true;
+    for (uint32_t i = 0; i < s->n; i++)
         if (cw_dot_cmp(s->v[i].dot, w->dot) == 0)
             return true;
-        if (cw_dot_covered(&s->v[i].kctx, w->dot))
-            return true;
-    }
     return false;
 }
 
@@ -107,7 +108,7 @@ uint32_t cw_keystate_count_after(const struct cw_keystate *s, enum cw_conflict m
     for (uint32_t i = 0; i < s->n; i++)
         if (!cw_dot_covered(&w->kctx, s->v[i].dot))
             kept++;
-    return kept + 1;
+    return kept + 1; /* stored versions are never covered by s->replaced */
 }
 
 /* LWW keeps the single greatest (ts, origin) of everything it has seen. A state
@@ -145,28 +146,44 @@ static int lww_apply(struct cw_keystate *s, const struct cw_version *w, bool *ch
     return CW_OK;
 }
 
+/* The stored set is every applied version whose dot is not covered by the key
+ * context of any applied version (s->replaced keeps the join of them all, also of
+ * versions since dropped). So the result depends only on the set of versions
+ * applied, never on their order: what a version replaced stays replaced even when
+ * that version itself arrives already replaced. */
 static int siblings_apply(struct cw_keystate *s, const struct cw_version *w, uint32_t limit,
                           bool *changed)
 {
-    if (siblings_obsolete(s, w))
-        return CW_OK;
-    uint32_t after = cw_keystate_count_after(s, CW_CONFLICT_SIBLINGS, w);
-    if (limit > 0 && after > limit)
-        return CW_ESIBLINGS;
+    bool obsolete = siblings_obsolete(s, w);
     struct cw_version copy;
-    int rc = reserve(s, s->n + 1);
-    if (rc == CW_OK)
-        rc = version_copy(&copy, w);
-    if (rc != CW_OK)
-        return rc;
-    /* Drop what w's context covers, keep the rest in (ts, origin) order. */
+    memset(&copy, 0, sizeof(copy));
+    if (!obsolete) {
+        uint32_t after = cw_keystate_count_after(s, CW_CONFLICT_SIBLINGS, w);
+        if (limit > 0 && after > limit)
+            return CW_ESIBLINGS;
+        int rc = reserve(s, s->n + 1);
+        if (rc == CW_OK)
+            rc = version_copy(&copy, w);
+        if (rc != CW_OK)
+            return rc;
+    }
+    struct cw_vclock before = s->replaced;
+    cw_vc_join(&s->replaced, &w->kctx);
+    if (cw_vc_compare(&before, &s->replaced) != CW_VC_EQUAL)
+        *changed = true;
+    /* Drop what is now covered, keep the rest in (ts, origin) order. */
     uint32_t out = 0;
     for (uint32_t i = 0; i < s->n; i++) {
-        if (cw_dot_covered(&w->kctx, s->v[i].dot))
+        if (cw_dot_covered(&s->replaced, s->v[i].dot))
             version_free(&s->v[i]);
         else
             s->v[out++] = s->v[i];
     }
+    if (out != s->n)
+        *changed = true;
+    s->n = out;
+    if (obsolete)
+        return CW_OK;
     uint32_t pos = out;
     while (pos > 0 && cw_dot_cmp(s->v[pos - 1].dot, copy.dot) > 0) {
         s->v[pos] = s->v[pos - 1];
@@ -189,7 +206,7 @@ int cw_keystate_apply(struct cw_keystate *s, enum cw_conflict mode, const struct
 
 void cw_keystate_context(const struct cw_keystate *s, struct cw_vclock *out)
 {
-    cw_vc_zero(out);
+    *out = s->replaced;
     for (uint32_t i = 0; i < s->n; i++) {
         cw_vc_join(out, &s->v[i].kctx);
         cw_vc_join_dot(out, s->v[i].dot.origin, s->v[i].dot.ts);
@@ -220,7 +237,7 @@ bool cw_keystate_collect(struct cw_keystate *s, uint64_t stable_ts)
 
 bool cw_keystate_equal(const struct cw_keystate *a, const struct cw_keystate *b)
 {
-    if (a->n != b->n)
+    if (a->n != b->n || cw_vc_compare(&a->replaced, &b->replaced) != CW_VC_EQUAL)
         return false;
     for (uint32_t i = 0; i < a->n; i++) {
         const struct cw_version *x = &a->v[i], *y = &b->v[i];

@@ -47,6 +47,11 @@ struct cw_keystate {
     uint32_t n;
     uint32_t cap;
     struct cw_version *v; /* n versions, sorted by (ts, origin) ascending */
+    /* Siblings: the join of the key contexts of every version ever applied here,
+     * stored or since replaced. A version whose dot it covers was replaced, so
+     * the stored set is a function of the applied set alone, whatever the order,
+     * even when a context names a replaced version but not what it replaced. */
+    struct cw_vclock replaced;
 };
 
 /* (ts, origin) order: negative, zero or positive as a is less, equal, greater. */
@@ -85,7 +90,7 @@ uint32_t cw_keystate_live(const struct cw_keystate *s);
 /* Drops tombstones with ts <= stable_ts; returns true when s changed. */
 bool cw_keystate_collect(struct cw_keystate *s, uint64_t stable_ts);
 
-/* True when both hold the same dots, values and tombstones. */
+/* True when both hold the same dots, values, tombstones and replaced vectors. */
 bool cw_keystate_equal(const struct cw_keystate *a, const struct cw_keystate *b);
 
 #endif

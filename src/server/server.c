@@ -673,7 +673,7 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
             uint64_t refused = cw_replica_stats(s->rep)->stamps_refused;
             if (refused > s->stamps_refused_seen && now - s->stamps_warned_us > 10000000ull) {
                 cw_warn("refused %" PRIu64 " peer messages whose stamps are more than 60 s "
-                        "ahead of this region's clock; replication from that region is "
+                        "ahead of this host's clock; replication from that region is "
                         "stalled until the clocks agree: check NTP on every host",
                         refused - s->stamps_refused_seen);
                 s->stamps_refused_seen = refused;

@@ -96,10 +96,11 @@ static void test_keystate_empty(void **state)
     uint8_t *buf;
     uint32_t len;
     assert_int_equal(cw_encode_keystate(&s, &buf, &len), CW_OK);
-    assert_int_equal(len, 3);
+    assert_int_equal(len, 4);
     assert_int_equal(buf[0], 'K');
     assert_int_equal(buf[1], CW_CODEC_VERSION);
-    assert_int_equal(buf[2], 0);
+    assert_int_equal(buf[2], 0); /* no versions */
+    assert_int_equal(buf[3], 0); /* an empty "replaced" vector */
     free(buf);
 }
 
@@ -276,9 +277,10 @@ static void test_keystate_fields_out_of_range(void **state)
     encode_raw(&v, 1, &buf, &len);
     assert_int_equal(cw_decode_keystate(&out, buf, len, MAXV), CW_OK);
     cw_keystate_free(&out);
-    /* layout: tag, version, count, origin, ts varint (1 byte), flags */
-    assert_int_equal(buf[5], 0);
-    buf[5] = 2;
+    /* layout: tag, version, count, replaced vector (empty: 1 byte), origin, ts
+     * varint (1 byte), flags */
+    assert_int_equal(buf[6], 0);
+    buf[6] = 2;
     assert_int_equal(cw_decode_keystate(&out, buf, len, MAXV), CW_EDECODE);
     cw_keystate_free(&out);
     free(buf);

@@ -1628,8 +1628,10 @@ static void test_partial_key_context_is_closed(void **state)
     h_free(h);
 }
 
-/* A context entry for region B that is B's heartbeat clock, not one of B's write
- * stamps, is met at B by B's own clock: the record must not wait there forever. */
+/* A region's own entry of a session context is met by its clock: B never wrote,
+ * yet a session whose context holds B's clock (as A learned it from heartbeats)
+ * is served at B at once, not parked until B writes. Records from A carrying
+ * such an entry do not wait at B either. */
 static void test_own_entry_met_by_clock(void **state)
 {
     (void)state;
@@ -1642,6 +1644,11 @@ static void test_own_entry_met_by_clock(void **state)
     ctx.ts[B] = cw_replica_applied(h->r[A])->ts[B]; /* B's clock as A knows it */
     assert_true(ctx.ts[B] > 0);
     assert_int_equal(cw_replica_applied(h->r[B])->ts[B], 0); /* B never wrote */
+    uint64_t id = get_req(h, B, BUCKET_POSTS, "k", &ctx);
+    pump(h, B);
+    assert_int_equal(cw_replica_pending_reads(h->r[B]), 0);
+    assert_non_null(reply_of(h, B, id));
+    assert_int_equal(reply_of(h, B, id)->err, CW_OK);
     put_ok(h, A, BUCKET_POSTS, "k", "v", &ctx, NULL);
     settle(h);
     assert_int_equal(cw_replica_buffered(h->r[B]), 0);

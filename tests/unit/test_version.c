@@ -339,6 +339,31 @@ static void test_lww_collapses_multi_version_state(void **state)
     cw_keystate_free(&s2);
 }
 
+/* What a version replaced stays replaced even when that version itself arrives
+ * already replaced: Z replaced X, W replaced Z (naming only Z). In every order the
+ * result is {W}. */
+static void test_siblings_transitive_replace_any_order(void **state)
+{
+    (void)state;
+    struct cw_version x = ver(0, 10, "x");
+    struct cw_version z = ver_ctx(1, 20, "z", 10, 0, 0); /* covers x */
+    struct cw_version w = ver_ctx(2, 30, "w", 0, 20, 0); /* covers z only */
+    const struct cw_version *orders[][3] = {{&x, &z, &w}, {&x, &w, &z}, {&w, &x, &z},
+                                            {&w, &z, &x}, {&z, &w, &x}, {&z, &x, &w}};
+    for (size_t o = 0; o < sizeof(orders) / sizeof(orders[0]); o++) {
+        struct cw_keystate s;
+        cw_keystate_init(&s);
+        for (int i = 0; i < 3; i++) {
+            bool changed;
+            assert_int_equal(
+                cw_keystate_apply(&s, CW_CONFLICT_SIBLINGS, orders[o][i], 0, &changed), CW_OK);
+        }
+        assert_int_equal(s.n, 1);
+        assert_true(has_dot(&s, 2, 30));
+        cw_keystate_free(&s);
+    }
+}
+
 static void test_siblings_replaced_before_arrival(void **state)
 {
     (void)state;
@@ -806,6 +831,11 @@ static void p_expected(const struct p_history *h, enum cw_conflict mode, struct 
             assert_int_equal(cw_keystate_apply(s, CW_CONFLICT_SIBLINGS, v, 0, &changed), CW_OK);
         }
     }
+    /* A siblings state remembers the contexts of every version applied, kept or
+     * replaced; LWW keeps none. */
+    cw_vc_zero(&s->replaced);
+    for (unsigned i = 0; i < h->n && mode == CW_CONFLICT_SIBLINGS; i++)
+        cw_vc_join(&s->replaced, &h->w[i].v.kctx);
 }
 
 static bool p_run(uint64_t seed)
@@ -912,6 +942,7 @@ int main(void)
         cmocka_unit_test(test_siblings_delete_with_context),
         cmocka_unit_test(test_siblings_replaced_before_arrival),
         cmocka_unit_test(test_lww_collapses_multi_version_state),
+        cmocka_unit_test(test_siblings_transitive_replace_any_order),
         cmocka_unit_test(test_siblings_duplicates_ignored),
         cmocka_unit_test(test_siblings_limit),
         cmocka_unit_test(test_count_after),
