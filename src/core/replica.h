@@ -203,7 +203,7 @@ struct cw_replica_stats {
     uint64_t reads_waited, reads_timed_out; /* requests (reads and writes) that waited */
     uint64_t buffer_full_drops;
     uint64_t tombstones_collected;
-    uint64_t stamps_refused; /* peer stamps too far ahead of physical time (clock skew?) */
+    uint64_t stamps_refused; /* peer stamps too far past physical time: clock skew? */
     uint64_t errors;
 };
 
