@@ -17,15 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/replica.h"
+#include "core/limits.h"
+#include "core/record.h"
 #include "core/version.h"
 
 #define CW_CODEC_VERSION 1
-/* Versions per decoded key state. Local writes keep a key within max_siblings
- * (config: at most 1024); remote writes are never refused, so a converged key can
- * hold up to max_siblings versions per region: 16 regions x 1024. */
-#define CW_SIBLINGS_HARD_MAX 16384
-#define CW_VALUE_HARD_MAX (64u << 20)
 
 struct cw_meta {
     uint64_t hlc;             /* clock floor: no stamp at or below it is reissued */

@@ -7,8 +7,9 @@
  *   - messages from peer regions: cw_replica_recv;
  *   - time: cw_replica_tick (heartbeats, read time-outs, tombstone collection);
  *   - recovery: cw_replica_restore_* before the first input.
- * Every input takes the physical time in microseconds as an argument; the replica
- * never reads a clock, touches a socket or a disk, or draws a random number.
+ * Every input takes the time as an argument (core/now.h: wall-clock time for
+ * stamps, monotonic time for timers); the replica never reads a clock, touches a
+ * socket or a disk, or draws a random number.
  *
  * It answers with effects, collected in a cw_ready (the shape of etcd raft's
  * Ready). The driver MUST carry them out in this order: persist every record in
@@ -38,13 +39,11 @@
 #include "core/hist.h"
 #include "core/hlc.h"
 #include "core/keymap.h"
+#include "core/limits.h"
+#include "core/now.h"
+#include "core/record.h"
 #include "core/vclock.h"
 #include "core/version.h"
-
-#define CW_BUCKET_NAME_MAX 64
-#define CW_KEY_BYTES_MAX 1024
-
-enum cw_consistency { CW_CAUSAL = 0, CW_EVENTUAL = 1, CW_STRONG = 2 };
 
 struct cw_bucket_policy {
     char name[CW_BUCKET_NAME_MAX + 1];
@@ -67,12 +66,12 @@ struct cw_replica_config {
     uint32_t window_records; /* records in flight per peer before an ack */
     /* Requests of causal buckets (reads and writes) waiting until V covers their
      * session's context; beyond it a request fails with CW_EFULL. */
-    uint32_t pending_reads_max;
+    uint32_t waiting_max;
     uint64_t heartbeat_us;  /* heartbeat period */
     uint64_t nack_retry_us; /* minimum spacing of resend requests per origin */
     /* How long such a request may wait; then it fails with CW_ENOTREADY. Requests
      * of eventual buckets never wait. */
-    uint64_t read_wait_us;
+    uint64_t wait_us;
     /* A put whose context holds a stamp more than this far ahead of the region's
      * physical time is refused (CW_ECONTEXT), and so are peer stamps that far
      * ahead: they would drag the HLC into the future. */
@@ -84,50 +83,6 @@ struct cw_replica_config {
 
 /* Fills in defaults for every zero field of cfg. */
 void cw_replica_config_defaults(struct cw_replica_config *cfg);
-
-/* One replicated write: the origin's stream element. */
-struct cw_record {
-    uint64_t prev_ts;      /* the origin's previous record (0 for its first) */
-    uint8_t consistency;   /* enum cw_consistency of the bucket at the origin */
-    uint8_t conflict;      /* enum cw_conflict of the bucket at the origin */
-    struct cw_vclock deps; /* the writer session's context */
-    uint32_t key_len;
-    uint8_t *key;              /* "bucket/key" bytes, owned */
-    struct cw_version version; /* dot, key context and value (value owned) */
-};
-
-enum cw_msg_type {
-    CW_MSG_RECORDS = 1,   /* a batch of the sender's own records, in chain order */
-    CW_MSG_HEARTBEAT = 2, /* clock, end of stream and acknowledgements */
-    CW_MSG_NACK = 3,      /* please resend your records after resend_after */
-};
-
-struct cw_msg {
-    enum cw_msg_type type;
-    uint8_t from;
-    uint8_t to;
-    /* Acknowledgement, in every message: the sender's durable applied vector and,
-     * per origin, the last record it holds in chain order. */
-    struct cw_vclock applied;
-    struct cw_vclock received;
-    /* HEARTBEAT: the sender's records end at stream_end and every record it will
-     * issue later exceeds clock; on this link it has sent up to stream_sent before
-     * this message (links are FIFO), so a receiver holding less lost some. */
-    uint64_t clock;
-    uint64_t stream_end;
-    uint64_t stream_sent;
-    /* NACK */
-    uint64_t resend_after;
-    /* RECORDS */
-    uint32_t n_records;
-    struct cw_record *records; /* owned */
-};
-
-void cw_record_free(struct cw_record *r);
-int cw_record_copy(struct cw_record *dst, const struct cw_record *src);
-void cw_msg_free(struct cw_msg *m);
-/* Deep copy (for transports that duplicate, and the simulator). */
-int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src);
 
 enum cw_persist_kind {
     CW_PERSIST_KEY = 1,        /* key -> encoded key state; empty value = delete the key */
@@ -151,6 +106,9 @@ struct cw_reply {
     enum cw_reply_kind kind;
     uint64_t req_id;
     int err; /* CW_OK or an enum cw_err */
+    /* With an error: what exactly, filled where the decision was made (which
+     * key, which limit, which region is behind). NUL-terminated, may be empty. */
+    char detail[CW_DETAIL_MAX];
     /* PUT: the new write's dot; the session joins it into its context. */
     struct cw_dot dot;
     /* PUT: the key context the session may remember for this key (kctx_valid:
@@ -223,19 +181,19 @@ int cw_replica_restore_outbox(struct cw_replica *r, const uint8_t *data, uint32_
 
 /* Local requests. The reply arrives as an effect, possibly after later inputs:
  * a request of a causal bucket waits until this region has applied its session's
- * context (V >= context), up to read_wait_us. Validation errors reply at once:
+ * context (V >= context), up to wait_us. Validation errors reply at once:
  * CW_EBUCKET, CW_EUNKNOWNBUCKET, CW_ESTRONG, CW_EKEY, CW_EVALUE, and CW_ECONTEXT
  * for a context naming a region the cluster lacks or a stamp more than
  * context_ahead_max_us ahead of this region's physical time. */
-void cw_replica_put(struct cw_replica *r, uint64_t now_us, const struct cw_put_req *req);
-void cw_replica_get(struct cw_replica *r, uint64_t now_us, const struct cw_get_req *req);
+void cw_replica_put(struct cw_replica *r, struct cw_now now, const struct cw_put_req *req);
+void cw_replica_get(struct cw_replica *r, struct cw_now now, const struct cw_get_req *req);
 
 /* A message from a peer. The message stays owned by the caller. Malformed
  * messages (bad region ids, broken chains) are counted and ignored. */
-void cw_replica_recv(struct cw_replica *r, uint64_t now_us, const struct cw_msg *m);
+void cw_replica_recv(struct cw_replica *r, struct cw_now now, const struct cw_msg *m);
 
 /* Time passes: heartbeats, batching, read time-outs, garbage collection. */
-void cw_replica_tick(struct cw_replica *r, uint64_t now_us);
+void cw_replica_tick(struct cw_replica *r, struct cw_now now);
 
 /* The effects produced since the last advance. Borrowed until cw_replica_advance.
  * Call it once all the inputs of a round are given, and give no input between it
@@ -245,13 +203,27 @@ const struct cw_ready *cw_replica_ready(struct cw_replica *r);
 bool cw_replica_has_ready(const struct cw_replica *r);
 void cw_replica_advance(struct cw_replica *r);
 
+/*
+ * Checks the replica's internal invariants: every stored key holds at least one
+ * version, in strict (ts, origin) order, none of them replaced; the tombstone
+ * list holds exactly the keys with tombstones; the dependency buffer's count
+ * matches its queues and its bound, and each origin's queue continues its chain
+ * (prev_ts links, stamps above what is applied); the outbox is this region's
+ * chain in stamp order within its bound; no stamp held is above the clock; the
+ * applied vector never went backwards since the previous check. Returns true
+ * when all hold; otherwise false with a description in why (NUL-terminated,
+ * truncated to why_len). Cost is linear in the state: for tests and the
+ * simulator, after every event.
+ */
+bool cw_replica_check_invariants(struct cw_replica *r, char *why, size_t why_len);
+
 /* Observation (status, tests, the simulator's checker). */
 const struct cw_vclock *cw_replica_applied(const struct cw_replica *r);
 size_t cw_replica_buffered(const struct cw_replica *r);
 size_t cw_replica_outbox_len(const struct cw_replica *r);
 /* Outbox records not yet applied by peer (what that peer still lacks). */
 size_t cw_replica_outbox_pending(const struct cw_replica *r, unsigned peer);
-size_t cw_replica_pending_reads(const struct cw_replica *r);
+size_t cw_replica_waiting(const struct cw_replica *r);
 const struct cw_replica_stats *cw_replica_stats(const struct cw_replica *r);
 /* The per-origin stability vector: entry o is the least applied[o] over every
  * region as last acknowledged. */
@@ -262,9 +234,5 @@ uint64_t cw_replica_clock(const struct cw_replica *r);
 /* Remote visibility latency of origin's writes here, in microseconds: physical
  * time at apply minus the origin's physical commit time. NULL for a bad id. */
 const struct cw_hist *cw_replica_visibility(const struct cw_replica *r, unsigned origin);
-
-/* Validation shared with clients: CW_OK, CW_EBUCKET or CW_EKEY. */
-int cw_validate_bucket(const char *bucket);
-int cw_validate_key(const uint8_t *key, uint32_t len);
 
 #endif

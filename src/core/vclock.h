@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#define CW_REGIONS_MAX 16
+#include "core/limits.h"
 
 struct cw_vclock {
     uint64_t ts[CW_REGIONS_MAX];

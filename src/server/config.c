@@ -1192,9 +1192,9 @@ void cw_config_replica(const struct cw_config *c, unsigned id, struct cw_replica
     out->outbox_max = c->outbox_max;
     out->batch_records_max = c->batch_records_max;
     out->window_records = c->window_records;
-    out->pending_reads_max = c->pending_reads_max;
+    out->waiting_max = c->pending_reads_max;
     out->heartbeat_us = (uint64_t)c->heartbeat_ms * 1000;
     out->nack_retry_us = (uint64_t)c->resend_ms * 1000;
-    out->read_wait_us = (uint64_t)c->read_wait_ms * 1000;
+    out->wait_us = (uint64_t)c->read_wait_ms * 1000;
     out->force_eventual = false;
 }

@@ -12,8 +12,13 @@
 
 #include <causeway/error.h>
 
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/node.h"
 #include "core/replica.h"
 #include "net/net.h"
+#include "net/netutil.h"
 #include "server/log.h"
 #include "store/store.h"
 #include "wire/wire.h"
@@ -37,7 +42,9 @@ struct cw_server {
     const struct cw_config *cfg;
     size_t pending_max; /* requests awaiting their reply: parked ones plus a round's worth */
     unsigned region;
-    struct cw_replica *rep;
+    struct cw_node *node;
+    uint64_t seed; /* of the node's generator, logged at start */
+    uint64_t rng_state;
     struct cw_store *store;
     struct cw_net *net;
     struct cw_wire_limits limits;
@@ -48,6 +55,7 @@ struct cw_server {
     uint64_t started_us;
     uint64_t last_tick_us;
     uint64_t stamps_refused_seen, stamps_warned_us, version_warned_us;
+    uint64_t context_ahead_max_us; /* for the clock-skew warning */
     struct {
         uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
         uint64_t commit_records;
@@ -164,7 +172,9 @@ static void deliver_reply(struct cw_server *s, const struct cw_reply *r)
     resp.op = p->op;
     resp.req_id = p->client_req_id;
     resp.err = r->err;
-    if (r->err != CW_OK)
+    if (r->err != CW_OK && r->detail[0] != '\0')
+        snprintf(resp.message, sizeof(resp.message), "%s: %s", cw_strerror(r->err), r->detail);
+    else if (r->err != CW_OK)
         snprintf(resp.message, sizeof(resp.message), "%s", cw_strerror(r->err));
     resp.origin = r->dot.origin;
     resp.ts = r->dot.ts;
@@ -220,8 +230,8 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 char *cw_server_status_json(const struct cw_server *s)
 {
     const struct cw_config *c = s->cfg;
-    const struct cw_replica_stats *st = cw_replica_stats(s->rep);
-    const struct cw_vclock *applied = cw_replica_applied(s->rep);
+    const struct cw_replica_stats *st = cw_replica_stats(cw_node_replica(s->node));
+    const struct cw_vclock *applied = cw_replica_applied(cw_node_replica(s->node));
     struct sbuf b = {0};
     sb_printf(&b, "{\"region\":\"%s\",\"id\":%u,\"regions\":[", c->regions[s->region].name,
               s->region);
@@ -229,7 +239,8 @@ char *cw_server_status_json(const struct cw_server *s)
         sb_printf(&b, "%s\"%s\"", i ? "," : "", c->regions[i].name);
     sb_printf(&b, "],\"durability\":\"%s\",\"uptime_s\":%" PRIu64 ",\"clock\":%" PRIu64,
               cw_durability_name(cw_store_durability(s->store)),
-              (cw_net_now_us() - s->started_us) / 1000000, cw_replica_clock(s->rep));
+              (cw_net_now_us() - s->started_us) / 1000000,
+              cw_replica_clock(cw_node_replica(s->node)));
     sb_printf(&b, ",\"peers\":[");
     bool first = true;
     for (unsigned p = 0; p < c->n_regions; p++) {
@@ -243,37 +254,38 @@ char *cw_server_status_json(const struct cw_server *s)
                   ",\"frames_received\":%" PRIu64 ",\"outbox_pending\":%zu}",
                   first ? "" : ",", c->regions[p].name, ls.cut ? "cut" : "up", ls.delay_ms,
                   ls.queued, ls.frames_sent, ls.frames_dropped, ls.frames_received,
-                  cw_replica_outbox_pending(s->rep, p));
+                  cw_replica_outbox_pending(cw_node_replica(s->node), p));
         first = false;
     }
     sb_printf(&b, "],\"applied\":{");
     for (unsigned o = 0; o < c->n_regions; o++)
         sb_printf(&b, "%s\"%s\":%" PRIu64, o ? "," : "", c->regions[o].name, applied->ts[o]);
     struct cw_vclock stable;
-    cw_replica_stability(s->rep, &stable);
+    cw_replica_stability(cw_node_replica(s->node), &stable);
     sb_printf(&b, "},\"stable\":{");
     for (unsigned o = 0; o < c->n_regions; o++)
         sb_printf(&b, "%s\"%s\":%" PRIu64, o ? "," : "", c->regions[o].name, stable.ts[o]);
     sb_printf(&b, "},\"buffered\":%zu,\"outbox_total\":%zu,\"outbox\":{",
-              cw_replica_buffered(s->rep), cw_replica_outbox_len(s->rep));
+              cw_replica_buffered(cw_node_replica(s->node)),
+              cw_replica_outbox_len(cw_node_replica(s->node)));
     first = true;
     for (unsigned p = 0; p < c->n_regions; p++) {
         if (p == s->region)
             continue;
         sb_printf(&b, "%s\"%s\":%zu", first ? "" : ",", c->regions[p].name,
-                  cw_replica_outbox_pending(s->rep, p));
+                  cw_replica_outbox_pending(cw_node_replica(s->node), p));
         first = false;
     }
     sb_printf(&b, "},\"pending_reads\":%zu,\"keys\":%zu,\"visibility_ms\":{",
-              cw_replica_pending_reads(s->rep), cw_replica_keys(s->rep)->count);
+              cw_replica_waiting(cw_node_replica(s->node)),
+              cw_replica_keys(cw_node_replica(s->node))->count);
     first = true;
     for (unsigned o = 0; o < c->n_regions; o++) {
         if (o == s->region)
             continue;
-        const struct cw_hist *h = cw_replica_visibility(s->rep, o);
+        const struct cw_hist *h = cw_replica_visibility(cw_node_replica(s->node), o);
         sb_printf(&b, "%s\"%s\":{\"p50\":%.1f,\"p99\":%.1f,\"count\":%" PRIu64 "}",
-                  first ? "" : ",", c->regions[o].name,
-                  (double)cw_hist_quantile(h, 0.50) / 1000.0,
+                  first ? "" : ",", c->regions[o].name, (double)cw_hist_quantile(h, 0.50) / 1000.0,
                   (double)cw_hist_quantile(h, 0.99) / 1000.0, h->count);
         first = false;
     }
@@ -286,10 +298,9 @@ char *cw_server_status_json(const struct cw_server *s)
               ",\"resent_records\":%" PRIu64 ",\"reads_waited\":%" PRIu64
               ",\"reads_timed_out\":%" PRIu64 ",\"buffer_full_drops\":%" PRIu64
               ",\"tombstones_collected\":%" PRIu64 ",\"stamps_refused\":%" PRIu64
-              ",\"errors\":%" PRIu64
-              ",\"requests\":%" PRIu64 ",\"bad_requests\":%" PRIu64
-              ",\"bad_peer_frames\":%" PRIu64 ",\"commits\":%" PRIu64
-              ",\"commit_records\":%" PRIu64 "}}",
+              ",\"errors\":%" PRIu64 ",\"requests\":%" PRIu64 ",\"bad_requests\":%" PRIu64
+              ",\"bad_peer_frames\":%" PRIu64 ",\"commits\":%" PRIu64 ",\"commit_records\":%" PRIu64
+              "}}",
               st->puts, st->gets, st->deletes, st->remote_applied, st->remote_duplicates,
               st->remote_gaps, st->nacks_sent, st->nacks_received, st->resent_records,
               st->reads_waited, st->reads_timed_out, st->buffer_full_drops,
@@ -329,8 +340,7 @@ static void handle_link(struct cw_server *s, const struct cw_net_event *ev,
     if ((unsigned)from != s->region) {
         reply_error(s, ev, req->op, req->req_id, CW_EINVAL,
                     "this is region '%s': send link commands for %s->%s to %s's admin endpoint",
-                    s->cfg->regions[s->region].name, req->link_from, req->link_to,
-                    req->link_from);
+                    s->cfg->regions[s->region].name, req->link_from, req->link_to, req->link_from);
         return;
     }
     if (from == to) {
@@ -391,7 +401,7 @@ static void handle_status(struct cw_server *s, const struct cw_net_event *ev, ui
     free(resp.status_json);
 }
 
-static void handle_request(struct cw_server *s, const struct cw_net_event *ev, uint64_t now_us)
+static void handle_request(struct cw_server *s, const struct cw_net_event *ev, struct cw_now now)
 {
     struct cw_wire_request req;
     s->counters.requests++;
@@ -428,17 +438,24 @@ static void handle_request(struct cw_server *s, const struct cw_net_event *ev, u
             break;
         }
         if (req.op == CW_OP_GET) {
-            struct cw_get_req g = {.req_id = id, .bucket = req.bucket, .key = req.key,
-                                   .key_len = req.key_len, .context = req.context};
-            cw_replica_get(s->rep, now_us, &g);
+            struct cw_get_req g = {.req_id = id,
+                                   .bucket = req.bucket,
+                                   .key = req.key,
+                                   .key_len = req.key_len,
+                                   .context = req.context};
+            cw_node_get(s->node, now, &g);
         } else {
-            struct cw_put_req p = {.req_id = id, .bucket = req.bucket, .key = req.key,
-                                   .key_len = req.key_len, .value = req.value,
-                                   .value_len = req.value_len, .tombstone = req.op == CW_OP_DEL,
+            struct cw_put_req p = {.req_id = id,
+                                   .bucket = req.bucket,
+                                   .key = req.key,
+                                   .key_len = req.key_len,
+                                   .value = req.value,
+                                   .value_len = req.value_len,
+                                   .tombstone = req.op == CW_OP_DEL,
                                    .context = req.context};
             if (req.has_kctx)
                 p.kctx = req.kctx;
-            cw_replica_put(s->rep, now_us, &p);
+            cw_node_put(s->node, now, &p);
         }
         break;
     }
@@ -449,7 +466,7 @@ static void handle_request(struct cw_server *s, const struct cw_net_event *ev, u
     cw_wire_request_free(&req);
 }
 
-static void handle_peer(struct cw_server *s, const struct cw_net_event *ev, uint64_t now_us)
+static void handle_peer(struct cw_server *s, const struct cw_net_event *ev, struct cw_now now)
 {
     struct cw_msg m;
     int rc = cw_wire_decode_peer(ev->data, ev->len, &s->limits, &m);
@@ -457,11 +474,11 @@ static void handle_peer(struct cw_server *s, const struct cw_net_event *ev, uint
         s->counters.bad_peer_frames++;
         /* Another protocol version means the regions run different releases: worth a
          * warning (once a minute); anything else is noise or an attack. */
-        if (rc == CW_EVERSION && now_us - s->version_warned_us > 60000000ull) {
+        if (rc == CW_EVERSION && now.mono_us - s->version_warned_us > 60000000ull) {
             cw_warn("dropped a frame from %s with another protocol version; run the same "
                     "causeway release in every region",
                     s->cfg->regions[ev->peer].name);
-            s->version_warned_us = now_us;
+            s->version_warned_us = now.mono_us;
         } else {
             cw_debug("dropped a malformed frame from %s: %s", s->cfg->regions[ev->peer].name,
                      cw_strerror(rc));
@@ -474,7 +491,7 @@ static void handle_peer(struct cw_server *s, const struct cw_net_event *ev, uint
         cw_msg_free(&m);
         return;
     }
-    cw_replica_recv(s->rep, now_us, &m);
+    cw_node_recv(s->node, now, &m);
     cw_msg_free(&m);
 }
 
@@ -482,9 +499,9 @@ static void handle_peer(struct cw_server *s, const struct cw_net_event *ev, uint
 
 static int process_ready(struct cw_server *s)
 {
-    if (!cw_replica_has_ready(s->rep))
+    if (!cw_node_has_ready(s->node))
         return CW_OK;
-    const struct cw_ready *rd = cw_replica_ready(s->rep);
+    const struct cw_ready *rd = cw_node_ready(s->node);
     /* 1. Durable first: one transaction for everything decided since the last
      *    round (group commit). */
     int rc = cw_store_commit(s->store, rd->persist, rd->n_persist);
@@ -515,11 +532,37 @@ static int process_ready(struct cw_server *s)
     /* 3. Then answer the clients. */
     for (size_t i = 0; i < rd->n_replies; i++)
         deliver_reply(s, &rd->replies[i]);
-    cw_replica_advance(s->rep);
+    cw_node_advance(s->node);
     return CW_OK;
 }
 
 /* ------------------------------------------------------------- lifecycle */
+
+static uint64_t pick_seed(void)
+{
+    const char *env = getenv("CAUSEWAY_SEED");
+    if (env != NULL && *env != '\0') {
+        char *end = NULL;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (end != NULL && *end == '\0')
+            return v;
+        cw_warn("CAUSEWAY_SEED='%s' is not a decimal number; drawing a seed instead", env);
+    }
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+        seed = cw_net_now_us() ^ ((uint64_t)getpid() << 32);
+    return seed;
+}
+
+/* splitmix64: the node's generator, seeded once. */
+static uint64_t server_rand(void *ctx)
+{
+    uint64_t *state = ctx;
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
 
 int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_server **out, char *err,
                    size_t err_len)
@@ -544,10 +587,17 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
         goto err_after_alloc;
     }
 
-    struct cw_replica_config rcfg;
-    cw_config_replica(cfg, region, &rcfg);
-    s->rep = cw_replica_create(&rcfg);
-    if (s->rep == NULL) {
+    struct cw_node_config ncfg_core = {0};
+    cw_config_replica(cfg, region, &ncfg_core.replica);
+    s->context_ahead_max_us = ncfg_core.replica.context_ahead_max_us;
+    /* The node's randomness: a seed from the kernel, or CAUSEWAY_SEED to replay
+     * a run; logged either way. */
+    s->seed = pick_seed();
+    s->rng_state = s->seed;
+    cw_info("random seed %" PRIu64 " (set CAUSEWAY_SEED to reuse it)", s->seed);
+    ncfg_core.rand = (struct cw_rand){.next = server_rand, .ctx = &s->rng_state};
+    s->node = cw_node_create(&ncfg_core);
+    if (s->node == NULL) {
         rc = CW_ENOMEM;
         snprintf(err, err_len, "cannot create the replica (out of memory or bad config)");
         goto err_after_alloc;
@@ -557,16 +607,16 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     if (cw_durability_parse(cfg->durability, &dur) != CW_OK) {
         rc = CW_ECONFIG;
         snprintf(err, err_len, "%s: bad durability '%s'", cfg->path, cfg->durability);
-        goto err_after_replica;
+        goto err_after_node;
     }
     rc = cw_store_open(cfg->regions[region].data_dir, dur, &s->store, err, err_len);
     if (rc != CW_OK)
-        goto err_after_replica;
+        goto err_after_node;
     if (dur == CW_DURABILITY_NOSYNC)
         cw_warn("durability = nosync: commits are not flushed; a crash can lose acknowledged "
                 "writes. Use it for benchmarks only.");
     struct cw_store_load_stats ls = {0};
-    rc = cw_store_load(s->store, s->rep, &ls, err, err_len);
+    rc = cw_store_load(s->store, s->node, &ls, err, err_len);
     if (rc != CW_OK)
         goto err_after_store;
     cw_info("recovered %zu keys and %zu outbox records from %s%s", ls.keys, ls.outbox,
@@ -595,8 +645,8 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
 
 err_after_store:
     cw_store_close(&s->store);
-err_after_replica:
-    cw_replica_destroy(&s->rep);
+err_after_node:
+    cw_node_destroy(&s->node);
 err_after_alloc:
     free(s->pending);
     free(s->free_slots);
@@ -632,11 +682,11 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
             s->region, me->client, me->peer, me->admin);
     unsigned poll_errors = 0;
     while (!*stop) {
-        uint64_t now = cw_net_now_us();
+        /* Timers run on the monotonic clock; the wall clock only stamps. */
+        uint64_t now = cw_net_mono_us();
         uint64_t since_tick_us = now > s->last_tick_us ? now - s->last_tick_us : 0;
-        int wait_ms = since_tick_us >= TICK_MS * 1000ull
-                          ? 0
-                          : TICK_MS - (int)(since_tick_us / 1000);
+        int wait_ms =
+            since_tick_us >= TICK_MS * 1000ull ? 0 : TICK_MS - (int)(since_tick_us / 1000);
         /* Fold every input that is already waiting into one round. */
         for (int n = 0; n < BATCH_EVENTS_MAX; n++) {
             struct cw_net_event ev;
@@ -660,22 +710,23 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
             poll_errors = 0;
             if (ev.kind == CW_NET_NONE)
                 break;
-            now = cw_net_now_us();
+            struct cw_now at = {.real_us = cw_net_now_us(), .mono_us = cw_net_mono_us()};
             if (ev.kind == CW_NET_PEER)
-                handle_peer(s, &ev, now);
+                handle_peer(s, &ev, at);
             else
-                handle_request(s, &ev, now);
+                handle_request(s, &ev, at);
         }
-        now = cw_net_now_us();
-        if (now < s->last_tick_us || now - s->last_tick_us >= TICK_MS * 1000ull) {
-            cw_replica_tick(s->rep, now);
+        now = cw_net_mono_us();
+        if (s->last_tick_us == 0 || now - s->last_tick_us >= TICK_MS * 1000ull) {
+            cw_node_tick(s->node, (struct cw_now){.real_us = cw_net_now_us(), .mono_us = now});
             s->last_tick_us = now;
-            uint64_t refused = cw_replica_stats(s->rep)->stamps_refused;
+            uint64_t refused = cw_replica_stats(cw_node_replica(s->node))->stamps_refused;
             if (refused > s->stamps_refused_seen && now - s->stamps_warned_us > 10000000ull) {
-                cw_warn("refused %" PRIu64 " peer messages whose stamps are more than 60 s "
+                cw_warn("refused %" PRIu64 " peer messages whose stamps are more than %llu s "
                         "ahead of this host's clock; replication from that region is "
                         "stalled until the clocks agree: check NTP on every host",
-                        refused - s->stamps_refused_seen);
+                        refused - s->stamps_refused_seen,
+                        (unsigned long long)(s->context_ahead_max_us / 1000000));
                 s->stamps_refused_seen = refused;
                 s->stamps_warned_us = now;
             }
@@ -699,7 +750,7 @@ void cw_server_destroy(struct cw_server **sp)
         return;
     cw_net_close(&s->net);
     cw_store_close(&s->store);
-    cw_replica_destroy(&s->rep);
+    cw_node_destroy(&s->node);
     free(s->pending);
     free(s->free_slots);
     free(s);

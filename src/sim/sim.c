@@ -13,6 +13,7 @@
 
 #include <causeway/error.h>
 
+#include "core/node.h"
 #include "core/replica.h"
 #include "core/session.h"
 #include "sim/rng.h"
@@ -71,7 +72,8 @@ struct held_msg {
 };
 
 struct region {
-    struct cw_replica *rep;
+    struct cw_node *node;
+    struct cw_rng node_rng; /* the node's own generator */
     bool up;
     int64_t clock_offset_us;
     struct store durable;
@@ -329,6 +331,19 @@ static uint64_t phys_us(const struct sim *sim, unsigned r)
     return t < 0 ? 0 : (uint64_t)t;
 }
 
+/* The time an input of region r happens at: its wall clock (which faults may
+ * jump) and the simulation's monotonic time. */
+static struct cw_now now_of(const struct sim *sim, unsigned r)
+{
+    struct cw_now n = {.real_us = phys_us(sim, r), .mono_us = sim->now};
+    return n;
+}
+
+static uint64_t node_rand(void *ctx)
+{
+    return cw_rng_next(ctx);
+}
+
 static void drop_held(struct region *g)
 {
     for (size_t i = 0; i < g->n_pending; i++) {
@@ -348,9 +363,9 @@ static void record_write(struct sim *sim, const struct cw_reply *rep);
 static void collect_ready(struct sim *sim, unsigned r)
 {
     struct region *g = &sim->regions[r];
-    if (!cw_replica_has_ready(g->rep))
+    if (!cw_node_has_ready(g->node))
         return;
-    const struct cw_ready *rd = cw_replica_ready(g->rep);
+    const struct cw_ready *rd = cw_node_ready(g->node);
     for (size_t i = 0; i < rd->n_persist; i++) {
         struct cw_persist *p =
             xgrow(sim, (void **)&g->pending, &g->cap_pending, g->n_pending, sizeof(*p));
@@ -389,7 +404,7 @@ static void collect_ready(struct sim *sim, unsigned r)
         if (p->kind == CW_REPLY_PUT && p->err == CW_OK)
             record_write(sim, p);
     }
-    cw_replica_advance(g->rep);
+    cw_node_advance(g->node);
     if (!g->flush_scheduled) {
         struct event *e = schedule(sim, sim->now + cw_rng_range(&sim->rng, 50, 3000), EV_FLUSH);
         if (e)
@@ -461,20 +476,24 @@ static void flush_region(struct sim *sim, unsigned r)
 static int restore_region(struct sim *sim, unsigned r)
 {
     struct region *g = &sim->regions[r];
-    struct cw_replica_config c = sim->rcfg;
-    c.region = r;
-    g->rep = cw_replica_create(&c);
-    if (g->rep == NULL)
+    struct cw_node_config c = {.replica = sim->rcfg};
+    c.replica.region = r;
+    /* Each region draws from its own generator, derived from the run's seed, so
+     * what one node draws never shifts the simulator's own sequence. */
+    cw_rng_seed(&g->node_rng, sim->cfg.seed * 1000003u + r + 1);
+    c.rand = (struct cw_rand){.next = node_rand, .ctx = &g->node_rng};
+    g->node = cw_node_create(&c);
+    if (g->node == NULL)
         return -1;
     struct store *s = &g->durable;
     int rc = CW_OK;
     if (s->meta)
-        rc = cw_replica_restore_meta(g->rep, s->meta, s->meta_len);
+        rc = cw_node_restore_meta(g->node, s->meta, s->meta_len);
     for (size_t i = 0; rc == CW_OK && i < s->n_keys; i++)
-        rc = cw_replica_restore_key(g->rep, s->keys[i].key, s->keys[i].key_len, s->keys[i].data,
-                                    s->keys[i].len);
+        rc = cw_node_restore_key(g->node, s->keys[i].key, s->keys[i].key_len, s->keys[i].data,
+                                 s->keys[i].len);
     for (size_t i = 0; rc == CW_OK && i < s->n_outbox; i++)
-        rc = cw_replica_restore_outbox(g->rep, s->outbox[i].data, s->outbox[i].len);
+        rc = cw_node_restore_outbox(g->node, s->outbox[i].data, s->outbox[i].len);
     g->up = true;
     return rc == CW_OK ? 0 : -1;
 }
@@ -547,8 +566,8 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
         uint8_t fk[32];
         uint32_t fkl;
         full_key(sim, o->key, fk, &fkl);
-        const struct cw_keyentry *ke =
-            cw_keymap_find(cw_replica_keys(sim->regions[rep->dot.origin].rep), fk, fkl);
+        const struct cw_keyentry *ke = cw_keymap_find(
+            cw_replica_keys(cw_node_replica(sim->regions[rep->dot.origin].node)), fk, fkl);
         for (uint32_t i = 0; ke && i < ke->state.n; i++)
             if (cw_dot_cmp(ke->state.v[i].dot, rep->dot) == 0)
                 ev.write.kctx = ke->state.v[i].kctx;
@@ -693,10 +712,10 @@ static void issue_op(struct sim *sim, unsigned s)
             cw_rng_chance(&sim->rng, 50000)) {
             /* A hand-made context, as a client passing one version's token: it
              * names a single version held here, not what that version replaced. */
-            const struct cw_keyentry *ke = cw_keymap_find(cw_replica_keys(g->rep), fk, fkl);
+            const struct cw_keyentry *ke =
+                cw_keymap_find(cw_replica_keys(cw_node_replica(g->node)), fk, fkl);
             if (ke && ke->state.n) {
-                const struct cw_version *v =
-                    &ke->state.v[cw_rng_below(&sim->rng, ke->state.n)];
+                const struct cw_version *v = &ke->state.v[cw_rng_below(&sim->rng, ke->state.n)];
                 cw_vc_zero(&req.kctx);
                 cw_vc_join_dot(&req.kctx, v->dot.origin, v->dot.ts);
             }
@@ -704,7 +723,7 @@ static void issue_op(struct sim *sim, unsigned s)
         orec->kctx = req.kctx;
         trace(sim, "session %u op %" PRIu64 " r%u %s %s/%.*s value %" PRIu64, s, ss->op, r,
               del ? "del" : "put", bucket, (int)kl, (const char *)k, ss->value_id);
-        cw_replica_put(g->rep, phys_us(sim, r), &req);
+        cw_node_put(g->node, now_of(sim, r), &req);
     } else {
         struct cw_get_req req = {
             .req_id = req_id(s, ss->op),
@@ -715,7 +734,7 @@ static void issue_op(struct sim *sim, unsigned s)
         };
         trace(sim, "session %u op %" PRIu64 " r%u get %s/%.*s", s, ss->op, r, bucket, (int)kl,
               (const char *)k);
-        cw_replica_get(g->rep, phys_us(sim, r), &req);
+        cw_node_get(g->node, now_of(sim, r), &req);
     }
     collect_ready(sim, r);
 }
@@ -801,7 +820,7 @@ static void crash_region(struct sim *sim, unsigned r)
         ev->acked = false;
     }
     g->n_unflushed = 0;
-    cw_replica_destroy(&g->rep);
+    cw_node_destroy(&g->node);
     g->up = false;
     sim->res->crashes++;
     struct event *e =
@@ -833,24 +852,25 @@ static void handle(struct sim *sim, struct event *e)
             break;
         }
         if (sim->cfg.trace)
-            trace(sim, "deliver r%u->r%u %s records %u [%" PRIx64 "..%" PRIx64 "] recv[me] %" PRIx64
+            trace(sim,
+                  "deliver r%u->r%u %s records %u [%" PRIx64 "..%" PRIx64 "] recv[me] %" PRIx64
                   " applied[me] %" PRIx64 " sent %" PRIx64 " nack %" PRIx64,
                   e->peer, r,
-                  e->msg.type == CW_MSG_RECORDS ? "RECORDS"
+                  e->msg.type == CW_MSG_RECORDS     ? "RECORDS"
                   : e->msg.type == CW_MSG_HEARTBEAT ? "HEARTBEAT"
                                                     : "NACK",
                   e->msg.n_records, e->msg.n_records ? e->msg.records[0].version.dot.ts : 0,
                   e->msg.n_records ? e->msg.records[e->msg.n_records - 1].version.dot.ts : 0,
                   e->msg.received.ts[r], e->msg.applied.ts[r], e->msg.stream_sent,
                   e->msg.resend_after);
-        cw_replica_recv(g->rep, phys_us(sim, r), &e->msg);
+        cw_node_recv(g->node, now_of(sim, r), &e->msg);
         collect_ready(sim, r);
-        if (cw_replica_buffered(g->rep) > sim->res->max_buffered)
-            sim->res->max_buffered = cw_replica_buffered(g->rep);
+        if (cw_replica_buffered(cw_node_replica(g->node)) > sim->res->max_buffered)
+            sim->res->max_buffered = cw_replica_buffered(cw_node_replica(g->node));
         break;
     case EV_TICK:
         if (g->up) {
-            cw_replica_tick(g->rep, phys_us(sim, r));
+            cw_node_tick(g->node, now_of(sim, r));
             collect_ready(sim, r);
         }
         {
@@ -929,11 +949,13 @@ static bool check_quiet(struct sim *sim, uint64_t healed_at)
     struct cw_sim_result *res = sim->res;
     for (unsigned r = 0; r < sim->cfg.n_regions; r++) {
         struct region *g = &sim->regions[r];
-        if (cw_replica_buffered(g->rep) || cw_replica_outbox_len(g->rep)) {
+        if (cw_replica_buffered(cw_node_replica(g->node)) ||
+            cw_replica_outbox_len(cw_node_replica(g->node))) {
             snprintf(res->not_quiet, sizeof(res->not_quiet),
                      "region r%u still holds %zu buffered and %zu outbox records %.1f s after "
                      "every fault was healed",
-                     r, cw_replica_buffered(g->rep), cw_replica_outbox_len(g->rep),
+                     r, cw_replica_buffered(cw_node_replica(g->node)),
+                     cw_replica_outbox_len(cw_node_replica(g->node)),
                      (double)(sim->now - healed_at) / 1e6);
             return false;
         }
@@ -944,7 +966,7 @@ static bool check_quiet(struct sim *sim, uint64_t healed_at)
 static void final_reads(struct sim *sim)
 {
     for (unsigned r = 0; r < sim->cfg.n_regions; r++) {
-        const struct cw_keymap *km = cw_replica_keys(sim->regions[r].rep);
+        const struct cw_keymap *km = cw_replica_keys(cw_node_replica(sim->regions[r].node));
         for (unsigned key = 0; key < N_BUCKETS * sim->cfg.n_keys; key++) {
             uint8_t fk[32];
             uint32_t fkl;
@@ -993,7 +1015,9 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
          .conflict = CW_CONFLICT_SIBLINGS,
          .max_siblings = 32},
         {.name = "ev", .consistency = CW_EVENTUAL, .conflict = CW_CONFLICT_LWW},
-        {.name = "evs", .consistency = CW_EVENTUAL, .conflict = CW_CONFLICT_SIBLINGS,
+        {.name = "evs",
+         .consistency = CW_EVENTUAL,
+         .conflict = CW_CONFLICT_SIBLINGS,
          .max_siblings = 32},
     };
     memcpy(sim->buckets, b, sizeof(b));
@@ -1010,7 +1034,7 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         .window_records = (uint32_t)cw_rng_range(&sim->rng, 4, 64),
         .heartbeat_us = 50 * MS,
         .nack_retry_us = 300 * MS,
-        .read_wait_us = 1000 * MS,
+        .wait_us = 1000 * MS,
         .force_eventual = sim->cfg.force_eventual,
     };
 
@@ -1075,8 +1099,7 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
             quiet = true;
             break;
         }
-        if ((healed_at && sim->now >= healed_at + QUIET_MAX_US) ||
-            sim->now > START_US + MAX_SIM_US)
+        if ((healed_at && sim->now >= healed_at + QUIET_MAX_US) || sim->now > START_US + MAX_SIM_US)
             break;
     }
     if (sim->oom)
@@ -1103,7 +1126,7 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         free(sim->regions[r].held_msgs);
         free(sim->regions[r].held_replies);
         free(sim->regions[r].unflushed);
-        cw_replica_destroy(&sim->regions[r].rep);
+        cw_node_destroy(&sim->regions[r].node);
         store_free(&sim->regions[r].durable);
     }
     for (unsigned s = 0; sim->sessions && s < sim->cfg.n_sessions; s++)

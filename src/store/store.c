@@ -544,7 +544,7 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
 
 /* ------------------------------------------------------------------ load */
 
-static int load_meta(struct cw_store *s, struct cw_replica *r, struct cw_store_load_stats *st,
+static int load_meta(struct cw_store *s, struct cw_node *r, struct cw_store_load_stats *st,
                      char *err, size_t err_len)
 {
     char why[400];
@@ -561,7 +561,7 @@ static int load_meta(struct cw_store *s, struct cw_replica *r, struct cw_store_l
                 bdb_reason(s, ret, why, sizeof(why)));
         return CW_ESTORE;
     }
-    int rc = cw_replica_restore_meta(r, d.data, d.size);
+    int rc = cw_node_restore_meta(r, d.data, d.size);
     if (rc == CW_EDECODE) {
         set_err(err, err_len,
                 "%s/%s: the record \"%s\" (%u bytes) is corrupt; restore the data directory "
@@ -581,13 +581,13 @@ static int load_meta(struct cw_store *s, struct cw_replica *r, struct cw_store_l
 /* Walks db with a cursor, in key order, handing each record to restore_one. */
 enum walk_kind { WALK_KEYS, WALK_OUTBOX };
 
-static int restore_one(struct cw_store *s, struct cw_replica *r, enum walk_kind kind, const DBT *k,
+static int restore_one(struct cw_store *s, struct cw_node *r, enum walk_kind kind, const DBT *k,
                        const DBT *d, char *err, size_t err_len)
 {
     char shown[STORE_KEY_SHOWN_MAX * 4 + 8];
     int rc;
     if (kind == WALK_KEYS) {
-        rc = cw_replica_restore_key(r, k->data, k->size, d->data, d->size);
+        rc = cw_node_restore_key(r, k->data, k->size, d->data, d->size);
         if (rc == CW_EDECODE)
             set_err(err, err_len,
                     "%s/%s: the record for key \"%s\" (%u bytes) is corrupt; restore the data "
@@ -609,7 +609,7 @@ static int restore_one(struct cw_store *s, struct cw_replica *r, enum walk_kind 
         return CW_EDECODE;
     }
     unsigned long long ts = (unsigned long long)ts_from_key(k->data);
-    rc = cw_replica_restore_outbox(r, d->data, d->size);
+    rc = cw_node_restore_outbox(r, d->data, d->size);
     if (rc == CW_EDECODE)
         set_err(err, err_len,
                 "%s/%s: the record for ts %llu (%u bytes) is corrupt; restore the data directory "
@@ -621,7 +621,7 @@ static int restore_one(struct cw_store *s, struct cw_replica *r, enum walk_kind 
     return rc;
 }
 
-static int walk(struct cw_store *s, struct cw_replica *r, enum walk_kind kind, size_t *count,
+static int walk(struct cw_store *s, struct cw_node *r, enum walk_kind kind, size_t *count,
                 char *err, size_t err_len)
 {
     char why[400];
@@ -656,7 +656,7 @@ done_after_cursor:
     return rc;
 }
 
-int cw_store_load(struct cw_store *s, struct cw_replica *r, struct cw_store_load_stats *stats,
+int cw_store_load(struct cw_store *s, struct cw_node *r, struct cw_store_load_stats *stats,
                   char *err, size_t err_len)
 {
     struct cw_store_load_stats local;

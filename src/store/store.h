@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/node.h"
 #include "core/replica.h"
 
 /*
@@ -120,7 +121,7 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n);
  * naming the database and the key; CW_ENOMEM; or CW_ESTORE when Berkeley DB
  * fails. After a failure r holds a partial state and should be destroyed.
  */
-int cw_store_load(struct cw_store *s, struct cw_replica *r, struct cw_store_load_stats *stats,
+int cw_store_load(struct cw_store *s, struct cw_node *r, struct cw_store_load_stats *stats,
                   char *err, size_t err_len);
 
 /* Why the last cw_store_commit failed, or a warning it left after a good commit

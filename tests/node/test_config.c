@@ -235,10 +235,10 @@ static void test_lookups_and_replica(void **state)
     assert_int_equal(rc.outbox_max, 1000000);
     assert_int_equal(rc.batch_records_max, 256);
     assert_int_equal(rc.window_records, 4096);
-    assert_int_equal(rc.pending_reads_max, 10000);
+    assert_int_equal(rc.waiting_max, 10000);
     assert_int_equal(rc.heartbeat_us, 200000);
     assert_int_equal(rc.nack_retry_us, 1000000);
-    assert_int_equal(rc.read_wait_us, 5000000);
+    assert_int_equal(rc.wait_us, 5000000);
     assert_false(rc.force_eventual);
 
     /* The replica accepts it and knows the buckets. */
@@ -374,7 +374,7 @@ static void test_cluster_keys(void **state)
     struct cw_replica_config rc_out;
     cw_config_replica(&c, 0, &rc_out);
     assert_int_equal(rc_out.heartbeat_us, 10000);
-    assert_int_equal(rc_out.read_wait_us, 1000);
+    assert_int_equal(rc_out.wait_us, 1000);
     assert_int_equal(rc_out.nack_retry_us, 600000000ull);
     assert_int_equal(rc_out.window_records, 1);
     assert_int_equal(rc_out.n_regions, 1);

@@ -23,6 +23,7 @@
 #include <causeway/error.h>
 
 #include "core/codec.h"
+#include "core/node.h"
 #include "core/replica.h"
 #include "store/store.h"
 
@@ -102,7 +103,7 @@ static const struct cw_bucket_policy test_bucket = {
 };
 
 /* Two regions, so the outbox keeps every local record (the peer never acks). */
-static struct cw_replica *new_replica(void)
+static struct cw_node *new_replica(void)
 {
     struct cw_replica_config cfg = {
         .region = 0,
@@ -111,11 +112,12 @@ static struct cw_replica *new_replica(void)
         .n_buckets = 1,
     };
     cw_replica_config_defaults(&cfg);
-    return cw_replica_create(&cfg);
+    struct cw_node_config ncfg = {.replica = cfg};
+    return cw_node_create(&ncfg);
 }
 
 /* Queues a put (or delete) on r without taking the effects. */
-static void queue_put(struct cw_replica *r, uint64_t now_us, uint64_t req_id, const char *key,
+static void queue_put(struct cw_node *r, uint64_t now_us, uint64_t req_id, const char *key,
                       const char *value, bool tombstone)
 {
     struct cw_put_req req = {
@@ -127,21 +129,21 @@ static void queue_put(struct cw_replica *r, uint64_t now_us, uint64_t req_id, co
         .value_len = value ? (uint32_t)strlen(value) : 0,
         .tombstone = tombstone,
     };
-    cw_replica_put(r, now_us, &req);
+    cw_node_put(r, cw_now_both(now_us), &req);
 }
 
 /* Takes r's effects, checks every reply succeeded, commits the persist records to
  * s (when s is not NULL) and advances. Returns the commit's result. */
-static int flush_ready(struct cw_replica *r, struct cw_store *s)
+static int flush_ready(struct cw_node *r, struct cw_store *s)
 {
-    const struct cw_ready *rd = cw_replica_ready(r);
+    const struct cw_ready *rd = cw_node_ready(r);
     for (size_t i = 0; i < rd->n_replies; i++)
         if (rd->replies[i].err != CW_OK)
             return rd->replies[i].err;
     int rc = CW_OK;
     if (s != NULL)
         rc = cw_store_commit(s, rd->persist, rd->n_persist);
-    cw_replica_advance(r);
+    cw_node_advance(r);
     return rc;
 }
 
@@ -152,7 +154,7 @@ static int flush_ready(struct cw_replica *r, struct cw_store *s)
  * without a store holds the same state. Returns CW_OK or the first failure;
  * usable from a forked child (no cmocka asserts).
  */
-static int run_workload(struct cw_replica *r, struct cw_store *s)
+static int run_workload(struct cw_node *r, struct cw_store *s)
 {
     uint64_t now = 1000000;
     static const char *const keys[] = {"k1", "k2", "k3", "k4"};
@@ -174,10 +176,10 @@ static int run_workload(struct cw_replica *r, struct cw_store *s)
 }
 
 /* Asserts that b holds exactly a's keys, outbox length and applied vector. */
-static void assert_same_state(const struct cw_replica *a, const struct cw_replica *b)
+static void assert_same_state(const struct cw_node *a, const struct cw_node *b)
 {
-    const struct cw_keymap *ka = cw_replica_keys(a);
-    const struct cw_keymap *kb = cw_replica_keys(b);
+    const struct cw_keymap *ka = cw_replica_keys(cw_node_replica(a));
+    const struct cw_keymap *kb = cw_replica_keys(cw_node_replica(b));
     assert_int_equal(ka->count, kb->count);
     size_t slot = 0, seen = 0;
     struct cw_keyentry *e = NULL;
@@ -188,11 +190,13 @@ static void assert_same_state(const struct cw_replica *a, const struct cw_replic
         seen++;
     }
     assert_int_equal(seen, ka->count);
-    assert_int_equal(cw_replica_outbox_len(a), cw_replica_outbox_len(b));
-    assert_memory_equal(cw_replica_applied(a), cw_replica_applied(b), sizeof(struct cw_vclock));
+    assert_int_equal(cw_replica_outbox_len(cw_node_replica(a)),
+                     cw_replica_outbox_len(cw_node_replica(b)));
+    assert_memory_equal(cw_replica_applied(cw_node_replica(a)),
+                        cw_replica_applied(cw_node_replica(b)), sizeof(struct cw_vclock));
 }
 
-static int load_into(struct cw_store *s, struct cw_replica *r, struct cw_store_load_stats *st,
+static int load_into(struct cw_store *s, struct cw_node *r, struct cw_store_load_stats *st,
                      char *err, size_t err_len)
 {
     int rc = cw_store_load(s, r, st, err, err_len);
@@ -254,9 +258,10 @@ static struct cw_persist outbox_del(uint64_t ts)
     return (struct cw_persist){.kind = CW_PERSIST_OUTBOX_DEL, .ts = ts};
 }
 
-static const struct cw_keyentry *find_key(const struct cw_replica *r, const char *key)
+static const struct cw_keyentry *find_key(const struct cw_node *r, const char *key)
 {
-    return cw_keymap_find(cw_replica_keys(r), (const uint8_t *)key, (uint32_t)strlen(key));
+    return cw_keymap_find(cw_replica_keys(cw_node_replica(r)), (const uint8_t *)key,
+                          (uint32_t)strlen(key));
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -287,7 +292,7 @@ static void test_fresh_directory_loads_empty(void **state)
     snprintf(nested, sizeof(nested), "%s/a/b/c", f->dir);
     struct cw_store *s = open_ok(nested, CW_DURABILITY_WRITE_NOSYNC);
     assert_int_equal(cw_store_durability(s), CW_DURABILITY_WRITE_NOSYNC);
-    struct cw_replica *r = new_replica();
+    struct cw_node *r = new_replica();
     assert_non_null(r);
     char err[512];
     struct cw_store_load_stats st = {.keys = 7, .outbox = 7, .meta = true};
@@ -295,10 +300,10 @@ static void test_fresh_directory_loads_empty(void **state)
     assert_int_equal(st.keys, 0);
     assert_int_equal(st.outbox, 0);
     assert_false(st.meta);
-    assert_int_equal(cw_replica_keys(r)->count, 0);
+    assert_int_equal(cw_replica_keys(cw_node_replica(r))->count, 0);
     /* Nothing to write is not an error. */
     assert_int_equal(cw_store_commit(s, NULL, 0), CW_OK);
-    cw_replica_destroy(&r);
+    cw_node_destroy(&r);
     cw_store_close(&s);
     assert_null(s);
     cw_store_close(&s); /* closing NULL is harmless */
@@ -308,17 +313,17 @@ static void test_replica_state_survives_reopen(void **state)
 {
     struct fixture *f = *state;
     struct cw_store *s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
-    struct cw_replica *r = new_replica();
+    struct cw_node *r = new_replica();
     assert_non_null(r);
     assert_int_equal(run_workload(r, s), CW_OK);
     /* The workload leaves a sibling pair, a tombstone and a full outbox. */
-    assert_int_equal(cw_replica_keys(r)->count, 6);
+    assert_int_equal(cw_replica_keys(cw_node_replica(r))->count, 6);
     assert_int_equal(find_key(r, "b/k1")->state.n, 2);
     /* The delete carried no key context, so it sits next to the value. */
     const struct cw_keyentry *k2 = find_key(r, "b/k2");
     assert_int_equal(k2->state.n, 2);
     assert_true(k2->state.v[1].tombstone);
-    assert_int_equal(cw_replica_outbox_len(r), 8);
+    assert_int_equal(cw_replica_outbox_len(cw_node_replica(r)), 8);
     struct cw_store_stats ss;
     cw_store_stats(s, &ss);
     assert_int_equal(ss.commits, 7);
@@ -326,7 +331,7 @@ static void test_replica_state_survives_reopen(void **state)
     cw_store_close(&s);
 
     s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
-    struct cw_replica *r2 = new_replica();
+    struct cw_node *r2 = new_replica();
     assert_non_null(r2);
     char err[512];
     struct cw_store_load_stats st;
@@ -335,30 +340,30 @@ static void test_replica_state_survives_reopen(void **state)
     assert_int_equal(st.outbox, 8);
     assert_true(st.meta);
     assert_same_state(r, r2);
-    assert_true(cw_replica_clock(r2) >= cw_replica_clock(r));
+    assert_true(cw_replica_clock(cw_node_replica(r2)) >= cw_replica_clock(cw_node_replica(r)));
 
     /* The recovered replica goes on where the first stopped: its next write is
      * stamped after everything it recovered, and commits on top. */
     queue_put(r2, 1000000, 99, "k9", "after restart", false);
-    const struct cw_ready *rd = cw_replica_ready(r2);
+    const struct cw_ready *rd = cw_node_ready(r2);
     assert_int_equal(rd->n_replies, 1);
     assert_int_equal(rd->replies[0].err, CW_OK);
-    assert_true(rd->replies[0].dot.ts > cw_replica_clock(r));
+    assert_true(rd->replies[0].dot.ts > cw_replica_clock(cw_node_replica(r)));
     assert_int_equal(cw_store_commit(s, rd->persist, rd->n_persist), CW_OK);
-    cw_replica_advance(r2);
+    cw_node_advance(r2);
     cw_store_close(&s);
 
     s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
-    struct cw_replica *r3 = new_replica();
+    struct cw_node *r3 = new_replica();
     assert_non_null(r3);
     assert_int_equal(load_into(s, r3, &st, err, sizeof(err)), CW_OK);
     assert_int_equal(st.keys, 7);
     assert_int_equal(st.outbox, 9);
     assert_same_state(r2, r3);
 
-    cw_replica_destroy(&r3);
-    cw_replica_destroy(&r2);
-    cw_replica_destroy(&r);
+    cw_node_destroy(&r3);
+    cw_node_destroy(&r2);
+    cw_node_destroy(&r);
     cw_store_close(&s);
 }
 
@@ -387,7 +392,7 @@ static void test_key_delete_and_batch_order(void **state)
     cw_store_close(&s);
 
     s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
-    struct cw_replica *r = new_replica();
+    struct cw_node *r = new_replica();
     assert_non_null(r);
     char err[512];
     struct cw_store_load_stats st;
@@ -402,7 +407,7 @@ static void test_key_delete_and_batch_order(void **state)
     assert_memory_equal(c->state.v[0].value, "c second", 8);
     assert_non_null(find_key(r, "b/d"));
 
-    cw_replica_destroy(&r);
+    cw_node_destroy(&r);
     cw_store_close(&s);
     free(a);
     free(c1);
@@ -430,16 +435,16 @@ static void test_outbox_order_and_delete(void **state)
     cw_store_close(&s);
 
     s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
-    struct cw_replica *r = new_replica();
+    struct cw_node *r = new_replica();
     assert_non_null(r);
     char err[512];
     struct cw_store_load_stats st;
     assert_int_equal(load_into(s, r, &st, err, sizeof(err)), CW_OK);
     assert_int_equal(st.outbox, 3);
-    assert_int_equal(cw_replica_outbox_len(r), 3);
+    assert_int_equal(cw_replica_outbox_len(cw_node_replica(r)), 3);
     /* The newest record sets the stream's end, hence the clock floor. */
-    assert_true(cw_replica_clock(r) >= 65536);
-    cw_replica_destroy(&r);
+    assert_true(cw_replica_clock(cw_node_replica(r)) >= 65536);
+    cw_node_destroy(&r);
     cw_store_close(&s);
     for (size_t i = 0; i < 4; i++)
         free(blob[i]);
@@ -455,19 +460,19 @@ static void test_every_durability_mode(void **state)
         snprintf(dir, sizeof(dir), "%s/%s", f->dir, cw_durability_name(modes[i]));
         struct cw_store *s = open_ok(dir, modes[i]);
         assert_int_equal(cw_store_durability(s), modes[i]);
-        struct cw_replica *r = new_replica();
+        struct cw_node *r = new_replica();
         assert_non_null(r);
         assert_int_equal(run_workload(r, s), CW_OK);
         cw_store_close(&s);
 
         s = open_ok(dir, modes[i]);
-        struct cw_replica *r2 = new_replica();
+        struct cw_node *r2 = new_replica();
         assert_non_null(r2);
         char err[512];
         assert_int_equal(load_into(s, r2, NULL, err, sizeof(err)), CW_OK);
         assert_same_state(r, r2);
-        cw_replica_destroy(&r2);
-        cw_replica_destroy(&r);
+        cw_node_destroy(&r2);
+        cw_node_destroy(&r);
         cw_store_close(&s);
     }
 }
@@ -485,7 +490,7 @@ static void test_killed_after_commit_recovers(void **state)
         char err[512];
         if (cw_store_open(f->dir, CW_DURABILITY_WRITE_NOSYNC, &s, err, sizeof(err)) != CW_OK)
             _exit(2);
-        struct cw_replica *r = new_replica();
+        struct cw_node *r = new_replica();
         if (r == NULL || run_workload(r, s) != CW_OK)
             _exit(3);
         raise(SIGKILL);
@@ -497,12 +502,12 @@ static void test_killed_after_commit_recovers(void **state)
     assert_int_equal(WTERMSIG(status), SIGKILL);
 
     /* The same inputs without a store give the state the child acknowledged. */
-    struct cw_replica *expected = new_replica();
+    struct cw_node *expected = new_replica();
     assert_non_null(expected);
     assert_int_equal(run_workload(expected, NULL), CW_OK);
 
     struct cw_store *s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
-    struct cw_replica *r = new_replica();
+    struct cw_node *r = new_replica();
     assert_non_null(r);
     char err[512];
     struct cw_store_load_stats st;
@@ -510,8 +515,8 @@ static void test_killed_after_commit_recovers(void **state)
     assert_true(st.meta);
     assert_int_equal(st.keys, 6);
     assert_same_state(expected, r);
-    cw_replica_destroy(&r);
-    cw_replica_destroy(&expected);
+    cw_node_destroy(&r);
+    cw_node_destroy(&expected);
     cw_store_close(&s);
 }
 
@@ -544,7 +549,7 @@ static void test_failed_commit_applies_nothing(void **state)
 {
     struct fixture *f = *state;
     struct cw_store *s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
-    struct cw_replica *r = new_replica();
+    struct cw_node *r = new_replica();
     assert_non_null(r);
     assert_int_equal(run_workload(r, s), CW_OK);
     assert_string_equal(cw_store_errmsg(s), "");
@@ -575,13 +580,13 @@ static void test_failed_commit_applies_nothing(void **state)
     /* Both through the same handle and after a reopen, the disk holds exactly
      * what the good commits wrote. */
     char err[512];
-    struct cw_replica *r2 = new_replica();
+    struct cw_node *r2 = new_replica();
     assert_non_null(r2);
     assert_int_equal(load_into(s, r2, NULL, err, sizeof(err)), CW_OK);
     assert_same_state(r, r2);
     assert_null(find_key(r2, "b/new"));
-    assert_true(cw_replica_clock(r2) < FAR_TS);
-    cw_replica_destroy(&r2);
+    assert_true(cw_replica_clock(cw_node_replica(r2)) < FAR_TS);
+    cw_node_destroy(&r2);
 
     /* The store is still usable after an aborted commit. */
     struct cw_persist good[] = {key_put("b/new", k, k_len)};
@@ -596,9 +601,10 @@ static void test_failed_commit_applies_nothing(void **state)
     assert_non_null(find_key(r2, "b/new"));
     assert_non_null(find_key(r2, "b/k1"));
     assert_non_null(find_key(r2, "b/k3"));
-    assert_int_equal(cw_replica_outbox_len(r2), cw_replica_outbox_len(r));
-    cw_replica_destroy(&r2);
-    cw_replica_destroy(&r);
+    assert_int_equal(cw_replica_outbox_len(cw_node_replica(r2)),
+                     cw_replica_outbox_len(cw_node_replica(r)));
+    cw_node_destroy(&r2);
+    cw_node_destroy(&r);
     cw_store_close(&s);
     free(k);
     free(o);
@@ -618,14 +624,14 @@ static void test_corrupt_key_is_named(void **state)
         .data = garbage,
     };
     assert_int_equal(cw_store_commit(s, &p, 1), CW_OK);
-    struct cw_replica *r = new_replica();
+    struct cw_node *r = new_replica();
     assert_non_null(r);
     char err[512] = "";
     assert_int_equal(cw_store_load(s, r, NULL, err, sizeof(err)), CW_EDECODE);
     print_message("corrupt key: %s\n", err);
     assert_non_null(strstr(err, "keys.db"));
     assert_non_null(strstr(err, "\"b/bad\\x01\""));
-    cw_replica_destroy(&r);
+    cw_node_destroy(&r);
     cw_store_close(&s);
 }
 
@@ -640,12 +646,12 @@ static void test_corrupt_outbox_and_meta_are_named(void **state)
     struct cw_store *s = open_ok(dir, CW_DURABILITY_WRITE_NOSYNC);
     struct cw_persist p = outbox_put(4242, garbage, sizeof(garbage));
     assert_int_equal(cw_store_commit(s, &p, 1), CW_OK);
-    struct cw_replica *r = new_replica();
+    struct cw_node *r = new_replica();
     assert_non_null(r);
     assert_int_equal(cw_store_load(s, r, NULL, err, sizeof(err)), CW_EDECODE);
     assert_non_null(strstr(err, "outbox.db"));
     assert_non_null(strstr(err, "4242"));
-    cw_replica_destroy(&r);
+    cw_node_destroy(&r);
     cw_store_close(&s);
 
     snprintf(dir, sizeof(dir), "%s/meta", f->dir);
@@ -658,7 +664,7 @@ static void test_corrupt_outbox_and_meta_are_named(void **state)
     assert_int_equal(cw_store_load(s, r, &st, err, sizeof(err)), CW_EDECODE);
     assert_non_null(strstr(err, "meta.db"));
     assert_false(st.meta);
-    cw_replica_destroy(&r);
+    cw_node_destroy(&r);
     cw_store_close(&s);
 }
 
@@ -694,7 +700,7 @@ static void test_large_group_commit(void **state)
     cw_store_close(&s);
 
     s = open_ok(f->dir, CW_DURABILITY_SYNC);
-    struct cw_replica *r = new_replica();
+    struct cw_node *r = new_replica();
     assert_non_null(r);
     char err[512];
     struct cw_store_load_stats st;
@@ -704,7 +710,7 @@ static void test_large_group_commit(void **state)
     assert_non_null(e);
     assert_int_equal(e->state.v[0].value_len, LARGE_BYTES);
     assert_memory_equal(e->state.v[0].value, big, LARGE_BYTES);
-    cw_replica_destroy(&r);
+    cw_node_destroy(&r);
     cw_store_close(&s);
     for (size_t i = 0; i < SMALL + LARGE; i++)
         free(p[i].data);

@@ -123,7 +123,7 @@ static struct harness *h_new(unsigned n)
         c->n_buckets = 4;
         c->max_value_bytes = VALUE_MAX;
         c->heartbeat_us = HB_US;
-        c->read_wait_us = WAIT_US;
+        c->wait_us = WAIT_US;
         c->nack_retry_us = 1;
     }
     return h;
@@ -309,7 +309,7 @@ static enum cw_msg_type deliver(struct harness *h, unsigned from, unsigned to)
     link_pop(&h->link[from][to], &m);
     h->now += 10;
     cw_vc_join(&h->acked[to][from], &m.applied);
-    cw_replica_recv(h->r[to], h->now, &m);
+    cw_replica_recv(h->r[to], cw_now_both(h->now), &m);
     enum cw_msg_type type = m.type;
     cw_msg_free(&m);
     pump(h, to);
@@ -359,7 +359,7 @@ static bool deliver_all(struct harness *h)
 static void flush(struct harness *h, unsigned i)
 {
     h->now += 10;
-    cw_replica_tick(h->r[i], h->now);
+    cw_replica_tick(h->r[i], cw_now_both(h->now));
     pump(h, i);
 }
 
@@ -374,7 +374,7 @@ static void heartbeat_round(struct harness *h)
 {
     h->now += HB_US;
     for (unsigned i = 0; i < h->n; i++) {
-        cw_replica_tick(h->r[i], h->now);
+        cw_replica_tick(h->r[i], cw_now_both(h->now));
         pump(h, i);
     }
 }
@@ -394,7 +394,7 @@ static void h_start(struct harness *h)
     for (unsigned i = 0; i < h->n; i++)
         h_start_one(h, i);
     for (unsigned i = 0; i < h->n; i++) {
-        cw_replica_tick(h->r[i], h->now);
+        cw_replica_tick(h->r[i], cw_now_both(h->now));
         pump(h, i);
     }
     deliver_all(h);
@@ -418,7 +418,7 @@ static uint64_t put_full(struct harness *h, unsigned i, const char *bucket, cons
     if (kctx)
         req.kctx = *kctx;
     h->now += 10;
-    cw_replica_put(h->r[i], h->now, &req);
+    cw_replica_put(h->r[i], cw_now_both(h->now), &req);
     pump(h, i);
     return req.req_id;
 }
@@ -450,7 +450,7 @@ static uint64_t get_req(struct harness *h, unsigned i, const char *bucket, const
     if (ctx)
         req.context = *ctx;
     h->now += 10;
-    cw_replica_get(h->r[i], h->now, &req);
+    cw_replica_get(h->r[i], cw_now_both(h->now), &req);
     pump(h, i);
     return req.req_id;
 }
@@ -542,9 +542,9 @@ static void test_config_defaults(void **state)
     assert_true(cfg.outbox_max > 0);
     assert_true(cfg.batch_records_max > 0);
     assert_true(cfg.window_records > 0);
-    assert_true(cfg.pending_reads_max > 0);
+    assert_true(cfg.waiting_max > 0);
     assert_true(cfg.nack_retry_us > 0);
-    assert_true(cfg.read_wait_us > 0);
+    assert_true(cfg.wait_us > 0);
 }
 
 static void test_buckets_copied(void **state)
@@ -602,7 +602,7 @@ static void put_fails(struct harness *h, const char *bucket, const uint8_t *key,
     req.value_len = value_len;
     uint64_t errors = cw_replica_stats(h->r[A])->errors;
     h->now += 10;
-    cw_replica_put(h->r[A], h->now, &req);
+    cw_replica_put(h->r[A], cw_now_both(h->now), &req);
     assert_true(cw_replica_has_ready(h->r[A]));
     pump(h, A);
     const struct cw_reply *rep = reply_of(h, A, req.req_id);
@@ -626,7 +626,7 @@ static void put_fails(struct harness *h, const char *bucket, const uint8_t *key,
     g.bucket = bucket;
     g.key = key;
     g.key_len = key_len;
-    cw_replica_get(h->r[A], h->now, &g);
+    cw_replica_get(h->r[A], cw_now_both(h->now), &g);
     pump(h, A);
     rep = reply_of(h, A, g.req_id);
     assert_non_null(rep);
@@ -670,7 +670,7 @@ static void test_validation(void **state)
     req.key_len = CW_KEY_BYTES_MAX;
     req.value = value;
     req.value_len = VALUE_MAX;
-    cw_replica_put(h->r[A], h->now, &req);
+    cw_replica_put(h->r[A], cw_now_both(h->now), &req);
     pump(h, A);
     assert_int_equal(reply_of(h, A, req.req_id)->err, CW_OK);
     /* A delete ignores the value, whatever its length. */
@@ -679,7 +679,7 @@ static void test_validation(void **state)
     req.key_len = 1;
     req.value_len = VALUE_MAX + 1;
     req.tombstone = true;
-    cw_replica_put(h->r[A], h->now, &req);
+    cw_replica_put(h->r[A], cw_now_both(h->now), &req);
     pump(h, A);
     assert_int_equal(reply_of(h, A, req.req_id)->err, CW_OK);
     assert_int_equal(cw_replica_stats(h->r[A])->deletes, 1);
@@ -816,34 +816,97 @@ static void test_malformed_messages_ignored(void **state)
     assert_int_equal(cw_msg_copy(&m, link_head(h, A, B)), CW_OK);
     uint64_t errors = cw_replica_stats(h->r[B])->errors;
     m.to = A; /* not addressed to B */
-    cw_replica_recv(h->r[B], h->now, &m);
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
     m.to = B;
     m.from = B; /* from itself */
-    cw_replica_recv(h->r[B], h->now, &m);
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
     m.from = 7; /* an unknown region */
-    cw_replica_recv(h->r[B], h->now, &m);
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
     m.from = A;
     m.records[0].version.dot.origin = B; /* a record that is not the sender's own */
-    cw_replica_recv(h->r[B], h->now, &m);
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
     m.records[0].version.dot.origin = A;
     m.records[0].key[0] = 'P'; /* a key whose bucket part is invalid */
-    cw_replica_recv(h->r[B], h->now, &m);
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
     m.records[0].key[0] = 'p';
     m.records[0].deps.ts[5] = 1; /* a dependency on a region that does not exist */
-    cw_replica_recv(h->r[B], h->now, &m);
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
     m.records[0].deps.ts[5] = 0;
     m.records[0].consistency = CW_STRONG; /* strong writes are not streamed */
-    cw_replica_recv(h->r[B], h->now, &m);
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
     m.records[0].consistency = CW_CAUSAL;
     pump(h, B);
     assert_int_equal(cw_replica_stats(h->r[B])->errors, errors + 7);
     assert_int_equal(cw_replica_stats(h->r[B])->remote_applied, 0);
     assert_int_equal(cw_replica_keys(h->r[B])->count, 0);
     /* The intact message still applies. */
-    cw_replica_recv(h->r[B], h->now, &m);
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
     pump(h, B);
     cw_msg_free(&m);
     assert_reads(h, B, BUCKET_POSTS, "k", "v");
+    h_free(h);
+}
+
+/* A crafted stream from A whose key contexts run ahead of their own stamps: an
+ * honest writer's never do (it stamps after observing its context). The old
+ * replica applied them: the first leaves a tombstone (the key joins the
+ * tombstone list), the next two replace everything including themselves, the
+ * fourth changes nothing and the key was freed while the tombstone list still
+ * pointed to it; the next heartbeat's collection read freed memory. Such records
+ * are refused and counted now. */
+static void test_crafted_contexts_ahead_of_stamp_refused(void **state)
+{
+    (void)state;
+    struct harness *h = h_new(2);
+    h_start(h);
+    uint64_t base = cw_hlc_from_us(h->now);
+    uint64_t ts[4] = {base + 10, base + 20, base + 30, base + 40};
+    struct cw_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = CW_MSG_RECORDS;
+    m.from = A;
+    m.to = B;
+    m.n_records = 4;
+    m.records = calloc(4, sizeof(*m.records));
+    assert_non_null(m.records);
+    for (unsigned i = 0; i < 4; i++) {
+        struct cw_record *rec = &m.records[i];
+        rec->prev_ts = i ? ts[i - 1] : 0;
+        rec->consistency = CW_CAUSAL;
+        rec->conflict = CW_CONFLICT_SIBLINGS;
+        rec->key = (uint8_t *)strdup("sib/x");
+        assert_non_null(rec->key);
+        rec->key_len = 5;
+        rec->version.dot.origin = A;
+        rec->version.dot.ts = ts[i];
+        rec->version.tombstone = i == 0;
+        if (i == 1)
+            rec->version.kctx.ts[A] = ts[2]; /* covers a later record */
+        if (i >= 2)
+            rec->version.kctx.ts[A] = base + 1000; /* covers itself and what follows */
+    }
+    uint64_t errors = cw_replica_stats(h->r[B])->errors;
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    pump(h, B);
+    /* The tombstone applies; the first record whose context names a stamp at or
+     * past its own is refused, and the rest of the batch with it. */
+    assert_int_equal(cw_replica_stats(h->r[B])->remote_applied, 1);
+    assert_int_equal(cw_replica_stats(h->r[B])->errors, errors + 1);
+    /* A dependency at or past the record's own stamp is refused the same way. */
+    m.records[1].version.kctx.ts[A] = 0;
+    m.records[1].deps.ts[A] = ts[1];
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    pump(h, B);
+    assert_int_equal(cw_replica_stats(h->r[B])->remote_applied, 1);
+    assert_int_equal(cw_replica_stats(h->r[B])->errors, errors + 2);
+    cw_msg_free(&m);
+    /* Tombstone collection runs over a consistent list (ASan would see a freed
+     * entry here). */
+    for (int i = 0; i < 3; i++) {
+        heartbeat_round(h);
+        deliver_all(h);
+    }
+    assert_true(cw_replica_keys(h->r[B])->count <= 1);
     h_free(h);
 }
 
@@ -963,7 +1026,7 @@ static void test_put_waits_for_context(void **state)
 
     uint64_t id = put_full(h, C, BUCKET_POSTS, "reply", "hi back", false, &session, NULL);
     assert_null(reply_of(h, C, id));
-    assert_int_equal(cw_replica_pending_reads(h->r[C]), 1);
+    assert_int_equal(cw_replica_waiting(h->r[C]), 1);
     assert_int_equal(h->last[C].key + h->last[C].outbox_put, 0);
     assert_reads(h, C, BUCKET_POSTS, "reply", NULL);
     assert_int_equal(cw_replica_outbox_len(h->r[C]), 0);
@@ -974,7 +1037,7 @@ static void test_put_waits_for_context(void **state)
     assert_int_equal(rep->kind, CW_REPLY_PUT);
     assert_int_equal(rep->err, CW_OK);
     assert_true(rep->dot.ts > post.ts);
-    assert_int_equal(cw_replica_pending_reads(h->r[C]), 0);
+    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
     assert_int_equal(cw_replica_outbox_len(h->r[C]), 1);
     /* Whoever sees the reply at C can see the post. */
     const struct cw_reply *g = get_now(h, C, BUCKET_POSTS, "reply", NULL);
@@ -997,13 +1060,13 @@ static void test_waiting_put_times_out(void **state)
     uint64_t asked_at = h->now;
     assert_null(reply_of(h, C, id));
     h->now = asked_at + WAIT_US;
-    cw_replica_tick(h->r[C], h->now);
+    cw_replica_tick(h->r[C], cw_now_both(h->now));
     pump(h, C);
     const struct cw_reply *rep = reply_of(h, C, id);
     assert_non_null(rep);
     assert_int_equal(rep->kind, CW_REPLY_PUT);
     assert_int_equal(rep->err, CW_ENOTREADY);
-    assert_int_equal(cw_replica_pending_reads(h->r[C]), 0);
+    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
     assert_int_equal(cw_replica_outbox_len(h->r[C]), 0);
     assert_reads(h, C, BUCKET_SIB, "k", NULL);
     h_free(h);
@@ -1022,7 +1085,7 @@ static void test_eventual_requests_do_not_wait(void **state)
     assert_true(p->dot.ts > session.ts[A]); /* still stamped after the context */
     const struct cw_reply *g = get_now(h, C, BUCKET_EV, "k", &session);
     assert_true(reply_has_value(g, "v"));
-    assert_int_equal(cw_replica_pending_reads(h->r[C]), 0);
+    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
     h_free(h);
 }
 
@@ -1158,7 +1221,7 @@ static void check_remote_stamp_at_top(bool in_record)
         m.clock = UINT64_MAX;
     }
     h->now += 10;
-    cw_replica_recv(h->r[B], h->now, &m);
+    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
     cw_msg_free(&m);
     pump(h, B);
     uint64_t id = put_full(h, B, BUCKET_POSTS, "mine", "v2", false, NULL, NULL);
@@ -1310,7 +1373,7 @@ static void test_window_bounds_records_in_flight(void **state)
     assert_int_equal(link_len(h, A, B), 0); /* no ack yet: the window is full */
     /* B's heartbeat acknowledges; the next records flow. */
     h->now += HB_US;
-    cw_replica_tick(h->r[B], h->now);
+    cw_replica_tick(h->r[B], cw_now_both(h->now));
     pump(h, B);
     deliver_link(h, B, A);
     assert_int_equal(link_len(h, A, B), 2);
@@ -1390,7 +1453,7 @@ static void test_outbox_dropped_after_every_peer_acked(void **state)
 
     /* Only B acknowledges: the record stays, C still lacks it. */
     h->now += HB_US;
-    cw_replica_tick(h->r[B], h->now);
+    cw_replica_tick(h->r[B], cw_now_both(h->now));
     pump(h, B);
     deliver_link(h, B, A);
     assert_int_equal(h->last[A].outbox_del, 0);
@@ -1400,7 +1463,7 @@ static void test_outbox_dropped_after_every_peer_acked(void **state)
     assert_int_equal(h->disk[A].n_outbox, 1);
 
     /* C acknowledges too: the record is dropped, durably. */
-    cw_replica_tick(h->r[C], h->now);
+    cw_replica_tick(h->r[C], cw_now_both(h->now));
     pump(h, C);
     deliver_link(h, C, A);
     assert_int_equal(h->last[A].outbox_del, 1);
@@ -1445,11 +1508,11 @@ static void test_read_waits_for_context(void **state)
     /* The session moves to C, which has not applied its write yet. */
     uint64_t id = get_req(h, C, BUCKET_POSTS, "post", &session);
     assert_null(reply_of(h, C, id));
-    assert_int_equal(cw_replica_pending_reads(h->r[C]), 1);
+    assert_int_equal(cw_replica_waiting(h->r[C]), 1);
     assert_int_equal(cw_replica_stats(h->r[C])->reads_waited, 1);
     /* Time passing (short of the bound) does not answer it. */
     h->now += WAIT_US / 2;
-    cw_replica_tick(h->r[C], h->now);
+    cw_replica_tick(h->r[C], cw_now_both(h->now));
     pump(h, C);
     assert_null(reply_of(h, C, id));
 
@@ -1459,7 +1522,7 @@ static void test_read_waits_for_context(void **state)
     assert_non_null(rep);
     assert_int_equal(rep->err, CW_OK);
     assert_true(reply_has_value(rep, "hello"));
-    assert_int_equal(cw_replica_pending_reads(h->r[C]), 0);
+    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
     h_free(h);
 }
 
@@ -1474,20 +1537,20 @@ static void test_read_wait_times_out(void **state)
     uint64_t id = get_req(h, C, BUCKET_POSTS, "post", &session);
     uint64_t asked_at = h->now;
     assert_null(reply_of(h, C, id));
-    assert_int_equal(cw_replica_pending_reads(h->r[C]), 1);
+    assert_int_equal(cw_replica_waiting(h->r[C]), 1);
     h->now = asked_at + WAIT_US - 1;
-    cw_replica_tick(h->r[C], h->now);
+    cw_replica_tick(h->r[C], cw_now_both(h->now));
     pump(h, C);
     assert_null(reply_of(h, C, id));
     h->now = asked_at + WAIT_US;
-    cw_replica_tick(h->r[C], h->now);
+    cw_replica_tick(h->r[C], cw_now_both(h->now));
     pump(h, C);
     const struct cw_reply *rep = reply_of(h, C, id);
     assert_non_null(rep);
     assert_int_equal(rep->kind, CW_REPLY_GET);
     assert_int_equal(rep->err, CW_ENOTREADY);
     assert_int_equal(rep->state.n, 0);
-    assert_int_equal(cw_replica_pending_reads(h->r[C]), 0);
+    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
     assert_int_equal(cw_replica_stats(h->r[C])->reads_timed_out, 1);
     h_free(h);
 }
@@ -1496,7 +1559,7 @@ static void test_pending_reads_bound(void **state)
 {
     (void)state;
     struct harness *h = h_new(2);
-    h->cfg[B].pending_reads_max = 2;
+    h->cfg[B].waiting_max = 2;
     h_start(h);
     struct cw_vclock session;
     cw_vc_zero(&session);
@@ -1508,7 +1571,7 @@ static void test_pending_reads_bound(void **state)
     assert_null(reply_of(h, B, id2));
     assert_non_null(reply_of(h, B, id3));
     assert_int_equal(reply_of(h, B, id3)->err, CW_EFULL);
-    assert_int_equal(cw_replica_pending_reads(h->r[B]), 2);
+    assert_int_equal(cw_replica_waiting(h->r[B]), 2);
     h_free(h);
 }
 
@@ -1646,7 +1709,7 @@ static void test_own_entry_met_by_clock(void **state)
     assert_int_equal(cw_replica_applied(h->r[B])->ts[B], 0); /* B never wrote */
     uint64_t id = get_req(h, B, BUCKET_POSTS, "k", &ctx);
     pump(h, B);
-    assert_int_equal(cw_replica_pending_reads(h->r[B]), 0);
+    assert_int_equal(cw_replica_waiting(h->r[B]), 0);
     assert_non_null(reply_of(h, B, id));
     assert_int_equal(reply_of(h, B, id)->err, CW_OK);
     put_ok(h, A, BUCKET_POSTS, "k", "v", &ctx, NULL);
@@ -2125,6 +2188,7 @@ int main(void)
         cmocka_unit_test(test_single_region_drops_outbox_at_once),
         cmocka_unit_test(test_stream_and_duplicates),
         cmocka_unit_test(test_malformed_messages_ignored),
+        cmocka_unit_test(test_crafted_contexts_ahead_of_stamp_refused),
         cmocka_unit_test(test_causal_delivery_buffers_until_dependency),
         cmocka_unit_test(test_eventual_bucket_skips_dependencies),
         cmocka_unit_test(test_force_eventual_applies_out_of_causal_order),

@@ -1,0 +1,47 @@
+/*
+ * limits.h - the protocol-wide limits and defaults, in one place.
+ *
+ * Every layer (core, wire, store, server config, client, CLI) takes its bounds
+ * from here, so a limit is defined once and a component never reaches into
+ * another for a constant. Only preprocessor constants: no code, no includes.
+ */
+#ifndef CW_CORE_LIMITS_H
+#define CW_CORE_LIMITS_H
+
+/* Regions in one cluster; vector clocks are this wide. */
+#define CW_REGIONS_MAX 16
+/* Bucket names are [a-z0-9_-]{1,64}; keys are 1..1024 bytes. */
+#define CW_BUCKET_NAME_MAX 64
+#define CW_KEY_BYTES_MAX 1024
+/* "bucket/key" as records and the store carry it. */
+#define CW_FULL_KEY_MAX (CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
+
+/* Versions per decoded key state. Local writes keep a key within max_siblings
+ * (config: at most CW_MAX_SIBLINGS_MAX); remote writes are never refused, so a
+ * converged key can hold up to max_siblings versions per region. */
+#define CW_MAX_SIBLINGS_MAX 1024
+#define CW_SIBLINGS_HARD_MAX (CW_REGIONS_MAX * CW_MAX_SIBLINGS_MAX)
+/* The largest value any decoder accepts, whatever max_value_bytes says. */
+#define CW_VALUE_HARD_MAX (64u << 20)
+
+/* Bytes of the detail string a core reply carries (which key, which limit). */
+#define CW_DETAIL_MAX 160
+
+/* One-way delay of an emulated WAN link, in milliseconds. */
+#define CW_LINK_DELAY_MS_MAX 60000u
+
+/* Defaults of the replica's configuration (docs/configuration.md). */
+#define CW_DEFAULT_VALUE_BYTES_MAX (1u << 20)
+#define CW_DEFAULT_DEP_BUFFER_MAX 100000u
+#define CW_DEFAULT_OUTBOX_MAX 1000000u
+#define CW_DEFAULT_BATCH_RECORDS_MAX 256u
+#define CW_DEFAULT_BATCH_BYTES_MAX (2u << 20)
+#define CW_DEFAULT_WINDOW_RECORDS 4096u
+#define CW_DEFAULT_WAITING_MAX 10000u
+#define CW_DEFAULT_HEARTBEAT_MS 200u
+#define CW_DEFAULT_NACK_RETRY_MS 1000u
+#define CW_DEFAULT_WAIT_MS 5000u
+#define CW_DEFAULT_CONTEXT_AHEAD_MAX_MS 60000u
+#define CW_DEFAULT_MAX_SIBLINGS 64u
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * node.c - routing by bucket policy and one merged ready set per round.
+ */
+#include "core/node.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <causeway/error.h>
+
+#include "core/cw_assert.h"
+
+struct cw_node {
+    struct cw_node_config cfg;
+    struct cw_replica *replica;
+    struct cw_rand rand;
+    uint64_t rand_fallback; /* state of the fixed sequence when cfg.rand.next is NULL */
+    /* Replies the node decides itself (routing errors); owned here. */
+    struct cw_reply *own;
+    size_t n_own, cap_own;
+    /* The merged view handed out by cw_node_ready: shallow copies of the parts'
+     * effects, which stay owned by the parts until advance. */
+    struct cw_ready merged;
+    struct cw_reply *merged_replies;
+    size_t cap_merged_replies;
+    bool in_ready;
+};
+
+struct cw_node *cw_node_create(const struct cw_node_config *cfg)
+{
+    struct cw_node *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return NULL;
+    n->cfg = *cfg;
+    n->replica = cw_replica_create(&cfg->replica);
+    if (n->replica == NULL) {
+        free(n);
+        return NULL;
+    }
+    /* The replica copied the buckets; point the node's copy of the config at
+     * them so nothing here borrows the caller's array. */
+    n->cfg.replica.buckets = NULL;
+    n->cfg.replica.n_buckets = 0;
+    n->rand = cfg->rand;
+    n->rand_fallback = 0x9e3779b97f4a7c15ull ^ cfg->replica.region;
+    return n;
+}
+
+void cw_node_destroy(struct cw_node **np)
+{
+    struct cw_node *n = *np;
+    if (n == NULL)
+        return;
+    for (size_t i = 0; i < n->n_own; i++)
+        cw_keystate_free(&n->own[i].state);
+    free(n->own);
+    free(n->merged_replies);
+    cw_replica_destroy(&n->replica);
+    free(n);
+    *np = NULL;
+}
+
+int cw_node_restore_meta(struct cw_node *n, const uint8_t *data, uint32_t len)
+{
+    return cw_replica_restore_meta(n->replica, data, len);
+}
+
+int cw_node_restore_key(struct cw_node *n, const uint8_t *key, uint32_t key_len,
+                        const uint8_t *data, uint32_t len)
+{
+    return cw_replica_restore_key(n->replica, key, key_len, data, len);
+}
+
+int cw_node_restore_outbox(struct cw_node *n, const uint8_t *data, uint32_t len)
+{
+    return cw_replica_restore_outbox(n->replica, data, len);
+}
+
+static void own_reply(struct cw_node *n, enum cw_reply_kind kind, uint64_t req_id, int err,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void own_reply(struct cw_node *n, enum cw_reply_kind kind, uint64_t req_id, int err,
+                      const char *fmt, ...)
+{
+    if (n->n_own == n->cap_own) {
+        size_t cap = n->cap_own ? n->cap_own * 2 : 8;
+        struct cw_reply *v = realloc(n->own, cap * sizeof(*v));
+        CW_ASSERT(v != NULL); /* out of memory: stop, recover from the store */
+        n->own = v;
+        n->cap_own = cap;
+    }
+    struct cw_reply *p = &n->own[n->n_own++];
+    memset(p, 0, sizeof(*p));
+    p->kind = kind;
+    p->req_id = req_id;
+    p->err = err;
+    cw_keystate_init(&p->state);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->detail, sizeof(p->detail), fmt, ap);
+    va_end(ap);
+}
+
+/* Which part serves a bucket: NULL when the node answers itself (err set). */
+static const struct cw_bucket_policy *route(struct cw_node *n, const char *bucket, int *err)
+{
+    *err = cw_validate_bucket(bucket);
+    if (*err != CW_OK)
+        return NULL;
+    const struct cw_bucket_policy *b = cw_replica_bucket(n->replica, bucket);
+    if (b == NULL) {
+        *err = CW_EUNKNOWNBUCKET;
+        return NULL;
+    }
+    if (b->consistency == CW_STRONG) {
+        *err = CW_ESTRONG;
+        return NULL;
+    }
+    return b;
+}
+
+static void route_error(struct cw_node *n, enum cw_reply_kind kind, uint64_t req_id,
+                        const char *bucket, int err)
+{
+    if (err == CW_EBUCKET)
+        own_reply(n, kind, req_id, err, "bucket name must be 1-%d of [a-z0-9_-]",
+                  CW_BUCKET_NAME_MAX);
+    else if (err == CW_EUNKNOWNBUCKET)
+        own_reply(n, kind, req_id, err, "bucket '%s' is not in this region's config", bucket);
+    else
+        own_reply(n, kind, req_id, err, "bucket '%s' is strong; strong buckets are not built yet",
+                  bucket);
+}
+
+void cw_node_put(struct cw_node *n, struct cw_now now, const struct cw_put_req *req)
+{
+    CW_ASSERT(!n->in_ready);
+    int err;
+    if (route(n, req->bucket, &err) == NULL) {
+        route_error(n, CW_REPLY_PUT, req->req_id, req->bucket, err);
+        return;
+    }
+    cw_replica_put(n->replica, now, req);
+}
+
+void cw_node_get(struct cw_node *n, struct cw_now now, const struct cw_get_req *req)
+{
+    CW_ASSERT(!n->in_ready);
+    int err;
+    if (route(n, req->bucket, &err) == NULL) {
+        route_error(n, CW_REPLY_GET, req->req_id, req->bucket, err);
+        return;
+    }
+    cw_replica_get(n->replica, now, req);
+}
+
+void cw_node_recv(struct cw_node *n, struct cw_now now, const struct cw_msg *m)
+{
+    CW_ASSERT(!n->in_ready);
+    cw_replica_recv(n->replica, now, m);
+}
+
+void cw_node_tick(struct cw_node *n, struct cw_now now)
+{
+    CW_ASSERT(!n->in_ready);
+    cw_replica_tick(n->replica, now);
+}
+
+bool cw_node_has_ready(const struct cw_node *n)
+{
+    return n->n_own > 0 || cw_replica_has_ready(n->replica);
+}
+
+const struct cw_ready *cw_node_ready(struct cw_node *n)
+{
+    CW_ASSERT(!n->in_ready);
+    n->in_ready = true;
+    const struct cw_ready *rd = cw_replica_ready(n->replica);
+    if (n->n_own == 0)
+        return rd; /* the common case: nothing to merge */
+    size_t total = rd->n_replies + n->n_own;
+    if (total > n->cap_merged_replies) {
+        struct cw_reply *v = realloc(n->merged_replies, total * sizeof(*v));
+        CW_ASSERT(v != NULL); /* out of memory: stop, recover from the store */
+        n->merged_replies = v;
+        n->cap_merged_replies = total;
+    }
+    /* Shallow copies: the parts keep owning what the replies point to. */
+    if (rd->n_replies)
+        memcpy(n->merged_replies, rd->replies, rd->n_replies * sizeof(*rd->replies));
+    memcpy(n->merged_replies + rd->n_replies, n->own, n->n_own * sizeof(*n->own));
+    n->merged = *rd;
+    n->merged.replies = n->merged_replies;
+    n->merged.n_replies = total;
+    return &n->merged;
+}
+
+void cw_node_advance(struct cw_node *n)
+{
+    CW_ASSERT(n->in_ready);
+    n->in_ready = false;
+    cw_replica_advance(n->replica);
+    for (size_t i = 0; i < n->n_own; i++)
+        cw_keystate_free(&n->own[i].state);
+    n->n_own = 0;
+}
+
+bool cw_node_check_invariants(struct cw_node *n, char *why, size_t why_len)
+{
+    return cw_replica_check_invariants(n->replica, why, why_len);
+}
+
+const struct cw_replica *cw_node_replica(const struct cw_node *n)
+{
+    return n->replica;
+}
+
+uint64_t cw_node_random(struct cw_node *n)
+{
+    if (n->rand.next != NULL)
+        return n->rand.next(n->rand.ctx);
+    /* splitmix64 over a fixed start: deterministic, for drivers that pass none. */
+    uint64_t z = (n->rand_fallback += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}

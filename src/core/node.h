@@ -1,0 +1,77 @@
+/*
+ * node.h - one region's decision-maker: the object the daemon and the
+ * simulator drive.
+ *
+ * The node owns the causal replica (and, with the strong-buckets issue, the
+ * Raft core), routes every client request by its bucket's policy, and merges
+ * the effects of its parts into one ready set, so the driver does one group
+ * commit per round whatever the mix of buckets. It is as pure as the replica:
+ * every input carries the time (core/now.h), randomness comes from the
+ * generator the driver passes in (core/rand.h), and every output is an effect.
+ *
+ * Driving contract (the replica's, one level up): give the inputs of a round
+ * (cw_node_put/get/recv/tick); then, if cw_node_has_ready, take cw_node_ready,
+ * persist every record in it in one transaction, send its messages, deliver its
+ * replies, and call cw_node_advance. No input between ready and advance: it is
+ * a programmer error and stops the process (CW_ASSERT).
+ *
+ * Ownership: the node copies its configuration (buckets included). The ready
+ * set and everything it points to are borrowed until cw_node_advance. Requests
+ * and messages given as input stay the caller's.
+ */
+#ifndef CW_CORE_NODE_H
+#define CW_CORE_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/now.h"
+#include "core/rand.h"
+#include "core/replica.h"
+
+struct cw_node_config {
+    struct cw_replica_config replica; /* region, regions, buckets, bounds */
+    /* The driver's seeded generator (the daemon logs its seed at start; the
+     * simulator derives it from the run's seed). Election timeouts of the Raft
+     * core will draw from it; the causal replica needs none. */
+    struct cw_rand rand;
+};
+
+struct cw_node;
+
+/* Returns NULL when cfg is invalid (see cw_replica_create) or memory is short. */
+struct cw_node *cw_node_create(const struct cw_node_config *cfg);
+/* Frees everything, effects not yet advanced included; sets *n to NULL. */
+void cw_node_destroy(struct cw_node **n);
+
+/* Recovery, before any other input: what the driver persisted (see
+ * cw_replica_restore_*). CW_EDECODE for corrupt bytes. */
+int cw_node_restore_meta(struct cw_node *n, const uint8_t *data, uint32_t len);
+int cw_node_restore_key(struct cw_node *n, const uint8_t *key, uint32_t key_len,
+                        const uint8_t *data, uint32_t len);
+int cw_node_restore_outbox(struct cw_node *n, const uint8_t *data, uint32_t len);
+
+/* Client requests, routed by bucket policy. Causal and eventual buckets go to
+ * the replica; a strong bucket is answered CW_ESTRONG until the Raft core lands;
+ * an invalid or unknown bucket is answered here too. Replies carry a detail
+ * string naming the key or the limit. */
+void cw_node_put(struct cw_node *n, struct cw_now now, const struct cw_put_req *req);
+void cw_node_get(struct cw_node *n, struct cw_now now, const struct cw_get_req *req);
+/* A message from a peer region (stays the caller's). */
+void cw_node_recv(struct cw_node *n, struct cw_now now, const struct cw_msg *m);
+void cw_node_tick(struct cw_node *n, struct cw_now now);
+
+bool cw_node_has_ready(const struct cw_node *n);
+const struct cw_ready *cw_node_ready(struct cw_node *n);
+void cw_node_advance(struct cw_node *n);
+
+/* Every part's invariants (cw_replica_check_invariants, and the node's own):
+ * true when they hold, else false with a description in why. */
+bool cw_node_check_invariants(struct cw_node *n, char *why, size_t why_len);
+
+/* Observation (status, tests, the simulator's checker). */
+const struct cw_replica *cw_node_replica(const struct cw_node *n);
+/* One draw from the driver's generator (for the node's parts). */
+uint64_t cw_node_random(struct cw_node *n);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * record.c - copy, free and structural validation of replicated records.
+ */
+#include "core/record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <causeway/error.h>
+
+void cw_record_free(struct cw_record *r)
+{
+    free(r->key);
+    free(r->version.value);
+    r->key = NULL;
+    r->version.value = NULL;
+}
+
+int cw_record_copy(struct cw_record *dst, const struct cw_record *src)
+{
+    *dst = *src;
+    dst->key = malloc(src->key_len ? src->key_len : 1);
+    dst->version.value = NULL;
+    if (dst->key == NULL)
+        return CW_ENOMEM;
+    memcpy(dst->key, src->key, src->key_len);
+    if (src->version.value_len) {
+        dst->version.value = malloc(src->version.value_len);
+        if (dst->version.value == NULL) {
+            free(dst->key);
+            dst->key = NULL;
+            return CW_ENOMEM;
+        }
+        memcpy(dst->version.value, src->version.value, src->version.value_len);
+    }
+    return CW_OK;
+}
+
+void cw_msg_free(struct cw_msg *m)
+{
+    for (uint32_t i = 0; i < m->n_records; i++)
+        cw_record_free(&m->records[i]);
+    free(m->records);
+    m->records = NULL;
+    m->n_records = 0;
+}
+
+int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src)
+{
+    *dst = *src;
+    dst->records = NULL;
+    dst->n_records = 0;
+    if (src->n_records == 0)
+        return CW_OK;
+    dst->records = calloc(src->n_records, sizeof(*dst->records));
+    if (dst->records == NULL)
+        return CW_ENOMEM;
+    for (uint32_t i = 0; i < src->n_records; i++) {
+        if (cw_record_copy(&dst->records[i], &src->records[i]) != CW_OK) {
+            cw_msg_free(dst);
+            return CW_ENOMEM;
+        }
+        dst->n_records++;
+    }
+    return CW_OK;
+}
+
+static bool bucket_char(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+int cw_validate_bucket(const char *bucket)
+{
+    size_t n = 0;
+    for (; bucket[n]; n++)
+        if (!bucket_char((uint8_t)bucket[n]) || n >= CW_BUCKET_NAME_MAX)
+            return CW_EBUCKET;
+    return n == 0 ? CW_EBUCKET : CW_OK;
+}
+
+int cw_validate_key(const uint8_t *key, uint32_t len)
+{
+    (void)key;
+    return len == 0 || len > CW_KEY_BYTES_MAX ? CW_EKEY : CW_OK;
+}
+
+bool cw_full_key_valid(const uint8_t *k, uint32_t len)
+{
+    uint32_t slash = 0;
+    while (slash < len && k[slash] != '/')
+        slash++;
+    if (slash == 0 || slash > CW_BUCKET_NAME_MAX || slash == len)
+        return false;
+    for (uint32_t i = 0; i < slash; i++)
+        if (!bucket_char(k[i]))
+            return false;
+    return len - slash - 1 <= CW_KEY_BYTES_MAX;
+}
+
+const char *cw_record_check(const struct cw_record *rec, unsigned from, unsigned n_regions)
+{
+    uint64_t ts = rec->version.dot.ts;
+    if (rec->version.dot.origin != from)
+        return "origin is not the sender";
+    if (ts <= rec->prev_ts)
+        return "stamp not after prev_ts";
+    if (rec->consistency > CW_EVENTUAL)
+        return "unknown consistency";
+    if (rec->conflict > CW_CONFLICT_SIBLINGS)
+        return "unknown conflict mode";
+    if (!cw_full_key_valid(rec->key, rec->key_len))
+        return "bad key";
+    /* max_value_bytes bounds local writes; a peer with another setting must not
+     * stall its stream, so remote values are held to the hard bound only. */
+    if (rec->version.value_len > CW_VALUE_HARD_MAX)
+        return "value over the hard bound";
+    if (rec->version.value_len > 0 && rec->version.value == NULL)
+        return "value length without a value";
+    for (unsigned k = n_regions; k < CW_REGIONS_MAX; k++)
+        if (rec->deps.ts[k] || rec->version.kctx.ts[k])
+            return "names a region outside the cluster";
+    for (unsigned k = 0; k < CW_REGIONS_MAX; k++) {
+        if (rec->deps.ts[k] >= ts)
+            return "dependency at or after its own stamp";
+        if (rec->version.kctx.ts[k] >= ts)
+            return "key context at or after its own stamp";
+    }
+    return NULL;
+}

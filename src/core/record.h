@@ -1,0 +1,90 @@
+/*
+ * record.h - what regions exchange: replicated records and replication
+ * messages, their deep copy and free, and the checks every record from a peer
+ * must pass before the replica looks at it.
+ *
+ * Dependencies run one way: vclock <- version <- record <- codec <- replica <-
+ * node. This module knows nothing of the replica's state; the codec (disk) and
+ * the wire layer (network) build on it.
+ *
+ * Ownership: a cw_record owns its key and its value; a cw_msg owns its records.
+ * cw_record_free / cw_msg_free release what they own and leave the struct empty
+ * (safe to free twice). Copies are deep.
+ */
+#ifndef CW_CORE_RECORD_H
+#define CW_CORE_RECORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+#include "core/vclock.h"
+#include "core/version.h"
+
+enum cw_consistency { CW_CAUSAL = 0, CW_EVENTUAL = 1, CW_STRONG = 2 };
+
+/* One replicated write: the origin's stream element. */
+struct cw_record {
+    uint64_t prev_ts;      /* the origin's previous record (0 for its first) */
+    uint8_t consistency;   /* enum cw_consistency of the bucket at the origin */
+    uint8_t conflict;      /* enum cw_conflict of the bucket at the origin */
+    struct cw_vclock deps; /* the writer session's context */
+    uint32_t key_len;
+    uint8_t *key;              /* "bucket/key" bytes, owned */
+    struct cw_version version; /* dot, key context and value (value owned) */
+};
+
+enum cw_msg_type {
+    CW_MSG_RECORDS = 1,   /* a batch of the sender's own records, in chain order */
+    CW_MSG_HEARTBEAT = 2, /* clock, end of stream and acknowledgements */
+    CW_MSG_NACK = 3,      /* please resend your records after resend_after */
+};
+
+struct cw_msg {
+    enum cw_msg_type type;
+    uint8_t from;
+    uint8_t to;
+    /* Acknowledgement, in every message: the sender's durable applied vector and,
+     * per origin, the last record it holds in chain order. */
+    struct cw_vclock applied;
+    struct cw_vclock received;
+    /* HEARTBEAT: the sender's records end at stream_end and every record it will
+     * issue later exceeds clock; on this link it has sent up to stream_sent before
+     * this message (links are FIFO), so a receiver holding less lost some. */
+    uint64_t clock;
+    uint64_t stream_end;
+    uint64_t stream_sent;
+    /* NACK */
+    uint64_t resend_after;
+    /* RECORDS */
+    uint32_t n_records;
+    struct cw_record *records; /* owned */
+};
+
+void cw_record_free(struct cw_record *r);
+/* Deep copy into dst (overwritten, not freed). On failure dst owns nothing. */
+int cw_record_copy(struct cw_record *dst, const struct cw_record *src);
+void cw_msg_free(struct cw_msg *m);
+/* Deep copy (for transports that duplicate, and the simulator). */
+int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src);
+
+/* Validation shared with clients: CW_OK, CW_EBUCKET or CW_EKEY. */
+int cw_validate_bucket(const char *bucket);
+int cw_validate_key(const uint8_t *key, uint32_t len);
+/* A full key "bucket/key" as records and the store carry it. */
+bool cw_full_key_valid(const uint8_t *key, uint32_t len);
+
+/*
+ * Structural checks on a record received from region `from` in a cluster of
+ * n_regions: everything that an honest writer's record always satisfies,
+ * independent of the receiver's state. The origin is the sender; the stamp
+ * follows prev_ts; consistency and conflict are known; the key is valid; the
+ * value is within the hard bound; the dependency vector and the key context
+ * name only regions of the cluster, and every entry of either is below the
+ * record's own stamp (a writer stamps after observing both, so an entry at or
+ * past the stamp is forged: it would let a record replace itself or versions
+ * written after it). Returns NULL when valid, else a static description.
+ */
+const char *cw_record_check(const struct cw_record *rec, unsigned from, unsigned n_regions);
+
+#endif

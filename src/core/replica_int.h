@@ -1,0 +1,134 @@
+/*
+ * replica_int.h - the replica's private state, shared by the files that
+ * implement it. Nothing outside src/core/replica*.c includes this header.
+ *
+ * The replica is split along its inputs, as canonical/raft splits recv.c,
+ * tick.c and replication.c:
+ *   replica.c         lifecycle, recovery, the effect buffers (ready/advance)
+ *                     and observation;
+ *   replica_client.c  local requests: put, get, and requests waiting for
+ *                     their session's context;
+ *   replica_stream.c  the replication stream: records, heartbeats, resend
+ *                     requests, causal delivery from the dependency buffer;
+ *   replica_gc.c      time: heartbeats, time-outs, causal stability, outbox
+ *                     and tombstone collection.
+ */
+#ifndef CW_CORE_REPLICA_INT_H
+#define CW_CORE_REPLICA_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cw_assert.h"
+#include "core/replica.h"
+
+#define KE_HAS_TOMB 1u
+
+/* A FIFO of records (used for the outbox and the per-origin dependency queues). */
+struct recq {
+    struct cw_record *v;
+    size_t head, n, cap;
+};
+
+struct origin_in {
+    struct recq q;        /* received in chain order, not yet applied */
+    uint64_t received;    /* ts of the last record accepted in chain order */
+    uint64_t chain;       /* ts of the last record applied */
+    unsigned wait_region; /* the head's first unmet dependency ... */
+    uint64_t wait_ts;     /* ... and the entry it needs; 0 when not blocked */
+    uint64_t nack_at_us;  /* when we last asked for a resend (0: never) */
+    uint32_t owed;        /* records accepted since our last message to this origin */
+};
+
+struct peer_out {
+    bool known;         /* heard from since start, so sent_upto is meaningful */
+    uint64_t sent_upto; /* ts of the last record sent on this link */
+    struct cw_vclock applied;
+    struct cw_vclock received;
+};
+
+/* A request waiting until the region has applied its session's context. */
+struct waiting {
+    bool is_put;
+    bool tombstone;
+    uint64_t req_id;
+    uint64_t deadline_us;
+    struct cw_vclock context;
+    struct cw_vclock kctx;
+    char bucket[CW_BUCKET_NAME_MAX + 1];
+    uint32_t key_len, value_len;
+    uint8_t *key, *value; /* owned copies */
+};
+
+struct vec {
+    void *v;
+    size_t n, cap;
+};
+
+struct cw_replica {
+    struct cw_replica_config cfg;
+    struct cw_bucket_policy *buckets;
+    struct cw_hlc hlc;
+    struct cw_vclock applied;
+    uint64_t stream_end;
+    struct origin_in in[CW_REGIONS_MAX];
+    struct peer_out out[CW_REGIONS_MAX];
+    struct recq outbox;
+    struct cw_keymap keys;
+    struct vec tomb_keys; /* struct cw_keyentry *: keys that hold tombstones */
+    struct vec waiting;   /* struct waiting, in arrival order */
+    size_t buffered;
+    uint64_t last_heartbeat_us;
+    bool meta_dirty;
+    bool meta_emitted; /* the meta record is in the current ready */
+    /* Between cw_replica_ready and cw_replica_advance: no input is allowed, its
+     * effects would be cleared by the advance without being carried out. */
+    bool in_ready;
+    struct cw_vclock checked_applied; /* applied at the last invariant check */
+    struct cw_ready ready;
+    size_t cap_persist, cap_msgs, cap_replies;
+    struct cw_replica_stats stats;
+    struct cw_hist visibility[CW_REGIONS_MAX]; /* apply time - origin commit time, us */
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Shared helpers (each file's own helpers stay static). */
+int rp_vec_push(struct vec *v, const void *item, size_t size);
+void *rp_grow_array(void **arr, size_t *cap, size_t n, size_t size);
+struct cw_record *rp_recq_at(const struct recq *q, size_t i);
+struct cw_record *rp_recq_push_slot(struct recq *q);
+void rp_recq_pop(struct recq *q);
+void rp_recq_free(struct recq *q);
+size_t rp_recq_after(const struct recq *q, uint64_t after);
+struct cw_persist *rp_persist_slot(struct cw_replica *r);
+void rp_oom(void);
+void rp_emit_key(struct cw_replica *r, const struct cw_keyentry *e);
+void rp_emit_outbox(struct cw_replica *r, enum cw_persist_kind kind, const struct cw_record *rec);
+void rp_visible(const struct cw_replica *r, struct cw_vclock *out);
+struct cw_msg *rp_msg_slot(struct cw_replica *r, unsigned to, enum cw_msg_type type);
+void rp_send_heartbeat(struct cw_replica *r, unsigned p, uint64_t clock);
+struct cw_reply *rp_reply_slot(struct cw_replica *r, enum cw_reply_kind kind, uint64_t req_id,
+                               int err);
+bool rp_covers(const struct cw_replica *r, const struct cw_vclock *need);
+bool rp_stamp_plausible(const struct cw_replica *r, struct cw_now now, uint64_t ts);
+uint64_t rp_stable_self(const struct cw_replica *r);
+void rp_drain(struct cw_replica *r, struct cw_now now);
+void rp_flush_stream(struct cw_replica *r, unsigned p);
+void rp_flush_all(struct cw_replica *r);
+void rp_collect_outbox(struct cw_replica *r);
+void rp_collect_tombstones(struct cw_replica *r);
+void rp_check_waiting(struct cw_replica *r, struct cw_now now, bool expire);
+void rp_free_waiting(struct waiting *w);
+void rp_note_tombstones(struct cw_replica *r, struct cw_keyentry *e);
+/* An error reply with its detail string (which key, which limit). */
+void rp_reply_fail(struct cw_replica *r, enum cw_reply_kind kind, uint64_t req_id, int err,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Removes a key from the map, and from the tombstone list when it is there:
+ * never free an entry the list still points to. */
+void rp_remove_key(struct cw_replica *r, struct cw_keyentry *e);
+/* Every input starts with this: the ready/advance contract. */
+#define RP_INPUT(r) CW_ASSERT(!(r)->in_ready)
+
+#endif
