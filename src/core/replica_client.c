@@ -258,6 +258,7 @@ static void park(struct cw_replica *r, struct cw_now now, bool is_put, uint64_t 
     memcpy(w.key, key, key_len);
     if (value_len)
         memcpy(w.value, value, value_len);
+    CW_ASSERT(r->waiting.n < r->cfg.waiting_max);
     if (rp_vec_push(&r->waiting, &w, sizeof(w)) != CW_OK)
         rp_oom();
     r->stats.reads_waited++;
@@ -408,6 +409,10 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
     }
     r->outbox.n++;
     rp_emit_outbox(r, CW_PERSIST_OUTBOX_PUT, rec);
+    /* The stream is in stamp order and this region's entry of V only grows. */
+    CW_ASSERT(w.dot.ts > r->stream_end);
+    CW_ASSERT(w.dot.ts > r->applied.ts[r->cfg.region]);
+    CW_ASSERT(r->outbox.n <= r->cfg.outbox_max);
     r->stream_end = w.dot.ts;
     r->applied.ts[r->cfg.region] = w.dot.ts;
     r->meta_dirty = true;

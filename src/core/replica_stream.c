@@ -56,6 +56,9 @@ static void apply_head(struct cw_replica *r, unsigned o, struct cw_now now)
     else if (changed)
         rp_note_tombstones(r, e);
     uint64_t ts = h->version.dot.ts;
+    /* Chain order: the head continues what was applied from o. */
+    CW_ASSERT(h->prev_ts == in->chain);
+    CW_ASSERT(r->buffered > 0);
     /* V[o] moves past a record only by applying it (a heartbeat advances it only
      * once every record of o is applied), so the head is always ahead of it. */
     CW_ASSERT(ts > r->applied.ts[o]);
@@ -147,6 +150,7 @@ static void recv_records(struct cw_replica *r, struct cw_now now, const struct c
             rp_oom();
         in->q.n++;
         r->buffered++;
+        CW_ASSERT(r->buffered == 1 || r->buffered <= r->cfg.dep_buffer_max + 1);
         in->received = rec->version.dot.ts;
         in->nack_at_us = 0;
         in->owed++;
@@ -184,6 +188,7 @@ static void recv_heartbeat(struct cw_replica *r, struct cw_now now, const struct
     /* Everything o issued is here and applied, and o promises every later record
      * exceeds clock: o's entry of V may move up to clock even while o is idle. */
     if (m->stream_end == in->received && in->q.n == 0 && m->clock > r->applied.ts[o]) {
+        CW_ASSERT(m->clock > r->applied.ts[o]); /* V never goes backwards */
         r->applied.ts[o] = m->clock;
         r->meta_dirty = true;
         rp_drain(r, now);
@@ -225,6 +230,7 @@ void rp_flush_stream(struct cw_replica *r, unsigned p)
         }
         next += n;
         po->sent_upto = rp_recq_at(&r->outbox, next - 1)->version.dot.ts;
+        CW_ASSERT(next - acked <= r->cfg.window_records); /* the window holds */
     }
 }
 

@@ -7,11 +7,12 @@
  * counted; the replica's acknowledgements and resends repair the loss).
  */
 #include "net/net.h"
+
+#include "core/cw_assert.h"
 #include "net/netutil.h"
 
 #include <causeway/error.h>
 
-#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -127,38 +128,39 @@ static int validate_config(const struct cw_net_config *cfg, char *err, size_t er
 {
     if (cfg->n_regions < 1 || cfg->n_regions > CW_REGIONS_MAX) {
         cw_net_errf(err, err_len, "the config names %u regions; use 1 to %d", cfg->n_regions,
-                CW_REGIONS_MAX);
+                    CW_REGIONS_MAX);
         return CW_ECONFIG;
     }
     if (cfg->self >= cfg->n_regions) {
-        cw_net_errf(err, err_len, "region id %u is not one of the %u regions in the config", cfg->self,
-                cfg->n_regions);
+        cw_net_errf(err, err_len, "region id %u is not one of the %u regions in the config",
+                    cfg->self, cfg->n_regions);
         return CW_ECONFIG;
     }
     for (unsigned i = 0; i < cfg->n_regions; i++) {
         if (!string_ok(cfg->names[i], CW_NET_NAME_MAX)) {
-            cw_net_errf(err, err_len, "region %u has an empty or overlong name; use 1 to %d bytes", i,
-                    CW_NET_NAME_MAX - 1);
+            cw_net_errf(err, err_len, "region %u has an empty or overlong name; use 1 to %d bytes",
+                        i, CW_NET_NAME_MAX - 1);
             return CW_ECONFIG;
         }
         for (unsigned j = 0; j < i; j++) {
             if (strcmp(cfg->names[i], cfg->names[j]) == 0) {
-                cw_net_errf(err, err_len, "region name %s appears twice; give each region its own name",
-                        cfg->names[i]);
+                cw_net_errf(err, err_len,
+                            "region name %s appears twice; give each region its own name",
+                            cfg->names[i]);
                 return CW_ECONFIG;
             }
         }
         if (!string_ok(cfg->peer_endpoints[i], CW_NET_ENDPOINT_MAX)) {
             cw_net_errf(err, err_len,
-                    "region %s has an empty or overlong peer endpoint; use at most %d bytes",
-                    cfg->names[i], CW_NET_ENDPOINT_MAX - 1);
+                        "region %s has an empty or overlong peer endpoint; use at most %d bytes",
+                        cfg->names[i], CW_NET_ENDPOINT_MAX - 1);
             return CW_ECONFIG;
         }
     }
     if (!string_ok(cfg->client_endpoint, CW_NET_ENDPOINT_MAX) ||
         !string_ok(cfg->admin_endpoint, CW_NET_ENDPOINT_MAX)) {
         cw_net_errf(err, err_len, "region %s has an empty or overlong client or admin endpoint",
-                cfg->names[cfg->self]);
+                    cfg->names[cfg->self]);
         return CW_ECONFIG;
     }
     const char *bound[SOCK_COUNT] = {cfg->client_endpoint, cfg->admin_endpoint,
@@ -167,16 +169,17 @@ static int validate_config(const struct cw_net_config *cfg, char *err, size_t er
         for (int j = 0; j < i; j++) {
             /* A wildcard port ("tcp://127.0.0.1:*") may legitimately repeat. */
             if (strcmp(bound[i], bound[j]) == 0 && strchr(bound[i], '*') == NULL) {
-                cw_net_errf(err, err_len,
-                        "the %s and %s endpoints of region %s are both %s; give each its own port",
-                        sock_label[j], sock_label[i], cfg->names[cfg->self], bound[i]);
+                cw_net_errf(
+                    err, err_len,
+                    "the %s and %s endpoints of region %s are both %s; give each its own port",
+                    sock_label[j], sock_label[i], cfg->names[cfg->self], bound[i]);
                 return CW_ECONFIG;
             }
         }
     }
     if (cfg->link_queue_max > CW_NET_LINK_QUEUE_LIMIT) {
         cw_net_errf(err, err_len, "link_queue_max %zu is too large; use at most %u frames",
-                cfg->link_queue_max, CW_NET_LINK_QUEUE_LIMIT);
+                    cfg->link_queue_max, CW_NET_LINK_QUEUE_LIMIT);
         return CW_ECONFIG;
     }
     if (cfg->frame_bytes_max > (size_t)INT64_MAX) {
@@ -215,25 +218,26 @@ static int open_router(struct cw_net *n, enum sock_id which, const char *endpoin
     void *sock = zmq_socket(n->ctx, ZMQ_ROUTER);
     if (sock == NULL) {
         cw_net_errf(err, err_len, "cannot create the %s socket: %s; raise the open file limit",
-                sock_label[which], zmq_strerror(zmq_errno()));
+                    sock_label[which], zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     n->router[which] = sock;
     if (set_common_options(sock, n->frame_bytes_max, hwm, hwm) != 0) {
         cw_net_errf(err, err_len, "cannot configure the %s socket: %s", sock_label[which],
-                zmq_strerror(zmq_errno()));
+                    zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     /* Replies to a vanished client must fail visibly (counted), not vanish. */
     if (which != SOCK_PEER && set_int(sock, ZMQ_ROUTER_MANDATORY, 1) != 0) {
         cw_net_errf(err, err_len, "cannot configure the %s socket: %s", sock_label[which],
-                zmq_strerror(zmq_errno()));
+                    zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     /* A restarted region reconnects with the same routing id before the old
      * connection is noticed dead; let the new one take over instead of being refused. */
     if (which == SOCK_PEER && set_int(sock, ZMQ_ROUTER_HANDOVER, 1) != 0) {
-        cw_net_errf(err, err_len, "cannot configure the peer socket: %s", zmq_strerror(zmq_errno()));
+        cw_net_errf(err, err_len, "cannot configure the peer socket: %s",
+                    zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     if (zmq_bind(sock, endpoint) != 0) {
@@ -242,7 +246,7 @@ static int open_router(struct cw_net *n, enum sock_id which, const char *endpoin
                            : endpoint_errno_is_config(e) ? "; check the endpoint in the config"
                                                          : "";
         cw_net_errf(err, err_len, "cannot bind %s endpoint %s: %s%s", sock_label[which], endpoint,
-                zmq_strerror(e), hint);
+                    zmq_strerror(e), hint);
         return endpoint_errno_is_config(e) ? CW_ECONFIG : CW_ENET;
     }
     return CW_OK;
@@ -255,7 +259,7 @@ static int open_dealer(struct cw_net *n, const struct cw_net_config *cfg, unsign
     void *sock = zmq_socket(n->ctx, ZMQ_DEALER);
     if (sock == NULL) {
         cw_net_errf(err, err_len, "cannot create the socket to region %s: %s", cfg->names[peer],
-                zmq_strerror(zmq_errno()));
+                    zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     l->dealer = sock;
@@ -271,14 +275,14 @@ static int open_dealer(struct cw_net *n, const struct cw_net_config *cfg, unsign
         set_int(sock, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) != 0 ||
         set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS) != 0) {
         cw_net_errf(err, err_len, "cannot configure the socket to region %s: %s", cfg->names[peer],
-                zmq_strerror(zmq_errno()));
+                    zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     if (zmq_connect(sock, cfg->peer_endpoints[peer]) != 0) {
         int e = zmq_errno();
         cw_net_errf(err, err_len, "cannot connect to the peer endpoint %s of region %s: %s%s",
-                cfg->peer_endpoints[peer], cfg->names[peer], zmq_strerror(e),
-                endpoint_errno_is_config(e) ? "; check the endpoint in the config" : "");
+                    cfg->peer_endpoints[peer], cfg->names[peer], zmq_strerror(e),
+                    endpoint_errno_is_config(e) ? "; check the endpoint in the config" : "");
         return endpoint_errno_is_config(e) ? CW_ECONFIG : CW_ENET;
     }
     return CW_OK;
@@ -371,7 +375,8 @@ int cw_net_open(const struct cw_net_config *cfg, struct cw_net **out, char *err,
 
     n->ctx = zmq_ctx_new();
     if (n->ctx == NULL) {
-        cw_net_errf(err, err_len, "cannot create the ZeroMQ context: %s", zmq_strerror(zmq_errno()));
+        cw_net_errf(err, err_len, "cannot create the ZeroMQ context: %s",
+                    zmq_strerror(zmq_errno()));
         rc = CW_ENET;
         goto err_after_alloc;
     }
@@ -383,8 +388,9 @@ int cw_net_open(const struct cw_net_config *cfg, struct cw_net **out, char *err,
             continue;
         n->links[i].ring = calloc(n->link_queue_max, sizeof *n->links[i].ring);
         if (n->links[i].ring == NULL) {
-            cw_net_errf(err, err_len, "out of memory for %zu-frame link queues; lower link_queue_max",
-                    n->link_queue_max);
+            cw_net_errf(err, err_len,
+                        "out of memory for %zu-frame link queues; lower link_queue_max",
+                        n->link_queue_max);
             rc = CW_ENOMEM;
             goto err_after_alloc;
         }
@@ -444,7 +450,7 @@ static void link_flush(struct cw_net *n, struct link *l, uint64_t now_us)
 {
     while (l->count > 0 && l->ring[l->head].due_us <= now_us) {
         struct pending f = l->ring[l->head];
-        assert(f.data != NULL || f.len == 0);
+        CW_ASSERT(f.data != NULL || f.len == 0);
         l->ring[l->head].data = NULL;
         l->head = (l->head + 1) % n->link_queue_max;
         l->count--;
@@ -492,8 +498,8 @@ int cw_net_send_peer(struct cw_net *n, unsigned peer, uint8_t *frame, size_t len
     if (due < l->last_due_us)
         due = l->last_due_us;
     l->last_due_us = due;
-    assert(l->ring != NULL);
-    assert(l->count < n->link_queue_max);
+    CW_ASSERT(l->ring != NULL);
+    CW_ASSERT(l->count < n->link_queue_max);
     size_t tail = (l->head + l->count) % n->link_queue_max;
     l->ring[tail] = (struct pending){.due_us = due, .data = frame, .len = len};
     l->count++;

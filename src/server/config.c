@@ -14,7 +14,8 @@
  */
 #include "server/config.h"
 
-#include <assert.h>
+#include "core/cw_assert.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -665,7 +666,7 @@ static bool cluster_value(struct loader *ld, const char *key, const char *value)
             return parse_uint(ld, key, value, u->min, u->max,
                               (uint32_t *)(void *)((char *)c + u->offset));
     }
-    assert(!"every cluster key is handled");
+    CW_ASSERT(!"every cluster key is handled");
     return false;
 }
 
@@ -1108,9 +1109,9 @@ static void parse_file(struct loader *ld)
 
 int cw_config_load(const char *path, struct cw_config *out, char *err, size_t err_len)
 {
-    assert(path != NULL);
-    assert(out != NULL);
-    assert(err != NULL || err_len == 0);
+    CW_ASSERT(path != NULL);
+    CW_ASSERT(out != NULL);
+    CW_ASSERT(err != NULL || err_len == 0);
     memset(out, 0, sizeof(*out));
     if (err_len)
         err[0] = '\0';
@@ -1181,7 +1182,7 @@ const struct cw_bucket_policy *cw_config_bucket(const struct cw_config *c, const
 
 void cw_config_replica(const struct cw_config *c, unsigned id, struct cw_replica_config *out)
 {
-    assert(id < c->n_regions);
+    CW_ASSERT(id < c->n_regions);
     memset(out, 0, sizeof(*out));
     out->region = id;
     out->n_regions = c->n_regions;

@@ -17,7 +17,8 @@
  */
 #include "wire/wire.h"
 
-#include <assert.h>
+#include "core/cw_assert.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,7 +225,7 @@ static int scan_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, s
 {
     uint64_t count[SCAN_FIELDS_MAX] = {0};
     unsigned unknown = 0;
-    assert(d->n_fields <= SCAN_FIELDS_MAX);
+    CW_ASSERT(d->n_fields <= SCAN_FIELDS_MAX);
     if (depth > SCAN_DEPTH_MAX)
         return CW_EDECODE;
     size_t off = 0;
@@ -595,14 +596,14 @@ static int encode_batch(const struct cw_msg *m, uint32_t first, size_t envelope_
     Causeway__RecordBatch rb = CAUSEWAY__RECORD_BATCH__INIT;
     rb.n_records = n;
     rb.records = ptrs;
-    assert(causeway__record_batch__get_packed_size(&rb) == raw);
+    CW_ASSERT(causeway__record_batch__get_packed_size(&rb) == raw);
     uint8_t *rawbuf = malloc(raw);
     if (rawbuf == NULL) {
         rc = CW_ENOMEM;
         goto err_after_arrays;
     }
     size_t packed = causeway__record_batch__pack(&rb, rawbuf);
-    assert(packed == raw);
+    CW_ASSERT(packed == raw);
     rc = lz4_frame(rawbuf, packed, batch, batch_len);
     free(rawbuf);
     if (rc != CW_OK)
@@ -665,7 +666,7 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
         goto err_after_batch;
     }
     size_t packed = causeway__peer_frame__pack(&pf, buf);
-    assert(packed == size);
+    CW_ASSERT(packed == size);
     free(batch);
     *out = buf;
     *len = packed;
@@ -779,7 +780,7 @@ int cw_wire_decode_peer(const uint8_t *in, size_t len, const struct cw_wire_limi
     struct cw_wire_limits def;
     lim = limits_or_default(lim, &def);
     memset(out, 0, sizeof(*out));
-    assert(in != NULL || len == 0);
+    CW_ASSERT(in != NULL || len == 0);
     struct peek pk;
     int rc = check_frame(in, len, lim, &pk);
     if (rc != CW_OK)
@@ -827,7 +828,7 @@ static int pack_message(const ProtobufCMessage *msg, size_t bytes_max, uint8_t *
     if (buf == NULL)
         return CW_ENOMEM;
     size_t packed = protobuf_c_message_pack(msg, buf);
-    assert(packed == size);
+    CW_ASSERT(packed == size);
     *out = buf;
     *len = packed;
     return CW_OK;
@@ -938,7 +939,7 @@ int cw_wire_decode_request(const uint8_t *in, size_t len, const struct cw_wire_l
     struct cw_wire_limits def;
     lim = limits_or_default(lim, &def);
     memset(out, 0, sizeof(*out));
-    assert(in != NULL || len == 0);
+    CW_ASSERT(in != NULL || len == 0);
     struct peek pk;
     int rc = check_frame(in, len, lim, &pk);
     if (rc == CW_OK) {
@@ -1096,7 +1097,7 @@ int cw_wire_decode_response(const uint8_t *in, size_t len, const struct cw_wire_
     struct cw_wire_limits def;
     lim = limits_or_default(lim, &def);
     memset(out, 0, sizeof(*out));
-    assert(in != NULL || len == 0);
+    CW_ASSERT(in != NULL || len == 0);
     struct peek pk;
     int rc = check_frame(in, len, lim, &pk);
     if (rc == CW_OK) {

@@ -1,0 +1,280 @@
+/*
+ * test_node.c - the node above the replica: routing by bucket policy, one
+ * merged ready set, error details, the ready/advance contract (a programmer
+ * error that stops the process), the time and randomness seams, and the
+ * replica's invariant check.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <causeway/error.h>
+
+#include "core/hlc.h"
+#include "core/node.h"
+#include "core/replica_int.h" /* to corrupt a replica on purpose */
+
+#define T0 1000000000ull
+
+static struct cw_bucket_policy buckets[3] = {
+    {.name = "posts", .consistency = CW_CAUSAL, .conflict = CW_CONFLICT_LWW},
+    {.name = "sib", .consistency = CW_CAUSAL, .conflict = CW_CONFLICT_SIBLINGS, .max_siblings = 2},
+    {.name = "bank", .consistency = CW_STRONG, .conflict = CW_CONFLICT_LWW},
+};
+
+static uint64_t draws;
+static uint64_t count_rand(void *ctx)
+{
+    (void)ctx;
+    return ++draws;
+}
+
+static struct cw_node *node_new(unsigned region, unsigned n_regions)
+{
+    struct cw_node_config cfg = {
+        .replica = {.region = region, .n_regions = n_regions, .buckets = buckets, .n_buckets = 3},
+        .rand = {.next = count_rand, .ctx = NULL},
+    };
+    struct cw_node *n = cw_node_create(&cfg);
+    assert_non_null(n);
+    return n;
+}
+
+static struct cw_put_req put_req(uint64_t id, const char *bucket, const char *key,
+                                 const char *value)
+{
+    struct cw_put_req r;
+    memset(&r, 0, sizeof(r));
+    r.req_id = id;
+    r.bucket = bucket;
+    r.key = (const uint8_t *)key;
+    r.key_len = (uint32_t)strlen(key);
+    r.value = (const uint8_t *)value;
+    r.value_len = (uint32_t)strlen(value);
+    return r;
+}
+
+static const struct cw_reply *find_reply(const struct cw_ready *rd, uint64_t id)
+{
+    for (size_t i = 0; i < rd->n_replies; i++)
+        if (rd->replies[i].req_id == id)
+            return &rd->replies[i];
+    return NULL;
+}
+
+/* A strong bucket and an unknown one are answered by the node itself, in the
+ * same ready set as the replica's replies, with a detail naming the bucket. */
+static void test_routing_merges_replies(void **state)
+{
+    (void)state;
+    struct cw_node *n = node_new(0, 1);
+    struct cw_now now = cw_now_both(T0);
+    struct cw_put_req a = put_req(1, "posts", "k", "v");
+    struct cw_put_req b = put_req(2, "bank", "acct", "10");
+    struct cw_put_req c = put_req(3, "nope", "k", "v");
+    cw_node_put(n, now, &a);
+    cw_node_put(n, now, &b);
+    cw_node_put(n, now, &c);
+    assert_true(cw_node_has_ready(n));
+    const struct cw_ready *rd = cw_node_ready(n);
+    assert_int_equal(rd->n_replies, 3);
+    assert_true(rd->n_persist > 0); /* the replica's write is in the same round */
+    assert_int_equal(find_reply(rd, 1)->err, CW_OK);
+    assert_int_equal(find_reply(rd, 2)->err, CW_ESTRONG);
+    assert_non_null(strstr(find_reply(rd, 2)->detail, "bank"));
+    assert_int_equal(find_reply(rd, 3)->err, CW_EUNKNOWNBUCKET);
+    assert_non_null(strstr(find_reply(rd, 3)->detail, "nope"));
+    cw_node_advance(n);
+    assert_false(cw_node_has_ready(n));
+    /* A round with only replica effects hands them through unchanged. */
+    struct cw_get_req g = {
+        .req_id = 4, .bucket = "posts", .key = (const uint8_t *)"k", .key_len = 1};
+    cw_node_get(n, now, &g);
+    rd = cw_node_ready(n);
+    assert_int_equal(rd->n_replies, 1);
+    assert_int_equal(rd->replies[0].err, CW_OK);
+    assert_int_equal(rd->replies[0].state.n, 1);
+    cw_node_advance(n);
+    cw_node_destroy(&n);
+    assert_null(n);
+}
+
+/* CW_ESIBLINGS names its key and the limit. */
+static void test_siblings_error_names_key(void **state)
+{
+    (void)state;
+    struct cw_node *n = node_new(0, 1);
+    for (uint64_t i = 1; i <= 3; i++) {
+        struct cw_put_req p = put_req(i, "sib", "thread-7", "x");
+        cw_node_put(n, cw_now_both(T0 + i), &p);
+    }
+    const struct cw_ready *rd = cw_node_ready(n);
+    const struct cw_reply *third = find_reply(rd, 3);
+    assert_int_equal(third->err, CW_ESIBLINGS);
+    assert_non_null(strstr(third->detail, "sib/thread-7"));
+    assert_non_null(strstr(third->detail, "max_siblings 2"));
+    assert_int_equal(find_reply(rd, 2)->detail[0], '\0'); /* successes carry none */
+    cw_node_advance(n);
+    cw_node_destroy(&n);
+}
+
+/* A value over the limit says how large it was and what the limit is; a request
+ * that waits too long says which region is behind. */
+static void test_details_for_value_and_wait(void **state)
+{
+    (void)state;
+    struct cw_node *n = node_new(0, 2);
+    static char big[(1u << 20) + 2];
+    memset(big, 'v', sizeof(big) - 1);
+    struct cw_put_req p = put_req(1, "posts", "big", big);
+    cw_node_put(n, cw_now_both(T0), &p);
+    struct cw_get_req g = {
+        .req_id = 2, .bucket = "posts", .key = (const uint8_t *)"k", .key_len = 1};
+    g.context.ts[1] = cw_hlc_from_us(T0); /* region 1 has not been heard from */
+    cw_node_get(n, cw_now_both(T0), &g);
+    const struct cw_ready *rd = cw_node_ready(n);
+    assert_int_equal(find_reply(rd, 1)->err, CW_EVALUE);
+    assert_non_null(strstr(find_reply(rd, 1)->detail, "posts/big"));
+    assert_non_null(strstr(find_reply(rd, 1)->detail, "1048577 bytes"));
+    assert_null(find_reply(rd, 2)); /* parked */
+    cw_node_advance(n);
+    /* The wait runs on the monotonic clock: a wall clock that jumps ahead by an
+     * hour does not expire it ... */
+    struct cw_now jumped = {.real_us = T0 + 3600ull * 1000000, .mono_us = T0 + 1000};
+    cw_node_tick(n, jumped);
+    rd = cw_node_ready(n);
+    assert_null(find_reply(rd, 2));
+    cw_node_advance(n);
+    /* ... while the monotonic clock passing the bound does. */
+    struct cw_now later = {.real_us = T0 + 3600ull * 1000000, .mono_us = T0 + 6000000};
+    cw_node_tick(n, later);
+    rd = cw_node_ready(n);
+    const struct cw_reply *r2 = find_reply(rd, 2);
+    assert_non_null(r2);
+    assert_int_equal(r2->err, CW_ENOTREADY);
+    assert_non_null(strstr(r2->detail, "region 1"));
+    cw_node_advance(n);
+    cw_node_destroy(&n);
+}
+
+/* Runs fn in a child and returns what it wrote to stderr; the child must die of
+ * SIGABRT. */
+static void expect_abort(void (*fn)(void), const char *expect)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn();
+        _exit(0); /* not reached when the assertion fires */
+    }
+    close(fds[1]);
+    char buf[1024];
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof(buf) - 1 && (k = read(fds[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)k;
+    buf[got] = '\0';
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_non_null(strstr(buf, "assertion failed at"));
+    assert_non_null(strstr(buf, expect));
+}
+
+static void input_between_ready_and_advance(void)
+{
+    struct cw_node *n = node_new(0, 1);
+    struct cw_put_req p = put_req(1, "posts", "k", "v");
+    cw_node_put(n, cw_now_both(T0), &p);
+    (void)cw_node_ready(n);
+    cw_node_put(n, cw_now_both(T0), &p); /* its effects would be lost: stops */
+}
+
+static void replica_input_between_ready_and_advance(void)
+{
+    struct cw_replica_config cfg = {
+        .region = 0, .n_regions = 1, .buckets = buckets, .n_buckets = 3};
+    struct cw_replica *r = cw_replica_create(&cfg);
+    (void)cw_replica_ready(r);
+    cw_replica_tick(r, cw_now_both(T0));
+}
+
+/* The ready/advance contract is enforced in every build, NDEBUG or not. */
+static void test_contract_violation_aborts(void **state)
+{
+    (void)state;
+    expect_abort(input_between_ready_and_advance, "in_ready");
+    expect_abort(replica_input_between_ready_and_advance, "in_ready");
+}
+
+/* The randomness seam: the node draws from the driver's generator. */
+static void test_random_comes_from_driver(void **state)
+{
+    (void)state;
+    struct cw_node *n = node_new(0, 1);
+    draws = 41;
+    assert_int_equal(cw_node_random(n), 42);
+    assert_int_equal(cw_node_random(n), 43);
+    cw_node_destroy(&n);
+    /* Without a generator the fallback is a fixed sequence: two nodes agree. */
+    struct cw_node_config cfg = {
+        .replica = {.region = 0, .n_regions = 1, .buckets = buckets, .n_buckets = 3}};
+    struct cw_node *x = cw_node_create(&cfg), *y = cw_node_create(&cfg);
+    assert_int_equal(cw_node_random(x), cw_node_random(y));
+    cw_node_destroy(&x);
+    cw_node_destroy(&y);
+}
+
+/* The invariant check sees a corrupted replica and says what is wrong. */
+static void test_invariants_catch_corruption(void **state)
+{
+    (void)state;
+    struct cw_node *n = node_new(0, 2);
+    struct cw_put_req p = put_req(1, "posts", "k", "v");
+    cw_node_put(n, cw_now_both(T0), &p);
+    (void)cw_node_ready(n);
+    cw_node_advance(n);
+    char why[256];
+    assert_true(cw_node_check_invariants(n, why, sizeof(why)));
+    struct cw_replica *r = (struct cw_replica *)cw_node_replica(n);
+    r->buffered++; /* accounting that no longer matches the queues */
+    assert_false(cw_node_check_invariants(n, why, sizeof(why)));
+    assert_non_null(strstr(why, "dependency buffer counts"));
+    r->buffered--;
+    assert_true(cw_node_check_invariants(n, why, sizeof(why)));
+    uint64_t saved = r->applied.ts[0];
+    r->applied.ts[0] -= 1; /* V went backwards */
+    assert_false(cw_node_check_invariants(n, why, sizeof(why)));
+    assert_non_null(strstr(why, "backwards"));
+    r->applied.ts[0] = saved;
+    cw_node_destroy(&n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routing_merges_replies),
+        cmocka_unit_test(test_siblings_error_names_key),
+        cmocka_unit_test(test_details_for_value_and_wait),
+        cmocka_unit_test(test_contract_violation_aborts),
+        cmocka_unit_test(test_random_comes_from_driver),
+        cmocka_unit_test(test_invariants_catch_corruption),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
