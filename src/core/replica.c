@@ -67,8 +67,30 @@ struct cw_record *rp_recq_push_slot(struct recq *q)
     return &q->v[q->head + q->n];
 }
 
+uint64_t rp_record_bytes(const struct cw_record *rec)
+{
+    return sizeof(*rec) + rec->key_len + rec->version.value_len;
+}
+
+uint64_t rp_buffered_bytes(const struct cw_replica *r)
+{
+    uint64_t b = 0;
+    for (unsigned o = 0; o < CW_REGIONS_MAX; o++)
+        b += r->in[o].q.bytes;
+    return b;
+}
+
+void rp_recq_commit(struct recq *q)
+{
+    q->bytes += rp_record_bytes(&q->v[q->head + q->n]);
+    q->n++;
+}
+
 void rp_recq_pop(struct recq *q)
 {
+    uint64_t b = rp_record_bytes(&q->v[q->head]);
+    CW_ASSERT(q->bytes >= b);
+    q->bytes -= b;
     cw_record_free(&q->v[q->head]);
     q->head++;
     q->n--;
@@ -251,6 +273,12 @@ void cw_replica_config_defaults(struct cw_replica_config *cfg)
         cfg->nack_retry_us = CW_DEFAULT_NACK_RETRY_MS * 1000ull;
     if (!cfg->wait_us)
         cfg->wait_us = CW_DEFAULT_WAIT_MS * 1000ull;
+    if (!cfg->outbox_bytes_max)
+        cfg->outbox_bytes_max = CW_DEFAULT_OUTBOX_BYTES_MAX;
+    if (!cfg->dep_buffer_bytes_max)
+        cfg->dep_buffer_bytes_max = CW_DEFAULT_DEP_BUFFER_BYTES_MAX;
+    if (!cfg->inflight_bytes_max)
+        cfg->inflight_bytes_max = CW_DEFAULT_INFLIGHT_BYTES_MAX;
     if (!cfg->context_ahead_max_us)
         cfg->context_ahead_max_us = CW_DEFAULT_CONTEXT_AHEAD_MAX_MS * 1000ull;
 }
@@ -412,7 +440,7 @@ int cw_replica_restore_outbox(struct cw_replica *r, const uint8_t *data, uint32_
         return CW_ENOMEM;
     }
     *slot = rec;
-    r->outbox.n++;
+    rp_recq_commit(&r->outbox);
     cw_hlc_observe(&r->hlc, rec.version.dot.ts);
     if (rec.version.dot.ts > r->stream_end)
         r->stream_end = rec.version.dot.ts;
@@ -491,6 +519,28 @@ const struct cw_vclock *cw_replica_applied(const struct cw_replica *r)
 size_t cw_replica_buffered(const struct cw_replica *r)
 {
     return r->buffered;
+}
+
+uint64_t cw_replica_outbox_bytes(const struct cw_replica *r)
+{
+    return r->outbox.bytes;
+}
+
+uint64_t cw_replica_buffered_bytes(const struct cw_replica *r)
+{
+    return rp_buffered_bytes(r);
+}
+
+uint64_t cw_replica_inflight_bytes(const struct cw_replica *r, unsigned peer)
+{
+    if (peer >= r->cfg.n_regions || peer == r->cfg.region || !r->out[peer].known)
+        return 0;
+    size_t acked = rp_recq_after(&r->outbox, r->out[peer].received.ts[r->cfg.region]);
+    size_t sent = rp_recq_after(&r->outbox, r->out[peer].sent_upto);
+    uint64_t b = 0;
+    for (size_t i = acked; i < sent; i++)
+        b += rp_record_bytes(rp_recq_at(&r->outbox, i));
+    return b;
 }
 
 size_t cw_replica_outbox_len(const struct cw_replica *r)

@@ -64,6 +64,15 @@ struct cw_replica_config {
     uint32_t
         batch_bytes_max;     /* key and value bytes per replication message (at least one record) */
     uint32_t window_records; /* records in flight per peer before an ack */
+    /* The same three queues bounded in bytes (rp_record_bytes: the record's
+     * struct, key and value). A local write that would pass outbox_bytes_max
+     * fails with CW_EFULL (an empty outbox always takes one write); a remote
+     * record that would pass dep_buffer_bytes_max waits for a resend unless it
+     * applies at once; a link stops sending at inflight_bytes_max until acked
+     * (at least one record is always in flight). */
+    uint64_t outbox_bytes_max;
+    uint64_t dep_buffer_bytes_max;
+    uint64_t inflight_bytes_max;
     /* Requests of causal buckets (reads and writes) waiting until V covers their
      * session's context; beyond it a request fails with CW_EFULL. */
     uint32_t waiting_max;
@@ -221,6 +230,11 @@ bool cw_replica_check_invariants(struct cw_replica *r, char *why, size_t why_len
 const struct cw_vclock *cw_replica_applied(const struct cw_replica *r);
 size_t cw_replica_buffered(const struct cw_replica *r);
 size_t cw_replica_outbox_len(const struct cw_replica *r);
+/* The byte figures behind the byte bounds (status shows them). */
+uint64_t cw_replica_outbox_bytes(const struct cw_replica *r);
+uint64_t cw_replica_buffered_bytes(const struct cw_replica *r);
+/* Sent to peer and not yet acknowledged. */
+uint64_t cw_replica_inflight_bytes(const struct cw_replica *r, unsigned peer);
 /* Outbox records not yet applied by peer (what that peer still lacks). */
 size_t cw_replica_outbox_pending(const struct cw_replica *r, unsigned peer);
 size_t cw_replica_waiting(const struct cw_replica *r);

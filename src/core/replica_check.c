@@ -72,6 +72,12 @@ static bool check_keys(const struct cw_replica *r, char *why, size_t why_len)
 static bool check_chain(const struct recq *q, uint64_t prev, char *why, size_t why_len,
                         const char *what)
 {
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < q->n; i++)
+        bytes += rp_record_bytes(rp_recq_at(q, i));
+    if (bytes != q->bytes)
+        return fail(why, why_len, "%s: counts %llu bytes, holds %llu", what,
+                    (unsigned long long)q->bytes, (unsigned long long)bytes);
     for (size_t i = 0; i < q->n; i++) {
         const struct cw_record *rec = rp_recq_at(q, i);
         if (rec->prev_ts != prev)

@@ -319,8 +319,19 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
     int rc = CW_OK;
     if (r->outbox.n >= r->cfg.outbox_max) {
         rp_reply_fail(r, CW_REPLY_PUT, req->req_id, CW_EFULL,
-                      "outbox holds %u records not yet applied everywhere (outbox_max)",
+                      "outbox holds %u records not yet applied everywhere (outbox_max); "
+                      "a region is cut off or behind",
                       r->cfg.outbox_max);
+        return;
+    }
+    uint64_t cost = sizeof(struct cw_record) + CW_FULL_KEY_MAX +
+                    (req->tombstone ? 0 : (uint64_t)req->value_len);
+    if (r->outbox.n > 0 && r->outbox.bytes + cost > r->cfg.outbox_bytes_max) {
+        rp_reply_fail(r, CW_REPLY_PUT, req->req_id, CW_EFULL,
+                      "outbox holds %llu bytes not yet applied everywhere (outbox_bytes_max "
+                      "%llu); a region is cut off or behind",
+                      (unsigned long long)r->outbox.bytes,
+                      (unsigned long long)r->cfg.outbox_bytes_max);
         return;
     }
     uint32_t klen;
@@ -407,7 +418,7 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
         if (rec->deps.ts[k] > last)
             rec->deps.ts[k] = last;
     }
-    r->outbox.n++;
+    rp_recq_commit(&r->outbox);
     rp_emit_outbox(r, CW_PERSIST_OUTBOX_PUT, rec);
     /* The stream is in stamp order and this region's entry of V only grows. */
     CW_ASSERT(w.dot.ts > r->stream_end);

@@ -29,6 +29,7 @@
 struct recq {
     struct cw_record *v;
     size_t head, n, cap;
+    uint64_t bytes; /* rp_record_bytes of every record held */
 };
 
 struct origin_in {
@@ -100,6 +101,12 @@ void *rp_grow_array(void **arr, size_t *cap, size_t n, size_t size);
 struct cw_record *rp_recq_at(const struct recq *q, size_t i);
 struct cw_record *rp_recq_push_slot(struct recq *q);
 void rp_recq_pop(struct recq *q);
+/* Takes the slot rp_recq_push_slot returned (filled by the caller) into the queue. */
+void rp_recq_commit(struct recq *q);
+/* What a record costs a queue in memory, for the byte bounds. */
+uint64_t rp_record_bytes(const struct cw_record *rec);
+/* Bytes held in the dependency buffer, over every origin. */
+uint64_t rp_buffered_bytes(const struct cw_replica *r);
 void rp_recq_free(struct recq *q);
 size_t rp_recq_after(const struct recq *q, uint64_t after);
 struct cw_persist *rp_persist_slot(struct cw_replica *r);

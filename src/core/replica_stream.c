@@ -137,7 +137,8 @@ static void recv_records(struct cw_replica *r, struct cw_now now, const struct c
         /* A full buffer still admits a record that applies at once: the causally
          * earliest missing write is always such a record, so a full buffer can
          * never wedge replication. */
-        if (r->buffered >= r->cfg.dep_buffer_max) {
+        if (r->buffered >= r->cfg.dep_buffer_max ||
+            rp_buffered_bytes(r) + rp_record_bytes(rec) > r->cfg.dep_buffer_bytes_max) {
             bool direct = in->q.n == 0 && (rec->consistency == CW_EVENTUAL ||
                                            r->cfg.force_eventual || rp_covers(r, &rec->deps));
             if (!direct) {
@@ -148,7 +149,7 @@ static void recv_records(struct cw_replica *r, struct cw_now now, const struct c
         struct cw_record *slot = rp_recq_push_slot(&in->q);
         if (slot == NULL || cw_record_copy(slot, rec) != CW_OK)
             rp_oom();
-        in->q.n++;
+        rp_recq_commit(&in->q);
         r->buffered++;
         CW_ASSERT(r->buffered == 1 || r->buffered <= r->cfg.dep_buffer_max + 1);
         in->received = rec->version.dot.ts;
@@ -202,7 +203,13 @@ void rp_flush_stream(struct cw_replica *r, unsigned p)
         return;
     size_t acked = rp_recq_after(&r->outbox, po->received.ts[r->cfg.region]);
     size_t next = rp_recq_after(&r->outbox, po->sent_upto);
-    while (next < r->outbox.n && next - acked < r->cfg.window_records) {
+    /* In flight on this link: sent, not yet acknowledged; bounded in records
+     * (window_records) and in bytes (inflight_bytes_max, at least one record). */
+    uint64_t inflight = 0;
+    for (size_t i = acked; i < next && i < r->outbox.n; i++)
+        inflight += rp_record_bytes(rp_recq_at(&r->outbox, i));
+    while (next < r->outbox.n && next - acked < r->cfg.window_records &&
+           (next == acked || inflight < r->cfg.inflight_bytes_max)) {
         size_t n = r->outbox.n - next;
         if (n > r->cfg.batch_records_max)
             n = r->cfg.batch_records_max;
@@ -214,11 +221,17 @@ void rp_flush_stream(struct cw_replica *r, unsigned p)
         for (size_t i = 0; i < n; i++) {
             const struct cw_record *rec = rp_recq_at(&r->outbox, next + i);
             bytes += rec->key_len + rec->version.value_len;
-            if (i > 0 && bytes > r->cfg.batch_bytes_max) {
+            bool over_batch = i > 0 && bytes > r->cfg.batch_bytes_max;
+            bool over_flight = next + i > acked &&
+                               inflight + rp_record_bytes(rec) > r->cfg.inflight_bytes_max;
+            if (over_batch || over_flight) {
                 n = i;
                 break;
             }
+            inflight += rp_record_bytes(rec);
         }
+        if (n == 0)
+            break; /* the link is full in bytes until an acknowledgement */
         struct cw_msg *m = rp_msg_slot(r, p, CW_MSG_RECORDS);
         m->records = calloc(n, sizeof(*m->records));
         if (m->records == NULL)

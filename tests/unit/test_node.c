@@ -266,6 +266,151 @@ static void test_invariants_catch_corruption(void **state)
     cw_node_destroy(&n);
 }
 
+static struct cw_node *node_bounded(unsigned region, unsigned n_regions, uint64_t outbox_bytes,
+                                    uint64_t buffer_bytes, uint64_t inflight_bytes)
+{
+    struct cw_node_config cfg = {
+        .replica = {.region = region,
+                    .n_regions = n_regions,
+                    .buckets = buckets,
+                    .n_buckets = 3,
+                    .outbox_bytes_max = outbox_bytes,
+                    .dep_buffer_bytes_max = buffer_bytes,
+                    .inflight_bytes_max = inflight_bytes},
+    };
+    struct cw_node *n = cw_node_create(&cfg);
+    assert_non_null(n);
+    return n;
+}
+
+static char value_1k[1001];
+
+/* The outbox is bounded in bytes: a write that would pass the bound fails with
+ * CW_EFULL and a detail naming the bound; nothing is stored for it. */
+static void test_outbox_byte_bound(void **state)
+{
+    (void)state;
+    memset(value_1k, 'x', 1000);
+    /* Room for about three 1 KB records (each also counts its key bound). */
+    struct cw_node *n = node_bounded(0, 2, 3 * (1000 + 1100 + 200), 0, 0);
+    int ok = 0, full = 0;
+    for (uint64_t i = 1; i <= 6; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%u", (unsigned)i);
+        struct cw_put_req p = put_req(i, "posts", key, value_1k);
+        cw_node_put(n, cw_now_both(T0 + i), &p);
+        const struct cw_ready *rd = cw_node_ready(n);
+        const struct cw_reply *rep = find_reply(rd, i);
+        assert_non_null(rep);
+        if (rep->err == CW_OK) {
+            ok++;
+        } else {
+            assert_int_equal(rep->err, CW_EFULL);
+            assert_non_null(strstr(rep->detail, "outbox_bytes_max"));
+            assert_int_equal(rd->n_persist, 0); /* nothing stored half-way */
+            full++;
+        }
+        cw_node_advance(n);
+    }
+    assert_true(ok >= 1);
+    assert_true(full >= 1);
+    const struct cw_replica *r = cw_node_replica(n);
+    assert_true(cw_replica_outbox_bytes(r) <= 3 * (1000 + 1100 + 200));
+    assert_int_equal(cw_replica_outbox_len(r), (size_t)ok);
+    cw_node_destroy(&n);
+}
+
+/* Counts the records in the RECORDS messages of one round. */
+static size_t records_sent(const struct cw_ready *rd)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < rd->n_msgs; i++)
+        if (rd->msgs[i].type == CW_MSG_RECORDS)
+            k += rd->msgs[i].n_records;
+    return k;
+}
+
+/* A link stops sending at inflight_bytes_max until the peer acknowledges. */
+static void test_inflight_byte_bound(void **state)
+{
+    (void)state;
+    memset(value_1k, 'x', 1000);
+    struct cw_node *n = node_bounded(0, 2, 0, 0, 2500); /* about two records */
+    struct cw_msg hb = {.type = CW_MSG_HEARTBEAT, .from = 1, .to = 0};
+    hb.clock = cw_hlc_from_us(T0);
+    cw_node_recv(n, cw_now_both(T0), &hb); /* the peer is known: streams start */
+    (void)cw_node_ready(n);
+    cw_node_advance(n);
+    for (uint64_t i = 1; i <= 5; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%u", (unsigned)i);
+        struct cw_put_req p = put_req(i, "posts", key, value_1k);
+        cw_node_put(n, cw_now_both(T0 + i), &p);
+    }
+    cw_node_tick(n, cw_now_both(T0 + 10));
+    const struct cw_ready *rd = cw_node_ready(n);
+    size_t first = records_sent(rd);
+    uint64_t acked_upto = 0;
+    for (size_t i = 0; i < rd->n_msgs; i++)
+        for (uint32_t j = 0; j < rd->msgs[i].n_records; j++)
+            acked_upto = rd->msgs[i].records[j].version.dot.ts;
+    cw_node_advance(n);
+    assert_true(first >= 1);
+    assert_true(first <= 2);
+    assert_true(cw_replica_inflight_bytes(cw_node_replica(n), 1) <= 2500);
+    /* Nothing more leaves until an acknowledgement ... */
+    cw_node_tick(n, cw_now_both(T0 + 20));
+    rd = cw_node_ready(n);
+    assert_int_equal(records_sent(rd), 0);
+    cw_node_advance(n);
+    /* ... which frees the window for the next ones. */
+    hb.received.ts[0] = acked_upto;
+    cw_node_recv(n, cw_now_both(T0 + 30), &hb);
+    rd = cw_node_ready(n);
+    assert_true(records_sent(rd) >= 1);
+    cw_node_advance(n);
+    cw_node_destroy(&n);
+}
+
+/* The dependency buffer is bounded in bytes: records past the bound wait for a
+ * resend (counted), the buffer never holds more. */
+static void test_dep_buffer_byte_bound(void **state)
+{
+    (void)state;
+    memset(value_1k, 'x', 1000);
+    struct cw_node *n = node_bounded(0, 3, 0, 2 * (1000 + 200 + 9), 0);
+    struct cw_msg m = {.type = CW_MSG_RECORDS, .from = 1, .to = 0, .n_records = 5};
+    m.records = calloc(5, sizeof(*m.records));
+    assert_non_null(m.records);
+    uint64_t base = cw_hlc_from_us(T0);
+    for (unsigned i = 0; i < 5; i++) {
+        struct cw_record *rec = &m.records[i];
+        rec->prev_ts = i ? base + i : 0;
+        rec->consistency = CW_CAUSAL;
+        rec->key = (uint8_t *)strdup("posts/r");
+        rec->key_len = 7;
+        rec->deps.ts[2] = base - 5; /* region 2's write, never seen here */
+        rec->version.dot.origin = 1;
+        rec->version.dot.ts = base + i + 1;
+        rec->version.value_len = 1000;
+        rec->version.value = malloc(1000);
+        assert_non_null(rec->version.value);
+        memset(rec->version.value, 'y', 1000);
+    }
+    cw_node_recv(n, cw_now_both(T0), &m);
+    (void)cw_node_ready(n);
+    cw_node_advance(n);
+    const struct cw_replica *r = cw_node_replica(n);
+    assert_true(cw_replica_buffered(r) >= 1);
+    assert_true(cw_replica_buffered(r) < 5);
+    assert_true(cw_replica_buffered_bytes(r) <= 2 * (1000 + 200 + 9) + sizeof(struct cw_record));
+    assert_int_equal(cw_replica_stats(r)->buffer_full_drops, 1);
+    char why[256];
+    assert_true(cw_node_check_invariants(n, why, sizeof(why)));
+    cw_msg_free(&m);
+    cw_node_destroy(&n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +420,9 @@ int main(void)
         cmocka_unit_test(test_contract_violation_aborts),
         cmocka_unit_test(test_random_comes_from_driver),
         cmocka_unit_test(test_invariants_catch_corruption),
+        cmocka_unit_test(test_outbox_byte_bound),
+        cmocka_unit_test(test_inflight_byte_bound),
+        cmocka_unit_test(test_dep_buffer_byte_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
