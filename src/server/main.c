@@ -3,7 +3,9 @@
  *
  *   causewayd --config FILE --region NAME
  */
+#include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,39 @@ static void usage(FILE *f)
             "Logs go to stderr. SIGTERM or SIGINT stops the node cleanly after committing\n"
             "what it has decided. Example:\n"
             "  causewayd --config geo-configs/three-regions.ini --region us-east\n");
+}
+
+/* Client connections, peer links, Berkeley DB's log and database files all need
+ * descriptors; the common soft limit of 1024 lets a connection flood starve the
+ * store (a checkpoint that cannot open a log file panics Berkeley DB). Raise the
+ * soft limit as far as the hard limit allows, and say what it is. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        cw_warn("cannot read the open-file limit: %s", strerror(errno));
+        return;
+    }
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            cw_warn("cannot raise the open-file limit from %llu to %llu: %s",
+                    (unsigned long long)before, (unsigned long long)rl.rlim_max, strerror(errno));
+            return;
+        }
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        cw_info("open-file limit: unlimited");
+    else if (rl.rlim_cur != before)
+        cw_info("open-file limit raised from %llu to %llu", (unsigned long long)before,
+                (unsigned long long)rl.rlim_cur);
+    else
+        cw_info("open-file limit: %llu (the hard limit)", (unsigned long long)rl.rlim_cur);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 4096)
+        cw_warn("open-file limit %llu is low for many client connections; raise the hard "
+                "limit (ulimit -Hn, or LimitNOFILE= in a systemd unit)",
+                (unsigned long long)rl.rlim_cur);
 }
 
 int main(int argc, char **argv)
@@ -116,6 +151,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    raise_fd_limit();
 
     struct cw_server *server = NULL;
     rc = cw_server_open(&cfg, region->id, &server, err, sizeof(err));
