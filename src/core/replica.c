@@ -279,6 +279,10 @@ void cw_replica_config_defaults(struct cw_replica_config *cfg)
         cfg->dep_buffer_bytes_max = CW_DEFAULT_DEP_BUFFER_BYTES_MAX;
     if (!cfg->inflight_bytes_max)
         cfg->inflight_bytes_max = CW_DEFAULT_INFLIGHT_BYTES_MAX;
+    if (!cfg->key_cache_bytes_max)
+        cfg->key_cache_bytes_max = CW_DEFAULT_KEY_CACHE_BYTES_MAX;
+    if (!cfg->outbox_cache_bytes_max)
+        cfg->outbox_cache_bytes_max = CW_DEFAULT_OUTBOX_CACHE_BYTES_MAX;
     if (!cfg->context_ahead_max_us)
         cfg->context_ahead_max_us = CW_DEFAULT_CONTEXT_AHEAD_MAX_MS * 1000ull;
 }
@@ -390,7 +394,178 @@ void rp_remove_key(struct cw_replica *r, struct cw_keyentry *e)
         CW_ASSERT(i < r->tomb_keys.n); /* flagged keys are on the list */
         tk[i] = tk[--r->tomb_keys.n];
     }
+    uint64_t b = rp_entry_bytes(e);
+    CW_ASSERT(r->key_bytes >= b);
+    r->key_bytes -= b;
     cw_keymap_remove(&r->keys, e);
+}
+
+/* ------------------------------------------------------------- the caches */
+
+uint64_t rp_entry_bytes(const struct cw_keyentry *e)
+{
+    uint64_t b = sizeof(*e) + e->key_len + (uint64_t)e->state.n * sizeof(struct cw_version);
+    for (uint32_t i = 0; i < e->state.n; i++)
+        b += e->state.v[i].value_len;
+    return b;
+}
+
+void rp_key_resized(struct cw_replica *r, uint64_t before, const struct cw_keyentry *e)
+{
+    CW_ASSERT(r->key_bytes >= before);
+    r->key_bytes = r->key_bytes - before + rp_entry_bytes(e);
+}
+
+static bool has_reader(const struct cw_replica *r)
+{
+    return r->cfg.reader.key != NULL;
+}
+
+struct cw_keyentry *rp_key_get(struct cw_replica *r, const uint8_t *key, uint32_t key_len,
+                               bool create, int *rc)
+{
+    *rc = CW_OK;
+    struct cw_keyentry *e = cw_keymap_find(&r->keys, key, key_len);
+    if (e != NULL) {
+        e->flags |= KE_REF;
+        return e;
+    }
+    struct cw_keystate s;
+    cw_keystate_init(&s);
+    if (has_reader(r)) {
+        int got = r->cfg.reader.key(r->cfg.reader.ctx, key, key_len, &s);
+        if (got != CW_OK && got != CW_ENOTFOUND) {
+            r->stats.store_read_errors++;
+            *rc = got;
+            return NULL;
+        }
+        if (got == CW_OK && s.n == 0) {
+            cw_keystate_free(&s); /* an empty state is never stored */
+            got = CW_ENOTFOUND;
+        }
+        if (got == CW_OK)
+            r->stats.keys_loaded++;
+        else if (!create) {
+            *rc = CW_ENOTFOUND;
+            return NULL;
+        }
+    } else if (!create) {
+        *rc = CW_ENOTFOUND;
+        return NULL;
+    }
+    e = cw_keymap_upsert(&r->keys, key, key_len);
+    if (e == NULL)
+        rp_oom();
+    e->state = s; /* moved; empty for a new key */
+    e->flags |= KE_REF;
+    r->key_bytes += rp_entry_bytes(e);
+    for (uint32_t i = 0; i < s.n; i++)
+        cw_hlc_observe(&r->hlc, s.v[i].dot.ts);
+    rp_note_tombstones(r, e);
+    return e;
+}
+
+int cw_replica_read_key(const struct cw_replica *r, const uint8_t *key, uint32_t key_len,
+                        struct cw_keystate *out)
+{
+    cw_keystate_init(out);
+    const struct cw_keyentry *e = cw_keymap_find(&r->keys, key, key_len);
+    if (e != NULL) {
+        if (e->state.n == 0)
+            return CW_ENOTFOUND;
+        return cw_keystate_copy(out, &e->state);
+    }
+    if (!has_reader(r))
+        return CW_ENOTFOUND;
+    int rc = r->cfg.reader.key(r->cfg.reader.ctx, key, key_len, out);
+    if (rc == CW_OK && out->n == 0) {
+        cw_keystate_free(out);
+        rc = CW_ENOTFOUND;
+    }
+    return rc;
+}
+
+static void drop_body(struct cw_replica *r, struct cw_record *rec)
+{
+    if (rec->key == NULL)
+        return;
+    uint64_t b = rec->key_len + rec->version.value_len;
+    CW_ASSERT(r->body_bytes >= b);
+    r->body_bytes -= b;
+    free(rec->key);
+    free(rec->version.value);
+    rec->key = NULL; /* a stub: key_len and value_len stay, the body is on disk */
+    rec->version.value = NULL;
+}
+
+void rp_outbox_pop(struct cw_replica *r)
+{
+    drop_body(r, rp_recq_at(&r->outbox, 0));
+    rp_recq_pop(&r->outbox);
+    if (r->body_hand > 0)
+        r->body_hand--;
+}
+
+int rp_outbox_body(struct cw_replica *r, const struct cw_record *stub, struct cw_record *out)
+{
+    if (stub->key != NULL)
+        return cw_record_copy(out, stub);
+    CW_ASSERT(has_reader(r) && r->cfg.reader.outbox != NULL);
+    int rc = r->cfg.reader.outbox(r->cfg.reader.ctx, stub->version.dot.ts, out);
+    if (rc != CW_OK) {
+        r->stats.store_read_errors++;
+        return rc == CW_ENOTFOUND ? CW_ESTORE : rc;
+    }
+    /* What comes back must be the record the stub stands for. */
+    if (out->version.dot.ts != stub->version.dot.ts || out->prev_ts != stub->prev_ts ||
+        out->key_len != stub->key_len || out->version.value_len != stub->version.value_len) {
+        cw_record_free(out);
+        r->stats.store_read_errors++;
+        return CW_EDECODE;
+    }
+    r->stats.bodies_loaded++;
+    return CW_OK;
+}
+
+void rp_cache_trim(struct cw_replica *r)
+{
+    if (!has_reader(r))
+        return;
+    /* Outbox bodies, oldest first: the newest are what the next flush sends. */
+    while (r->body_bytes > r->cfg.outbox_cache_bytes_max && r->body_hand < r->outbox.n) {
+        struct cw_record *rec = rp_recq_at(&r->outbox, r->body_hand++);
+        if (rec->key != NULL) {
+            drop_body(r, rec);
+            r->stats.bodies_evicted++;
+        }
+    }
+    if (r->key_bytes <= r->cfg.key_cache_bytes_max)
+        return;
+    /* Key states: a CLOCK sweep. A key used since the hand last passed gets a
+     * second chance; keys on the tombstone list stay (it points to them). Two
+     * passes at most, so a cache pinned by tombstones cannot loop. */
+    size_t visits = 2 * r->keys.count + 1;
+    size_t slot = r->clock_hand < r->keys.n_slots ? r->clock_hand : 0;
+    struct cw_keyentry *e = cw_keymap_next(&r->keys, &slot, NULL);
+    while (r->key_bytes > r->cfg.key_cache_bytes_max && visits-- > 0) {
+        if (e == NULL) {
+            slot = 0;
+            e = cw_keymap_next(&r->keys, &slot, NULL);
+            if (e == NULL)
+                break;
+        }
+        struct cw_keyentry *nx = cw_keymap_next(&r->keys, &slot, e);
+        if (e->flags & KE_HAS_TOMB) {
+            /* pinned */
+        } else if (e->flags & KE_REF) {
+            e->flags &= ~KE_REF;
+        } else {
+            rp_remove_key(r, e);
+            r->stats.keys_evicted++;
+        }
+        e = nx;
+    }
+    r->clock_hand = slot;
 }
 
 int cw_replica_restore_key(struct cw_replica *r, const uint8_t *key, uint32_t key_len,
@@ -408,16 +583,25 @@ int cw_replica_restore_key(struct cw_replica *r, const uint8_t *key, uint32_t ke
         cw_keystate_free(&s);
         return CW_EDECODE;
     }
+    size_t count = r->keys.count;
     struct cw_keyentry *e = cw_keymap_upsert(&r->keys, key, key_len);
     if (e == NULL) {
         cw_keystate_free(&s);
         return CW_ENOMEM;
     }
+    if (r->keys.count != count)
+        r->key_bytes += rp_entry_bytes(e); /* a new, empty entry */
+    uint64_t before = rp_entry_bytes(e);
     cw_keystate_free(&e->state);
     e->state = s;
+    rp_key_resized(r, before, e);
     for (uint32_t i = 0; i < s.n; i++)
         cw_hlc_observe(&r->hlc, s.v[i].dot.ts);
     rp_note_tombstones(r, e);
+    /* With a store of record only keys holding tombstones must stay (the
+     * collector walks them); the rest is read back when needed. */
+    if (has_reader(r) && !(e->flags & KE_HAS_TOMB))
+        rp_remove_key(r, e);
     return CW_OK;
 }
 
@@ -441,6 +625,8 @@ int cw_replica_restore_outbox(struct cw_replica *r, const uint8_t *data, uint32_
     }
     *slot = rec;
     rp_recq_commit(&r->outbox);
+    r->body_bytes += rec.key_len + rec.version.value_len;
+    rp_cache_trim(r);
     cw_hlc_observe(&r->hlc, rec.version.dot.ts);
     if (rec.version.dot.ts > r->stream_end)
         r->stream_end = rec.version.dot.ts;
@@ -507,6 +693,7 @@ void cw_replica_advance(struct cw_replica *r)
      * that is safe (acks only ever understate). */
     ready_clear(r);
     r->in_ready = false;
+    rp_cache_trim(r); /* everything is persisted now */
 }
 
 /* ---------------------------------------------------------- observation */
@@ -519,6 +706,16 @@ const struct cw_vclock *cw_replica_applied(const struct cw_replica *r)
 size_t cw_replica_buffered(const struct cw_replica *r)
 {
     return r->buffered;
+}
+
+uint64_t cw_replica_key_cache_bytes(const struct cw_replica *r)
+{
+    return r->key_bytes;
+}
+
+uint64_t cw_replica_outbox_body_bytes(const struct cw_replica *r)
+{
+    return r->body_bytes;
 }
 
 uint64_t cw_replica_outbox_bytes(const struct cw_replica *r)

@@ -41,6 +41,7 @@
 #include "core/keymap.h"
 #include "core/limits.h"
 #include "core/now.h"
+#include "core/reader.h"
 #include "core/record.h"
 #include "core/vclock.h"
 #include "core/version.h"
@@ -73,6 +74,13 @@ struct cw_replica_config {
     uint64_t outbox_bytes_max;
     uint64_t dep_buffer_bytes_max;
     uint64_t inflight_bytes_max;
+    /* The store of record (core/reader.h). With a reader, key states beyond
+     * key_cache_bytes_max and outbox record bodies beyond outbox_cache_bytes_max
+     * are dropped from memory once persisted (least recently used keys, oldest
+     * records first) and read back when needed. Without one, both stay. */
+    struct cw_reader reader;
+    uint64_t key_cache_bytes_max;
+    uint64_t outbox_cache_bytes_max;
     /* Requests of causal buckets (reads and writes) waiting until V covers their
      * session's context; beyond it a request fails with CW_EFULL. */
     uint32_t waiting_max;
@@ -170,7 +178,10 @@ struct cw_replica_stats {
     uint64_t reads_waited, reads_timed_out; /* requests (reads and writes) that waited */
     uint64_t buffer_full_drops;
     uint64_t tombstones_collected;
-    uint64_t stamps_refused; /* peer stamps too far past physical time: clock skew? */
+    uint64_t stamps_refused;            /* peer stamps too far past physical time: clock skew? */
+    uint64_t keys_loaded, keys_evicted; /* key cache traffic (with a reader) */
+    uint64_t bodies_loaded, bodies_evicted; /* outbox bodies read back / dropped */
+    uint64_t store_read_errors;             /* reader calls that failed */
     uint64_t errors;
 };
 
@@ -232,6 +243,14 @@ size_t cw_replica_buffered(const struct cw_replica *r);
 size_t cw_replica_outbox_len(const struct cw_replica *r);
 /* The byte figures behind the byte bounds (status shows them). */
 uint64_t cw_replica_outbox_bytes(const struct cw_replica *r);
+/* Memory held for key states (with a reader: the cache) and outbox bodies. */
+uint64_t cw_replica_key_cache_bytes(const struct cw_replica *r);
+uint64_t cw_replica_outbox_body_bytes(const struct cw_replica *r);
+/* The current state of a full key, from memory or through the reader: CW_OK with
+ * *out filled (caller frees), CW_ENOTFOUND, or the reader's error. For
+ * observation (tests, the simulator's history); does not touch the cache. */
+int cw_replica_read_key(const struct cw_replica *r, const uint8_t *key, uint32_t key_len,
+                        struct cw_keystate *out);
 uint64_t cw_replica_buffered_bytes(const struct cw_replica *r);
 /* Sent to peer and not yet acknowledged. */
 uint64_t cw_replica_inflight_bytes(const struct cw_replica *r, unsigned peer);

@@ -28,10 +28,12 @@ static bool fail(char *why, size_t why_len, const char *fmt, ...)
 static bool check_keys(const struct cw_replica *r, char *why, size_t why_len)
 {
     size_t slot = 0, flagged = 0, n = 0;
+    uint64_t bytes = 0;
     for (struct cw_keyentry *e = cw_keymap_next(&r->keys, &slot, NULL); e != NULL;
          e = cw_keymap_next(&r->keys, &slot, e)) {
         const struct cw_keystate *s = &e->state;
         n++;
+        bytes += rp_entry_bytes(e);
         if (s->n == 0)
             return fail(why, why_len, "key %.*s is stored with no versions", (int)e->key_len,
                         (const char *)e->key);
@@ -57,6 +59,9 @@ static bool check_keys(const struct cw_replica *r, char *why, size_t why_len)
                         (int)e->key_len, (const char *)e->key);
         flagged += is_flagged;
     }
+    if (bytes != r->key_bytes)
+        return fail(why, why_len, "key cache counts %llu bytes, holds %llu",
+                    (unsigned long long)r->key_bytes, (unsigned long long)bytes);
     if (n != r->keys.count)
         return fail(why, why_len, "key map counts %zu keys, holds %zu", r->keys.count, n);
     if (flagged != r->tomb_keys.n)
@@ -114,7 +119,7 @@ static bool check_streams(const struct cw_replica *r, char *why, size_t why_len)
     }
     if (buffered != r->buffered)
         return fail(why, why_len, "dependency buffer counts %zu, holds %zu", r->buffered, buffered);
-    if (r->buffered > r->cfg.dep_buffer_max)
+    if (r->buffered > r->cfg.dep_buffer_max + r->cfg.n_regions)
         return fail(why, why_len, "dependency buffer over its bound");
     if (r->outbox.n > r->cfg.outbox_max)
         return fail(why, why_len, "outbox over its bound");
@@ -124,9 +129,17 @@ static bool check_streams(const struct cw_replica *r, char *why, size_t why_len)
             return false;
         if (rp_recq_at(&r->outbox, r->outbox.n - 1)->version.dot.ts != r->stream_end)
             return fail(why, why_len, "outbox does not end at stream_end");
-        for (size_t i = 0; i < r->outbox.n; i++)
-            if (rp_recq_at(&r->outbox, i)->version.dot.origin != r->cfg.region)
+        uint64_t body = 0;
+        for (size_t i = 0; i < r->outbox.n; i++) {
+            const struct cw_record *rec = rp_recq_at(&r->outbox, i);
+            if (rec->version.dot.origin != r->cfg.region)
                 return fail(why, why_len, "outbox record %zu is not this region's own", i);
+            if (rec->key != NULL)
+                body += rec->key_len + rec->version.value_len;
+        }
+        if (body != r->body_bytes)
+            return fail(why, why_len, "outbox bodies count %llu bytes, hold %llu",
+                        (unsigned long long)r->body_bytes, (unsigned long long)body);
     }
     if (r->stream_end > r->hlc.last)
         return fail(why, why_len, "stream end above the clock");

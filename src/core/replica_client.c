@@ -146,9 +146,15 @@ static int check_request(const struct cw_replica *r, struct cw_now now, const ch
 static void serve_read(struct cw_replica *r, uint64_t req_id, const uint8_t *key, uint32_t key_len,
                        enum cw_conflict conflict)
 {
+    int rc;
+    const struct cw_keyentry *e = rp_key_get(r, key, key_len, false, &rc);
+    if (e == NULL && rc != CW_ENOTFOUND) {
+        rp_reply_fail(r, CW_REPLY_GET, req_id, rc, "reading %.*s from the store failed: %s",
+                      (int)(key_len < 64 ? key_len : 64), (const char *)key, cw_strerror(rc));
+        return;
+    }
     struct cw_reply *p = rp_reply_slot(r, CW_REPLY_GET, req_id, CW_OK);
     p->conflict = conflict;
-    const struct cw_keyentry *e = cw_keymap_find(&r->keys, key, key_len);
     if (e == NULL)
         return;
     if (cw_keystate_copy(&p->state, &e->state) != CW_OK)
@@ -354,9 +360,16 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
     };
     if (b->conflict == CW_CONFLICT_LWW)
         cw_vc_zero(&w.kctx);
-    struct cw_keyentry *e = cw_keymap_upsert(&r->keys, key, klen);
-    if (e == NULL)
-        rp_oom();
+    struct cw_keyentry *e = rp_key_get(r, key, klen, true, &rc);
+    if (e == NULL) {
+        char shown[96];
+        show_key(shown, sizeof(shown), req->bucket, req->key, req->key_len);
+        rp_reply_fail(r, CW_REPLY_PUT, req->req_id, rc,
+                      "reading %s from the store failed (%s); nothing was written", shown,
+                      cw_strerror(rc));
+        free(key);
+        return;
+    }
     /* Close the key context: whatever a covered version had replaced, this write
      * replaces too (a hand-made --context token may name only the version). */
     for (uint32_t i = 0; i < e->state.n; i++)
@@ -377,7 +390,9 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
     }
     w.dot.ts = cw_hlc_now(&r->hlc, now.real_us);
     bool changed;
+    uint64_t before = rp_entry_bytes(e);
     rc = cw_keystate_apply(&e->state, b->conflict, &w, limit, &changed);
+    rp_key_resized(r, before, e);
     CW_ASSERT(rc == CW_OK || rc == CW_ENOMEM);
     if (rc != CW_OK)
         rp_oom();
@@ -419,6 +434,7 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
             rec->deps.ts[k] = last;
     }
     rp_recq_commit(&r->outbox);
+    r->body_bytes += rec->key_len + rec->version.value_len;
     rp_emit_outbox(r, CW_PERSIST_OUTBOX_PUT, rec);
     /* The stream is in stamp order and this region's entry of V only grows. */
     CW_ASSERT(w.dot.ts > r->stream_end);
@@ -442,6 +458,6 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
     if (r->cfg.n_regions == 1) {
         /* Alone, a record is applied everywhere the moment it is durable. */
         rp_emit_outbox(r, CW_PERSIST_OUTBOX_DEL, rec);
-        rp_recq_pop(&r->outbox);
+        rp_outbox_pop(r);
     }
 }

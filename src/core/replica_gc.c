@@ -62,12 +62,15 @@ void rp_collect_tombstones(struct cw_replica *r)
     for (size_t i = 0; i < r->tomb_keys.n; i++) {
         struct cw_keyentry *e = tk[i];
         uint32_t before = e->state.n;
+        uint64_t before_bytes = rp_entry_bytes(e);
         if (cw_keystate_collect(&e->state, horizon)) {
             r->stats.tombstones_collected += before - e->state.n;
             rp_emit_key(r, e);
         }
+        rp_key_resized(r, before_bytes, e);
         if (e->state.n == 0) {
-            cw_keymap_remove(&r->keys, e);
+            e->flags &= ~KE_HAS_TOMB; /* this loop drops it from the list */
+            rp_remove_key(r, e);
             continue;
         }
         if (cw_keystate_live(&e->state) == e->state.n) {

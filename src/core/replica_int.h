@@ -24,6 +24,7 @@
 #include "core/replica.h"
 
 #define KE_HAS_TOMB 1u
+#define KE_REF 2u /* used since the eviction sweep last passed */
 
 /* A FIFO of records (used for the outbox and the per-origin dependency queues). */
 struct recq {
@@ -87,6 +88,10 @@ struct cw_replica {
      * effects would be cleared by the advance without being carried out. */
     bool in_ready;
     struct cw_vclock checked_applied; /* applied at the last invariant check */
+    uint64_t key_bytes;               /* rp_entry_bytes over the key map */
+    uint64_t body_bytes;              /* key and value bytes of outbox bodies in memory */
+    size_t clock_hand;                /* key map slot where the next eviction sweep starts */
+    size_t body_hand;                 /* outbox index below which bodies may be dropped */
     struct cw_ready ready;
     size_t cap_persist, cap_msgs, cap_replies;
     struct cw_replica_stats stats;
@@ -132,6 +137,22 @@ void rp_note_tombstones(struct cw_replica *r, struct cw_keyentry *e);
 /* An error reply with its detail string (which key, which limit). */
 void rp_reply_fail(struct cw_replica *r, enum cw_reply_kind kind, uint64_t req_id, int err,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The key cache. rp_key_get finds a key in memory or reads it through the
+ * reader (create: an absent key gets an empty entry); NULL with *rc set when the
+ * key is absent (CW_ENOTFOUND, only without create) or the read failed. Every
+ * change of an entry's state is bracketed by rp_entry_bytes before and
+ * rp_key_resized after, so key_bytes stays exact. */
+struct cw_keyentry *rp_key_get(struct cw_replica *r, const uint8_t *key, uint32_t key_len,
+                               bool create, int *rc);
+uint64_t rp_entry_bytes(const struct cw_keyentry *e);
+void rp_key_resized(struct cw_replica *r, uint64_t before, const struct cw_keyentry *e);
+/* After an advance (nothing unpersisted in memory): drop least recently used
+ * key states and the oldest outbox bodies down to their budgets. */
+void rp_cache_trim(struct cw_replica *r);
+/* Pops the outbox's oldest record (its body, if in memory, too). */
+void rp_outbox_pop(struct cw_replica *r);
+/* The body of an outbox record, from memory or the reader; CW_OK or an error. */
+int rp_outbox_body(struct cw_replica *r, const struct cw_record *stub, struct cw_record *out);
 /* Removes a key from the map, and from the tombstone list when it is there:
  * never free an entry the list still points to. */
 void rp_remove_key(struct cw_replica *r, struct cw_keyentry *e);

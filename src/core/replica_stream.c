@@ -38,17 +38,22 @@ static bool head_ready(struct cw_replica *r, unsigned o)
     return true;
 }
 
-static void apply_head(struct cw_replica *r, unsigned o, struct cw_now now)
+/* Applies the head of o's buffer. False when the key could not be read from the
+ * store: the head stays, and the next input or tick tries again. */
+static bool apply_head(struct cw_replica *r, unsigned o, struct cw_now now)
 {
     struct origin_in *in = &r->in[o];
     struct cw_record *h = rp_recq_at(&in->q, 0);
-    struct cw_keyentry *e = cw_keymap_upsert(&r->keys, h->key, h->key_len);
+    int rc;
+    struct cw_keyentry *e = rp_key_get(r, h->key, h->key_len, true, &rc);
     if (e == NULL)
-        rp_oom();
+        return false;
     bool changed;
+    uint64_t before = rp_entry_bytes(e);
     if (cw_keystate_apply(&e->state, (enum cw_conflict)h->conflict, &h->version, 0, &changed) !=
         CW_OK)
         rp_oom();
+    rp_key_resized(r, before, e);
     if (changed)
         rp_emit_key(r, e); /* an empty state persists as a deletion of the key */
     if (e->state.n == 0)
@@ -74,6 +79,7 @@ static void apply_head(struct cw_replica *r, unsigned o, struct cw_now now)
     cw_hist_add(&r->visibility[o], now.real_us > origin_us ? now.real_us - origin_us : 0);
     rp_recq_pop(&in->q);
     r->buffered--;
+    return true;
 }
 
 /* Applies every buffered record that has become applicable, in any order that
@@ -84,10 +90,8 @@ void rp_drain(struct cw_replica *r, struct cw_now now)
     while (progress) {
         progress = false;
         for (unsigned o = 0; o < r->cfg.n_regions; o++) {
-            while (r->in[o].q.n && head_ready(r, o)) {
-                apply_head(r, o, now);
+            while (r->in[o].q.n && head_ready(r, o) && apply_head(r, o, now))
                 progress = true;
-            }
         }
     }
 }
@@ -151,7 +155,9 @@ static void recv_records(struct cw_replica *r, struct cw_now now, const struct c
             rp_oom();
         rp_recq_commit(&in->q);
         r->buffered++;
-        CW_ASSERT(r->buffered == 1 || r->buffered <= r->cfg.dep_buffer_max + 1);
+        /* Past the bound only by records admitted to apply at once (one per
+         * origin, and only while a store read fails can one stay). */
+        CW_ASSERT(r->buffered <= r->cfg.dep_buffer_max + r->cfg.n_regions);
         in->received = rec->version.dot.ts;
         in->nack_at_us = 0;
         in->owed++;
@@ -222,8 +228,8 @@ void rp_flush_stream(struct cw_replica *r, unsigned p)
             const struct cw_record *rec = rp_recq_at(&r->outbox, next + i);
             bytes += rec->key_len + rec->version.value_len;
             bool over_batch = i > 0 && bytes > r->cfg.batch_bytes_max;
-            bool over_flight = next + i > acked &&
-                               inflight + rp_record_bytes(rec) > r->cfg.inflight_bytes_max;
+            bool over_flight =
+                next + i > acked && inflight + rp_record_bytes(rec) > r->cfg.inflight_bytes_max;
             if (over_batch || over_flight) {
                 n = i;
                 break;
@@ -236,14 +242,22 @@ void rp_flush_stream(struct cw_replica *r, unsigned p)
         m->records = calloc(n, sizeof(*m->records));
         if (m->records == NULL)
             rp_oom();
+        bool stalled = false;
         for (size_t i = 0; i < n; i++) {
-            if (cw_record_copy(&m->records[i], rp_recq_at(&r->outbox, next + i)) != CW_OK)
-                rp_oom();
+            /* A body dropped from memory is read back from the store. */
+            if (rp_outbox_body(r, rp_recq_at(&r->outbox, next + i), &m->records[i]) != CW_OK) {
+                stalled = true; /* counted; the next flush tries again */
+                break;
+            }
             m->n_records++;
         }
-        next += n;
+        if (m->n_records == 0)
+            break; /* the message still carries the acknowledgement */
+        next += m->n_records;
         po->sent_upto = rp_recq_at(&r->outbox, next - 1)->version.dot.ts;
         CW_ASSERT(next - acked <= r->cfg.window_records); /* the window holds */
+        if (stalled)
+            break;
     }
 }
 
@@ -261,7 +275,7 @@ void rp_collect_outbox(struct cw_replica *r)
     uint64_t stable = rp_stable_self(r);
     while (r->outbox.n && rp_recq_at(&r->outbox, 0)->version.dot.ts <= stable) {
         rp_emit_outbox(r, CW_PERSIST_OUTBOX_DEL, rp_recq_at(&r->outbox, 0));
-        rp_recq_pop(&r->outbox);
+        rp_outbox_pop(r);
     }
 }
 

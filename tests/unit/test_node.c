@@ -19,6 +19,7 @@
 
 #include <causeway/error.h>
 
+#include "core/codec.h"
 #include "core/hlc.h"
 #include "core/node.h"
 #include "core/replica_int.h" /* to corrupt a replica on purpose */
@@ -411,6 +412,228 @@ static void test_dep_buffer_byte_bound(void **state)
     cw_node_destroy(&n);
 }
 
+/* ------------------------------------------------ the store of record */
+
+/* A minimal store: the persist records of every advanced round, by key and by
+ * stamp, read back through the reader interface exactly as Berkeley DB would. */
+#define DISK_MAX 512
+struct disk {
+    struct {
+        uint8_t key[64];
+        uint32_t key_len;
+        uint8_t *data;
+        uint32_t len;
+    } keys[DISK_MAX];
+    size_t n_keys;
+    struct {
+        uint64_t ts;
+        uint8_t *data;
+        uint32_t len;
+    } outbox[DISK_MAX];
+    size_t n_outbox;
+    unsigned key_reads, outbox_reads;
+};
+
+static void disk_commit(struct disk *d, const struct cw_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_persist; i++) {
+        const struct cw_persist *p = &rd->persist[i];
+        if (p->kind == CW_PERSIST_KEY) {
+            size_t k = 0;
+            while (k < d->n_keys && (d->keys[k].key_len != p->key_len ||
+                                     memcmp(d->keys[k].key, p->key, p->key_len) != 0))
+                k++;
+            if (k == d->n_keys) {
+                assert_true(d->n_keys < DISK_MAX && p->key_len <= 64);
+                memcpy(d->keys[k].key, p->key, p->key_len);
+                d->keys[k].key_len = p->key_len;
+                d->n_keys++;
+            }
+            free(d->keys[k].data);
+            d->keys[k].data = p->data_len ? malloc(p->data_len) : NULL;
+            if (p->data_len)
+                memcpy(d->keys[k].data, p->data, p->data_len);
+            d->keys[k].len = p->data_len;
+        } else if (p->kind == CW_PERSIST_OUTBOX_PUT) {
+            assert_true(d->n_outbox < DISK_MAX);
+            d->outbox[d->n_outbox].ts = p->ts;
+            d->outbox[d->n_outbox].data = malloc(p->data_len);
+            memcpy(d->outbox[d->n_outbox].data, p->data, p->data_len);
+            d->outbox[d->n_outbox].len = p->data_len;
+            d->n_outbox++;
+        } else if (p->kind == CW_PERSIST_OUTBOX_DEL) {
+            for (size_t k = 0; k < d->n_outbox; k++)
+                if (d->outbox[k].ts == p->ts) {
+                    free(d->outbox[k].data);
+                    d->outbox[k] = d->outbox[--d->n_outbox];
+                    break;
+                }
+        }
+    }
+}
+
+static void disk_free(struct disk *d)
+{
+    for (size_t k = 0; k < d->n_keys; k++)
+        free(d->keys[k].data);
+    for (size_t k = 0; k < d->n_outbox; k++)
+        free(d->outbox[k].data);
+}
+
+static int disk_read_key(void *ctx, const uint8_t *key, uint32_t key_len, struct cw_keystate *out)
+{
+    struct disk *d = ctx;
+    d->key_reads++;
+    for (size_t k = 0; k < d->n_keys; k++)
+        if (d->keys[k].key_len == key_len && memcmp(d->keys[k].key, key, key_len) == 0) {
+            if (d->keys[k].len == 0)
+                return CW_ENOTFOUND;
+            return cw_decode_keystate(out, d->keys[k].data, d->keys[k].len, CW_VALUE_HARD_MAX);
+        }
+    return CW_ENOTFOUND;
+}
+
+static int disk_read_outbox(void *ctx, uint64_t ts, struct cw_record *out)
+{
+    struct disk *d = ctx;
+    d->outbox_reads++;
+    for (size_t k = 0; k < d->n_outbox; k++)
+        if (d->outbox[k].ts == ts)
+            return cw_decode_record(out, d->outbox[k].data, d->outbox[k].len, CW_VALUE_HARD_MAX);
+    return CW_ENOTFOUND;
+}
+
+static void round_trip(struct cw_node *n, struct disk *d)
+{
+    const struct cw_ready *rd = cw_node_ready(n);
+    disk_commit(d, rd);
+    cw_node_advance(n);
+    char why[256];
+    if (!cw_node_check_invariants(n, why, sizeof(why)))
+        fail_msg("invariant: %s", why);
+}
+
+/* With a reader, key states beyond the cache budget leave memory once persisted
+ * and come back, correct, when read or written again; outbox bodies beyond their
+ * budget leave memory and are read back to be sent. */
+static void test_store_of_record(void **state)
+{
+    (void)state;
+    static struct disk d;
+    memset(&d, 0, sizeof(d));
+    memset(value_1k, 'x', 1000);
+    struct cw_node_config cfg = {
+        .replica = {.region = 0,
+                    .n_regions = 2,
+                    .buckets = buckets,
+                    .n_buckets = 3,
+                    .reader = {.key = disk_read_key, .outbox = disk_read_outbox, .ctx = &d},
+                    .key_cache_bytes_max = 8 * 1024,
+                    .outbox_cache_bytes_max = 4 * 1024},
+    };
+    struct cw_node *n = cw_node_create(&cfg);
+    assert_non_null(n);
+    const struct cw_replica *r = cw_node_replica(n);
+    for (uint64_t i = 0; i < 60; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%02u", (unsigned)i);
+        value_1k[0] = (char)('a' + i % 26);
+        struct cw_put_req p = put_req(i + 1, "posts", key, value_1k);
+        cw_node_put(n, cw_now_both(T0 + i), &p);
+        round_trip(n, &d);
+        assert_true(cw_replica_key_cache_bytes(r) <= 8 * 1024);
+        assert_true(cw_replica_outbox_body_bytes(r) <= 4 * 1024);
+    }
+    assert_true(cw_replica_stats(r)->keys_evicted > 40);
+    assert_true(cw_replica_stats(r)->bodies_evicted > 40);
+    /* Every key reads back its own value, most of them through the reader. */
+    unsigned reads_before = d.key_reads;
+    for (uint64_t i = 0; i < 60; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%02u", (unsigned)i);
+        struct cw_get_req g = {.req_id = 1000 + i,
+                               .bucket = "posts",
+                               .key = (const uint8_t *)key,
+                               .key_len = (uint32_t)strlen(key)};
+        cw_node_get(n, cw_now_both(T0 + 100), &g);
+        const struct cw_ready *rd = cw_node_ready(n);
+        const struct cw_reply *rep = find_reply(rd, 1000 + i);
+        assert_non_null(rep);
+        assert_int_equal(rep->err, CW_OK);
+        assert_int_equal(rep->state.n, 1);
+        assert_int_equal(rep->state.v[0].value_len, 1000);
+        assert_int_equal(rep->state.v[0].value[0], 'a' + i % 26);
+        cw_node_advance(n);
+    }
+    assert_true(d.key_reads - reads_before > 40);
+    /* A write to an evicted key replaces the stored version (LWW): the state was
+     * read back, not started afresh. */
+    struct cw_put_req p = put_req(500, "posts", "k00", "new");
+    cw_node_put(n, cw_now_both(T0 + 200), &p);
+    round_trip(n, &d);
+    struct cw_keystate ks;
+    assert_int_equal(cw_replica_read_key(r, (const uint8_t *)"posts/k00", 9, &ks), CW_OK);
+    assert_int_equal(ks.n, 1);
+    assert_int_equal(ks.v[0].value_len, 3);
+    cw_keystate_free(&ks);
+    /* The peer shows up: the whole outbox is sent, old bodies read back. */
+    struct cw_msg hb = {.type = CW_MSG_HEARTBEAT, .from = 1, .to = 0};
+    hb.clock = cw_hlc_from_us(T0);
+    cw_node_recv(n, cw_now_both(T0 + 300), &hb);
+    const struct cw_ready *rd = cw_node_ready(n);
+    size_t sent = records_sent(rd);
+    for (size_t i = 0; i < rd->n_msgs; i++)
+        for (uint32_t j = 0; j < rd->msgs[i].n_records; j++) {
+            const struct cw_record *rec = &rd->msgs[i].records[j];
+            assert_non_null(rec->key);
+            assert_true(rec->version.value_len == 1000 || rec->version.value_len == 3);
+        }
+    disk_commit(&d, rd);
+    cw_node_advance(n);
+    assert_int_equal(sent, 61);
+    assert_true(d.outbox_reads > 40);
+    cw_node_destroy(&n);
+    disk_free(&d);
+}
+
+/* A store read that fails is an error to the client, never wrong data. */
+static int failing_read_key(void *ctx, const uint8_t *key, uint32_t key_len,
+                            struct cw_keystate *out)
+{
+    (void)ctx;
+    (void)key;
+    (void)key_len;
+    (void)out;
+    return CW_EIO;
+}
+
+static void test_store_read_error_is_reported(void **state)
+{
+    (void)state;
+    struct cw_node_config cfg = {
+        .replica = {.region = 0,
+                    .n_regions = 1,
+                    .buckets = buckets,
+                    .n_buckets = 3,
+                    .reader = {.key = failing_read_key}},
+    };
+    struct cw_node *n = cw_node_create(&cfg);
+    struct cw_get_req g = {
+        .req_id = 1, .bucket = "posts", .key = (const uint8_t *)"k", .key_len = 1};
+    cw_node_get(n, cw_now_both(T0), &g);
+    struct cw_put_req p = put_req(2, "posts", "k", "v");
+    cw_node_put(n, cw_now_both(T0), &p);
+    const struct cw_ready *rd = cw_node_ready(n);
+    assert_int_equal(find_reply(rd, 1)->err, CW_EIO);
+    assert_non_null(strstr(find_reply(rd, 1)->detail, "store"));
+    assert_int_equal(find_reply(rd, 2)->err, CW_EIO);
+    assert_non_null(strstr(find_reply(rd, 2)->detail, "nothing was written"));
+    assert_int_equal(rd->n_persist, 0);
+    cw_node_advance(n);
+    assert_int_equal(cw_replica_stats(cw_node_replica(n))->store_read_errors, 2);
+    cw_node_destroy(&n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +646,8 @@ int main(void)
         cmocka_unit_test(test_outbox_byte_bound),
         cmocka_unit_test(test_inflight_byte_bound),
         cmocka_unit_test(test_dep_buffer_byte_bound),
+        cmocka_unit_test(test_store_of_record),
+        cmocka_unit_test(test_store_read_error_is_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
