@@ -18,6 +18,11 @@
  * Operations on EVENTUAL keys are left out of CO altogether: the store neither
  * waits for their dependencies nor makes them wait for the session's context, so
  * a chain through one proves nothing about what a causal read must see.
+ * A write lost in a crash before its commit (lost) never happened: it is left
+ * out of CO, of the dot index and of every rule, so it replaces nothing, explains
+ * no not-found and no read can return it. What a write replaced is judged from
+ * the key context its client sent (sent_kctx), never from the one the region
+ * stored, so a region that widened a context cannot excuse its own loss.
  *
  * Memory is O(events * sessions) for the vectors plus O(events + edges) for the
  * rest. Ownership: all working memory lives in struct ck and is released by
@@ -104,7 +109,7 @@ struct ck {
     size_t *topo;
     uint32_t *past; /* n * n_sess */
 
-    bool *replaced;      /* per write: another write's context covers its dot */
+    bool *replaced;      /* per write: another real write's sent context covers its dot */
     size_t *key_maxtomb; /* per key: the tombstone write with the greatest dot */
 
     /* Acked writes grouped by (key, session) in session order. */
@@ -136,12 +141,24 @@ static const struct cw_hist_event *ev(const struct ck *c, size_t i)
     return &c->h->events[i];
 }
 
-/* Part of CO: a non-final operation on a causal key (see the file comment). */
+/* A write that happened: not lost in a crash before its commit. */
+static bool is_real_write(const struct cw_hist_event *e)
+{
+    return e->kind == CW_HIST_WRITE && !e->lost;
+}
+
+static bool is_siblings_mode(enum cw_hist_mode m)
+{
+    return m == CW_HIST_SIBLINGS || m == CW_HIST_EVENTUAL_SIBLINGS;
+}
+
+/* Part of CO: a non-final operation on a causal key, lost writes excepted (see
+ * the file comment). */
 static bool is_node(const struct ck *c, size_t i)
 {
     const struct cw_hist_event *e = ev(c, i);
-    return !(e->kind == CW_HIST_READ && e->final) && e->mode != CW_HIST_EVENTUAL &&
-           e->mode != CW_HIST_EVENTUAL_SIBLINGS;
+    return !(e->kind == CW_HIST_READ && e->final) && !(e->kind == CW_HIST_WRITE && e->lost) &&
+           e->mode != CW_HIST_EVENTUAL && e->mode != CW_HIST_EVENTUAL_SIBLINGS;
 }
 
 /* On its session's chain: reads and acked writes (see the file comment). */
@@ -249,7 +266,7 @@ static bool dot_at(const struct ck *c, size_t i, const struct cw_hist_version *v
     return i < c->n_dots && c->dots[i].origin == v->origin && c->dots[i].ts == v->ts;
 }
 
-/* The first write to key with v's dot, or NONE: the write v reads from. */
+/* The first real write to key with v's dot, or NONE: the write v reads from. */
 static size_t find_write(const struct ck *c, const struct cw_hist_version *v, uint32_t key)
 {
     for (size_t i = dot_lower(c, v->origin, v->ts); dot_at(c, i, v); i++)
@@ -320,7 +337,7 @@ static void sb_event(struct sbuf *b, const struct cw_history *h, size_t i)
         sb_printf(b, "write #%zu (session %u, region %u, key %u) ", i, e->session, e->region,
                   e->key);
         sb_version(b, &e->write);
-        sb_printf(b, "%s", e->acked ? "" : " unacked");
+        sb_printf(b, "%s%s", e->acked ? "" : " unacked", e->lost ? " lost" : "");
     } else if (e->final) {
         sb_printf(b, "final read #%zu (region %u, key %u) returned ", i, e->region, e->key);
         sb_read_set(b, e);
@@ -463,9 +480,11 @@ static int build_dots(struct ck *c)
     c->dots = alloc_n(c->n, sizeof(*c->dots));
     if (!c->dots)
         return CW_ENOMEM;
+    /* Lost writes are left out: no read can return them, nothing is replaced or
+     * explained by them. */
     for (size_t i = 0; i < c->n; i++) {
         const struct cw_hist_event *e = ev(c, i);
-        if (e->kind == CW_HIST_WRITE)
+        if (is_real_write(e))
             c->dots[c->n_dots++] = (struct dotref){e->write.ts, e->write.origin, i};
     }
     if (c->n_dots > 0)
@@ -663,9 +682,14 @@ static int build_readers(struct ck *c)
 }
 
 /*
- * replaced[w]: some other write to the key carries a context covering w's dot.
- * Per (key, origin) the best and the best from a different dot are kept, so each
- * write is answered without scanning the others.
+ * replaced[w]: some other real write to the key was sent with a key context
+ * covering w's dot. The sent context, not the stored one: in a correct store the
+ * stored context only adds contexts of versions the sent one covers (closing, see
+ * docs/consistency.md 2.4), so both give the same replaced set over all real
+ * writes, but a store that widened a stored context would excuse its own loss.
+ * Lost writes are not in the dot index, so they replace nothing. Per (key,
+ * origin) the best and the best from a different dot are kept, so each write is
+ * answered without scanning the others.
  */
 static int build_replaced(struct ck *c)
 {
@@ -685,9 +709,10 @@ static int build_replaced(struct ck *c)
     for (size_t d = 0; d < c->n_dots; d++) {
         size_t x = c->dots[d].ev, k = c->key_of[x];
         const struct cw_hist_version *xv = &ev(c, x)->write;
+        const struct cw_vclock *xs = &ev(c, x)->sent_kctx;
         for (size_t o = 0; o < CW_REGIONS_MAX; o++) {
-            if (w1[k * CW_REGIONS_MAX + o] == NONE || xv->kctx.ts[o] > b1[k * CW_REGIONS_MAX + o]) {
-                b1[k * CW_REGIONS_MAX + o] = xv->kctx.ts[o];
+            if (w1[k * CW_REGIONS_MAX + o] == NONE || xs->ts[o] > b1[k * CW_REGIONS_MAX + o]) {
+                b1[k * CW_REGIONS_MAX + o] = xs->ts[o];
                 w1[k * CW_REGIONS_MAX + o] = x;
             }
         }
@@ -698,10 +723,11 @@ static int build_replaced(struct ck *c)
     for (size_t d = 0; d < c->n_dots; d++) {
         size_t x = c->dots[d].ev, k = c->key_of[x];
         const struct cw_hist_version *xv = &ev(c, x)->write;
+        const struct cw_vclock *xs = &ev(c, x)->sent_kctx;
         for (size_t o = 0; o < CW_REGIONS_MAX; o++) {
             size_t at = k * CW_REGIONS_MAX + o;
-            if (!same_dot(xv, &ev(c, w1[at])->write) && xv->kctx.ts[o] > b2[at])
-                b2[at] = xv->kctx.ts[o];
+            if (!same_dot(xv, &ev(c, w1[at])->write) && xs->ts[o] > b2[at])
+                b2[at] = xs->ts[o];
         }
     }
     for (size_t d = 0; d < c->n_dots; d++) {
@@ -761,9 +787,10 @@ static bool pick_observed_unacked(const struct ck *c, size_t e)
     return ev(c, e)->kind == CW_HIST_WRITE && is_node(c, e) && !is_main(c, e) && c->rd_n[e] > 0;
 }
 
+/* Acked writes that happened; an acked lost write is reported by check_lost. */
 static bool pick_acked_any(const struct ck *c, size_t e)
 {
-    return ev(c, e)->kind == CW_HIST_WRITE && ev(c, e)->acked;
+    return is_real_write(ev(c, e)) && ev(c, e)->acked;
 }
 
 static bool pick_final(const struct ck *c, size_t e)
@@ -921,6 +948,17 @@ static void sb_path(struct sbuf *b, const struct ck *c, size_t len)
 
 /* ---- the checks ---- */
 
+/* A lost write to key with v's dot, or NONE (for witnesses only: a linear scan). */
+static size_t find_lost(const struct ck *c, const struct cw_hist_version *v, uint32_t key)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const struct cw_hist_event *e = ev(c, i);
+        if (e->kind == CW_HIST_WRITE && e->lost && e->key == key && same_dot(&e->write, v))
+            return i;
+    }
+    return NONE;
+}
+
 static int check_thin_air(struct ck *c)
 {
     for (size_t r = 0; r < c->n; r++) {
@@ -950,13 +988,87 @@ static int check_thin_air(struct ck *c)
                 sb_event(&b, c->h, r);
                 sb_printf(&b, "; version ");
                 sb_version(&b, v);
-                if (first == NONE) {
+                size_t lost = first == NONE ? find_lost(c, v, re->key) : NONE;
+                if (lost != NONE) {
+                    slot_event(slot, lost);
+                    sb_printf(&b, " belongs only to ");
+                    sb_event(&b, c->h, lost);
+                    sb_printf(&b, ", which was lost in a crash before its commit and so never "
+                                  "happened");
+                } else if (first == NONE) {
                     sb_printf(&b, " was never written");
                 } else {
                     slot_event(slot, first);
                     sb_printf(&b, " does not match ");
                     sb_event(&b, c->h, first);
                 }
+            }
+            break; /* one report per read */
+        }
+    }
+    return CW_OK;
+}
+
+static unsigned n_regions(const struct ck *c)
+{
+    return c->h->n_regions && c->h->n_regions <= CW_REGIONS_MAX ? c->h->n_regions : CW_REGIONS_MAX;
+}
+
+/*
+ * Key contexts: on a siblings key a write's stored context includes the one its
+ * client sent (the region only closes it, adding what covered versions had
+ * replaced), and every read returns a version with exactly the context its write
+ * stored. A version whose write cannot be matched is thin-air's business.
+ */
+static int check_contexts(struct ck *c)
+{
+    char a[CW_VC_TEXT_MAX], b2[CW_VC_TEXT_MAX];
+    unsigned nr = n_regions(c);
+    for (size_t i = 0; i < c->n; i++) {
+        const struct cw_hist_event *e = ev(c, i);
+        if (e->kind == CW_HIST_WRITE) {
+            if (e->lost || !is_siblings_mode(e->mode) ||
+                cw_vc_dominates(&e->write.kctx, &e->sent_kctx))
+                continue;
+            struct cw_check_violation *slot;
+            int rc = report_add(c->rep, CW_CHECK_CONTEXT, &slot);
+            if (rc != CW_OK)
+                return rc;
+            if (slot) {
+                struct sbuf b = slot_buf(slot);
+                slot_event(slot, i);
+                sb_event(&b, c->h, i);
+                sb_printf(&b,
+                          " stored key context %s, which lacks part of the context %s its "
+                          "client sent",
+                          cw_vc_format(&e->write.kctx, nr, a), cw_vc_format(&e->sent_kctx, nr, b2));
+            }
+            continue;
+        }
+        for (size_t j = 0; j < e->n_read; j++) {
+            const struct cw_hist_version *v = &e->read[j];
+            size_t z = find_write(c, v, e->key);
+            if (z == NONE)
+                continue;
+            const struct cw_hist_version *zv = &ev(c, z)->write;
+            if (zv->tombstone != v->tombstone || (!v->tombstone && zv->value_id != v->value_id))
+                continue; /* thin-air */
+            if (cw_vc_compare(&v->kctx, &zv->kctx) == CW_VC_EQUAL)
+                continue;
+            struct cw_check_violation *slot;
+            int rc = report_add(c->rep, CW_CHECK_CONTEXT, &slot);
+            if (rc != CW_OK)
+                return rc;
+            if (slot) {
+                struct sbuf b = slot_buf(slot);
+                slot_event(slot, i);
+                slot_event(slot, z);
+                sb_event(&b, c->h, i);
+                sb_printf(&b, "; returned version ");
+                sb_version(&b, v);
+                sb_printf(&b, " carries key context %s, but ", cw_vc_format(&v->kctx, nr, a));
+                sb_event(&b, c->h, z);
+                sb_printf(&b, " stored it with key context %s", cw_vc_format(&zv->kctx, nr, b2));
             }
             break; /* one report per read */
         }
@@ -1005,7 +1117,7 @@ static int check_siblings(struct ck *c)
                       (unsigned long long)re->read[bad].ts);
         } else {
             char ctx[CW_VC_TEXT_MAX];
-            unsigned nr = c->h->n_regions ? c->h->n_regions : CW_REGIONS_MAX;
+            unsigned nr = n_regions(c);
             sb_printf(&b, "; version ");
             sb_version(&b, &re->read[bad]);
             sb_printf(&b, " is replaced by returned version ");
@@ -1360,6 +1472,23 @@ static bool kept(const struct ck *c, size_t w, const struct cw_hist_event *f)
 
 static int check_lost(struct ck *c)
 {
+    /* An acknowledged write must be durable: lost in a crash, it is lost. */
+    for (size_t w = 0; w < c->n; w++) {
+        const struct cw_hist_event *we = ev(c, w);
+        if (we->kind != CW_HIST_WRITE || !we->lost || !we->acked)
+            continue;
+        struct cw_check_violation *slot;
+        int rc = report_add(c->rep, CW_CHECK_LOST_WRITE, &slot);
+        if (rc != CW_OK)
+            return rc;
+        if (slot) {
+            struct sbuf b = slot_buf(slot);
+            slot_event(slot, w);
+            sb_printf(&b, "acked ");
+            sb_event(&b, c->h, w);
+            sb_printf(&b, " was lost in a crash before its commit");
+        }
+    }
     for (size_t k = 0; k < c->n_keys; k++) {
         if (c->kf_off[k] == c->kf_off[k + 1])
             continue;
@@ -1468,8 +1597,8 @@ int cw_check_history(const struct cw_history *h, struct cw_check_report *out)
         (rc = build_replaced(&c)) != CW_OK || (rc = build_groups(&c)) != CW_OK ||
         (rc = build_scratch(&c)) != CW_OK)
         goto cleanup;
-    if ((rc = check_thin_air(&c)) != CW_OK || (rc = check_siblings(&c)) != CW_OK ||
-        (rc = check_cycle(&c)) != CW_OK)
+    if ((rc = check_thin_air(&c)) != CW_OK || (rc = check_contexts(&c)) != CW_OK ||
+        (rc = check_siblings(&c)) != CW_OK || (rc = check_cycle(&c)) != CW_OK)
         goto cleanup;
     /* The causal-past vectors need a DAG. */
     if (c.n_topo == c.n_nodes) {
@@ -1512,6 +1641,8 @@ const char *cw_check_kind_name(enum cw_check_kind k)
         return "siblings";
     case CW_CHECK_DIVERGENCE:
         return "divergence";
+    case CW_CHECK_CONTEXT:
+        return "context";
     }
     return "unknown";
 }

@@ -11,8 +11,16 @@
  * the client never learned their dot, so its session cannot promise to see them
  * (they have no session-order edge to the session's later events). Operations on
  * EVENTUAL keys are not part of CO at all (the store does not order them), and
- * reads of EVENTUAL keys are only held to thin-air, sibling-count, lost-write and
- * divergence rules.
+ * reads of EVENTUAL keys are only held to thin-air, context, sibling-count,
+ * lost-write and divergence rules.
+ *
+ * A write marked lost (decided, then lost in a crash before its commit) never
+ * happened: it is outside CO, no read may return it, and it replaces, excuses
+ * and explains nothing. Whether a write replaced a version (which excuses that
+ * version's absence) is judged from the key context the client sent with the
+ * put (sent_kctx), not from the one the region stored; the rules that flag a
+ * version still returned although replaced use the stored context, which must
+ * include the sent one.
  *
  * Ownership: cw_check_history fills a caller-provided report whose violation
  * array it allocates; release it with cw_check_report_free (also safe after a
@@ -27,8 +35,9 @@
 #include "sim/history.h"
 
 enum cw_check_kind {
-    /* A read returned a version no write to that key produced (unknown dot, or the
-     * write with that dot has another value_id, tombstone flag or key). */
+    /* A read returned a version no write to that key produced (unknown dot, a dot
+     * only a lost write had, or the write with that dot has another value_id,
+     * tombstone flag or key). */
     CW_CHECK_THIN_AIR,
     /* CO (session order plus reads-from) has a cycle; reported once per history.
      * The causal-miss checks need a DAG and are skipped when it is found. */
@@ -41,15 +50,21 @@ enum cw_check_kind {
      * the same key by the session returned it or a version causally after it
      * (monotonic reads). */
     CW_CHECK_SESSION,
-    /* An acknowledged write is missing from a final read and nothing replaced it. */
+    /* An acknowledged write is missing from a final read and no real write's sent
+     * key context replaced it (LWW: no greater real write explains it), or an
+     * acknowledged write was lost in a crash. */
     CW_CHECK_LOST_WRITE,
     /* A read's version set breaks the sibling rules: a version replaced by another
      * returned version's context, a duplicate dot, or >1 version for an LWW key. */
     CW_CHECK_SIBLINGS,
     /* Final reads of one key return different sets of live dots. */
     CW_CHECK_DIVERGENCE,
+    /* A read returned a version whose key context is not the one its write
+     * stored, or (siblings keys) a write stored a key context that lacks part of
+     * the one its client sent. */
+    CW_CHECK_CONTEXT,
 };
-#define CW_CHECK_KINDS 7
+#define CW_CHECK_KINDS 8
 
 /* Violations stored with a witness; the rest are only counted. */
 #define CW_CHECK_STORED_MAX 64
@@ -84,7 +99,8 @@ void cw_check_report_free(struct cw_check_report *r);
  */
 void cw_check_report_print(const struct cw_check_report *r, const struct cw_history *h, FILE *f,
                            size_t max_shown);
-/* Short stable name ("thin-air", "cycle", "causal-miss", ...); "unknown" otherwise. */
+/* Short stable name ("thin-air", "cycle", "causal-miss", ..., "context"); "unknown"
+ * otherwise. */
 const char *cw_check_kind_name(enum cw_check_kind k);
 
 #endif

@@ -8,6 +8,10 @@
  * healed and quiet, the simulator reads every key at every region and appends
  * those reads with final = true; they belong to no session.
  *
+ * A write the region decided but lost in a crash before its group commit is kept
+ * in the history with lost = true: it never happened (no client, peer or reader
+ * saw it), so the checker lets it replace, excuse or explain nothing.
+ *
  * Values are identified by a unique, nonzero value_id chosen by the simulator;
  * the value bytes a client writes encode that id, so a read maps back to it.
  * Ownership: the history owns its events array; events are plain values.
@@ -51,8 +55,13 @@ struct cw_hist_event {
     uint64_t time_us; /* simulated time of the event */
 
     /* CW_HIST_WRITE */
-    struct cw_hist_version write;
+    struct cw_hist_version write; /* write.kctx: the context the stored version carries */
     bool acked; /* the client saw success; an unacked write may or may not survive */
+    bool lost;  /* decided, then lost in a crash before its commit: it never happened */
+    /* The key context the client sent with the put, before the region closed it
+     * (write.kctx covers at least this on a siblings key). The checker judges what
+     * a write replaced from this, not from what the region stored. */
+    struct cw_vclock sent_kctx;
 
     /* CW_HIST_READ: every version the region held for the key, tombstones included
      * (a tombstone may be absent after it was garbage-collected). */

@@ -560,6 +560,7 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
     ev.write.ts = rep->dot.ts;
     ev.write.tombstone = o->value_id == 0;
     ev.write.value_id = o->value_id;
+    ev.sent_kctx = o->kctx; /* checker: what the client sent, before the region closed it */
     if (ev.mode == CW_HIST_SIBLINGS || ev.mode == CW_HIST_EVENTUAL_SIBLINGS) {
         /* The version as stored: the region closes the key context it was given. */
         ev.write.kctx = o->kctx;
@@ -818,6 +819,7 @@ static void crash_region(struct sim *sim, unsigned r)
         struct cw_hist_event *ev = &sim->res->history.events[g->unflushed[i]];
         ev->write.ts = UINT64_MAX - sim->next_lost_dot++;
         ev->acked = false;
+        ev->lost = true; /* checker: it never happened, so it replaces nothing */
     }
     g->n_unflushed = 0;
     cw_node_destroy(&g->node);

@@ -42,10 +42,30 @@ static size_t add_write(struct cw_history *h, uint32_t sess, uint8_t region, uin
     return i;
 }
 
-/* Adds (origin, ts) to the key context write w carried. */
+/* Adds (origin, ts) to the key context write w was sent with and stored (as a
+ * correct region does when nothing it holds needs closing). */
 static void add_ctx(struct cw_history *h, size_t w, uint8_t origin, uint64_t ts)
 {
+    cw_vc_join_dot(&h->events[w].sent_kctx, origin, ts);
     cw_vc_join_dot(&h->events[w].write.kctx, origin, ts);
+}
+
+/* Adds (origin, ts) only to the context the region stored for write w: what
+ * closing adds, or what a faulty region made up. */
+static void add_stored_ctx(struct cw_history *h, size_t w, uint8_t origin, uint64_t ts)
+{
+    cw_vc_join_dot(&h->events[w].write.kctx, origin, ts);
+}
+
+/* A write decided and then lost in a crash before its commit, recorded as the
+ * simulator does: unacknowledged, with a dot no region ever issues. */
+static size_t add_lost_write(struct cw_history *h, uint32_t sess, uint8_t region, uint32_t key,
+                             enum cw_hist_mode mode, uint64_t value_id)
+{
+    static uint64_t next_lost;
+    size_t i = add_write(h, sess, region, key, mode, UINT64_MAX - next_lost++, value_id, false);
+    h->events[i].lost = true;
+    return i;
 }
 
 /* A read returning the versions written by the given write events. */
@@ -586,6 +606,292 @@ static void test_siblings_duplicate_and_lww(void **state)
     cw_history_free(&h);
 }
 
+/* ---- lost writes replace, excuse and explain nothing (issue 8) ---- */
+
+/* Checks h and asserts exactly `count` violations of `kind`; returns the report. */
+static void check_only(const struct cw_history *h, struct cw_check_report *rep,
+                       enum cw_check_kind kind, size_t count)
+{
+    check(h, rep);
+    assert_only(rep, kind, count);
+}
+
+/* Siblings, final reads: a write lost in a crash had read a and replaced it. The
+ * region that held it is gone, so nothing replaced a, yet a is nowhere. */
+static void test_lost_write_replaces_nothing(void **state)
+{
+    (void)state;
+    struct cw_history h;
+    cw_history_init(&h, 3);
+    size_t a = add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    size_t x = add_lost_write(&h, 2, 1, K1, SIB, 2);
+    add_ctx(&h, x, 0, 10);
+    for (uint8_t r = 0; r < 3; r++)
+        FINAL_NONE(&h, r, K1, SIB);
+    struct cw_check_report rep;
+    check_only(&h, &rep, CW_CHECK_LOST_WRITE, 1);
+    assert_int_equal(rep.v[0].events[0], a);
+    cw_check_report_free(&rep);
+    cw_history_free(&h);
+
+    /* Valid twin: the same lost write, and a is still there everywhere. */
+    cw_history_init(&h, 3);
+    a = add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    x = add_lost_write(&h, 2, 1, K1, SIB, 2);
+    add_ctx(&h, x, 0, 10);
+    FINALS(&h, K1, SIB, a);
+    assert_clean(&h);
+    cw_history_free(&h);
+}
+
+/* Siblings, causal rule: the session's own write is missing from its read; only
+ * the lost write's context "replaced" it. */
+static void test_lost_write_excuses_no_causal_miss(void **state)
+{
+    (void)state;
+    struct cw_history h;
+    cw_history_init(&h, 3);
+    size_t a = add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    size_t x = add_lost_write(&h, 2, 1, K1, SIB, 2);
+    add_ctx(&h, x, 0, 10);
+    size_t bad = READ_NONE(&h, 1, 1, K1, SIB);
+    FINALS(&h, K1, SIB, a);
+    struct cw_check_report rep;
+    check_only(&h, &rep, CW_CHECK_SESSION, 1);
+    assert_int_equal(rep.v[0].events[0], bad);
+    assert_int_equal(rep.v[0].events[1], a);
+    assert_non_null(strstr(rep.v[0].witness, "read-your-writes"));
+    cw_check_report_free(&rep);
+    cw_history_free(&h);
+
+    /* Valid twin: a real write that read a replaced it, and the read returns it. */
+    cw_history_init(&h, 3);
+    a = add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    READ(&h, 2, 0, K1, SIB, a);
+    x = add_lost_write(&h, 2, 0, K1, SIB, 2);
+    add_ctx(&h, x, 0, 10);
+    size_t y = add_write(&h, 3, 0, K1, SIB, 20, 3, true);
+    add_ctx(&h, y, 0, 10);
+    READ(&h, 1, 0, K1, SIB, y);
+    FINALS(&h, K1, SIB, y);
+    assert_clean(&h);
+    cw_history_free(&h);
+}
+
+/* LWW, final reads: an acked put vanished; only a lost delete, whose (rewritten)
+ * stamp exceeds every real one, could have explained it. */
+static void test_lost_delete_explains_nothing(void **state)
+{
+    (void)state;
+    struct cw_history h;
+    cw_history_init(&h, 3);
+    size_t a = add_write(&h, 1, 0, K1, LWW, 10, 1, true);
+    add_lost_write(&h, 2, 1, K1, LWW, 0);
+    for (uint8_t r = 0; r < 3; r++)
+        FINAL_NONE(&h, r, K1, LWW);
+    struct cw_check_report rep;
+    check_only(&h, &rep, CW_CHECK_LOST_WRITE, 1);
+    assert_int_equal(rep.v[0].events[0], a);
+    cw_check_report_free(&rep);
+    cw_history_free(&h);
+
+    /* Valid twin: a real, greater delete whose tombstone was collected. */
+    cw_history_init(&h, 3);
+    add_write(&h, 1, 0, K1, LWW, 10, 1, true);
+    add_lost_write(&h, 2, 1, K1, LWW, 0);
+    add_write(&h, 3, 2, K1, LWW, 20, 0, true);
+    for (uint8_t r = 0; r < 3; r++)
+        FINAL_NONE(&h, r, K1, LWW);
+    assert_clean(&h);
+    cw_history_free(&h);
+}
+
+/* LWW, causal rule: the session reads nothing after its own put; only a lost
+ * delete could have explained the not-found. */
+static void test_lost_delete_excuses_no_causal_miss(void **state)
+{
+    (void)state;
+    struct cw_history h;
+    cw_history_init(&h, 3);
+    size_t a = add_write(&h, 1, 0, K1, LWW, 10, 1, true);
+    add_lost_write(&h, 2, 1, K1, LWW, 0);
+    size_t bad = READ_NONE(&h, 1, 1, K1, LWW);
+    FINALS(&h, K1, LWW, a);
+    struct cw_check_report rep;
+    check_only(&h, &rep, CW_CHECK_SESSION, 1);
+    assert_int_equal(rep.v[0].events[0], bad);
+    assert_int_equal(rep.v[0].events[1], a);
+    assert_non_null(strstr(rep.v[0].witness, "no greater delete"));
+    cw_check_report_free(&rep);
+    cw_history_free(&h);
+
+    /* Valid twin: a real greater delete, collected before the read. */
+    cw_history_init(&h, 3);
+    add_write(&h, 1, 0, K1, LWW, 10, 1, true);
+    add_lost_write(&h, 2, 1, K1, LWW, 0);
+    add_write(&h, 3, 1, K1, LWW, 20, 0, true);
+    READ_NONE(&h, 1, 1, K1, LWW);
+    for (uint8_t r = 0; r < 3; r++)
+        FINAL_NONE(&h, r, K1, LWW);
+    assert_clean(&h);
+    cw_history_free(&h);
+}
+
+/* A read returning a write that was lost in a crash returned something that never
+ * happened (here with the dot the region had given it). */
+static void test_read_of_lost_write_is_thin_air(void **state)
+{
+    (void)state;
+    struct cw_history h;
+    cw_history_init(&h, 3);
+    size_t x = add_write(&h, 1, 0, K1, SIB, 10, 1, false);
+    h.events[x].lost = true;
+    size_t bad = READ(&h, 2, 0, K1, SIB, x);
+    struct cw_check_report rep;
+    check_only(&h, &rep, CW_CHECK_THIN_AIR, 1);
+    assert_int_equal(rep.v[0].events[0], bad);
+    assert_true(has_event(&rep.v[0], x));
+    assert_non_null(strstr(rep.v[0].witness, "lost in a crash"));
+    cw_check_report_free(&rep);
+
+    /* Valid twin: the restarted region reissued the dot to a real write. */
+    size_t y = add_write(&h, 3, 0, K1, SIB, 10, 2, true);
+    h.events[bad].read[0] = h.events[y].write;
+    FINALS(&h, K1, SIB, y);
+    assert_clean(&h);
+    cw_history_free(&h);
+}
+
+/* An acknowledged write must survive a crash. */
+static void test_acked_write_lost(void **state)
+{
+    (void)state;
+    struct cw_history h;
+    cw_history_init(&h, 3);
+    size_t w = add_lost_write(&h, 1, 0, K1, LWW, 1);
+    h.events[w].acked = true;
+    struct cw_check_report rep;
+    check_only(&h, &rep, CW_CHECK_LOST_WRITE, 1);
+    assert_int_equal(rep.v[0].events[0], w);
+    assert_non_null(strstr(rep.v[0].witness, "lost in a crash"));
+    cw_check_report_free(&rep);
+    cw_history_free(&h);
+}
+
+/* ---- "replaced" is judged from the key context the client sent ---- */
+
+/* a and b are concurrent; c's client saw only a and sent {0:10}, but the region
+ * stored c with a context that also covers b. b is gone: lost, not replaced. */
+static void test_replaced_judged_from_sent_context(void **state)
+{
+    (void)state;
+    struct cw_history h;
+    cw_history_init(&h, 3);
+    add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    size_t b = add_write(&h, 2, 1, K1, SIB, 11, 2, true);
+    size_t c = add_write(&h, 3, 2, K1, SIB, 30, 3, true);
+    add_ctx(&h, c, 0, 10);
+    add_stored_ctx(&h, c, 1, 11); /* widened by the region */
+    FINALS(&h, K1, SIB, c);
+    struct cw_check_report rep;
+    check_only(&h, &rep, CW_CHECK_LOST_WRITE, 1);
+    assert_int_equal(rep.v[0].events[0], b);
+    cw_check_report_free(&rep);
+    cw_history_free(&h);
+
+    /* Valid twin: c's client passed a token naming b only, and b had replaced a;
+     * the region closed c's context with b's. a is replaced by b's sent context,
+     * b by c's; c's stored context is the closed one, returned as stored. */
+    cw_history_init(&h, 3);
+    size_t a = add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    READ(&h, 2, 1, K1, SIB, a);
+    b = add_write(&h, 2, 1, K1, SIB, 11, 2, true);
+    add_ctx(&h, b, 0, 10);
+    c = add_write(&h, 3, 2, K1, SIB, 30, 3, true);
+    add_ctx(&h, c, 1, 11);
+    add_stored_ctx(&h, c, 0, 10); /* closed: b had replaced a */
+    READ(&h, 3, 2, K1, SIB, c);
+    FINALS(&h, K1, SIB, c);
+    assert_clean(&h);
+    cw_history_free(&h);
+}
+
+/* The causal rule, same widening: b's own session reads c alone. */
+static void test_replaced_judged_from_sent_context_causal(void **state)
+{
+    (void)state;
+    struct cw_history h;
+    cw_history_init(&h, 3);
+    add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    size_t b = add_write(&h, 2, 1, K1, SIB, 11, 2, true);
+    size_t c = add_write(&h, 3, 2, K1, SIB, 30, 3, true);
+    add_ctx(&h, c, 0, 10);
+    add_stored_ctx(&h, c, 1, 11);
+    size_t bad = READ(&h, 2, 2, K1, SIB, c);
+    struct cw_check_report rep;
+    check_only(&h, &rep, CW_CHECK_SESSION, 1);
+    assert_int_equal(rep.v[0].events[0], bad);
+    assert_int_equal(rep.v[0].events[1], b);
+    cw_check_report_free(&rep);
+    cw_history_free(&h);
+
+    /* Valid twin: c's client did send a context covering b. */
+    cw_history_init(&h, 3);
+    add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    add_write(&h, 2, 1, K1, SIB, 11, 2, true);
+    c = add_write(&h, 3, 2, K1, SIB, 30, 3, true);
+    add_ctx(&h, c, 0, 10);
+    add_ctx(&h, c, 1, 11);
+    READ(&h, 2, 2, K1, SIB, c);
+    assert_clean(&h);
+    cw_history_free(&h);
+}
+
+/* ---- a returned version carries the key context its write stored ---- */
+
+static void test_returned_context_mismatch(void **state)
+{
+    (void)state;
+    struct cw_history h;
+    cw_history_init(&h, 3);
+    size_t a = add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    size_t bad = READ(&h, 2, 1, K1, SIB, a);
+    cw_vc_join_dot(&h.events[bad].read[0].kctx, 2, 5); /* a context a never carried */
+    FINALS(&h, K1, SIB, a);
+    struct cw_check_report rep;
+    check_only(&h, &rep, CW_CHECK_CONTEXT, 1);
+    assert_int_equal(rep.v[0].events[0], bad);
+    assert_true(has_event(&rep.v[0], a));
+    assert_non_null(strstr(rep.v[0].witness, "carries key context 0.0.5"));
+    assert_non_null(strstr(rep.v[0].witness, "stored it with key context 0.0.0"));
+    cw_check_report_free(&rep);
+    cw_history_free(&h);
+
+    /* A region that stored less than its client sent: c's client replaced a, the
+     * region kept a beside c, and every read agrees with the region. */
+    cw_history_init(&h, 3);
+    a = add_write(&h, 1, 0, K1, SIB, 10, 1, true);
+    size_t c = add_write(&h, 2, 1, K1, SIB, 20, 2, true);
+    cw_vc_join_dot(&h.events[c].sent_kctx, 0, 10);
+    FINALS(&h, K1, SIB, a, c);
+    check_only(&h, &rep, CW_CHECK_CONTEXT, 1);
+    assert_int_equal(rep.v[0].events[0], c);
+    assert_non_null(strstr(rep.v[0].witness, "lacks part of the context a.0.0"));
+    cw_check_report_free(&rep);
+    cw_history_free(&h);
+
+    /* Valid: LWW writes store no key context whatever the client sent. */
+    cw_history_init(&h, 3);
+    a = add_write(&h, 1, 0, K1, LWW, 10, 1, true);
+    READ(&h, 2, 0, K1, LWW, a);
+    size_t w = add_write(&h, 2, 0, K1, LWW, 20, 2, true);
+    cw_vc_join_dot(&h.events[w].sent_kctx, 0, 10);
+    READ(&h, 1, 1, K1, LWW, w);
+    FINALS(&h, K1, LWW, w);
+    assert_clean(&h);
+    cw_history_free(&h);
+}
+
 /* ---- report plumbing ---- */
 
 static void test_report_cap_and_print(void **state)
@@ -707,6 +1013,15 @@ int main(void)
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_siblings_covered),
         cmocka_unit_test(test_siblings_duplicate_and_lww),
+        cmocka_unit_test(test_lost_write_replaces_nothing),
+        cmocka_unit_test(test_lost_write_excuses_no_causal_miss),
+        cmocka_unit_test(test_lost_delete_explains_nothing),
+        cmocka_unit_test(test_lost_delete_excuses_no_causal_miss),
+        cmocka_unit_test(test_read_of_lost_write_is_thin_air),
+        cmocka_unit_test(test_acked_write_lost),
+        cmocka_unit_test(test_replaced_judged_from_sent_context),
+        cmocka_unit_test(test_replaced_judged_from_sent_context_causal),
+        cmocka_unit_test(test_returned_context_mismatch),
         cmocka_unit_test(test_report_cap_and_print),
         cmocka_unit_test(test_print_causal),
         cmocka_unit_test(test_kind_names),
