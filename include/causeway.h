@@ -182,7 +182,7 @@ struct cw_put_result {
  * CW_ESIBLINGS, CW_EUNKNOWNBUCKET, CW_EFULL, CW_ESTRONG, CW_ECONTEXT (a context
  * naming an unknown region or far in the future), and CW_ENOTREADY: in a causal
  * bucket a write, like a read, waits until the region has applied the session's
- * context, and fails with it when that takes longer than read_wait_ms (nothing
+ * context, and fails with it when that takes longer than wait_ms (nothing
  * was written); the transport
  * CW_ETIMEOUT (the write may or may not have happened; it is not retried) or
  * CW_ENET. On success *out (may be NULL) receives the write's dot.

@@ -29,12 +29,13 @@ _Static_assert(CW_CONTEXT_TOKEN_MAX == CW_TOKEN_MAX, "public token size must mat
 _Static_assert(CW_BUCKET_LEN_MAX == CW_BUCKET_NAME_MAX, "public bucket limit must match");
 _Static_assert(CW_KEY_LEN_MAX == CW_KEY_BYTES_MAX, "public key limit must match");
 _Static_assert(CW_REGION_NAMES_MAX == CW_REGIONS_MAX, "public region limit must match");
+_Static_assert(CW_REGION_NAME_LEN_MAX == CW_REGION_NAME_MAX, "public region name limit must match");
 
 #define ERRMSG_MAX 512
 #define CW_ENDPOINT_TEXT_MAX CW_NETCLIENT_ENDPOINT_MAX
 
 /* Full keys "bucket/key" are at most this long. */
-#define FULL_KEY_MAX (CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
+#define FULL_KEY_MAX CW_FULL_KEY_MAX
 
 /* ------------------------------------------------------------------ session */
 

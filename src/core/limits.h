@@ -10,6 +10,10 @@
 
 /* Regions in one cluster; vector clocks are this wide. */
 #define CW_REGIONS_MAX 16
+/* Region names are [a-z0-9_-]{1,32}. */
+#define CW_REGION_NAME_MAX 32
+/* A node's endpoint, "tcp://host:port" or "ipc://path", without the NUL. */
+#define CW_ENDPOINT_MAX 255
 /* Bucket names are [a-z0-9_-]{1,64}; keys are 1..1024 bytes. */
 #define CW_BUCKET_NAME_MAX 64
 #define CW_KEY_BYTES_MAX 1024
@@ -24,10 +28,19 @@
 /* The largest value any decoder accepts, whatever max_value_bytes says. */
 #define CW_VALUE_HARD_MAX (64u << 20)
 
+/* One encoded message between nodes (a request or a peer frame), and the
+ * records one replication frame may carry. */
+#define CW_FRAME_BYTES_MAX (8u << 20)
+#define CW_FRAME_RECORDS_MAX 4096u
+/* The largest max_value_bytes: a value with its key and metadata must fit in
+ * one frame, or a peer would refuse what this node sends. */
+#define CW_MAX_VALUE_BYTES_MAX (CW_FRAME_BYTES_MAX / 2)
+
 /* Bytes of the detail string a core reply carries (which key, which limit). */
 #define CW_DETAIL_MAX 160
 
-/* One-way delay of an emulated WAN link, in milliseconds. */
+/* The largest one-way delay of an emulated WAN link, in milliseconds: the
+ * config's [latency], the admin link command and the transport all use it. */
 #define CW_LINK_DELAY_MS_MAX 60000u
 
 /* Defaults of the replica's configuration (docs/configuration.md). */

@@ -523,7 +523,7 @@ int cw_net_link(struct cw_net *n, unsigned peer, enum cw_link_op op, uint32_t de
         l->cut = false;
         return CW_OK;
     case CW_LINK_OP_DELAY: {
-        if (delay_ms > CW_NET_DELAY_MS_MAX)
+        if (delay_ms > CW_LINK_DELAY_MS_MAX)
             return CW_EINVAL;
         /* Frames already queued move by the change too (a faster link releases
          * them sooner), keeping their order and never falling due in the past. */

@@ -15,7 +15,9 @@
  *
  * WAN emulation lives in the sender. Each outbound link (this region -> peer p)
  * has a one-way delay plus optional jitter (uniform 0..jitter_ms, from a PRNG
- * seeded by the config) that never reorders the link: a frame's due time is
+ * seeded by cw_net_config.seed, which causewayd sets from its start time and
+ * region id: the jitter differs between runs and is not replayed by
+ * CAUSEWAY_SEED) that never reorders the link: a frame's due time is
  * max(now + delay + jitter, due time of the previous frame on that link). Frames
  * wait in a bounded per-link queue until due and are sent by cw_net_poll (or at
  * once by cw_net_send_peer when already due). The admin side can change a link's
@@ -31,10 +33,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/vclock.h" /* CW_REGIONS_MAX */
+#include "core/limits.h" /* CW_REGIONS_MAX, CW_REGION_NAME_MAX, CW_ENDPOINT_MAX */
 
-#define CW_NET_NAME_MAX 33 /* region name: 1..32 bytes plus NUL */
-#define CW_NET_ENDPOINT_MAX 256
+#define CW_NET_NAME_MAX (CW_REGION_NAME_MAX + 1)  /* a region name plus NUL */
+#define CW_NET_ENDPOINT_MAX (CW_ENDPOINT_MAX + 1) /* an endpoint plus NUL */
 #define CW_NET_ROUTE_MAX 256 /* ZeroMQ routing ids are 1..255 bytes */
 #define CW_NET_FRAME_BYTES_DEFAULT (16u * 1024u * 1024u)
 #define CW_NET_LINK_QUEUE_DEFAULT 10000u
@@ -87,9 +89,6 @@ void cw_net_close(struct cw_net **n);
  */
 int cw_net_send_peer(struct cw_net *n, unsigned peer, uint8_t *frame, size_t len);
 
-/* The largest one-way delay a link accepts, as in the config's [latency]. */
-#define CW_NET_DELAY_MS_MAX 60000u
-
 enum cw_link_op { CW_LINK_OP_CUT = 1, CW_LINK_OP_HEAL = 2, CW_LINK_OP_DELAY = 3 };
 
 /*
@@ -97,7 +96,8 @@ enum cw_link_op { CW_LINK_OP_CUT = 1, CW_LINK_OP_HEAL = 2, CW_LINK_OP_DELAY = 3 
  * sent until HEAL; DELAY sets the one-way delay to delay_ms for frames sent from now
  * on (frames already queued keep their due times, so the link is never reordered).
  * delay_ms is ignored for CUT and HEAL. Returns CW_EREGION for a bad peer,
- * CW_EINVAL for an unknown op or a delay over CW_NET_DELAY_MS_MAX. A new delay
+ * CW_EINVAL for an unknown op or a delay over CW_LINK_DELAY_MS_MAX (core/limits.h,
+ * the bound of the config's [latency] too). A new delay
  * applies to the frames already queued too (shifted by the change, in order).
  */
 int cw_net_link(struct cw_net *n, unsigned peer, enum cw_link_op op, uint32_t delay_ms);

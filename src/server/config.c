@@ -28,7 +28,7 @@
 
 #include <causeway/error.h>
 
-#include "wire/wire.h"
+#include "core/limits.h"
 
 /* Longest line accepted, newline excluded: room for a data_dir of
  * CW_CONFIG_PATH_MAX bytes plus the key, spaces and a comment. */
@@ -40,6 +40,9 @@
 /* Paths of unix sockets are limited by struct sockaddr_un (108 bytes with the NUL). */
 #define IPC_PATH_MAX 107
 #define MSG_MAX (CW_CONFIG_PATH_MAX + 1024) /* the path, then the message */
+/* A numeric constant as a string literal, for fixed messages. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum section_kind { SEC_NONE, SEC_CLUSTER, SEC_REGION, SEC_LATENCY, SEC_BUCKET };
 
@@ -51,22 +54,36 @@ enum cluster_key {
     CK_DATA_DIR,
     CK_MAX_VALUE_BYTES,
     CK_HEARTBEAT_MS,
-    CK_READ_WAIT_MS,
+    CK_WAIT_MS,
     CK_RESEND_MS,
     CK_JITTER_MS,
     CK_DEP_BUFFER_MAX,
     CK_OUTBOX_MAX,
     CK_BATCH_RECORDS_MAX,
     CK_WINDOW_RECORDS,
-    CK_PENDING_READS_MAX,
+    CK_WAITING_MAX,
     CK_LOG_LEVEL,
     CK_COUNT_
 };
 static const char *const cluster_keys[CK_COUNT_] = {
-    "durability",     "data_dir",          "max_value_bytes", "heartbeat_ms", "read_wait_ms",
-    "resend_ms",      "jitter_ms",         "dep_buffer_max",  "outbox_max",   "batch_records_max",
-    "window_records", "pending_reads_max", "log_level",
+    "durability",     "data_dir",    "max_value_bytes", "heartbeat_ms", "wait_ms",
+    "resend_ms",      "jitter_ms",   "dep_buffer_max",  "outbox_max",   "batch_records_max",
+    "window_records", "waiting_max", "log_level",
 };
+
+/* Keys of [cluster] that were renamed: the old name still sets the key, with a
+ * warning; a file that sets both names is an error. They bound reads and writes
+ * alike, which the old names hid. */
+static const struct {
+    const char *old_name;
+    enum cluster_key key;
+} cluster_renamed[] = {
+    {"read_wait_ms", CK_WAIT_MS},
+    {"pending_reads_max", CK_WAITING_MAX},
+};
+#define N_CLUSTER_RENAMED (sizeof(cluster_renamed) / sizeof(cluster_renamed[0]))
+_Static_assert(N_CLUSTER_RENAMED <= CW_CONFIG_WARNINGS_MAX,
+               "room for a warning per deprecated key");
 
 enum region_key { RK_CLIENT, RK_PEER, RK_ADMIN, RK_DATA_DIR, RK_COUNT_ };
 static const char *const region_keys[RK_COUNT_] = {"client", "peer", "admin", "data_dir"};
@@ -84,30 +101,29 @@ struct uint_key {
     size_t offset; /* of the uint32_t in struct cw_config */
 };
 
-/* A value must fit in one wire frame with its key and metadata, and a batch of
- * records in one RECORDS frame, or a peer would refuse what this node sends. */
-#define VALUE_BYTES_MAX (CW_WIRE_FRAME_BYTES_MAX / 2)
-#define BATCH_RECORDS_MAX CW_WIRE_RECORDS_MAX
-
+/* The defaults are the replica's (core/limits.h), so a key left out means what
+ * the replica would choose. The protocol-wide bounds come from there too: a value
+ * must fit in one frame with its key and metadata, and a batch of records in one
+ * replication frame, or a peer would refuse what this node sends. The other
+ * ranges are this file's own sanity bounds. */
 #define CFG_FIELD(f) offsetof(struct cw_config, f)
 static const struct uint_key cluster_uints[] = {
-    {CK_MAX_VALUE_BYTES, 1, VALUE_BYTES_MAX, 1u << 20, CFG_FIELD(max_value_bytes)},
-    {CK_HEARTBEAT_MS, 10, 60000, 200, CFG_FIELD(heartbeat_ms)},
-    {CK_READ_WAIT_MS, 1, 600000, 5000, CFG_FIELD(read_wait_ms)},
-    {CK_RESEND_MS, 10, 600000, 1000, CFG_FIELD(resend_ms)},
+    {CK_MAX_VALUE_BYTES, 1, CW_MAX_VALUE_BYTES_MAX, CW_DEFAULT_VALUE_BYTES_MAX,
+     CFG_FIELD(max_value_bytes)},
+    {CK_HEARTBEAT_MS, 10, 60000, CW_DEFAULT_HEARTBEAT_MS, CFG_FIELD(heartbeat_ms)},
+    {CK_WAIT_MS, 1, 600000, CW_DEFAULT_WAIT_MS, CFG_FIELD(wait_ms)},
+    {CK_RESEND_MS, 10, 600000, CW_DEFAULT_NACK_RETRY_MS, CFG_FIELD(resend_ms)},
     {CK_JITTER_MS, 0, 10000, 0, CFG_FIELD(jitter_ms)},
-    {CK_DEP_BUFFER_MAX, 1, 10000000, 100000, CFG_FIELD(dep_buffer_max)},
-    {CK_OUTBOX_MAX, 1, 100000000, 1000000, CFG_FIELD(outbox_max)},
-    {CK_BATCH_RECORDS_MAX, 1, BATCH_RECORDS_MAX, 256, CFG_FIELD(batch_records_max)},
-    {CK_WINDOW_RECORDS, 1, 1000000, 4096, CFG_FIELD(window_records)},
-    {CK_PENDING_READS_MAX, 1, 1000000, 10000, CFG_FIELD(pending_reads_max)},
+    {CK_DEP_BUFFER_MAX, 1, 10000000, CW_DEFAULT_DEP_BUFFER_MAX, CFG_FIELD(dep_buffer_max)},
+    {CK_OUTBOX_MAX, 1, 100000000, CW_DEFAULT_OUTBOX_MAX, CFG_FIELD(outbox_max)},
+    {CK_BATCH_RECORDS_MAX, 1, CW_FRAME_RECORDS_MAX, CW_DEFAULT_BATCH_RECORDS_MAX,
+     CFG_FIELD(batch_records_max)},
+    {CK_WINDOW_RECORDS, 1, 1000000, CW_DEFAULT_WINDOW_RECORDS, CFG_FIELD(window_records)},
+    {CK_WAITING_MAX, 1, 1000000, CW_DEFAULT_WAITING_MAX, CFG_FIELD(waiting_max)},
 };
 #define N_CLUSTER_UINTS (sizeof(cluster_uints) / sizeof(cluster_uints[0]))
 
-#define LATENCY_MS_MAX 60000
 #define MAX_SIBLINGS_MIN 1
-#define MAX_SIBLINGS_MAX 1024
-#define MAX_SIBLINGS_DEFAULT 64
 
 static const char *const durability_choices[] = {"sync", "write_nosync", "nosync", NULL};
 static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
@@ -142,6 +158,7 @@ struct loader {
     unsigned index; /* region id or bucket index */
     unsigned header_line;
     unsigned key_line[KEYS_MAX]; /* where each key of the open section was set; 0 = unset */
+    unsigned renamed_line[N_CLUSTER_RENAMED]; /* where [cluster] set a key by its old name */
 
     unsigned cluster_line, latency_line; /* header lines of the single sections */
     unsigned region_line[CW_REGIONS_MAX];
@@ -323,14 +340,14 @@ static bool parse_path(struct loader *ld, const char *key, const char *value, ch
 static const char *endpoint_problem(const char *v)
 {
     if (strlen(v) > CW_ENDPOINT_MAX)
-        return "it is too long (at most 255 bytes)";
+        return "it is too long (at most " STR(CW_ENDPOINT_MAX) " bytes)";
     if (strncmp(v, "ipc://", 6) == 0) {
         const char *p = v + 6;
         size_t len = strlen(p);
         if (len == 0)
             return "the ipc path is empty";
         if (len > IPC_PATH_MAX)
-            return "the ipc path is longer than 107 bytes";
+            return "the ipc path is longer than " STR(IPC_PATH_MAX) " bytes";
         for (size_t i = 0; i < len; i++)
             if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
                 return "the ipc path contains a space or control character";
@@ -421,6 +438,7 @@ static bool close_section(struct loader *ld)
     }
     ld->kind = SEC_NONE;
     memset(ld->key_line, 0, sizeof(ld->key_line));
+    memset(ld->renamed_line, 0, sizeof(ld->renamed_line));
     return true;
 }
 
@@ -447,8 +465,8 @@ static bool open_region(struct loader *ld, const char *name, size_t len)
     struct cw_config *c = ld->cfg;
     if (!name_valid(name, len, CW_REGION_NAME_MAX)) {
         fail(ld, CW_ECONFIG, ld->lineno,
-             "bad region name '%.*s'; expected 1 to 32 characters from a-z, 0-9, '_' and '-'",
-             (int)(len > 64 ? 64 : len), name);
+             "bad region name '%.*s'; expected 1 to %u characters from a-z, 0-9, '_' and '-'",
+             (int)(len > 64 ? 64 : len), name, (unsigned)CW_REGION_NAME_MAX);
         return false;
     }
     for (unsigned i = 0; i < c->n_regions; i++) {
@@ -481,8 +499,8 @@ static bool open_bucket(struct loader *ld, const char *name, size_t len)
     struct cw_config *c = ld->cfg;
     if (!name_valid(name, len, CW_BUCKET_NAME_MAX)) {
         fail(ld, CW_ECONFIG, ld->lineno,
-             "bad bucket name '%.*s'; expected 1 to 64 characters from a-z, 0-9, '_' and '-'",
-             (int)(len > 80 ? 80 : len), name);
+             "bad bucket name '%.*s'; expected 1 to %u characters from a-z, 0-9, '_' and '-'",
+             (int)(len > 80 ? 80 : len), name, (unsigned)CW_BUCKET_NAME_MAX);
         return false;
     }
     for (unsigned i = 0; i < c->n_buckets; i++) {
@@ -507,7 +525,7 @@ static bool open_bucket(struct loader *ld, const char *name, size_t len)
     memcpy(b->name, name, len);
     b->consistency = CW_CAUSAL;
     b->conflict = CW_CONFLICT_LWW;
-    b->max_siblings = MAX_SIBLINGS_DEFAULT;
+    b->max_siblings = CW_DEFAULT_MAX_SIBLINGS;
     ld->bucket_line[i] = ld->lineno;
     ld->kind = SEC_BUCKET;
     ld->index = i;
@@ -635,10 +653,64 @@ static int section_key(struct loader *ld, const char *key, const char *const *ke
     return -1;
 }
 
+/* Keeps "FILE:LINE: message" among the config's warnings (a full list drops it). */
+static void add_warning(struct loader *ld, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add_warning(struct loader *ld, const char *fmt, ...)
+{
+    struct cw_config *c = ld->cfg;
+    if (c->n_warnings == CW_CONFIG_WARNINGS_MAX)
+        return;
+    char *w = c->warnings[c->n_warnings++];
+    int n = snprintf(w, CW_CONFIG_WARNING_LEN, "%s:%u: ", ld->path, ld->lineno);
+    if (n < 0 || (size_t)n >= CW_CONFIG_WARNING_LEN)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w + n, CW_CONFIG_WARNING_LEN - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/* Like section_key for [cluster], where a renamed key may also be set by its old
+ * name: that sets the key with a warning, and setting both names is an error. */
+static int cluster_key(struct loader *ld, const char *key)
+{
+    for (size_t i = 0; i < N_CLUSTER_RENAMED; i++) {
+        const char *old_name = cluster_renamed[i].old_name;
+        enum cluster_key k = cluster_renamed[i].key;
+        const char *new_name = cluster_keys[k];
+        bool is_old = strcmp(key, old_name) == 0;
+        if (!is_old && strcmp(key, new_name) != 0)
+            continue;
+        unsigned other = is_old ? ld->key_line[k] : ld->renamed_line[i];
+        if (other != 0) {
+            fail(ld, CW_ECONFIG, ld->lineno,
+                 "both '%s' and its deprecated name '%s' are set in [cluster] (%s at line %u); "
+                 "expected only '%s'",
+                 new_name, old_name, is_old ? new_name : old_name, other, new_name);
+            return -1;
+        }
+        if (!is_old)
+            break;
+        if (ld->renamed_line[i] != 0) {
+            fail(ld, CW_ECONFIG, ld->lineno,
+                 "duplicate key '%s' in [cluster], first set at line %u; expected each key once",
+                 key, ld->renamed_line[i]);
+            return -1;
+        }
+        ld->renamed_line[i] = ld->lineno;
+        add_warning(ld, "'%s' in [cluster] is deprecated: rename it '%s' (same meaning and value)",
+                    old_name, new_name);
+        return (int)k;
+    }
+    return section_key(ld, key, cluster_keys, CK_COUNT_);
+}
+
 static bool cluster_value(struct loader *ld, const char *key, const char *value)
 {
     struct cw_config *c = ld->cfg;
-    int k = section_key(ld, key, cluster_keys, CK_COUNT_);
+    int k = cluster_key(ld, key);
     if (k < 0)
         return false;
     int choice;
@@ -731,7 +803,7 @@ static bool bucket_value(struct loader *ld, const char *key, const char *value)
         b->conflict = (enum cw_conflict)choice;
         return true;
     case BK_MAX_SIBLINGS:
-        return parse_uint(ld, key, value, MAX_SIBLINGS_MIN, MAX_SIBLINGS_MAX, &b->max_siblings);
+        return parse_uint(ld, key, value, MAX_SIBLINGS_MIN, CW_MAX_SIBLINGS_MAX, &b->max_siblings);
     case BK_COUNT_:
         break;
     }
@@ -801,7 +873,7 @@ static bool latency_value(struct loader *ld, const char *key, const char *value)
              e.from);
         return false;
     }
-    if (!parse_uint(ld, key, value, 0, LATENCY_MS_MAX, &e.ms))
+    if (!parse_uint(ld, key, value, 0, CW_LINK_DELAY_MS_MAX, &e.ms))
         return false;
     for (unsigned i = 0; i < ld->n_latency; i++) {
         const struct latency_entry *o = &ld->latency[i];
@@ -1193,9 +1265,9 @@ void cw_config_replica(const struct cw_config *c, unsigned id, struct cw_replica
     out->outbox_max = c->outbox_max;
     out->batch_records_max = c->batch_records_max;
     out->window_records = c->window_records;
-    out->waiting_max = c->pending_reads_max;
+    out->waiting_max = c->waiting_max;
     out->heartbeat_us = (uint64_t)c->heartbeat_ms * 1000;
     out->nack_retry_us = (uint64_t)c->resend_ms * 1000;
-    out->wait_us = (uint64_t)c->read_wait_ms * 1000;
+    out->wait_us = (uint64_t)c->wait_ms * 1000;
     out->force_eventual = false;
 }

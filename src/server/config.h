@@ -8,7 +8,9 @@
  * Loading is strict: an unknown section or key, a duplicate, a malformed or
  * out-of-range value, a missing required key or a clash between regions is an
  * error, reported once as "FILE:LINE: what is wrong; what is expected", so a typo
- * never silently becomes a default.
+ * never silently becomes a default. Renamed keys are still accepted under their
+ * old names, with a warning in cw_config.warnings; setting both names is an error.
+ * Defaults and the protocol-wide bounds come from core/limits.h.
  *
  * Ownership: a loaded cw_config owns its bucket array; cw_config_free releases it.
  * Everything returned by the lookups is borrowed from the cw_config and valid until
@@ -25,13 +27,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h" /* CW_REGIONS_MAX, CW_REGION_NAME_MAX, CW_ENDPOINT_MAX */
 #include "core/replica.h"
 #include "core/vclock.h"
 
-#define CW_REGION_NAME_MAX 32   /* region names are [a-z0-9_-]{1,32} */
-#define CW_ENDPOINT_MAX 255     /* "tcp://host:port" or "ipc://path" */
 #define CW_CONFIG_PATH_MAX 4095 /* file and directory paths */
 #define CW_CONFIG_BUCKETS_MAX 256
+/* Warnings a load may report (one per deprecated key at most), and the length
+ * of one, "FILE:LINE: ..." with its NUL. */
+#define CW_CONFIG_WARNINGS_MAX 4
+#define CW_CONFIG_WARNING_LEN (CW_CONFIG_PATH_MAX + 256)
 
 struct cw_region_config {
     char name[CW_REGION_NAME_MAX + 1];
@@ -52,11 +57,18 @@ struct cw_config {
     struct cw_bucket_policy *buckets; /* owned, in file order */
     char durability[16];              /* "sync", "write_nosync" or "nosync"; the store maps it */
     char data_dir[CW_CONFIG_PATH_MAX + 1]; /* the cluster's base directory */
-    uint32_t max_value_bytes, heartbeat_ms, read_wait_ms, resend_ms, dep_buffer_max, outbox_max,
+    uint32_t max_value_bytes, heartbeat_ms, resend_ms, dep_buffer_max, outbox_max,
         batch_records_max;
-    uint32_t window_records;    /* records in flight per peer before an acknowledgement */
-    uint32_t pending_reads_max; /* reads waiting for their session's context */
-    char log_level[8];          /* "debug", "info", "warn" or "error" */
+    uint32_t window_records; /* records in flight per peer before an acknowledgement */
+    /* Requests of causal buckets, reads and writes, waiting until the region has
+     * applied their session's context: how many at once, and for how long. */
+    uint32_t waiting_max, wait_ms;
+    char log_level[8]; /* "debug", "info", "warn" or "error" */
+    /* What was accepted but should be changed (a deprecated key name), one line
+     * each, "FILE:LINE: ...", NUL-terminated; the caller decides where they go
+     * (causewayd logs them). */
+    unsigned n_warnings;
+    char warnings[CW_CONFIG_WARNINGS_MAX][CW_CONFIG_WARNING_LEN];
 };
 
 /*

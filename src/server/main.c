@@ -115,6 +115,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "causewayd: %s\n", err);
         return 1;
     }
+    /* Deprecated keys: --check prints them, a node logs them once logging is set. */
+    if (check_only)
+        for (unsigned i = 0; i < cfg.n_warnings; i++)
+            fprintf(stderr, "causewayd: warning: %s\n", cfg.warnings[i]);
     if (check_only && region_name == NULL) {
         printf("causewayd: %s is valid: %u regions, %u buckets\n", config_path, cfg.n_regions,
                cfg.n_buckets);
@@ -144,6 +148,8 @@ int main(int argc, char **argv)
         return 2;
     }
     cw_log_setup((enum cw_log_level)level, region->name);
+    for (unsigned i = 0; i < cfg.n_warnings; i++)
+        cw_warn("%s", cfg.warnings[i]);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));

@@ -66,9 +66,9 @@ struct cw_server {
 
 static int pending_init(struct cw_server *s)
 {
-    /* Every request the replica may hold (pending_reads_max parked) plus every one
+    /* Every request the replica may hold (waiting_max parked) plus every one
      * a round can bring in, so the replica's own bound is the one users meet. */
-    s->pending_max = (size_t)s->cfg->pending_reads_max + 4 * BATCH_EVENTS_MAX;
+    s->pending_max = (size_t)s->cfg->waiting_max + 4 * BATCH_EVENTS_MAX;
     s->pending = calloc(s->pending_max, sizeof(*s->pending));
     s->free_slots = calloc(s->pending_max, sizeof(*s->free_slots));
     if (s->pending == NULL || s->free_slots == NULL)
@@ -357,10 +357,10 @@ static void handle_link(struct cw_server *s, const struct cw_net_event *ev,
         break;
     case CW_LINK_DELAY:
         op = CW_LINK_OP_DELAY;
-        if (req->delay_ms > CW_NET_DELAY_MS_MAX) {
+        if (req->delay_ms > CW_LINK_DELAY_MS_MAX) {
             reply_error(s, ev, req->op, req->req_id, CW_EINVAL,
                         "delay %u ms is too long; a link delay is 0 to %u ms", req->delay_ms,
-                        CW_NET_DELAY_MS_MAX);
+                        CW_LINK_DELAY_MS_MAX);
             return;
         }
         break;

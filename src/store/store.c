@@ -40,9 +40,6 @@
 #define STORE_META_FILE "meta.db"
 #define STORE_META_KEY "meta"
 
-/* A full key is "bucket/key": the longest a replica ever emits. */
-#define STORE_FULL_KEY_MAX (CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
-
 /* How much of a key an error message shows. */
 #define STORE_KEY_SHOWN_MAX 64
 
@@ -423,7 +420,7 @@ static int apply_one(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p
     const char *file = "";
     switch (p->kind) {
     case CW_PERSIST_KEY:
-        if (p->key_len == 0 || p->key == NULL || p->key_len > STORE_FULL_KEY_MAX ||
+        if (p->key_len == 0 || p->key == NULL || p->key_len > CW_FULL_KEY_MAX ||
             (p->data_len > 0 && p->data == NULL)) {
             set_err(s->errmsg, sizeof(s->errmsg),
                     "persist record %zu (key) has an empty or oversized key or a missing "

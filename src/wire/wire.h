@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
 #include "core/replica.h"
 #include "core/vclock.h"
 #include "core/version.h"
@@ -42,18 +43,19 @@
 /* The protocol version every top-level message carries. */
 #define CW_WIRE_VERSION 1
 
-/* Protocol bounds, and the default limits of a receiver. */
-#define CW_WIRE_FRAME_BYTES_MAX (8u << 20)  /* one encoded message */
-#define CW_WIRE_BATCH_BYTES_MAX (64u << 20) /* one decompressed RecordBatch */
-#define CW_WIRE_RECORDS_MAX 4096u           /* records in one RECORDS frame */
-#define CW_WIRE_VALUE_BYTES_MAX (1u << 20)  /* one value */
+/* Protocol bounds, and the default limits of a receiver; the ones other layers
+ * share live in core/limits.h. */
+#define CW_WIRE_FRAME_BYTES_MAX CW_FRAME_BYTES_MAX         /* one encoded message */
+#define CW_WIRE_BATCH_BYTES_MAX (64u << 20)                /* one decompressed RecordBatch */
+#define CW_WIRE_RECORDS_MAX CW_FRAME_RECORDS_MAX           /* records in one RECORDS frame */
+#define CW_WIRE_VALUE_BYTES_MAX CW_DEFAULT_VALUE_BYTES_MAX /* one value (the default) */
 /* Fixed bounds (not configurable). */
 #define CW_WIRE_RESPONSE_BYTES_MAX (256u << 20) /* one encoded response */
 #define CW_WIRE_VERSIONS_MAX 16384u /* versions in one GET response (CW_SIBLINGS_HARD_MAX) */
 #define CW_WIRE_MESSAGE_MAX 255u    /* bytes of a response's message */
 #define CW_WIRE_NAME_MAX 63u        /* bytes of a region name in a LINK request */
 /* A record's key is "bucket/key". */
-#define CW_WIRE_FULL_KEY_MAX (CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
+#define CW_WIRE_FULL_KEY_MAX CW_FULL_KEY_MAX
 
 struct cw_wire_limits {
     size_t frame_bytes_max;   /* whole encoded message, default 8 MiB */

@@ -61,7 +61,7 @@ class Cluster:
         self.logs = {}
         self.exit_problems = []
         lines = ["[cluster]", f"durability = {durability}", f"data_dir = {self.dir}/data",
-                 "heartbeat_ms = 100", "read_wait_ms = 3000", "resend_ms = 300", "log_level = info"]
+                 "heartbeat_ms = 100", "wait_ms = 3000", "resend_ms = 300", "log_level = info"]
         lines += [l for l in cluster_extra.splitlines() if l.strip()]
         ports = free_ports(3 * len(regions))
         self.ports = {r: tuple(ports[3 * i:3 * i + 3]) for i, r in enumerate(regions)}

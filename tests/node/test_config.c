@@ -20,9 +20,9 @@
 
 #include <causeway/error.h>
 
+#include "core/limits.h"
 #include "core/replica.h"
 #include "server/config.h"
-#include "wire/wire.h"
 
 /* ---- fixtures ------------------------------------------------------------------ */
 
@@ -80,6 +80,9 @@ static void load_shipped(const char *name, struct cw_config *c)
     int rc = cw_config_load(path, c, err, sizeof(err));
     if (rc != CW_OK)
         fail_msg("%s: %s", name, err);
+    /* The shipped files use no deprecated key. */
+    if (c->n_warnings != 0)
+        fail_msg("%s: %s", name, c->warnings[0]);
 }
 
 /* ---- the shipped geo-configs ---------------------------------------------------------- */
@@ -133,7 +136,8 @@ static void test_three_regions(void **state)
     assert_string_equal(c.data_dir, "run/three-regions");
     assert_int_equal(c.max_value_bytes, 1048576);
     assert_int_equal(c.heartbeat_ms, 200);
-    assert_int_equal(c.read_wait_ms, 5000);
+    assert_int_equal(c.wait_ms, 5000);
+    assert_int_equal(c.waiting_max, 10000);
     assert_int_equal(c.resend_ms, 1000);
     assert_int_equal(c.jitter_ms, 0);
     assert_demo_buckets(&c);
@@ -177,7 +181,8 @@ static void test_local(void **state)
     assert_int_equal(c.heartbeat_ms, 200);
     assert_int_equal(c.batch_records_max, 256);
     assert_int_equal(c.window_records, 4096);
-    assert_int_equal(c.pending_reads_max, 10000);
+    assert_int_equal(c.waiting_max, 10000);
+    assert_int_equal(c.wait_ms, 5000);
     assert_demo_buckets(&c);
     cw_config_free(&c);
 }
@@ -329,14 +334,14 @@ static void test_cluster_keys(void **state)
                        "data_dir = /srv/cw\n"
                        "max_value_bytes = 4194304\n"
                        "heartbeat_ms = 10\n"
-                       "read_wait_ms = 1\n"
+                       "wait_ms = 1\n"
                        "resend_ms = 600000\n"
                        "jitter_ms = 10000\n"
                        "dep_buffer_max = 10000000\n"
                        "outbox_max = 100000000\n"
                        "batch_records_max = 4096\n"
                        "window_records = 1\n"
-                       "pending_reads_max = 1000000\n"
+                       "waiting_max = 1000000\n"
                        "log_level = debug\n"
                        "[region a]\n"
                        "client = tcp://h:1\n"
@@ -354,30 +359,129 @@ static void test_cluster_keys(void **state)
     assert_string_equal(c.regions[0].data_dir, "/srv/cw/a");
     assert_int_equal(c.max_value_bytes, 4194304);
     assert_int_equal(c.heartbeat_ms, 10);
-    assert_int_equal(c.read_wait_ms, 1);
+    assert_int_equal(c.wait_ms, 1);
     assert_int_equal(c.resend_ms, 600000);
     assert_int_equal(c.jitter_ms, 10000);
     assert_int_equal(c.dep_buffer_max, 10000000);
     assert_int_equal(c.outbox_max, 100000000);
     assert_int_equal(c.batch_records_max, 4096);
     assert_int_equal(c.window_records, 1);
-    assert_int_equal(c.pending_reads_max, 1000000);
+    assert_int_equal(c.waiting_max, 1000000);
     assert_string_equal(c.log_level, "debug");
     assert_int_equal(c.buckets[0].consistency, CW_EVENTUAL);
     assert_int_equal(c.buckets[0].conflict, CW_CONFLICT_SIBLINGS);
     assert_int_equal(c.buckets[0].max_siblings, 1024);
     /* The bounds that make the protocol refuse larger ones are what the config
      * allows at most. */
-    assert_true(c.batch_records_max <= CW_WIRE_RECORDS_MAX);
-    assert_true(c.max_value_bytes < CW_WIRE_FRAME_BYTES_MAX);
+    assert_true(c.batch_records_max <= CW_FRAME_RECORDS_MAX);
+    assert_true(c.max_value_bytes < CW_FRAME_BYTES_MAX);
+    assert_int_equal(c.n_warnings, 0);
 
     struct cw_replica_config rc_out;
     cw_config_replica(&c, 0, &rc_out);
     assert_int_equal(rc_out.heartbeat_us, 10000);
     assert_int_equal(rc_out.wait_us, 1000);
+    assert_int_equal(rc_out.waiting_max, 1000000);
     assert_int_equal(rc_out.nack_retry_us, 600000000ull);
     assert_int_equal(rc_out.window_records, 1);
     assert_int_equal(rc_out.n_regions, 1);
+    cw_config_free(&c);
+}
+
+/* The renamed keys' old names still load: the value lands in the new field, and
+ * each leaves one warning line naming the file, the line, the old and the new
+ * key. */
+static void test_deprecated_keys(void **state)
+{
+    struct tmp *t = *state;
+    struct cw_config c;
+    char err[512], path[128], prefix[160];
+    const char *text = "[cluster]\n"
+                       "read_wait_ms = 1234\n"
+                       "heartbeat_ms = 100\n"
+                       "pending_reads_max = 77\n"
+                       "[region a]\n"
+                       "client = tcp://h:1\n"
+                       "peer = tcp://h:2\n"
+                       "admin = tcp://h:3\n"
+                       "[bucket b]\n";
+    int rc = load_text(t, text, &c, err, sizeof(err), path, sizeof(path));
+    if (rc != CW_OK)
+        fail_msg("%s", err);
+    assert_int_equal(c.wait_ms, 1234);
+    assert_int_equal(c.waiting_max, 77);
+    assert_int_equal(c.heartbeat_ms, 100);
+    assert_int_equal(c.n_warnings, 2);
+    static const struct {
+        unsigned line;
+        const char *old_key, *new_key;
+    } want[2] = {{2, "'read_wait_ms'", "'wait_ms'"}, {4, "'pending_reads_max'", "'waiting_max'"}};
+    for (unsigned i = 0; i < 2; i++) {
+        const char *w = c.warnings[i];
+        snprintf(prefix, sizeof(prefix), "%s:%u: ", path, want[i].line);
+        if (strncmp(w, prefix, strlen(prefix)) != 0)
+            fail_msg("warning '%s' does not start with '%s'", w, prefix);
+        if (strstr(w, want[i].old_key) == NULL || strstr(w, want[i].new_key) == NULL ||
+            strstr(w, "deprecated") == NULL)
+            fail_msg("warning '%s' does not name %s as deprecated for %s", w, want[i].old_key,
+                     want[i].new_key);
+        assert_null(strchr(w, '\n'));
+    }
+    struct cw_replica_config rc_out;
+    cw_config_replica(&c, 0, &rc_out);
+    assert_int_equal(rc_out.wait_us, 1234000);
+    assert_int_equal(rc_out.waiting_max, 77);
+    cw_config_free(&c);
+    assert_int_equal(c.n_warnings, 0);
+
+    /* One old name and one new name, for different keys, is fine. */
+    text = "[cluster]\nwait_ms = 9\npending_reads_max = 8\n"
+           "[region a]\nclient = tcp://h:1\npeer = tcp://h:2\nadmin = tcp://h:3\n[bucket b]\n";
+    rc = load_text(t, text, &c, err, sizeof(err), path, sizeof(path));
+    if (rc != CW_OK)
+        fail_msg("%s", err);
+    assert_int_equal(c.wait_ms, 9);
+    assert_int_equal(c.waiting_max, 8);
+    assert_int_equal(c.n_warnings, 1);
+    assert_non_null(strstr(c.warnings[0], "'pending_reads_max'"));
+    cw_config_free(&c);
+}
+
+/* A key left out means what the replica would choose: the loader's defaults are
+ * the ones cw_replica_config_defaults fills in (both take them from
+ * core/limits.h), so they cannot drift apart again. */
+static void test_defaults_match_replica(void **state)
+{
+    struct tmp *t = *state;
+    struct cw_config c;
+    char err[512], path[128];
+    const char *text = "[region a]\nclient = tcp://h:1\npeer = tcp://h:2\nadmin = tcp://h:3\n"
+                       "[region b]\nclient = tcp://h:4\npeer = tcp://h:5\nadmin = tcp://h:6\n"
+                       "[bucket b]\nconflict = siblings\n";
+    int rc = load_text(t, text, &c, err, sizeof(err), path, sizeof(path));
+    if (rc != CW_OK)
+        fail_msg("%s", err);
+    struct cw_replica_config from_file, want;
+    cw_config_replica(&c, 1, &from_file);
+    memset(&want, 0, sizeof(want));
+    want.region = from_file.region;
+    want.n_regions = from_file.n_regions;
+    want.buckets = from_file.buckets;
+    want.n_buckets = from_file.n_buckets;
+    cw_replica_config_defaults(&want);
+    assert_int_equal(from_file.max_value_bytes, want.max_value_bytes);
+    assert_int_equal(from_file.dep_buffer_max, want.dep_buffer_max);
+    assert_int_equal(from_file.outbox_max, want.outbox_max);
+    assert_int_equal(from_file.batch_records_max, want.batch_records_max);
+    assert_int_equal(from_file.window_records, want.window_records);
+    assert_int_equal(from_file.waiting_max, want.waiting_max);
+    assert_int_equal(from_file.heartbeat_us, want.heartbeat_us);
+    assert_int_equal(from_file.nack_retry_us, want.nack_retry_us);
+    assert_int_equal(from_file.wait_us, want.wait_us);
+    /* Whatever the file cannot set, the replica fills in; then nothing differs. */
+    cw_replica_config_defaults(&from_file);
+    assert_memory_equal(&from_file, &want, sizeof(want));
+    assert_int_equal(c.buckets[0].max_siblings, CW_DEFAULT_MAX_SIBLINGS);
     cw_config_free(&c);
 }
 
@@ -488,6 +592,20 @@ static const struct bad_case bad_cases[] = {
      "[cluster]\nheartbeat_ms = 100\nresend_ms = 100\nheartbeat_ms = 100\n",
      4,
      {"duplicate key 'heartbeat_ms' in [cluster]", "first set at line 2", NULL}},
+    {"new and deprecated name both set",
+     "[cluster]\nwait_ms = 10\nread_wait_ms = 10\n",
+     3,
+     {"both 'wait_ms' and its deprecated name 'read_wait_ms'", "wait_ms at line 2",
+      "expected only 'wait_ms'"}},
+    {"deprecated and new name both set",
+     "[cluster]\npending_reads_max = 5\n\nwaiting_max = 5\n",
+     4,
+     {"both 'waiting_max' and its deprecated name 'pending_reads_max'",
+      "pending_reads_max at line 2", NULL}},
+    {"deprecated key twice",
+     "[cluster]\nread_wait_ms = 1\nread_wait_ms = 2\n",
+     3,
+     {"duplicate key 'read_wait_ms' in [cluster]", "first set at line 2", NULL}},
     {"duplicate cluster",
      GOOD_PREFIX "[cluster]\n",
      12,
@@ -928,6 +1046,8 @@ int main(void)
         cmocka_unit_test(test_lookups_and_replica),
         cmocka_unit_test_setup_teardown(test_good_variants, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_cluster_keys, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_deprecated_keys, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_defaults_match_replica, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_long_line, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_bad_configs, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_too_many_regions, tmp_setup, tmp_teardown),

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "client/json.h"
+#include "core/limits.h"
 #include "server/config.h"
 
 enum {
@@ -32,7 +33,7 @@ enum {
 };
 
 #define TIMEOUT_MS_MAX 3600000u
-#define DELAY_MS_MAX 60000u /* as the config's [latency] and the daemon */
+#define DELAY_MS_MAX CW_LINK_DELAY_MS_MAX /* as the config's [latency] and the daemon */
 /* A value read from standard input; servers accept at most their configured
  * maximum (1 MiB by default), so this only stops runaway input. */
 #define STDIN_VALUE_MAX (64u << 20)
