@@ -134,7 +134,7 @@ static int check_request(const struct cw_replica *r, struct cw_now now, const ch
         }
         if (kctx != NULL && !context_plausible(r, now, vs[i])) {
             set_detail(detail,
-                       "%s: %s holds a stamp more than %llu ms ahead of this region's clock", shown,
+                       "%s: %s holds a stamp more than %llu ms ahead of this region's physical time (clock skew?)", shown,
                        i ? "key context" : "context",
                        (unsigned long long)(r->cfg.context_ahead_max_us / 1000));
             return CW_ECONTEXT;

@@ -15,9 +15,9 @@
  *
  * WAN emulation lives in the sender. Each outbound link (this region -> peer p)
  * has a one-way delay plus optional jitter (uniform 0..jitter_ms, from a PRNG
- * seeded by cw_net_config.seed, which causewayd sets from its start time and
- * region id: the jitter differs between runs and is not replayed by
- * CAUSEWAY_SEED) that never reorders the link: a frame's due time is
+ * seeded by cw_net_config.seed, which causewayd derives from its logged random
+ * seed and the region id, so CAUSEWAY_SEED replays the jitter draws too) that
+ * never reorders the link: a frame's due time is
  * max(now + delay + jitter, due time of the previous frame on that link). Frames
  * wait in a bounded per-link queue until due and are sent by cw_net_poll (or at
  * once by cw_net_send_peer when already due). The admin side can change a link's

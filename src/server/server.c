@@ -635,7 +635,7 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     snprintf(ncfg.client_endpoint, sizeof(ncfg.client_endpoint), "%s", cfg->regions[region].client);
     snprintf(ncfg.admin_endpoint, sizeof(ncfg.admin_endpoint), "%s", cfg->regions[region].admin);
     ncfg.jitter_ms = cfg->jitter_ms;
-    ncfg.seed = s->started_us ^ ((uint64_t)region << 48);
+    ncfg.seed = s->seed ^ ((uint64_t)region << 48); /* CAUSEWAY_SEED replays the jitter too */
     ncfg.frame_bytes_max = s->limits.frame_bytes_max;
     rc = cw_net_open(&ncfg, &s->net, err, err_len);
     if (rc != CW_OK)
