@@ -25,11 +25,13 @@
  * cw_client_error() / cw_sess_error() the detailed message of the last failure
  * on that object (which key, which line of which file, what the server said).
  *
- * Ownership: objects made by *_new / *_connect belong to the caller and are
- * released by the matching *_free / *_close, which take T ** and set it to NULL
- * (NULL and *p == NULL are accepted). On failure no object is returned (*out is
- * NULL). Every pointer argument is borrowed for the duration of the call only;
- * the library keeps no pointer into the caller's buffers.
+ * Ownership: objects made by *_new / *_connect, and results (cw_get_result,
+ * cw_status), belong to the caller and are released by the matching *_free /
+ * *_close, which take T ** and set it to NULL (NULL and *p == NULL are
+ * accepted); strings returned through char ** are released with free(). On
+ * failure no object is returned (*out is NULL). Every pointer argument is
+ * borrowed for the duration of the call only; the library keeps no pointer into
+ * the caller's buffers.
  *
  * Threads: a client or a session must not be used by two threads at once;
  * different objects may be used concurrently.
@@ -79,7 +81,7 @@ struct cw_client_options {
 };
 
 /* Fills *opt with the defaults (CW_CLIENT_TIMEOUT_MS_DEFAULT, CW_CLIENT_RETRIES_DEFAULT). */
-void cw_client_options_init(struct cw_client_options *opt);
+CW_EXPORT void cw_client_options_init(struct cw_client_options *opt);
 
 /*
  * Prepares a connection to endpoint ("tcp://host:port" or "ipc://path"); opt
@@ -89,15 +91,15 @@ void cw_client_options_init(struct cw_client_options *opt);
  * or options, CW_ENET when the transport cannot be set up, or CW_ENOMEM (there
  * is no client to ask for details then; the code says it all).
  */
-int cw_client_connect(const char *endpoint, const struct cw_client_options *opt,
-                      struct cw_client **out);
+CW_EXPORT int cw_client_connect(const char *endpoint, const struct cw_client_options *opt,
+                                struct cw_client **out);
 
 /* Closes the connection without waiting for unsent requests; sets *c to NULL. */
-void cw_client_close(struct cw_client **c);
+CW_EXPORT void cw_client_close(struct cw_client **c);
 
 /* The detailed message of the last failed call on c ("" after a success).
  * Borrowed: valid until the next call on c. Never NULL. */
-const char *cw_client_error(const struct cw_client *c);
+CW_EXPORT const char *cw_client_error(const struct cw_client *c);
 
 /* ----------------------------------------------------------------- session */
 
@@ -112,26 +114,26 @@ struct cw_sess;
  * context is safe: a later put of that key without a context adds a sibling, it
  * never loses one. Returns CW_OK, CW_EINVAL or CW_ENOMEM.
  */
-int cw_sess_new(size_t max_keys, struct cw_sess **out);
-void cw_sess_free(struct cw_sess **s);
+CW_EXPORT int cw_sess_new(size_t max_keys, struct cw_sess **out);
+CW_EXPORT void cw_sess_free(struct cw_sess **s);
 
 /* The detailed message of the last failed call on s ("" after a success).
  * Borrowed: valid until the next call on s. Never NULL. */
-const char *cw_sess_error(const struct cw_sess *s);
+CW_EXPORT const char *cw_sess_error(const struct cw_sess *s);
 
 /*
  * The session's causal context as a printable token ("cw1-" and hex digits, at
  * most CW_CONTEXT_TOKEN_MAX bytes with the NUL) written to buf. Returns CW_OK, or
  * CW_ETOOBIG when len is too small (buf then holds "").
  */
-int cw_sess_export(const struct cw_sess *s, char *buf, size_t len);
+CW_EXPORT int cw_sess_export(const struct cw_sess *s, char *buf, size_t len);
 
 /*
  * Joins the context in token into the session's context: afterwards the session
  * depends on everything the exporting session had seen. Key contexts are not
  * part of a token. Returns CW_OK or CW_ECONTEXT (session unchanged).
  */
-int cw_sess_import(struct cw_sess *s, const char *token);
+CW_EXPORT int cw_sess_import(struct cw_sess *s, const char *token);
 
 /*
  * Writes the session (its context and remembered key contexts) to the file at
@@ -146,7 +148,7 @@ int cw_sess_import(struct cw_sess *s, const char *token);
  * where HEX is the lowercase hex of the full key "bucket/key" and TOKEN a
  * context token. Returns CW_OK or CW_EIO (cw_sess_error says why).
  */
-int cw_sess_save(struct cw_sess *s, const char *path);
+CW_EXPORT int cw_sess_save(struct cw_sess *s, const char *path);
 
 /*
  * Replaces the session's context and key contexts with those in the file at path
@@ -155,7 +157,7 @@ int cw_sess_save(struct cw_sess *s, const char *path);
  * CW_EIO when it cannot be read; CW_ECONTEXT when it is malformed (cw_sess_error
  * names the file and line). On any error the session is unchanged.
  */
-int cw_sess_load(struct cw_sess *s, const char *path);
+CW_EXPORT int cw_sess_load(struct cw_sess *s, const char *path);
 
 /* ------------------------------------------------------------- operations */
 
@@ -187,13 +189,13 @@ struct cw_put_result {
  * CW_ETIMEOUT (the write may or may not have happened; it is not retried) or
  * CW_ENET. On success *out (may be NULL) receives the write's dot.
  */
-int cw_put(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
-           size_t key_len, const void *value, size_t value_len, const char *context_token,
-           struct cw_put_result *out);
+CW_EXPORT int cw_put(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+                     size_t key_len, const void *value, size_t value_len, const char *context_token,
+                     struct cw_put_result *out);
 
 /* Deletes bucket/key: writes a tombstone, with the same rules as cw_put. */
-int cw_del(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
-           size_t key_len, const char *context_token, struct cw_put_result *out);
+CW_EXPORT int cw_del(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+                     size_t key_len, const char *context_token, struct cw_put_result *out);
 
 struct cw_value_version {
     const uint8_t *value; /* len bytes, owned by the result; not NUL-terminated */
@@ -221,35 +223,152 @@ struct cw_get_result {
  * be NULL (no causal guarantees). The session joins what was read into its
  * context and, for siblings buckets, remembers the key context.
  */
-int cw_get(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
-           size_t key_len, struct cw_get_result **out);
+CW_EXPORT int cw_get(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+                     size_t key_len, struct cw_get_result **out);
 
 /* Frees a result and everything it points to; sets *r to NULL. */
-void cw_get_result_free(struct cw_get_result **r);
+CW_EXPORT void cw_get_result_free(struct cw_get_result **r);
 
-/* -------------------------------------------------------- status and admin */
+/* ------------------------------------------------------------------ stamps */
 
 /*
- * The server's status document (one JSON object; fields are listed in
- * docs/operations.md) as a new NUL-terminated string in *json: release it with
- * free(). Works on client and admin endpoints.
+ * A stamp (cw_put_result.ts, cw_value_version.ts, the stamps of a status) is a
+ * hybrid-logical clock value: microseconds since the Unix epoch (UTC) in the
+ * high 52 bits, a logical counter in the low CW_STAMP_LOGICAL_BITS bits. While
+ * a region's clock follows physical time the counter is 0; it counts up only
+ * when several stamps fall in one microsecond or a peer's clock is ahead.
  */
-int cw_status_json(struct cw_client *c, char **json);
+#define CW_STAMP_LOGICAL_BITS 12
+#define CW_STAMP_TEXT_MAX 28 /* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" and the NUL */
+
+/* The physical part of a stamp: microseconds since the Unix epoch. */
+CW_EXPORT uint64_t cw_stamp_us(uint64_t ts);
+
+/*
+ * Writes the physical part of ts as UTC with microseconds, ISO 8601
+ * ("2025-03-01T12:34:56.123456Z"; the logical counter is not shown) into buf.
+ * Returns CW_OK, or CW_ETOOBIG when len < CW_STAMP_TEXT_MAX (buf then holds ""
+ * when len > 0).
+ */
+CW_EXPORT int cw_stamp_format(uint64_t ts, char *buf, size_t len);
+
+/* -------------------------------------------------------- status and admin */
 
 struct cw_regions {
     unsigned n; /* regions, ids 0..n-1 */
     char name[CW_REGION_NAMES_MAX][CW_REGION_NAME_LEN_MAX + 1];
 };
 
+/* A latency distribution in microseconds. Quantiles come from a histogram:
+ * each is the upper bound of its bucket (within 12.5% of the truth), capped at
+ * max_us; all are 0 when count is 0. */
+struct cw_status_latency {
+    uint64_t count; /* samples */
+    uint64_t p50_us, p90_us, p99_us, max_us;
+};
+
+/* The node's view of one other region. */
+struct cw_status_peer {
+    unsigned id;       /* the peer's region id; its name is regions.name[id] */
+    bool link_cut;     /* the emulated link to it is cut (cw_link CUT) */
+    unsigned delay_ms; /* the emulated link's one-way delay */
+    uint64_t queued;   /* frames waiting in the WAN emulator for their time */
+    uint64_t frames_sent, frames_dropped, frames_received, bytes_sent;
+    uint64_t outbox_pending; /* this region's writes the peer has not applied yet */
+    /* The peer's writes: time applied here minus its commit time there. */
+    struct cw_status_latency visibility;
+};
+
+/* Counters since the node started. */
+struct cw_status_counters {
+    /* The replica. */
+    uint64_t puts, gets, deletes;
+    uint64_t remote_applied;             /* remote writes applied */
+    uint64_t remote_duplicates;          /* remote records received again, ignored */
+    uint64_t remote_gaps;                /* remote records after a gap in their stream */
+    uint64_t nacks_sent, nacks_received; /* resend requests */
+    uint64_t resent_records;
+    uint64_t reads_waited;    /* requests that waited for their session's context */
+    uint64_t reads_timed_out; /* ... and gave up with CW_ENOTREADY */
+    uint64_t buffer_full_drops;
+    uint64_t tombstones_collected;
+    uint64_t stamps_refused; /* peer stamps more than 60 s ahead of physical time */
+    uint64_t errors;
+    /* The node. */
+    uint64_t requests;        /* client and admin requests received */
+    uint64_t bad_requests;    /* ... that could not be decoded */
+    uint64_t bad_peer_frames; /* peer frames that could not be decoded */
+    uint64_t replies_dropped; /* replies the node could not send */
+    uint64_t commits;         /* store transactions */
+    uint64_t commit_records;  /* records written by them */
+};
+
+/*
+ * A node's status, as cw_status_get returns it. docs/operations.md explains
+ * how to read it. Stamps are described above (cw_stamp_format); entries of
+ * applied and stable past regions.n are 0. A later release may add members at
+ * the end: the library allocates the struct, so a program built against this
+ * header keeps working.
+ */
+struct cw_status {
+    unsigned id;               /* this node's region id */
+    struct cw_regions regions; /* every region's name by id (regions.name[id] is this one) */
+    char durability[16];       /* "sync", "write_nosync", "nosync" or "unknown" */
+    uint64_t uptime_us;        /* since the node started */
+    uint64_t now_us;           /* the node's wall clock when it answered (us since the epoch) */
+    uint64_t clock;            /* the node's HLC: the greatest stamp it issued or saw */
+    /* Per origin: every write of that origin up to this stamp is applied here. */
+    uint64_t applied[CW_REGION_NAMES_MAX];
+    /* Per origin: the least applied entry over every region, as last acknowledged. */
+    uint64_t stable[CW_REGION_NAMES_MAX];
+    uint64_t buffered;      /* remote writes waiting in the dependency buffer */
+    uint64_t outbox_total;  /* this region's writes not yet applied by every region */
+    uint64_t pending_reads; /* requests waiting until this region catches up with them */
+    uint64_t keys;          /* keys held */
+    unsigned n_peers;       /* every other region, in the node's order (by id) */
+    struct cw_status_peer peers[CW_REGION_NAMES_MAX - 1];
+    struct cw_status_counters counters;
+};
+
+/*
+ * Asks the node for its status. Works on client and admin endpoints; retried
+ * after a time-out like a read. Returns CW_OK with a new status in *out (the
+ * caller owns it: release it with cw_status_free), CW_EDECODE when the reply
+ * holds no valid status (e.g. a node of an older release, which sent a JSON
+ * document instead), or a transport error.
+ */
+CW_EXPORT int cw_status_get(struct cw_client *c, struct cw_status **out);
+
+/* Frees a status; sets *s to NULL (NULL and *s == NULL are accepted). */
+CW_EXPORT void cw_status_free(struct cw_status **s);
+
+/*
+ * Renders a status as one JSON object on one line (no newline), as
+ * `causeway status --json` prints it; the members are listed in
+ * docs/operations.md. Every number is an exact integer except the
+ * visibility_ms figures. A 64-bit value above 2^63-1 (which a stamp reaches
+ * only when a clock reads past May 2041) is written as a decimal string so
+ * that it stays exact. Returns CW_OK with a new NUL-terminated string in *json
+ * (release it with free()), CW_EINVAL for a status that names a region id
+ * outside regions, or CW_ENOMEM.
+ */
+CW_EXPORT int cw_status_to_json(const struct cw_status *s, char **json);
+
+/*
+ * The node's status rendered by cw_status_to_json: cw_status_get, then
+ * cw_status_to_json. The string in *json belongs to the caller: free() it.
+ */
+CW_EXPORT int cw_status_json(struct cw_client *c, char **json);
+
 /*
  * Extracts the region names (index = region id) from a status document's
  * "regions" array. Returns CW_OK, or CW_EDECODE when the document is not a JSON
  * object with such an array of at most CW_REGION_NAMES_MAX short strings.
  */
-int cw_status_regions(const char *status_json, struct cw_regions *out);
+CW_EXPORT int cw_status_regions(const char *status_json, struct cw_regions *out);
 
 /* Asks the server for its status and extracts the region names. */
-int cw_region_names(struct cw_client *c, struct cw_regions *out);
+CW_EXPORT int cw_region_names(struct cw_client *c, struct cw_regions *out);
 
 enum cw_admin_link {
     CW_ADMIN_LINK_CUT = 1,   /* drop every message on the link until it is healed */
@@ -265,8 +384,8 @@ enum cw_admin_link {
  * retried after a time-out. Returns CW_OK; CW_EREGION for a name that is empty,
  * too long or (server side) unknown; CW_EINVAL for a bad op; transport errors.
  */
-int cw_link(struct cw_client *admin, const char *from, const char *to, enum cw_admin_link op,
-            unsigned delay_ms);
+CW_EXPORT int cw_link(struct cw_client *admin, const char *from, const char *to,
+                      enum cw_admin_link op, unsigned delay_ms);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@ pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
 pkg_check_modules(LZ4 REQUIRED IMPORTED_TARGET liblz4)
 pkg_check_modules(PROTOBUFC REQUIRED IMPORTED_TARGET libprotobuf-c)
 pkg_check_modules(INIH REQUIRED IMPORTED_TARGET inih)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 find_path(BDB_INCLUDE_DIR db.h REQUIRED)
 find_library(BDB_LIBRARY NAMES db db-5.3 REQUIRED)
 find_program(PROTOC_C protoc-c REQUIRED)
@@ -25,6 +26,13 @@ file(GLOB CW_WIRE_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/wire/*.c)
 add_library(cw_wire STATIC ${CW_WIRE_SOURCES} ${CW_GEN_DIR}/wire/causeway.pb-c.c)
 target_include_directories(cw_wire PUBLIC ${CW_GEN_DIR})
 target_link_libraries(cw_wire PUBLIC cw_core PkgConfig::PROTOBUFC PkgConfig::LZ4)
+# Linked into libcauseway, whose interface is include/causeway.h alone: the
+# static layers in it are compiled with hidden visibility (cw_strerror, the one
+# public function the core defines, is marked CW_EXPORT in its header).
+set_target_properties(cw_wire PROPERTIES C_VISIBILITY_PRESET hidden)
+if(TARGET cw_core)
+  set_target_properties(cw_core PROPERTIES C_VISIBILITY_PRESET hidden)
+endif()
 
 file(GLOB CW_STORE_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/store/*.c)
 add_library(cw_store STATIC ${CW_STORE_SOURCES})
@@ -58,9 +66,18 @@ if(CW_CLIENT_SOURCES)
   add_library(causeway SHARED ${CW_CLIENT_SOURCES} ${PROJECT_SOURCE_DIR}/src/net/netclient.c
                               ${PROJECT_SOURCE_DIR}/src/net/netutil.c)
   target_include_directories(causeway PUBLIC ${PROJECT_SOURCE_DIR}/include)
-  target_link_libraries(causeway PRIVATE cw_wire cw_core PkgConfig::ZMQ)
+  target_link_libraries(causeway PRIVATE cw_wire cw_core PkgConfig::ZMQ PkgConfig::JANSSON)
+  # Only the API of include/causeway.h (and causeway/error.h) is exported: the
+  # library's own code is compiled with hidden visibility (the headers mark the
+  # public functions CW_EXPORT), and the version script makes every other
+  # symbol local whatever its visibility (a static layer built some other way,
+  # sanitizer instrumentation). The ctest case libcauseway_exports checks the
+  # result with nm.
+  set(CW_CLIENT_MAP ${PROJECT_SOURCE_DIR}/src/client/libcauseway.map)
+  target_link_options(causeway PRIVATE "LINKER:--version-script=${CW_CLIENT_MAP}")
   set_target_properties(causeway PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION 0
-                                            C_VISIBILITY_PRESET default)
+                                            C_VISIBILITY_PRESET hidden
+                                            LINK_DEPENDS ${CW_CLIENT_MAP})
   include(GNUInstallDirs)
   install(TARGETS causeway LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   install(FILES ${PROJECT_SOURCE_DIR}/include/causeway.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -68,8 +85,10 @@ if(CW_CLIENT_SOURCES)
   configure_file(${PROJECT_SOURCE_DIR}/tools/causeway.pc.in ${PROJECT_BINARY_DIR}/causeway.pc @ONLY)
   install(FILES ${PROJECT_BINARY_DIR}/causeway.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
   if(EXISTS ${PROJECT_SOURCE_DIR}/tools/cli/causeway.c)
-    add_executable(causeway-cli ${PROJECT_SOURCE_DIR}/tools/cli/causeway.c)
+    add_executable(causeway-cli ${PROJECT_SOURCE_DIR}/tools/cli/causeway.c
+                                ${PROJECT_SOURCE_DIR}/tools/cli/escape.c)
     set_target_properties(causeway-cli PROPERTIES OUTPUT_NAME causeway)
+    target_compile_definitions(causeway-cli PRIVATE CW_VERSION_TEXT="${PROJECT_VERSION}")
     target_link_libraries(causeway-cli PRIVATE causeway cw_config)
     install(TARGETS causeway-cli RUNTIME DESTINATION bin)
     install(FILES ${PROJECT_SOURCE_DIR}/docs/causeway.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1

@@ -8,6 +8,19 @@
 #ifndef CAUSEWAY_ERROR_H
 #define CAUSEWAY_ERROR_H
 
+/*
+ * CW_EXPORT marks the functions that libcauseway exports. The library is built
+ * with hidden visibility and a version script, so nothing else it contains (the
+ * wire codec, the core, the transport) is visible to programs that link it.
+ */
+#ifndef CW_EXPORT
+#if defined(__GNUC__) || defined(__clang__)
+#define CW_EXPORT __attribute__((visibility("default")))
+#else
+#define CW_EXPORT
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -40,7 +53,7 @@ enum cw_err {
 };
 
 /* Returns a static string describing err; never NULL, also for unknown codes. */
-const char *cw_strerror(int err);
+CW_EXPORT const char *cw_strerror(int err);
 
 #ifdef __cplusplus
 }

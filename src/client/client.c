@@ -16,9 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "client/json.h"
+#include <jansson.h>
+
+#include "core/hlc.h"
 #include "core/replica.h"
 #include "core/session.h"
 #include "core/vclock.h"
@@ -30,6 +33,7 @@ _Static_assert(CW_BUCKET_LEN_MAX == CW_BUCKET_NAME_MAX, "public bucket limit mus
 _Static_assert(CW_KEY_LEN_MAX == CW_KEY_BYTES_MAX, "public key limit must match");
 _Static_assert(CW_REGION_NAMES_MAX == CW_REGIONS_MAX, "public region limit must match");
 _Static_assert(CW_REGION_NAME_LEN_MAX == CW_REGION_NAME_MAX, "public region name limit must match");
+_Static_assert(CW_STAMP_LOGICAL_BITS == CW_HLC_LOGICAL_BITS, "public stamp layout must match");
 
 #define ERRMSG_MAX 512
 #define CW_ENDPOINT_TEXT_MAX CW_NETCLIENT_ENDPOINT_MAX
@@ -830,50 +834,373 @@ void cw_get_result_free(struct cw_get_result **r)
     *r = NULL;
 }
 
+/* ------------------------------------------------------------------ stamps */
+
+uint64_t cw_stamp_us(uint64_t ts)
+{
+    return cw_hlc_to_us(ts);
+}
+
+int cw_stamp_format(uint64_t ts, char *buf, size_t len)
+{
+    if (len < CW_STAMP_TEXT_MAX) {
+        if (len > 0)
+            buf[0] = '\0';
+        return CW_ETOOBIG;
+    }
+    /* 52 bits of microseconds end in the year 2112: always four digits. */
+    uint64_t us = cw_hlc_to_us(ts);
+    time_t secs = (time_t)(us / 1000000u);
+    struct tm tm;
+    if (gmtime_r(&secs, &tm) == NULL) {
+        buf[0] = '\0';
+        return CW_EINVAL;
+    }
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06luZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned long)(us % 1000000u));
+    return CW_OK;
+}
+
 /* ---------------------------------------------------------- status, admin */
 
-int cw_status_json(struct cw_client *c, char **json)
+static const char *durability_name(uint32_t d)
 {
-    *json = NULL;
+    switch (d) {
+    case CW_WIRE_DURABILITY_SYNC:
+        return "sync";
+    case CW_WIRE_DURABILITY_WRITE_NOSYNC:
+        return "write_nosync";
+    case CW_WIRE_DURABILITY_NOSYNC:
+        return "nosync";
+    default:
+        return "unknown";
+    }
+}
+
+static void latency_from_wire(const struct cw_wire_latency *w, struct cw_status_latency *l)
+{
+    l->count = w->count;
+    l->p50_us = w->p50_us;
+    l->p90_us = w->p90_us;
+    l->p99_us = w->p99_us;
+    l->max_us = w->max_us;
+}
+
+/* The public form of a decoded status (the decoder has checked its rules). */
+static void status_from_wire(const struct cw_wire_status *w, struct cw_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->id = w->region;
+    st->regions.n = w->n_regions;
+    for (unsigned i = 0; i < w->n_regions; i++)
+        memcpy(st->regions.name[i], w->regions[i], sizeof(st->regions.name[i]));
+    snprintf(st->durability, sizeof(st->durability), "%s", durability_name(w->durability));
+    st->uptime_us = w->uptime_us;
+    st->now_us = w->now_us;
+    st->clock = w->clock;
+    for (unsigned i = 0; i < CW_REGIONS_MAX; i++) {
+        st->applied[i] = w->applied.ts[i];
+        st->stable[i] = w->stable.ts[i];
+    }
+    st->buffered = w->buffered;
+    st->outbox_total = w->outbox_total;
+    st->pending_reads = w->pending_reads;
+    st->keys = w->keys;
+    st->n_peers = w->n_peers;
+    for (uint32_t i = 0; i < w->n_peers; i++) {
+        const struct cw_wire_peer_status *wp = &w->peers[i];
+        struct cw_status_peer *p = &st->peers[i];
+        p->id = wp->region;
+        p->link_cut = wp->link_cut;
+        p->delay_ms = wp->delay_ms;
+        p->queued = wp->queued;
+        p->frames_sent = wp->frames_sent;
+        p->frames_dropped = wp->frames_dropped;
+        p->frames_received = wp->frames_received;
+        p->bytes_sent = wp->bytes_sent;
+        p->outbox_pending = wp->outbox_pending;
+        latency_from_wire(&wp->visibility, &p->visibility);
+    }
+    struct cw_status_counters *c = &st->counters;
+    c->puts = w->replica.puts;
+    c->gets = w->replica.gets;
+    c->deletes = w->replica.deletes;
+    c->remote_applied = w->replica.remote_applied;
+    c->remote_duplicates = w->replica.remote_duplicates;
+    c->remote_gaps = w->replica.remote_gaps;
+    c->nacks_sent = w->replica.nacks_sent;
+    c->nacks_received = w->replica.nacks_received;
+    c->resent_records = w->replica.resent_records;
+    c->reads_waited = w->replica.reads_waited;
+    c->reads_timed_out = w->replica.reads_timed_out;
+    c->buffer_full_drops = w->replica.buffer_full_drops;
+    c->tombstones_collected = w->replica.tombstones_collected;
+    c->stamps_refused = w->replica.stamps_refused;
+    c->errors = w->replica.errors;
+    c->requests = w->node.requests;
+    c->bad_requests = w->node.bad_requests;
+    c->bad_peer_frames = w->node.bad_peer_frames;
+    c->replies_dropped = w->node.replies_dropped;
+    c->commits = w->node.commits;
+    c->commit_records = w->node.commit_records;
+}
+
+int cw_status_get(struct cw_client *c, struct cw_status **out)
+{
+    *out = NULL;
     c->err[0] = '\0';
     struct cw_wire_request req = {.op = CW_OP_STATUS};
     struct cw_wire_response resp;
     int rc = call(c, &req, true, &resp);
-    if (rc == CW_OK && resp.status_json == NULL) {
-        client_fail(c, "malformed reply from %s: status without a document", c->endpoint);
+    if (rc == CW_EDECODE && c->err[0] != '\0')
+        /* The usual cause: a node of an older release, whose STATUS reply is a
+         * JSON document this library no longer reads. */
+        strncat(c->err, " (a node of an older causeway release? run the same release everywhere)",
+                sizeof(c->err) - strlen(c->err) - 1);
+    if (rc == CW_OK && resp.status == NULL) {
+        client_fail(c, "malformed reply from %s: status without a status", c->endpoint);
         rc = CW_EDECODE;
     }
     if (rc == CW_OK) {
-        *json = strdup(resp.status_json);
-        if (*json == NULL)
+        *out = malloc(sizeof(**out));
+        if (*out == NULL)
             rc = CW_ENOMEM;
+        else
+            status_from_wire(resp.status, *out);
     }
     cw_wire_response_free(&resp);
+    return rc;
+}
+
+void cw_status_free(struct cw_status **s)
+{
+    if (s == NULL || *s == NULL)
+        return;
+    free(*s);
+    *s = NULL;
+}
+
+#if !defined(JSON_INTEGER_IS_LONG_LONG) || !JSON_INTEGER_IS_LONG_LONG
+#error "jansson must be built with json_int_t as long long (64-bit integers)"
+#endif
+_Static_assert(sizeof(json_int_t) == 8, "jansson integers must hold 64 bits");
+
+/*
+ * A 64-bit unsigned value as JSON, exactly: an integer when it fits json_int_t
+ * (long long), else a decimal string. Counters never get there; a stamp does
+ * only when a clock reads past 2^51 microseconds after the epoch (May 2041),
+ * since a node refuses stamps more than 60 s ahead of its physical time.
+ */
+static json_t *json_u64(uint64_t v)
+{
+    if (v <= (uint64_t)INT64_MAX)
+        return json_integer((json_int_t)v);
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    return json_string(buf);
+}
+
+/* Sets obj[key] = val, taking val; false when either is missing (out of memory). */
+static bool jset(json_t *obj, const char *key, json_t *val)
+{
+    return val != NULL && json_object_set_new(obj, key, val) == 0;
+}
+
+/* Per region id in 0..n-1: {"name": stamp}. */
+static json_t *json_vector(const struct cw_status *s, const uint64_t *v)
+{
+    json_t *o = json_object();
+    bool ok = o != NULL;
+    for (unsigned i = 0; ok && i < s->regions.n; i++)
+        ok = jset(o, s->regions.name[i], json_u64(v[i]));
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
+}
+
+static json_t *json_counters(const struct cw_status_counters *c)
+{
+    const struct {
+        const char *name;
+        uint64_t v;
+    } f[] = {
+        {"puts", c->puts},
+        {"gets", c->gets},
+        {"deletes", c->deletes},
+        {"remote_applied", c->remote_applied},
+        {"remote_duplicates", c->remote_duplicates},
+        {"remote_gaps", c->remote_gaps},
+        {"nacks_sent", c->nacks_sent},
+        {"nacks_received", c->nacks_received},
+        {"resent_records", c->resent_records},
+        {"reads_waited", c->reads_waited},
+        {"reads_timed_out", c->reads_timed_out},
+        {"buffer_full_drops", c->buffer_full_drops},
+        {"tombstones_collected", c->tombstones_collected},
+        {"stamps_refused", c->stamps_refused},
+        {"errors", c->errors},
+        {"requests", c->requests},
+        {"bad_requests", c->bad_requests},
+        {"bad_peer_frames", c->bad_peer_frames},
+        {"replies_dropped", c->replies_dropped},
+        {"commits", c->commits},
+        {"commit_records", c->commit_records},
+    };
+    json_t *o = json_object();
+    bool ok = o != NULL;
+    for (size_t i = 0; ok && i < sizeof(f) / sizeof(f[0]); i++)
+        ok = jset(o, f[i].name, json_u64(f[i].v));
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
+}
+
+static json_t *json_peer(const struct cw_status *s, const struct cw_status_peer *p)
+{
+    json_t *o = json_object();
+    bool ok = o != NULL && jset(o, "region", json_string(s->regions.name[p->id])) &&
+              jset(o, "id", json_integer(p->id)) &&
+              jset(o, "link", json_string(p->link_cut ? "cut" : "up")) &&
+              jset(o, "delay_ms", json_integer(p->delay_ms)) &&
+              jset(o, "queued", json_u64(p->queued)) &&
+              jset(o, "frames_sent", json_u64(p->frames_sent)) &&
+              jset(o, "frames_dropped", json_u64(p->frames_dropped)) &&
+              jset(o, "frames_received", json_u64(p->frames_received)) &&
+              jset(o, "bytes_sent", json_u64(p->bytes_sent)) &&
+              jset(o, "outbox_pending", json_u64(p->outbox_pending));
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
+}
+
+/* Visibility in milliseconds (fractions of a millisecond matter on a LAN). */
+static json_t *json_visibility(const struct cw_status_latency *l)
+{
+    json_t *o = json_object();
+    bool ok = o != NULL && jset(o, "p50", json_real((double)l->p50_us / 1000.0)) &&
+              jset(o, "p90", json_real((double)l->p90_us / 1000.0)) &&
+              jset(o, "p99", json_real((double)l->p99_us / 1000.0)) &&
+              jset(o, "max", json_real((double)l->max_us / 1000.0)) &&
+              jset(o, "count", json_u64(l->count));
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
+}
+
+/* Adds an empty container to obj under key and returns it borrowed (NULL when
+ * out of memory; obj then owns nothing new). */
+static json_t *jadd(json_t *obj, const char *key, json_t *container)
+{
+    return jset(obj, key, container) ? container : NULL;
+}
+
+static json_t *status_to_json(const struct cw_status *s)
+{
+    json_t *doc = json_object();
+    if (doc == NULL)
+        return NULL;
+    /* Members in the order a person reads them; the containers belong to doc
+     * from the start and are filled afterwards. */
+    json_t *regions = NULL, *peers = NULL, *outbox = NULL, *vis = NULL;
+    bool ok = jset(doc, "region", json_string(s->regions.name[s->id])) &&
+              jset(doc, "id", json_integer(s->id)) &&
+              (regions = jadd(doc, "regions", json_array())) != NULL &&
+              jset(doc, "durability", json_string(s->durability)) &&
+              jset(doc, "uptime_us", json_u64(s->uptime_us)) &&
+              jset(doc, "now_us", json_u64(s->now_us)) && jset(doc, "clock", json_u64(s->clock)) &&
+              jset(doc, "applied", json_vector(s, s->applied)) &&
+              jset(doc, "stable", json_vector(s, s->stable)) &&
+              jset(doc, "buffered", json_u64(s->buffered)) &&
+              jset(doc, "outbox_total", json_u64(s->outbox_total)) &&
+              jset(doc, "pending_reads", json_u64(s->pending_reads)) &&
+              jset(doc, "keys", json_u64(s->keys)) &&
+              (peers = jadd(doc, "peers", json_array())) != NULL &&
+              (outbox = jadd(doc, "outbox", json_object())) != NULL &&
+              (vis = jadd(doc, "visibility_ms", json_object())) != NULL &&
+              jset(doc, "counters", json_counters(&s->counters));
+    for (unsigned i = 0; ok && i < s->regions.n; i++)
+        ok = json_array_append_new(regions, json_string(s->regions.name[i])) == 0;
+    for (unsigned i = 0; ok && i < s->n_peers; i++) {
+        const struct cw_status_peer *p = &s->peers[i];
+        const char *name = s->regions.name[p->id];
+        ok = json_array_append_new(peers, json_peer(s, p)) == 0 &&
+             jset(outbox, name, json_u64(p->outbox_pending)) &&
+             jset(vis, name, json_visibility(&p->visibility));
+    }
+    if (!ok) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* The ids a status names must be inside its region list. */
+static bool status_ids_ok(const struct cw_status *s)
+{
+    if (s->regions.n == 0 || s->regions.n > CW_REGION_NAMES_MAX || s->id >= s->regions.n ||
+        s->n_peers >= s->regions.n)
+        return false;
+    for (unsigned i = 0; i < s->n_peers; i++)
+        if (s->peers[i].id >= s->regions.n)
+            return false;
+    for (unsigned i = 0; i < s->regions.n; i++)
+        if (memchr(s->regions.name[i], '\0', sizeof(s->regions.name[i])) == NULL)
+            return false;
+    return true;
+}
+
+int cw_status_to_json(const struct cw_status *s, char **json)
+{
+    *json = NULL;
+    if (!status_ids_ok(s))
+        return CW_EINVAL;
+    json_t *doc = status_to_json(s);
+    if (doc == NULL)
+        return CW_ENOMEM;
+    /* 15 significant digits: a figure like 40.1 ms prints as 40.1. */
+    *json = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(doc);
+    return *json != NULL ? CW_OK : CW_ENOMEM;
+}
+
+int cw_status_json(struct cw_client *c, char **json)
+{
+    *json = NULL;
+    struct cw_status *st = NULL;
+    int rc = cw_status_get(c, &st);
+    if (rc != CW_OK)
+        return rc;
+    rc = cw_status_to_json(st, json);
+    if (rc != CW_OK)
+        client_fail(c, "cannot render the status of %s as JSON: %s", c->endpoint, cw_strerror(rc));
+    cw_status_free(&st);
     return rc;
 }
 
 int cw_status_regions(const char *status_json, struct cw_regions *out)
 {
     memset(out, 0, sizeof(*out));
-    struct cw_json *doc = NULL;
-    if (cw_json_parse(status_json, strlen(status_json), &doc, NULL, 0) != CW_OK)
+    if (status_json == NULL)
         return CW_EDECODE;
+    /* jansson refuses \u0000 inside strings unless asked, so a name cannot be
+     * cut short by an embedded NUL. */
+    json_t *doc = json_loads(status_json, 0, NULL);
+    const json_t *regions = json_object_get(doc, "regions");
     int rc = CW_EDECODE;
-    const struct cw_json *regions = cw_json_member(doc, "regions");
-    if (regions == NULL || regions->type != CW_JSON_ARRAY || regions->n == 0 ||
-        regions->n > CW_REGION_NAMES_MAX)
+    size_t n = json_array_size(regions);
+    if (!json_is_array(regions) || n == 0 || n > CW_REGION_NAMES_MAX)
         goto done;
-    for (size_t i = 0; i < regions->n; i++) {
-        const struct cw_json *name = &regions->items[i];
-        if (name->type != CW_JSON_STRING || name->str_len == 0 ||
-            name->str_len > CW_REGION_NAME_LEN_MAX || strlen(name->str) != name->str_len)
+    for (size_t i = 0; i < n; i++) {
+        const json_t *name = json_array_get(regions, i);
+        size_t len = json_string_length(name);
+        if (!json_is_string(name) || len == 0 || len > CW_REGION_NAME_LEN_MAX)
             goto done;
-        memcpy(out->name[i], name->str, name->str_len + 1);
+        memcpy(out->name[i], json_string_value(name), len + 1);
     }
-    out->n = (unsigned)regions->n;
+    out->n = (unsigned)n;
     rc = CW_OK;
 done:
-    cw_json_free(&doc);
+    json_decref(doc);
     if (rc != CW_OK)
         memset(out, 0, sizeof(*out));
     return rc;
@@ -881,16 +1208,14 @@ done:
 
 int cw_region_names(struct cw_client *c, struct cw_regions *out)
 {
-    char *json = NULL;
     memset(out, 0, sizeof(*out));
-    int rc = cw_status_json(c, &json);
+    struct cw_status *st = NULL;
+    int rc = cw_status_get(c, &st);
     if (rc != CW_OK)
         return rc;
-    rc = cw_status_regions(json, out);
-    if (rc != CW_OK)
-        client_fail(c, "the status document from %s has no valid \"regions\" array", c->endpoint);
-    free(json);
-    return rc;
+    *out = st->regions;
+    cw_status_free(&st);
+    return CW_OK;
 }
 
 _Static_assert((int)CW_ADMIN_LINK_CUT == (int)CW_LINK_CUT, "link ops must match the wire");

@@ -187,130 +187,94 @@ static void deliver_reply(struct cw_server *s, const struct cw_reply *r)
     send_response(s, p->kind, p->route, p->route_len, &resp);
 }
 
-/* ----------------------------------------------------------- status JSON */
+/* ---------------------------------------------------------------- status */
 
-struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-};
+_Static_assert(CW_REGION_NAME_MAX <= CW_WIRE_REGION_NAME_MAX, "region names must fit a status");
 
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
+static uint32_t durability_to_wire(enum cw_durability d)
 {
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->n + (size_t)k + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
+    switch (d) {
+    case CW_DURABILITY_SYNC:
+        return CW_WIRE_DURABILITY_SYNC;
+    case CW_DURABILITY_WRITE_NOSYNC:
+        return CW_WIRE_DURABILITY_WRITE_NOSYNC;
+    case CW_DURABILITY_NOSYNC:
+        return CW_WIRE_DURABILITY_NOSYNC;
     }
+    return CW_WIRE_DURABILITY_UNKNOWN;
 }
 
-char *cw_server_status_json(const struct cw_server *s)
+static void latency_from_hist(const struct cw_hist *h, struct cw_wire_latency *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (h == NULL)
+        return;
+    out->count = h->count;
+    out->p50_us = cw_hist_quantile(h, 0.50);
+    out->p90_us = cw_hist_quantile(h, 0.90);
+    out->p99_us = cw_hist_quantile(h, 0.99);
+    out->max_us = h->max;
+}
+
+void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
 {
     const struct cw_config *c = s->cfg;
     const struct cw_replica_stats *st = cw_replica_stats(cw_node_replica(s->node));
-    const struct cw_vclock *applied = cw_replica_applied(cw_node_replica(s->node));
-    struct sbuf b = {0};
-    sb_printf(&b, "{\"region\":\"%s\",\"id\":%u,\"regions\":[", c->regions[s->region].name,
-              s->region);
+    memset(out, 0, sizeof(*out));
+    out->region = (uint8_t)s->region;
+    out->n_regions = (uint8_t)c->n_regions;
     for (unsigned i = 0; i < c->n_regions; i++)
-        sb_printf(&b, "%s\"%s\"", i ? "," : "", c->regions[i].name);
-    sb_printf(&b, "],\"durability\":\"%s\",\"uptime_s\":%" PRIu64 ",\"clock\":%" PRIu64,
-              cw_durability_name(cw_store_durability(s->store)),
-              (cw_net_now_us() - s->started_us) / 1000000,
-              cw_replica_clock(cw_node_replica(s->node)));
-    sb_printf(&b, ",\"peers\":[");
-    bool first = true;
+        snprintf(out->regions[i], sizeof(out->regions[i]), "%s", c->regions[i].name);
+    out->durability = durability_to_wire(cw_store_durability(s->store));
+    out->now_us = cw_net_now_us();
+    out->uptime_us = out->now_us > s->started_us ? out->now_us - s->started_us : 0;
+    out->clock = cw_replica_clock(cw_node_replica(s->node));
+    out->applied = *cw_replica_applied(cw_node_replica(s->node));
+    cw_replica_stability(cw_node_replica(s->node), &out->stable);
+    out->buffered = cw_replica_buffered(cw_node_replica(s->node));
+    out->outbox_total = cw_replica_outbox_len(cw_node_replica(s->node));
+    out->pending_reads = cw_replica_waiting(cw_node_replica(s->node));
+    out->keys = cw_replica_keys(cw_node_replica(s->node))->count;
     for (unsigned p = 0; p < c->n_regions; p++) {
         if (p == s->region)
             continue;
         struct cw_link_status ls;
         cw_net_link_status(s->net, p, &ls);
-        sb_printf(&b,
-                  "%s{\"region\":\"%s\",\"link\":\"%s\",\"delay_ms\":%u,\"queued\":%zu,"
-                  "\"frames_sent\":%" PRIu64 ",\"frames_dropped\":%" PRIu64
-                  ",\"frames_received\":%" PRIu64 ",\"outbox_pending\":%zu}",
-                  first ? "" : ",", c->regions[p].name, ls.cut ? "cut" : "up", ls.delay_ms,
-                  ls.queued, ls.frames_sent, ls.frames_dropped, ls.frames_received,
-                  cw_replica_outbox_pending(cw_node_replica(s->node), p));
-        first = false;
+        struct cw_wire_peer_status *ps = &out->peers[out->n_peers++];
+        ps->region = (uint8_t)p;
+        ps->link_cut = ls.cut;
+        ps->delay_ms = ls.delay_ms;
+        ps->queued = ls.queued;
+        ps->frames_sent = ls.frames_sent;
+        ps->frames_dropped = ls.frames_dropped;
+        ps->frames_received = ls.frames_received;
+        ps->bytes_sent = ls.bytes_sent;
+        ps->outbox_pending = cw_replica_outbox_pending(cw_node_replica(s->node), p);
+        latency_from_hist(cw_replica_visibility(cw_node_replica(s->node), p), &ps->visibility);
     }
-    sb_printf(&b, "],\"applied\":{");
-    for (unsigned o = 0; o < c->n_regions; o++)
-        sb_printf(&b, "%s\"%s\":%" PRIu64, o ? "," : "", c->regions[o].name, applied->ts[o]);
-    struct cw_vclock stable;
-    cw_replica_stability(cw_node_replica(s->node), &stable);
-    sb_printf(&b, "},\"stable\":{");
-    for (unsigned o = 0; o < c->n_regions; o++)
-        sb_printf(&b, "%s\"%s\":%" PRIu64, o ? "," : "", c->regions[o].name, stable.ts[o]);
-    sb_printf(&b, "},\"buffered\":%zu,\"outbox_total\":%zu,\"outbox\":{",
-              cw_replica_buffered(cw_node_replica(s->node)),
-              cw_replica_outbox_len(cw_node_replica(s->node)));
-    first = true;
-    for (unsigned p = 0; p < c->n_regions; p++) {
-        if (p == s->region)
-            continue;
-        sb_printf(&b, "%s\"%s\":%zu", first ? "" : ",", c->regions[p].name,
-                  cw_replica_outbox_pending(cw_node_replica(s->node), p));
-        first = false;
-    }
-    sb_printf(&b, "},\"pending_reads\":%zu,\"keys\":%zu,\"visibility_ms\":{",
-              cw_replica_waiting(cw_node_replica(s->node)),
-              cw_replica_keys(cw_node_replica(s->node))->count);
-    first = true;
-    for (unsigned o = 0; o < c->n_regions; o++) {
-        if (o == s->region)
-            continue;
-        const struct cw_hist *h = cw_replica_visibility(cw_node_replica(s->node), o);
-        sb_printf(&b, "%s\"%s\":{\"p50\":%.1f,\"p99\":%.1f,\"count\":%" PRIu64 "}",
-                  first ? "" : ",", c->regions[o].name, (double)cw_hist_quantile(h, 0.50) / 1000.0,
-                  (double)cw_hist_quantile(h, 0.99) / 1000.0, h->count);
-        first = false;
-    }
+    out->replica.puts = st->puts;
+    out->replica.gets = st->gets;
+    out->replica.deletes = st->deletes;
+    out->replica.remote_applied = st->remote_applied;
+    out->replica.remote_duplicates = st->remote_duplicates;
+    out->replica.remote_gaps = st->remote_gaps;
+    out->replica.nacks_sent = st->nacks_sent;
+    out->replica.nacks_received = st->nacks_received;
+    out->replica.resent_records = st->resent_records;
+    out->replica.reads_waited = st->reads_waited;
+    out->replica.reads_timed_out = st->reads_timed_out;
+    out->replica.buffer_full_drops = st->buffer_full_drops;
+    out->replica.tombstones_collected = st->tombstones_collected;
+    out->replica.stamps_refused = st->stamps_refused;
+    out->replica.errors = st->errors;
     struct cw_store_stats ss;
     cw_store_stats(s->store, &ss);
-    sb_printf(&b,
-              "},\"counters\":{\"puts\":%" PRIu64 ",\"gets\":%" PRIu64 ",\"deletes\":%" PRIu64
-              ",\"remote_applied\":%" PRIu64 ",\"remote_duplicates\":%" PRIu64
-              ",\"remote_gaps\":%" PRIu64 ",\"nacks_sent\":%" PRIu64 ",\"nacks_received\":%" PRIu64
-              ",\"resent_records\":%" PRIu64 ",\"reads_waited\":%" PRIu64
-              ",\"reads_timed_out\":%" PRIu64 ",\"buffer_full_drops\":%" PRIu64
-              ",\"tombstones_collected\":%" PRIu64 ",\"stamps_refused\":%" PRIu64
-              ",\"errors\":%" PRIu64 ",\"requests\":%" PRIu64 ",\"bad_requests\":%" PRIu64
-              ",\"bad_peer_frames\":%" PRIu64 ",\"commits\":%" PRIu64 ",\"commit_records\":%" PRIu64
-              "}}",
-              st->puts, st->gets, st->deletes, st->remote_applied, st->remote_duplicates,
-              st->remote_gaps, st->nacks_sent, st->nacks_received, st->resent_records,
-              st->reads_waited, st->reads_timed_out, st->buffer_full_drops,
-              st->tombstones_collected, st->stamps_refused, st->errors, s->counters.requests,
-              s->counters.bad_requests, s->counters.bad_peer_frames, ss.commits, ss.records);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    out->node.requests = s->counters.requests;
+    out->node.bad_requests = s->counters.bad_requests;
+    out->node.bad_peer_frames = s->counters.bad_peer_frames;
+    out->node.replies_dropped = s->counters.replies_dropped;
+    out->node.commits = ss.commits;
+    out->node.commit_records = ss.records;
 }
 
 /* ------------------------------------------------------------- requests */
@@ -392,13 +356,10 @@ static void handle_status(struct cw_server *s, const struct cw_net_event *ev, ui
     memset(&resp, 0, sizeof(resp));
     resp.op = CW_OP_STATUS;
     resp.req_id = req_id;
-    resp.status_json = cw_server_status_json(s);
-    if (resp.status_json == NULL) {
-        reply_error(s, ev, CW_OP_STATUS, req_id, CW_ENOMEM, "out of memory building status");
-        return;
-    }
+    struct cw_wire_status st;
+    cw_server_status(s, &st);
+    resp.status = &st;
     send_response(s, ev->kind, ev->route, ev->route_len, &resp);
-    free(resp.status_json);
 }
 
 static void handle_request(struct cw_server *s, const struct cw_net_event *ev, struct cw_now now)

@@ -38,9 +38,10 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop);
 void cw_server_destroy(struct cw_server **s);
 
 /*
- * The status document as one JSON object (see docs/operations.md). Returns a
- * malloc'd NUL-terminated string owned by the caller, or NULL when out of memory.
+ * Fills *out with the node's status: the STATUS reply (causeway.proto: Status;
+ * docs/operations.md explains the fields). Allocates nothing.
  */
-char *cw_server_status_json(const struct cw_server *s);
+struct cw_wire_status;
+void cw_server_status(const struct cw_server *s, struct cw_wire_status *out);
 
 #endif

@@ -34,7 +34,8 @@ _Static_assert(CW_WIRE_VERSIONS_MAX >= CW_SIBLINGS_HARD_MAX,
                "a key's versions must fit a response");
 
 /* Bounds of the wire-format scan (pass 2). No message of ours has more fields,
- * and the schema nests at most three deep (RecordBatch, Record, Version). */
+ * and the schema nests at most three deep (RecordBatch, Record, Version; and
+ * Response, Status, PeerStatus, Latency). */
 #define SCAN_FIELDS_MAX 16
 #define SCAN_UNKNOWN_MAX 16
 #define SCAN_DEPTH_MAX 4
@@ -215,10 +216,11 @@ static int64_t packed_count(ProtobufCType t, const uint8_t *p, size_t len)
 
 /*
  * Walks one message's encoding: every field well-formed and inside the buffer;
- * a singular field at most once; every repeated scalar field (all of ours are
- * vector clocks) at most CW_REGIONS_MAX entries; every repeated message field at
- * most b->repeated_messages_max occurrences; at most SCAN_UNKNOWN_MAX unknown
- * fields; sub-messages recursively. Returns CW_OK, CW_EDECODE or CW_ETOOBIG.
+ * a singular field at most once; every repeated scalar or bytes field (vector
+ * clocks, and a status's region names) at most CW_REGIONS_MAX entries; every
+ * repeated message field at most b->repeated_messages_max occurrences; at most
+ * SCAN_UNKNOWN_MAX unknown fields; sub-messages recursively. Returns CW_OK, CW_EDECODE or
+ * CW_ETOOBIG.
  */
 static int scan_message(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
                         unsigned depth, const struct scan_bounds *b)
@@ -975,6 +977,224 @@ void cw_wire_request_free(struct cw_wire_request *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* ------------------------------------------------------------- status */
+
+/* The rules of struct cw_wire_status (wire.h), for the encoder and the decoder. */
+static bool status_valid(const struct cw_wire_status *st)
+{
+    if (st->n_regions == 0 || st->n_regions > CW_REGIONS_MAX || st->region >= st->n_regions ||
+        st->n_peers >= st->n_regions)
+        return false;
+    for (unsigned i = 0; i < st->n_regions; i++) {
+        size_t n = strnlen(st->regions[i], sizeof(st->regions[i]));
+        if (n == 0 || n == sizeof(st->regions[i]))
+            return false;
+    }
+    for (unsigned i = st->n_regions; i < CW_REGIONS_MAX; i++)
+        if (st->applied.ts[i] != 0 || st->stable.ts[i] != 0)
+            return false;
+    uint32_t seen = 1u << st->region;
+    for (uint32_t i = 0; i < st->n_peers; i++) {
+        unsigned p = st->peers[i].region;
+        if (p >= st->n_regions || (seen & (1u << p)) != 0)
+            return false;
+        seen |= 1u << p;
+    }
+    return true;
+}
+
+static void latency_to_pb(const struct cw_wire_latency *l, Causeway__Latency *pl)
+{
+    pl->count = l->count;
+    pl->p50_us = l->p50_us;
+    pl->p90_us = l->p90_us;
+    pl->p99_us = l->p99_us;
+    pl->max_us = l->max_us;
+}
+
+static void latency_from_pb(const Causeway__Latency *pl, struct cw_wire_latency *l)
+{
+    memset(l, 0, sizeof(*l));
+    if (pl == NULL)
+        return;
+    l->count = pl->count;
+    l->p50_us = pl->p50_us;
+    l->p90_us = pl->p90_us;
+    l->p99_us = pl->p99_us;
+    l->max_us = pl->max_us;
+}
+
+/* The protobuf-c form of a status: every part lives in this struct, so an
+ * encoder needs no allocation and borrows the names from the status. */
+struct status_pb {
+    Causeway__Status st;
+    ProtobufCBinaryData names[CW_REGIONS_MAX];
+    Causeway__PeerStatus peers[CW_REGIONS_MAX - 1];
+    Causeway__PeerStatus *peer_ptrs[CW_REGIONS_MAX - 1];
+    Causeway__Latency vis[CW_REGIONS_MAX - 1];
+    Causeway__ReplicaCounters replica;
+    Causeway__NodeCounters node;
+};
+
+static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
+{
+    pb->st = (Causeway__Status)CAUSEWAY__STATUS__INIT;
+    pb->st.region_id = st->region;
+    for (unsigned i = 0; i < st->n_regions; i++) {
+        pb->names[i].data = (uint8_t *)st->regions[i];
+        pb->names[i].len = strlen(st->regions[i]);
+    }
+    pb->st.n_regions = st->n_regions;
+    pb->st.regions = pb->names;
+    pb->st.durability = (Causeway__Durability)st->durability;
+    pb->st.uptime_us = st->uptime_us;
+    pb->st.now_us = st->now_us;
+    pb->st.clock = st->clock;
+    vc_to_pb(&st->applied, &pb->st.n_applied, &pb->st.applied);
+    vc_to_pb(&st->stable, &pb->st.n_stable, &pb->st.stable);
+    pb->st.buffered = st->buffered;
+    pb->st.outbox_total = st->outbox_total;
+    pb->st.pending_reads = st->pending_reads;
+    pb->st.keys = st->keys;
+    for (uint32_t i = 0; i < st->n_peers; i++) {
+        const struct cw_wire_peer_status *p = &st->peers[i];
+        Causeway__PeerStatus *pp = &pb->peers[i];
+        *pp = (Causeway__PeerStatus)CAUSEWAY__PEER_STATUS__INIT;
+        pp->region_id = p->region;
+        pp->link_cut = p->link_cut;
+        pp->delay_ms = p->delay_ms;
+        pp->queued = p->queued;
+        pp->frames_sent = p->frames_sent;
+        pp->frames_dropped = p->frames_dropped;
+        pp->frames_received = p->frames_received;
+        pp->bytes_sent = p->bytes_sent;
+        pp->outbox_pending = p->outbox_pending;
+        pb->vis[i] = (Causeway__Latency)CAUSEWAY__LATENCY__INIT;
+        latency_to_pb(&p->visibility, &pb->vis[i]);
+        pp->visibility = &pb->vis[i];
+        pb->peer_ptrs[i] = pp;
+    }
+    pb->st.n_peers = st->n_peers;
+    pb->st.peers = st->n_peers ? pb->peer_ptrs : NULL;
+
+    Causeway__ReplicaCounters *rc = &pb->replica;
+    *rc = (Causeway__ReplicaCounters)CAUSEWAY__REPLICA_COUNTERS__INIT;
+    rc->puts = st->replica.puts;
+    rc->gets = st->replica.gets;
+    rc->deletes = st->replica.deletes;
+    rc->remote_applied = st->replica.remote_applied;
+    rc->remote_duplicates = st->replica.remote_duplicates;
+    rc->remote_gaps = st->replica.remote_gaps;
+    rc->nacks_sent = st->replica.nacks_sent;
+    rc->nacks_received = st->replica.nacks_received;
+    rc->resent_records = st->replica.resent_records;
+    rc->reads_waited = st->replica.reads_waited;
+    rc->reads_timed_out = st->replica.reads_timed_out;
+    rc->buffer_full_drops = st->replica.buffer_full_drops;
+    rc->tombstones_collected = st->replica.tombstones_collected;
+    rc->stamps_refused = st->replica.stamps_refused;
+    rc->errors = st->replica.errors;
+    pb->st.replica = rc;
+
+    Causeway__NodeCounters *nc = &pb->node;
+    *nc = (Causeway__NodeCounters)CAUSEWAY__NODE_COUNTERS__INIT;
+    nc->requests = st->node.requests;
+    nc->bad_requests = st->node.bad_requests;
+    nc->bad_peer_frames = st->node.bad_peer_frames;
+    nc->replies_dropped = st->node.replies_dropped;
+    nc->commits = st->node.commits;
+    nc->commit_records = st->node.commit_records;
+    pb->st.node = nc;
+}
+
+/* Converts and checks a decoded status into a new struct in *out. */
+static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **out)
+{
+    if (ps->n_regions == 0 || ps->n_regions > CW_REGIONS_MAX || ps->region_id >= ps->n_regions ||
+        ps->n_peers >= ps->n_regions || ps->n_applied > ps->n_regions ||
+        ps->n_stable > ps->n_regions)
+        return CW_EDECODE;
+    struct cw_wire_status *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return CW_ENOMEM;
+    int rc = CW_OK;
+    st->region = (uint8_t)ps->region_id;
+    st->n_regions = (uint8_t)ps->n_regions;
+    for (size_t i = 0; i < ps->n_regions && rc == CW_OK; i++) {
+        rc = name_from_pb(st->regions[i], sizeof(st->regions[i]), &ps->regions[i]);
+        if (rc == CW_OK && st->regions[i][0] == '\0')
+            rc = CW_EDECODE;
+    }
+    if (rc == CW_OK)
+        rc = vc_from_pb(&st->applied, ps->n_applied, ps->applied);
+    if (rc == CW_OK)
+        rc = vc_from_pb(&st->stable, ps->n_stable, ps->stable);
+    if (rc != CW_OK) {
+        free(st);
+        return rc == CW_ENOMEM ? rc : CW_EDECODE;
+    }
+    st->durability = (uint32_t)ps->durability;
+    st->uptime_us = ps->uptime_us;
+    st->now_us = ps->now_us;
+    st->clock = ps->clock;
+    st->buffered = ps->buffered;
+    st->outbox_total = ps->outbox_total;
+    st->pending_reads = ps->pending_reads;
+    st->keys = ps->keys;
+    st->n_peers = (uint32_t)ps->n_peers;
+    for (size_t i = 0; i < ps->n_peers; i++) {
+        const Causeway__PeerStatus *pp = ps->peers[i];
+        struct cw_wire_peer_status *p = &st->peers[i];
+        if (pp->region_id >= CW_REGIONS_MAX) {
+            free(st);
+            return CW_EDECODE;
+        }
+        p->region = (uint8_t)pp->region_id;
+        p->link_cut = pp->link_cut;
+        p->delay_ms = pp->delay_ms;
+        p->queued = pp->queued;
+        p->frames_sent = pp->frames_sent;
+        p->frames_dropped = pp->frames_dropped;
+        p->frames_received = pp->frames_received;
+        p->bytes_sent = pp->bytes_sent;
+        p->outbox_pending = pp->outbox_pending;
+        latency_from_pb(pp->visibility, &p->visibility);
+    }
+    const Causeway__ReplicaCounters *rc_pb = ps->replica;
+    if (rc_pb != NULL) {
+        st->replica.puts = rc_pb->puts;
+        st->replica.gets = rc_pb->gets;
+        st->replica.deletes = rc_pb->deletes;
+        st->replica.remote_applied = rc_pb->remote_applied;
+        st->replica.remote_duplicates = rc_pb->remote_duplicates;
+        st->replica.remote_gaps = rc_pb->remote_gaps;
+        st->replica.nacks_sent = rc_pb->nacks_sent;
+        st->replica.nacks_received = rc_pb->nacks_received;
+        st->replica.resent_records = rc_pb->resent_records;
+        st->replica.reads_waited = rc_pb->reads_waited;
+        st->replica.reads_timed_out = rc_pb->reads_timed_out;
+        st->replica.buffer_full_drops = rc_pb->buffer_full_drops;
+        st->replica.tombstones_collected = rc_pb->tombstones_collected;
+        st->replica.stamps_refused = rc_pb->stamps_refused;
+        st->replica.errors = rc_pb->errors;
+    }
+    const Causeway__NodeCounters *nc = ps->node;
+    if (nc != NULL) {
+        st->node.requests = nc->requests;
+        st->node.bad_requests = nc->bad_requests;
+        st->node.bad_peer_frames = nc->bad_peer_frames;
+        st->node.replies_dropped = nc->replies_dropped;
+        st->node.commits = nc->commits;
+        st->node.commit_records = nc->commit_records;
+    }
+    if (!status_valid(st)) {
+        free(st);
+        return CW_EDECODE;
+    }
+    *out = st;
+    return CW_OK;
+}
+
 /* ----------------------------------------------------------- responses */
 
 int cw_wire_encode_response(const struct cw_wire_response *r, uint8_t **out, size_t *len)
@@ -1007,8 +1227,14 @@ int cw_wire_encode_response(const struct cw_wire_response *r, uint8_t **out, siz
         pr.ts = r->ts;
         pr.kctx_valid = r->kctx_valid;
     }
-    if (r->op == CW_OP_STATUS && r->status_json != NULL)
-        pr.status_json = r->status_json;
+    if (r->op == CW_OP_STATUS) {
+        if (r->status == NULL || !status_valid(r->status))
+            return CW_EINVAL;
+        struct status_pb spb;
+        status_to_pb(r->status, &spb);
+        pr.status = &spb.st;
+        return pack_message(&pr.base, CW_WIRE_RESPONSE_BYTES_MAX, out, len);
+    }
     if (r->op != CW_OP_GET || r->n_versions == 0)
         return pack_message(&pr.base, CW_WIRE_RESPONSE_BYTES_MAX, out, len);
 
@@ -1069,12 +1295,13 @@ static int response_from_pb(Causeway__Response *pr, const struct cw_wire_limits 
         out->kctx_valid = pr->kctx_valid;
     }
     if (out->op == CW_OP_STATUS) {
-        const char *json = pr->status_json ? pr->status_json : "";
-        n = strlen(json);
-        out->status_json = malloc(n + 1);
-        if (out->status_json == NULL)
-            return CW_ENOMEM;
-        memcpy(out->status_json, json, n + 1);
+        /* A node that answers STATUS with no status (an older release sent a
+         * JSON document in field 13) gave no answer this client can use. */
+        if (pr->status == NULL)
+            return CW_EDECODE;
+        rc = status_from_pb(pr->status, &out->status);
+        if (rc != CW_OK)
+            return rc;
     }
     if (out->op == CW_OP_GET && pr->n_versions > 0) {
         out->versions = calloc(pr->n_versions, sizeof(*out->versions));
@@ -1133,6 +1360,6 @@ void cw_wire_response_free(struct cw_wire_response *r)
     for (uint32_t i = 0; i < r->n_versions; i++)
         free(r->versions[i].value);
     free(r->versions);
-    free(r->status_json);
+    free(r->status);
     memset(r, 0, sizeof(*r));
 }

@@ -142,15 +142,70 @@ struct cw_wire_request {
     uint32_t delay_ms;
 };
 
+/* A latency distribution (causeway.proto: Latency), in microseconds. */
+struct cw_wire_latency {
+    uint64_t count, p50_us, p90_us, p99_us, max_us;
+};
+
+/* One other region as a node sees it (causeway.proto: PeerStatus). */
+struct cw_wire_peer_status {
+    uint8_t region; /* < n_regions, never the node's own id */
+    bool link_cut;
+    uint32_t delay_ms;
+    uint64_t queued, frames_sent, frames_dropped, frames_received, bytes_sent;
+    uint64_t outbox_pending;
+    struct cw_wire_latency visibility;
+};
+
+/* The durability values of causeway.proto; others decode as they came. */
+enum cw_wire_durability {
+    CW_WIRE_DURABILITY_UNKNOWN = 0,
+    CW_WIRE_DURABILITY_SYNC = 1,
+    CW_WIRE_DURABILITY_WRITE_NOSYNC = 2,
+    CW_WIRE_DURABILITY_NOSYNC = 3,
+};
+
+#define CW_WIRE_REGION_NAME_MAX 32u /* bytes of a region name in STATUS */
+
+/*
+ * A node's status (causeway.proto: Status, docs/protocol.md). The decoder
+ * checks: 1..CW_REGIONS_MAX region names of 1..CW_WIRE_REGION_NAME_MAX bytes
+ * without NUL, region < n_regions, at most n_regions - 1 peers with distinct
+ * ids < n_regions other than region, and vectors of at most n_regions entries.
+ * durability is kept as sent (a later release may add values).
+ */
+struct cw_wire_status {
+    uint8_t region;
+    uint8_t n_regions;
+    char regions[CW_REGIONS_MAX][CW_WIRE_REGION_NAME_MAX + 1]; /* NUL-terminated */
+    uint32_t durability;                                       /* enum cw_wire_durability */
+    uint64_t uptime_us, now_us;
+    uint64_t clock;
+    struct cw_vclock applied, stable;
+    uint64_t buffered, outbox_total, pending_reads, keys;
+    uint32_t n_peers;
+    struct cw_wire_peer_status peers[CW_REGIONS_MAX - 1];
+    struct {
+        uint64_t puts, gets, deletes, remote_applied, remote_duplicates, remote_gaps;
+        uint64_t nacks_sent, nacks_received, resent_records, reads_waited, reads_timed_out;
+        uint64_t buffer_full_drops, tombstones_collected, stamps_refused, errors;
+    } replica;
+    struct {
+        uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
+        uint64_t commit_records;
+    } node;
+};
+
 /*
  * A response. err is CW_OK or an enum cw_err; message is a NUL-terminated
  * detail (may be empty). PUT/DEL: origin and ts are the write's dot. GET:
  * versions holds every version, tombstones included, in (ts, origin) order.
- * STATUS: status_json is a NUL-terminated JSON object (encoding: NULL sends an
- * empty one; a decoded STATUS response always has one, maybe "").
+ * STATUS: status is the node's status (encoding: required for a successful
+ * STATUS response, CW_EINVAL without it; a decoded successful STATUS response
+ * always has one, else the decode fails with CW_EDECODE).
  *
- * Decoded responses own versions (and each version's value) and status_json;
- * free them with cw_wire_response_free. For encoding they are borrowed.
+ * Decoded responses own versions (and each version's value) and status; free
+ * them with cw_wire_response_free. For encoding they are borrowed.
  */
 struct cw_wire_response {
     enum cw_wire_op op;
@@ -169,14 +224,16 @@ struct cw_wire_response {
     uint32_t n_versions;
     struct cw_version *versions;
     /* STATUS */
-    char *status_json;
+    struct cw_wire_status *status;
 };
 
 /*
  * Encoders: CW_OK, CW_EINVAL (unknown op or link action, bucket or name not
  * NUL-terminated within its array, NULL data with a non-zero length, version
- * origin >= CW_REGIONS_MAX, negative err), CW_EKEY (key longer than
- * CW_KEY_BYTES_MAX), CW_ETOOBIG (over CW_WIRE_FRAME_BYTES_MAX for a request;
+ * origin >= CW_REGIONS_MAX, negative err, a successful STATUS response
+ * without a status or with one that breaks the rules of struct cw_wire_status),
+ * CW_EKEY (key longer than CW_KEY_BYTES_MAX), CW_ETOOBIG (over
+ * CW_WIRE_FRAME_BYTES_MAX for a request;
  * over CW_WIRE_RESPONSE_BYTES_MAX or CW_WIRE_VERSIONS_MAX versions for a
  * response) or CW_ENOMEM.
  */

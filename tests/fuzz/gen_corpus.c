@@ -171,6 +171,34 @@ static void gen_response(void)
     vs[1].kctx.ts[0] = 900;
     vs[2].dot = (struct cw_dot){2, 1002};
     vs[2].tombstone = true;
+    struct cw_wire_status st;
+    memset(&st, 0, sizeof(st));
+    st.region = 0;
+    st.n_regions = 3;
+    strcpy(st.regions[0], "us-east");
+    strcpy(st.regions[1], "eu-west");
+    strcpy(st.regions[2], "ap-south");
+    st.durability = CW_WIRE_DURABILITY_WRITE_NOSYNC;
+    st.uptime_us = 5000000;
+    st.now_us = 1700000000000000ull;
+    st.clock = 1700000000000000ull << 12;
+    st.applied.ts[0] = st.clock;
+    st.applied.ts[1] = st.clock - (40000ull << 12);
+    st.stable.ts[0] = st.clock - (110000ull << 12);
+    st.buffered = 1;
+    st.outbox_total = 2;
+    st.keys = 7;
+    st.n_peers = 2;
+    st.peers[0] = (struct cw_wire_peer_status){.region = 1,
+                                               .delay_ms = 40,
+                                               .frames_sent = 9,
+                                               .outbox_pending = 2,
+                                               .visibility = {3, 41000, 42000, 43000, 43500}};
+    st.peers[1] = (struct cw_wire_peer_status){.region = 2, .link_cut = true, .queued = 4};
+    st.replica.puts = 3;
+    st.replica.stamps_refused = 1;
+    st.node.requests = 12;
+    st.node.commits = 3;
     struct cw_wire_response r;
     for (int i = 0; i < 6; i++) {
         memset(&r, 0, sizeof(r));
@@ -185,7 +213,7 @@ static void gen_response(void)
         r.seen = r.kctx;
         r.n_versions = 3;
         r.versions = vs;
-        r.status_json = "{\"region\":\"us-east\",\"applied\":[1000,1001,0]}";
+        r.status = &st;
         if (r.op == CW_OP_NONE) {
             r.err = CW_EDECODE;
             strcpy(r.message, "malformed message or record");

@@ -1,8 +1,8 @@
 /*
  * test_client_session.c - libcauseway without a server: session files (round
  * trip, atomic replacement, malformed files with line numbers), context tokens,
- * the JSON escaper and parser, status region names, and client-side validation
- * that fails before anything is sent.
+ * stamps as text, the status as JSON (exact 64-bit values) and its region
+ * names, and client-side validation that fails before anything is sent.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +21,8 @@
 
 #include <causeway.h>
 
-#include "client/json.h"
+#include <jansson.h>
+
 #include "core/session.h"
 #include "core/vclock.h"
 
@@ -418,171 +419,195 @@ static void test_session_tokens(void **state)
 
 /* ------------------------------------------------------------------- JSON */
 
-static void check_escape(const void *in, size_t len, const char *want)
-{
-    char out[256];
-    size_t need = cw_json_escape(out, sizeof(out), in, len);
-    assert_int_equal(need, strlen(want));
-    assert_string_equal(out, want);
-    /* Measuring alone. */
-    assert_int_equal(cw_json_escape(NULL, 0, in, len), need);
-}
+/* ------------------------------------------------------------------ stamps */
 
-static void test_json_escape(void **state)
+static void test_stamps(void **state)
 {
     (void)state;
-    check_escape("hello", 5, "hello");
-    check_escape("", 0, "");
-    check_escape("a\"b\\c/d", 7, "a\\\"b\\\\c/d");
-    check_escape("\n\t\r\b\f", 5, "\\n\\t\\r\\b\\f");
-    check_escape("\x01\x1f\x7f", 3, "\\u0001\\u001f\\u007f");
-    check_escape("a\0b", 3, "a\\u0000b");
-    /* Well-formed UTF-8 passes through: 2, 3 and 4 byte sequences. */
-    check_escape("caf\xc3\xa9", 5, "caf\xc3\xa9");
-    check_escape("\xe2\x82\xac", 3, "\xe2\x82\xac");
-    check_escape("\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80");
-    check_escape("\xf4\x8f\xbf\xbf", 4, "\xf4\x8f\xbf\xbf"); /* U+10FFFF */
-    /* Everything else becomes \u00XX, byte by byte. */
-    check_escape("\x80", 1, "\\u0080");
-    check_escape("\xff\xfe", 2, "\\u00ff\\u00fe");
-    check_escape("\xc3", 1, "\\u00c3");                                  /* truncated */
-    check_escape("\xc3(", 2, "\\u00c3(");                                /* bad continuation */
-    check_escape("\xc0\xaf", 2, "\\u00c0\\u00af");                       /* overlong '/' */
-    check_escape("\xe0\x80\xaf", 3, "\\u00e0\\u0080\\u00af");            /* overlong */
-    check_escape("\xed\xa0\x80", 3, "\\u00ed\\u00a0\\u0080");            /* surrogate D800 */
-    check_escape("\xf4\x90\x80\x80", 4, "\\u00f4\\u0090\\u0080\\u0080"); /* > U+10FFFF */
-    check_escape("\xe2\x82", 2, "\\u00e2\\u0082");                       /* truncated 3-byte */
-
-    /* snprintf semantics: truncated output, full length returned, always a NUL. */
-    char small[5];
-    assert_int_equal(cw_json_escape(small, sizeof(small), "a\"bcdef", 7), 8);
-    assert_string_equal(small, "a\\\"b");
-    char one[1];
-    assert_int_equal(cw_json_escape(one, 1, "xyz", 3), 3);
-    assert_string_equal(one, "");
+    /* 2025-03-01T12:34:56.123456Z is 1740832496123456 us after the epoch. */
+    uint64_t us = 1740832496123456ull;
+    uint64_t ts = us << CW_STAMP_LOGICAL_BITS | 7;
+    assert_true(cw_stamp_us(ts) == us);
+    char buf[CW_STAMP_TEXT_MAX];
+    assert_int_equal(cw_stamp_format(ts, buf, sizeof(buf)), CW_OK);
+    assert_string_equal(buf, "2025-03-01T12:34:56.123456Z");
+    assert_int_equal(cw_stamp_format(0, buf, sizeof(buf)), CW_OK);
+    assert_string_equal(buf, "1970-01-01T00:00:00.000000Z");
+    /* The largest stamp: the last microsecond that 52 bits hold, in 2112. */
+    assert_int_equal(cw_stamp_format(UINT64_MAX, buf, sizeof(buf)), CW_OK);
+    assert_int_equal(strlen(buf), CW_STAMP_TEXT_MAX - 1);
+    assert_memory_equal(buf, "2112-", 5);
+    /* Too small a buffer: CW_ETOOBIG and "". */
+    char small[CW_STAMP_TEXT_MAX - 1];
+    assert_int_equal(cw_stamp_format(ts, small, sizeof(small)), CW_ETOOBIG);
+    assert_string_equal(small, "");
+    assert_int_equal(cw_stamp_format(ts, NULL, 0), CW_ETOOBIG);
 }
 
-static void test_json_escape_parses_back(void **state)
+/* ------------------------------------------------------------------ status */
+
+static struct cw_status *sample_status(void)
+{
+    struct cw_status *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->id = 1;
+    s->regions.n = 3;
+    strcpy(s->regions.name[0], "us-east");
+    strcpy(s->regions.name[1], "eu-west");
+    strcpy(s->regions.name[2], "ap-south");
+    strcpy(s->durability, "write_nosync");
+    s->uptime_us = 61500000;
+    s->now_us = 1740832496123456ull;
+    s->clock = s->now_us << CW_STAMP_LOGICAL_BITS;
+    s->applied[0] = s->clock - (40000ull << CW_STAMP_LOGICAL_BITS);
+    s->applied[1] = s->clock;
+    s->stable[1] = s->clock - (110000ull << CW_STAMP_LOGICAL_BITS);
+    s->buffered = 2;
+    s->outbox_total = 5;
+    s->pending_reads = 1;
+    s->keys = 42;
+    s->n_peers = 2;
+    s->peers[0] = (struct cw_status_peer){.id = 0,
+                                          .delay_ms = 40,
+                                          .queued = 3,
+                                          .frames_sent = 10,
+                                          .frames_dropped = 1,
+                                          .frames_received = 11,
+                                          .bytes_sent = 4096,
+                                          .outbox_pending = 5,
+                                          .visibility = {7, 40100, 41000, 43000, 45500}};
+    s->peers[1] = (struct cw_status_peer){.id = 2, .link_cut = true};
+    s->counters.puts = 9;
+    s->counters.stamps_refused = 4;
+    s->counters.commit_records = 12;
+    return s;
+}
+
+static json_t *status_doc(const struct cw_status *s)
+{
+    char *text = NULL;
+    assert_int_equal(cw_status_to_json(s, &text), CW_OK);
+    assert_non_null(text);
+    /* One line. */
+    assert_null(strchr(text, '\n'));
+    json_error_t err;
+    json_t *doc = json_loads(text, 0, &err);
+    if (doc == NULL)
+        fail_msg("not JSON (%s): %s", err.text, text);
+    /* cw_status_regions reads what cw_status_to_json writes. */
+    struct cw_regions r;
+    assert_int_equal(cw_status_regions(text, &r), CW_OK);
+    assert_int_equal(r.n, s->regions.n);
+    assert_memory_equal(&r, &s->regions, sizeof(r));
+    free(text);
+    return doc;
+}
+
+static void test_status_json(void **state)
 {
     (void)state;
-    /* Every byte value, escaped and quoted, is valid JSON; each byte decodes to
-     * itself (ASCII) or to the code point of its value (\u00XX). */
-    uint8_t all[256];
-    for (int i = 0; i < 256; i++)
-        all[i] = (uint8_t)i;
-    size_t need = cw_json_escape(NULL, 0, all, sizeof(all));
-    char *doc = malloc(need + 3);
-    assert_non_null(doc);
-    doc[0] = '"';
-    cw_json_escape(doc + 1, need + 1, all, sizeof(all));
-    doc[need + 1] = '"';
-    doc[need + 2] = '\0';
-    struct cw_json *j = NULL;
-    assert_int_equal(cw_json_parse(doc, need + 2, &j, NULL, 0), CW_OK);
-    assert_int_equal(j->type, CW_JSON_STRING);
-    assert_int_equal(j->str_len, 128 + 2 * 128);
-    assert_memory_equal(j->str, all, 128);
-    for (int i = 128; i < 256; i++) {
-        uint8_t *p = (uint8_t *)j->str + 128 + 2 * (i - 128);
-        assert_int_equal(p[0], 0xc0 | (i >> 6));
-        assert_int_equal(p[1], 0x80 | (i & 0x3f));
-    }
-    cw_json_free(&j);
-    assert_null(j);
-    free(doc);
+    struct cw_status *s = sample_status();
+    json_t *doc = status_doc(s);
+    assert_string_equal(json_string_value(json_object_get(doc, "region")), "eu-west");
+    assert_int_equal(json_integer_value(json_object_get(doc, "id")), 1);
+    assert_int_equal(json_array_size(json_object_get(doc, "regions")), 3);
+    assert_string_equal(json_string_value(json_object_get(doc, "durability")), "write_nosync");
+    assert_true(json_integer_value(json_object_get(doc, "uptime_us")) == 61500000);
+    assert_true((uint64_t)json_integer_value(json_object_get(doc, "clock")) == s->clock);
+    assert_true((uint64_t)json_integer_value(json_object_get(doc, "now_us")) == s->now_us);
+    json_t *applied = json_object_get(doc, "applied");
+    assert_int_equal(json_object_size(applied), 3);
+    assert_true((uint64_t)json_integer_value(json_object_get(applied, "us-east")) == s->applied[0]);
+    assert_int_equal(json_integer_value(json_object_get(applied, "ap-south")), 0);
+    assert_true((uint64_t)json_integer_value(
+                    json_object_get(json_object_get(doc, "stable"), "eu-west")) == s->stable[1]);
+    assert_int_equal(json_integer_value(json_object_get(doc, "buffered")), 2);
+    assert_int_equal(json_integer_value(json_object_get(doc, "outbox_total")), 5);
+    assert_int_equal(json_integer_value(json_object_get(doc, "pending_reads")), 1);
+    assert_int_equal(json_integer_value(json_object_get(doc, "keys")), 42);
 
-    /* Text in UTF-8 survives exactly. */
-    const char *text = "na\xc3\xafve \"caf\xc3\xa9\"\n\xf0\x9f\x98\x80 \\ end";
-    need = cw_json_escape(NULL, 0, text, strlen(text));
-    doc = malloc(need + 3);
-    assert_non_null(doc);
-    doc[0] = '"';
-    cw_json_escape(doc + 1, need + 1, text, strlen(text));
-    strcpy(doc + need + 1, "\"");
-    assert_int_equal(cw_json_parse(doc, strlen(doc), &j, NULL, 0), CW_OK);
-    assert_string_equal(j->str, text);
-    cw_json_free(&j);
-    free(doc);
+    json_t *peers = json_object_get(doc, "peers");
+    assert_int_equal(json_array_size(peers), 2);
+    json_t *p0 = json_array_get(peers, 0), *p1 = json_array_get(peers, 1);
+    assert_string_equal(json_string_value(json_object_get(p0, "region")), "us-east");
+    assert_string_equal(json_string_value(json_object_get(p0, "link")), "up");
+    assert_int_equal(json_integer_value(json_object_get(p0, "delay_ms")), 40);
+    assert_int_equal(json_integer_value(json_object_get(p0, "queued")), 3);
+    assert_int_equal(json_integer_value(json_object_get(p0, "frames_sent")), 10);
+    assert_int_equal(json_integer_value(json_object_get(p0, "frames_dropped")), 1);
+    assert_int_equal(json_integer_value(json_object_get(p0, "frames_received")), 11);
+    assert_int_equal(json_integer_value(json_object_get(p0, "bytes_sent")), 4096);
+    assert_int_equal(json_integer_value(json_object_get(p0, "outbox_pending")), 5);
+    assert_string_equal(json_string_value(json_object_get(p1, "region")), "ap-south");
+    assert_string_equal(json_string_value(json_object_get(p1, "link")), "cut");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "outbox"), "us-east")),
+                     5);
+    json_t *vis = json_object_get(json_object_get(doc, "visibility_ms"), "us-east");
+    assert_true(json_real_value(json_object_get(vis, "p50")) == 40.1);
+    assert_true(json_real_value(json_object_get(vis, "p90")) == 41.0);
+    assert_true(json_real_value(json_object_get(vis, "p99")) == 43.0);
+    assert_true(json_real_value(json_object_get(vis, "max")) == 45.5);
+    assert_int_equal(json_integer_value(json_object_get(vis, "count")), 7);
+
+    json_t *c = json_object_get(doc, "counters");
+    assert_int_equal(json_object_size(c), 21);
+    assert_int_equal(json_integer_value(json_object_get(c, "puts")), 9);
+    assert_int_equal(json_integer_value(json_object_get(c, "stamps_refused")), 4);
+    assert_int_equal(json_integer_value(json_object_get(c, "commit_records")), 12);
+    assert_int_equal(json_integer_value(json_object_get(c, "replies_dropped")), 0);
+    json_decref(doc);
+    cw_status_free(&s);
+    assert_null(s);
+    cw_status_free(&s);
+    cw_status_free(NULL);
 }
 
-static void test_json_fput_string(void **state)
-{
-    struct tmp *t = *state;
-    FILE *f = fopen(t->path, "wb");
-    assert_non_null(f);
-    /* Larger than the internal buffer, with escapes across its boundary. */
-    size_t n = 10000;
-    char *in = malloc(n);
-    assert_non_null(in);
-    for (size_t i = 0; i < n; i++)
-        in[i] = i % 7 == 0 ? '\n' : 'x';
-    assert_int_equal(cw_json_fput_string(f, in, n), 0);
-    assert_int_equal(fclose(f), 0);
-    char *got = read_file(t->path);
-    size_t need = cw_json_escape(NULL, 0, in, n);
-    char *want = malloc(need + 3);
-    assert_non_null(want);
-    want[0] = '"';
-    cw_json_escape(want + 1, need + 1, in, n);
-    strcpy(want + need + 1, "\"");
-    assert_string_equal(got, want);
-    free(got);
-    free(want);
-    free(in);
-}
-
-static void test_json_parse(void **state)
+/* 64-bit values survive exactly: up to INT64_MAX as JSON integers, above it
+ * as decimal strings. */
+static void test_status_json_exact_u64(void **state)
 {
     (void)state;
-    const char *doc = " {\"region\":\"us-east\",\"id\":0,\"regions\":[\"us-east\",\"eu-west\"],"
-                      "\"clock\":18446744073709551615,\"ok\":true,\"none\":null,"
-                      "\"vis\":{\"eu-west\":{\"p50\":1.5e2,\"p99\":-0.25}},"
-                      "\"s\":\"\\u00e9\\ud83d\\ude00\\/\\n\"} ";
-    struct cw_json *j = NULL;
-    char err[128];
-    assert_int_equal(cw_json_parse(doc, strlen(doc), &j, err, sizeof(err)), CW_OK);
-    assert_int_equal(j->type, CW_JSON_OBJECT);
-    assert_int_equal(j->n, 8);
-    assert_string_equal(cw_json_member(j, "region")->str, "us-east");
-    uint64_t v;
-    assert_int_equal(cw_json_u64(cw_json_member(j, "clock"), &v), CW_OK);
-    assert_true(v == UINT64_MAX);
-    assert_int_equal(cw_json_u64(cw_json_member(j, "id"), &v), CW_OK);
-    assert_true(v == 0);
-    assert_true(cw_json_member(j, "ok")->boolean);
-    assert_int_equal(cw_json_member(j, "none")->type, CW_JSON_NULL);
-    const struct cw_json *p = cw_json_member(cw_json_member(j, "vis"), "eu-west");
-    assert_string_equal(cw_json_member(p, "p50")->str, "1.5e2");
-    assert_int_equal(cw_json_u64(cw_json_member(p, "p99"), &v), CW_EDECODE);
-    assert_string_equal(cw_json_member(j, "s")->str, "\xc3\xa9\xf0\x9f\x98\x80/\n");
-    assert_null(cw_json_member(j, "missing"));
-    assert_null(cw_json_member(cw_json_member(j, "id"), "x"));
-    cw_json_free(&j);
+    struct cw_status *s = sample_status();
+    s->clock = (uint64_t)INT64_MAX;
+    s->applied[0] = (uint64_t)INT64_MAX + 1;
+    s->applied[2] = UINT64_MAX;
+    s->counters.errors = UINT64_MAX - 1;
+    json_t *doc = status_doc(s);
+    json_t *clock = json_object_get(doc, "clock");
+    assert_true(json_is_integer(clock));
+    assert_true(json_integer_value(clock) == INT64_MAX);
+    json_t *applied = json_object_get(doc, "applied");
+    assert_string_equal(json_string_value(json_object_get(applied, "us-east")),
+                        "9223372036854775808");
+    assert_string_equal(json_string_value(json_object_get(applied, "ap-south")),
+                        "18446744073709551615");
+    assert_true(json_is_integer(json_object_get(applied, "eu-west")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(doc, "counters"), "errors")),
+        "18446744073709551614");
+    json_decref(doc);
+    cw_status_free(&s);
+}
 
-    static const char *const bad[] = {
-        "",          "{",       "{\"a\"}",     "{\"a\":1,}",  "[1,]",  "[1 2]",     "\"abc",
-        "\"a\x01\"", "\"\\x\"", "\"\\ud800\"", "\"\\udc00\"", "01",    "1.",        "-",
-        "1e",        "tru",     "nul",         "{} {}",       "{1:2}", "\"\\u12\"",
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int rc = cw_json_parse(bad[i], strlen(bad[i]), &j, err, sizeof(err));
-        if (rc != CW_EDECODE)
-            fail_msg("\"%s\" gave %d, expected CW_EDECODE", bad[i], rc);
-        assert_null(j);
-        assert_non_null(strstr(err, "at byte"));
-    }
-    assert_int_equal(cw_json_u64(NULL, &v), CW_EDECODE);
-
-    /* Nesting is bounded. */
-    char deep[2 * CW_JSON_DEPTH_MAX + 3];
-    size_t n = CW_JSON_DEPTH_MAX + 1;
-    memset(deep, '[', n);
-    memset(deep + n, ']', n);
-    assert_int_equal(cw_json_parse(deep, 2 * n, &j, NULL, 0), CW_ETOOBIG);
-    assert_null(j);
-    n = CW_JSON_DEPTH_MAX;
-    assert_int_equal(cw_json_parse(deep + 1, 2 * n, &j, NULL, 0), CW_OK);
-    cw_json_free(&j);
+static void test_status_json_rejects_bad_ids(void **state)
+{
+    (void)state;
+    struct cw_status *s = sample_status();
+    char *text = (char *)"untouched";
+    s->id = 3;
+    assert_int_equal(cw_status_to_json(s, &text), CW_EINVAL);
+    assert_null(text);
+    s->id = 1;
+    s->peers[1].id = 3;
+    assert_int_equal(cw_status_to_json(s, &text), CW_EINVAL);
+    s->peers[1].id = 2;
+    s->n_peers = 3;
+    assert_int_equal(cw_status_to_json(s, &text), CW_EINVAL);
+    s->n_peers = 2;
+    s->regions.n = 0;
+    assert_int_equal(cw_status_to_json(s, &text), CW_EINVAL);
+    assert_null(text);
+    cw_status_free(&s);
 }
 
 static void test_status_regions(void **state)
@@ -740,10 +765,10 @@ int main(void)
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(test_session_malformed_files, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_session_tokens),
-        cmocka_unit_test(test_json_escape),
-        cmocka_unit_test(test_json_escape_parses_back),
-        cmocka_unit_test_setup_teardown(test_json_fput_string, setup_tmp, teardown_tmp),
-        cmocka_unit_test(test_json_parse),
+        cmocka_unit_test(test_stamps),
+        cmocka_unit_test(test_status_json),
+        cmocka_unit_test(test_status_json_exact_u64),
+        cmocka_unit_test(test_status_json_rejects_bad_ids),
         cmocka_unit_test(test_status_regions),
         cmocka_unit_test(test_client_validation),
         cmocka_unit_test(test_client_options),

@@ -1114,6 +1114,50 @@ static void test_request_truncated(void **state)
 
 /* ------------------------------------------------------------ responses */
 
+/* A status with every field set to something distinct (zeroed first, so that
+ * padding compares equal). */
+static void sample_status(struct cw_wire_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->region = 1;
+    st->n_regions = 3;
+    strcpy(st->regions[0], "us-east");
+    strcpy(st->regions[1], "eu-west");
+    strcpy(st->regions[2], "a234567890123456789012345678901b"); /* the longest name */
+    st->durability = CW_WIRE_DURABILITY_SYNC;
+    st->uptime_us = 1;
+    st->now_us = 2;
+    st->clock = UINT64_MAX;
+    st->applied.ts[0] = 3;
+    st->applied.ts[1] = UINT64_MAX;
+    st->applied.ts[2] = 4;
+    st->stable.ts[0] = 5;
+    st->buffered = 6;
+    st->outbox_total = 7;
+    st->pending_reads = 8;
+    st->keys = 9;
+    st->n_peers = 2;
+    st->peers[0] = (struct cw_wire_peer_status){
+        .region = 2,
+        .link_cut = true,
+        .delay_ms = 10,
+        .queued = 11,
+        .frames_sent = 12,
+        .frames_dropped = 13,
+        .frames_received = 14,
+        .bytes_sent = 15,
+        .outbox_pending = 16,
+        .visibility = {17, 18, 19, 20, 21},
+    };
+    st->peers[1] = (struct cw_wire_peer_status){.region = 0, .delay_ms = 22};
+    uint64_t *c = &st->replica.puts;
+    for (unsigned i = 0; i < 15; i++)
+        c[i] = 100 + i;
+    c = &st->node.requests;
+    for (unsigned i = 0; i < 6; i++)
+        c[i] = 200 + i;
+}
+
 static void response_round_trip(const struct cw_wire_response *r, struct cw_wire_response *d)
 {
     uint8_t *buf;
@@ -1185,17 +1229,18 @@ static void test_response_round_trips(void **state)
     assert_null(d.versions);
     cw_wire_response_free(&d);
 
+    /* STATUS: every field survives (test_status_* below for the rules). */
     memset(&r, 0, sizeof(r));
     r.op = CW_OP_STATUS;
     r.req_id = 11;
-    r.status_json = "{\"region\":\"eu\",\"applied\":[1,2,3]}";
+    struct cw_wire_status st;
+    sample_status(&st);
+    r.status = &st;
     response_round_trip(&r, &d);
-    assert_string_equal(d.status_json, r.status_json);
+    assert_non_null(d.status);
+    assert_memory_equal(d.status, &st, sizeof(st));
     cw_wire_response_free(&d);
-    r.status_json = NULL;
-    response_round_trip(&r, &d);
-    assert_string_equal(d.status_json, "");
-    cw_wire_response_free(&d);
+    assert_null(d.status);
 
     /* Errors carry only the common fields, even when the struct has more. */
     memset(&r, 0, sizeof(r));
@@ -1407,6 +1452,269 @@ static void test_response_truncated(void **state)
     free(buf);
 }
 
+/* The encoder refuses a status that breaks the rules of struct cw_wire_status. */
+static void test_status_encode_rejects(void **state)
+{
+    (void)state;
+    struct cw_wire_status st;
+    struct cw_wire_response r;
+    uint8_t *buf;
+    size_t len;
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_STATUS;
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_EINVAL); /* no status */
+    assert_null(buf);
+    r.status = &st;
+    static const char *const cases[] = {
+        "no regions",      "17 regions",
+        "region id",       "empty name",
+        "name too long",   "peer is me",
+        "peer id too big", "duplicate peer",
+        "too many peers",  "applied past the regions",
+    };
+    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sample_status(&st);
+        switch (i) {
+        case 0:
+            st.n_regions = 0;
+            break;
+        case 1:
+            st.n_regions = CW_REGIONS_MAX + 1;
+            break;
+        case 2:
+            st.region = 3;
+            break;
+        case 3:
+            st.regions[1][0] = '\0';
+            break;
+        case 4:
+            memset(st.regions[1], 'x', sizeof(st.regions[1]));
+            break;
+        case 5:
+            st.peers[1].region = 1;
+            break;
+        case 6:
+            st.peers[1].region = 3;
+            break;
+        case 7:
+            st.peers[1].region = 2;
+            break;
+        case 8:
+            st.n_peers = 3;
+            st.peers[2].region = 0;
+            break;
+        case 9:
+            st.applied.ts[3] = 1;
+            break;
+        }
+        if (cw_wire_encode_response(&r, &buf, &len) != CW_EINVAL)
+            fail_msg("encoded a status with %s", cases[i]);
+    }
+    /* An error reply needs no status. */
+    r.status = NULL;
+    r.err = CW_ENOMEM;
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_OK);
+    free(buf);
+}
+
+/* A STATUS response as a node might send it, built field by field. */
+struct pb_status {
+    Causeway__Response pr;
+    Causeway__Status st;
+    ProtobufCBinaryData names[CW_REGIONS_MAX + 1];
+    Causeway__PeerStatus peers[CW_REGIONS_MAX];
+    Causeway__PeerStatus *ptrs[CW_REGIONS_MAX];
+    uint64_t applied[CW_REGIONS_MAX];
+};
+
+static void pb_status_init(struct pb_status *p)
+{
+    static char names[CW_REGIONS_MAX + 1][4];
+    memset(p, 0, sizeof(*p));
+    causeway__response__init(&p->pr);
+    p->pr.version = CW_WIRE_VERSION;
+    p->pr.op = CAUSEWAY__OP__OP_STATUS;
+    p->pr.req_id = 9;
+    causeway__status__init(&p->st);
+    p->pr.status = &p->st;
+    for (unsigned i = 0; i <= CW_REGIONS_MAX; i++) {
+        snprintf(names[i], sizeof(names[i]), "r%u", i);
+        p->names[i].data = (uint8_t *)names[i];
+        p->names[i].len = strlen(names[i]);
+    }
+    p->st.regions = p->names;
+    p->st.n_regions = 3;
+    p->st.region_id = 0;
+    for (unsigned i = 0; i < CW_REGIONS_MAX; i++) {
+        causeway__peer_status__init(&p->peers[i]);
+        p->ptrs[i] = &p->peers[i];
+    }
+    p->peers[0].region_id = 1;
+    p->peers[1].region_id = 2;
+    p->st.peers = p->ptrs;
+    p->st.n_peers = 2;
+    p->st.applied = p->applied;
+}
+
+static int decode_pb_status(struct pb_status *p, struct cw_wire_response *d)
+{
+    size_t len;
+    uint8_t *buf = pack_pb(&p->pr.base, &len);
+    int rc = cw_wire_decode_response(buf, len, NULL, d);
+    free(buf);
+    if (rc != CW_OK) {
+        assert_null(d->status);
+        assert_int_equal(d->req_id, 9);
+    }
+    return rc;
+}
+
+static void test_status_decode(void **state)
+{
+    (void)state;
+    struct pb_status p;
+    struct cw_wire_response d;
+    /* The minimal status: names, no counters, no visibility, an unknown
+     * durability (a later release's) kept as it came. */
+    pb_status_init(&p);
+    p.st.durability = (Causeway__Durability)9;
+    assert_int_equal(decode_pb_status(&p, &d), CW_OK);
+    assert_int_equal(d.status->n_regions, 3);
+    assert_string_equal(d.status->regions[2], "r2");
+    assert_int_equal(d.status->durability, 9);
+    assert_int_equal(d.status->n_peers, 2);
+    assert_int_equal(d.status->peers[1].region, 2);
+    assert_true(d.status->replica.puts == 0 && d.status->node.requests == 0);
+    assert_true(d.status->peers[0].visibility.count == 0);
+    cw_wire_response_free(&d);
+
+    /* Every region a cluster may have. */
+    pb_status_init(&p);
+    p.st.n_regions = CW_REGIONS_MAX;
+    p.st.n_peers = CW_REGIONS_MAX - 1;
+    for (unsigned i = 0; i < CW_REGIONS_MAX - 1; i++)
+        p.peers[i].region_id = i + 1;
+    p.st.n_applied = CW_REGIONS_MAX;
+    p.applied[CW_REGIONS_MAX - 1] = 77;
+    assert_int_equal(decode_pb_status(&p, &d), CW_OK);
+    assert_true(d.status->applied.ts[CW_REGIONS_MAX - 1] == 77);
+    cw_wire_response_free(&d);
+
+    /* A node of an older release: field 13 (a JSON string), no status. */
+    pb_status_init(&p);
+    p.pr.status = NULL;
+    size_t len;
+    uint8_t *buf = pack_pb(&p.pr.base, &len);
+    const char *json = "{}";
+    uint8_t *old = malloc(len + 4);
+    assert_non_null(old);
+    memcpy(old, buf, len);
+    old[len] = 13 << 3 | 2;
+    old[len + 1] = 2;
+    memcpy(old + len + 2, json, 2);
+    assert_int_equal(cw_wire_decode_response(old, len + 4, NULL, &d), CW_EDECODE);
+    assert_null(d.status);
+    free(old);
+    free(buf);
+
+    static const char *const cases[] = {
+        "no regions",
+        "17 regions",
+        "region id past the names",
+        "empty name",
+        "33-byte name",
+        "NUL in a name",
+        "peer is the node",
+        "peer id too big",
+        "duplicate peer",
+        "as many peers as regions",
+        "applied wider than the regions",
+        "stable wider than the regions",
+        "peer id far too big",
+    };
+    char longname[CW_WIRE_REGION_NAME_MAX + 1];
+    memset(longname, 'n', sizeof(longname));
+    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pb_status_init(&p);
+        int want = CW_EDECODE;
+        switch (i) {
+        case 0:
+            p.st.n_regions = 0;
+            break;
+        case 1:
+            p.st.n_regions = CW_REGIONS_MAX + 1;
+            break;
+        case 2:
+            p.st.region_id = 3;
+            break;
+        case 3:
+            p.names[1].len = 0;
+            break;
+        case 4:
+            p.names[1].data = (uint8_t *)longname;
+            p.names[1].len = sizeof(longname);
+            break;
+        case 5:
+            p.names[1].data = (uint8_t *)"a\0b";
+            p.names[1].len = 3;
+            break;
+        case 6:
+            p.peers[1].region_id = 0;
+            break;
+        case 7:
+            p.peers[1].region_id = 3;
+            break;
+        case 8:
+            p.peers[1].region_id = 1;
+            break;
+        case 9:
+            p.st.n_peers = 3;
+            p.peers[2].region_id = 0;
+            break;
+        case 10:
+            p.st.n_applied = 4;
+            p.applied[3] = 1;
+            break;
+        case 11:
+            p.st.stable = p.applied;
+            p.st.n_stable = 4;
+            p.applied[3] = 1;
+            break;
+        case 12:
+            p.peers[1].region_id = 1000;
+            break;
+        }
+        int rc = decode_pb_status(&p, &d);
+        if (rc != want)
+            fail_msg("a status with %s decoded with %d, expected %d", cases[i], rc, want);
+    }
+}
+
+static void test_status_truncated(void **state)
+{
+    (void)state;
+    struct cw_wire_status st;
+    sample_status(&st);
+    struct cw_wire_response r, d;
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_STATUS;
+    r.req_id = 4;
+    r.status = &st;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_response(&r, &buf, &len), CW_OK);
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *copy = dup_bytes(buf, cut);
+        if (cw_wire_decode_response(copy, cut, NULL, &d) == CW_OK) {
+            /* Only a cut between top-level fields can parse: the status (the
+             * last field) is then missing, which no successful decode allows. */
+            fail_msg("a status response cut to %zu of %zu bytes decoded", cut, len);
+        }
+        free(copy);
+    }
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1430,6 +1738,9 @@ int main(void)
         cmocka_unit_test(test_response_large_read),
         cmocka_unit_test(test_response_rejects),
         cmocka_unit_test(test_response_truncated),
+        cmocka_unit_test(test_status_encode_rejects),
+        cmocka_unit_test(test_status_decode),
+        cmocka_unit_test(test_status_truncated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,12 +8,18 @@
  * human text or exactly one JSON object per command (--json). docs/causeway.1
  * is its manual; keep the two in step.
  *
+ * Arguments are parsed with getopt_long in two passes: the global options up
+ * to the command name, then the command's own arguments, where the global
+ * options are accepted too (so `causeway status --json` and
+ * `causeway --json status` are the same) and "--" ends the options.
+ *
  * Exit statuses: 0 success, 1 operational error, 2 bad usage (nothing was
  * sent), 3 key not found.
  */
 #include <causeway.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,9 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/json.h"
 #include "core/limits.h"
 #include "server/config.h"
+#include "escape.h"
+
+#ifndef CW_VERSION_TEXT
+#define CW_VERSION_TEXT "unknown"
+#endif
 
 enum {
     EXIT_OK = 0,
@@ -40,29 +50,39 @@ enum {
 #define POSITIONAL_MAX 8
 
 static const char *const main_help =
-    "usage: causeway [OPTIONS] COMMAND [ARGS]\n"
+    "usage: causeway [OPTIONS] COMMAND [ARGS] [OPTIONS]\n"
     "\n"
     "A command-line client for causeway, a causally consistent, geo-replicated\n"
-    "key-value store.\n"
+    "key-value store. Each invocation sends one request to one region.\n"
     "\n"
     "Where to send the request (one of):\n"
-    "  -c, --config FILE     the cluster config (geo-configs/*.ini) ...\n"
-    "  -r, --region NAME     ... and the region to talk to\n"
-    "  -e, --endpoint EP     a node's endpoint, e.g. tcp://127.0.0.1:7001\n"
+    "  -c, --config FILE     the cluster config (e.g. geo-configs/three-regions.ini)\n"
+    "  -r, --region NAME     ... and the region of it to talk to (link needs none:\n"
+    "                        it goes to FROM's admin endpoint)\n"
+    "  -e, --endpoint EP     a node's endpoint instead, e.g. tcp://127.0.0.1:7001\n"
     "\n"
-    "Options:\n"
+    "Options (before or after the command):\n"
     "  -s, --session FILE    keep a causal session in FILE (created if missing):\n"
     "                        loaded before put/get/del, saved after they succeed\n"
     "  -j, --json            print exactly one JSON object on stdout\n"
-    "  -t, --timeout MS      wait at most MS per attempt (default 10000)\n"
-    "  -h, --help            this help; 'causeway COMMAND --help' for a command\n"
+    "  -t, --timeout MS      wait at most MS per attempt, 1 to 3600000 (default 10000)\n"
+    "      --context TOKEN   put and del only: the key context the write replaces\n"
+    "                        (the 'context:' printed by get)\n"
+    "  -h, --help            this help; 'causeway COMMAND --help' for a command's\n"
+    "  -V, --version         print the version and exit\n"
+    "  --                    end of options: later arguments are never options\n"
+    "                        (for a VALUE that starts with '-')\n"
     "\n"
     "Commands:\n"
-    "  put BUCKET/KEY VALUE [--context TOKEN]   write a value ('-': read stdin)\n"
-    "  get BUCKET/KEY                           read a key\n"
-    "  del BUCKET/KEY [--context TOKEN]         delete a key\n"
-    "  status                                   show the node's status\n"
-    "  link FROM TO cut|heal|delay MS           change the emulated link FROM->TO\n"
+    "  put BUCKET/KEY VALUE  write a value ('-': read it from standard input)\n"
+    "  get BUCKET/KEY        read a key (after the region has applied what the\n"
+    "                        session has seen)\n"
+    "  del BUCKET/KEY        delete a key (write a tombstone)\n"
+    "  status                show the node's status: replication state, stamps\n"
+    "                        as UTC and lag, peers, counters\n"
+    "  link FROM TO cut|heal|delay MS\n"
+    "                        change the emulated WAN link FROM->TO\n"
+    "  help [COMMAND]        this help, or a command's\n"
     "\n"
     "BUCKET/KEY splits at the first '/': the bucket is [a-z0-9_-]{1,64}, the key\n"
     "is the rest (1 to 1024 bytes, may contain '/').\n"
@@ -74,6 +94,7 @@ static const char *const main_help =
     "  causeway -c geo-configs/three-regions.ini -r us-east -s s.cw put feed/post1 hello\n"
     "  causeway -c geo-configs/three-regions.ini -r eu-west -s s.cw get feed/post1\n"
     "  causeway -e tcp://127.0.0.1:7001 --json get feed/post1\n"
+    "  causeway -c geo-configs/three-regions.ini -r us-east status\n"
     "  causeway -c geo-configs/three-regions.ini link us-east eu-west cut\n"
     "\n"
     "See causeway(1) for the output formats and more examples.\n";
@@ -82,14 +103,17 @@ static const char *const put_help =
     "usage: causeway [OPTIONS] put BUCKET/KEY VALUE [--context TOKEN]\n"
     "\n"
     "Writes VALUE under BUCKET/KEY at the region. A VALUE of '-' reads the value\n"
-    "from standard input (binary-safe). The write depends on everything the\n"
-    "session has seen (--session), so every region makes it visible only after\n"
-    "those writes.\n"
+    "from standard input (binary-safe); write '--' before a VALUE that starts\n"
+    "with '-'. The write depends on everything the session has seen (--session),\n"
+    "so every region makes it visible only after those writes.\n"
     "\n"
-    "In a siblings bucket, --context TOKEN (the 'context:' line printed by get)\n"
-    "replaces exactly the versions that get showed; without it, the context the\n"
-    "session remembers from its last get of this key is used, or none, and a\n"
-    "write next to existing versions then adds a sibling. LWW buckets ignore it.\n"
+    "Options:\n"
+    "  --context TOKEN  in a siblings bucket, replace exactly the versions a get\n"
+    "                   showed (TOKEN is its 'context:' line). Without it, the\n"
+    "                   context the session remembers from its last get of this\n"
+    "                   key is used, or none: a write next to existing versions\n"
+    "                   then adds a sibling. LWW buckets ignore it.\n"
+    "  and the global options (causeway --help).\n"
     "\n"
     "Prints nothing; with --json: {\"key\":\"b/k\",\"origin\":\"us-east\",\"ts\":N}.\n"
     "A write that timed out is not retried (it could apply twice): read the key.\n"
@@ -115,6 +139,8 @@ static const char *const get_help =
     "(with --json: \"found\":false and no versions), 'causeway: b/k: not found' on\n"
     "stderr, and exits with status 3.\n"
     "\n"
+    "Options: the global options (causeway --help).\n"
+    "\n"
     "Examples:\n"
     "  causeway -e tcp://127.0.0.1:7001 get users/alice\n"
     "  causeway -c c.ini -r eu-west -s s.cw --json get cart/alice\n";
@@ -125,19 +151,36 @@ static const char *const del_help =
     "Deletes BUCKET/KEY: writes a tombstone, with the same causal rules and\n"
     "--context as put. Prints nothing; with --json the same object as put.\n"
     "\n"
+    "Options:\n"
+    "  --context TOKEN  the versions the tombstone replaces (see causeway put --help)\n"
+    "  and the global options (causeway --help).\n"
+    "\n"
     "Example:\n"
     "  causeway -c c.ini -r us-east -s s.cw del users/alice\n";
 
 static const char *const status_help =
     "usage: causeway [OPTIONS] status\n"
     "\n"
-    "Shows the node's status: its region, the peers with their link state and\n"
-    "delay, the applied vector, buffered and outbox records, counters and\n"
-    "visibility latencies. With --json, the node's status document unchanged,\n"
-    "on one line.\n"
+    "Shows the node's status: its region and the cluster's regions, durability,\n"
+    "uptime, its hybrid-logical clock, the applied and stable vectors, buffered,\n"
+    "pending and outbox counts, every peer's link state and traffic, visibility\n"
+    "latencies of each peer's writes, and the counters. Works on the client and\n"
+    "the admin endpoint.\n"
     "\n"
-    "Example:\n"
-    "  causeway -c geo-configs/three-regions.ini -r us-east status\n";
+    "Stamps (the clock and the vectors) are hybrid-logical: microseconds since\n"
+    "the epoch in the high bits, a counter in the low 12. The text output shows\n"
+    "each as the raw number, as UTC with microseconds, and as the lag in\n"
+    "milliseconds behind this region's clock ('-' for an origin nothing has been\n"
+    "applied from yet).\n"
+    "\n"
+    "With --json: one object on one line with the raw values (stamps as JSON\n"
+    "integers; docs/operations.md lists every member).\n"
+    "\n"
+    "Options: the global options (causeway --help).\n"
+    "\n"
+    "Examples:\n"
+    "  causeway -c geo-configs/three-regions.ini -r us-east status\n"
+    "  causeway -e tcp://127.0.0.1:7003 status --json\n";
 
 static const char *const link_help =
     "usage: causeway [OPTIONS] link FROM TO cut|heal|delay MS\n"
@@ -148,8 +191,10 @@ static const char *const link_help =
     "direction only: cut both directions to partition two regions.\n"
     "  cut       drop everything FROM sends to TO until healed\n"
     "  heal      deliver again\n"
-    "  delay MS  set the one-way delay to MS milliseconds\n"
+    "  delay MS  set the one-way delay to MS milliseconds (0 to 60000)\n"
     "Prints nothing; with --json {\"from\":\"a\",\"to\":\"b\",\"action\":\"cut\"}.\n"
+    "\n"
+    "Options: the global options (causeway --help); --region is not needed.\n"
     "\n"
     "Examples:\n"
     "  causeway -c geo-configs/three-regions.ini link us-east eu-west cut\n"
@@ -158,10 +203,11 @@ static const char *const link_help =
 
 struct args {
     const char *config, *region, *endpoint, *session, *context;
-    bool json, help;
+    bool json, help, version;
     unsigned timeout_ms;
     bool timeout_set;
-    const char *pos[POSITIONAL_MAX];
+    const char *cmd;
+    const char *pos[POSITIONAL_MAX]; /* the command's arguments, after its name */
     int npos;
 };
 
@@ -176,16 +222,66 @@ struct run {
     bool names_tried;
 };
 
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+struct command {
+    const char *name;
+    bool takes_context; /* --context */
+    bool data;          /* put, get, del: uses the session */
+    int (*run)(struct run *r);
+};
 
-static int usage(const char *fmt, ...)
+static int cmd_put(struct run *r);
+static int cmd_get(struct run *r);
+static int cmd_del(struct run *r);
+static int cmd_status(struct run *r);
+static int cmd_link(struct run *r);
+
+static const struct command commands[] = {
+    {"put", true, true, cmd_put},     {"get", false, true, cmd_get},
+    {"del", true, true, cmd_del},     {"status", false, false, cmd_status},
+    {"link", false, false, cmd_link},
+};
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static const char *command_help(const char *name)
+{
+    if (name == NULL)
+        return main_help;
+    if (strcmp(name, "put") == 0)
+        return put_help;
+    if (strcmp(name, "get") == 0)
+        return get_help;
+    if (strcmp(name, "del") == 0)
+        return del_help;
+    if (strcmp(name, "status") == 0)
+        return status_help;
+    if (strcmp(name, "link") == 0)
+        return link_help;
+    if (strcmp(name, "help") == 0)
+        return main_help;
+    return NULL;
+}
+
+static int usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reports a usage error (nothing was sent) and returns EXIT_USAGE. */
+static int usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     fputs("causeway: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nTry 'causeway --help'.\n", stderr);
+    if (cmd != NULL && find_command(cmd) != NULL)
+        fprintf(stderr, "\nTry 'causeway %s --help'.\n", cmd);
+    else
+        fputs("\nTry 'causeway --help'.\n", stderr);
     return EXIT_USAGE;
 }
 
@@ -221,101 +317,166 @@ static bool parse_uint(const char *s, unsigned max, unsigned *out)
     return true;
 }
 
-/* Options may appear anywhere; "--" ends them. Returns EXIT_OK or EXIT_USAGE. */
+/* ---------------------------------------------------------------- options */
+
+enum {
+    OPT_CONTEXT = 256, /* long only */
+};
+
+/* The global options; a command's table adds its own after them. */
+#define GLOBAL_OPTIONS                                                                             \
+    {"config", required_argument, NULL, 'c'}, {"region", required_argument, NULL, 'r'},            \
+        {"endpoint", required_argument, NULL, 'e'}, {"session", required_argument, NULL, 's'},     \
+        {"json", no_argument, NULL, 'j'}, {"timeout", required_argument, NULL, 't'},               \
+        {"help", no_argument, NULL, 'h'},                                                          \
+    {                                                                                              \
+        "version", no_argument, NULL, 'V'                                                          \
+    }
+#define GLOBAL_SHORT "c:r:e:s:jt:hV"
+
+/* Before the command --context is accepted too (older scripts put it there);
+ * that it applies to put and del only is checked once the command is known. */
+static const struct option global_options[] = {
+    GLOBAL_OPTIONS,
+    {"context", required_argument, NULL, OPT_CONTEXT},
+    {NULL, 0, NULL, 0},
+};
+static const struct option context_options[] = {
+    GLOBAL_OPTIONS,
+    {"context", required_argument, NULL, OPT_CONTEXT},
+    {NULL, 0, NULL, 0},
+};
+static const struct option plain_options[] = {
+    GLOBAL_OPTIONS,
+    {NULL, 0, NULL, 0},
+};
+
+/* Whether arg is the long option that getopt_long just refused: "--NAME" or
+ * "--NAME=VALUE" for an option whose val is optopt (or any, for an unknown
+ * one, when optopt is 0). */
+static const struct option *refused_long(const char *arg, const struct option *table, bool *known)
+{
+    *known = false;
+    if (arg == NULL || strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+        return NULL;
+    size_t n = strcspn(arg + 2, "=");
+    for (const struct option *o = table; o->name != NULL; o++) {
+        if (strlen(o->name) == n && strncmp(o->name, arg + 2, n) == 0) {
+            *known = true;
+            return optopt == 0 || optopt == o->val ? o : NULL;
+        }
+    }
+    return optopt == 0 ? table : NULL; /* unknown: any non-NULL says "it is this one" */
+}
+
+/* Applies one parsed option; returns EXIT_OK or EXIT_USAGE. For an error,
+ * argv and table are those getopt_long just worked on. */
+static int apply_option(struct args *a, int opt, const char *value, char **argv,
+                        const struct option *table, const char *cmd)
+{
+    switch (opt) {
+    case 'c':
+        a->config = value;
+        break;
+    case 'r':
+        a->region = value;
+        break;
+    case 'e':
+        a->endpoint = value;
+        break;
+    case 's':
+        a->session = value;
+        break;
+    case 'j':
+        a->json = true;
+        break;
+    case 't':
+        if (!parse_uint(value, TIMEOUT_MS_MAX, &a->timeout_ms) || a->timeout_ms == 0)
+            return usage(cmd, "--timeout needs milliseconds, 1 to %u, not '%s'", TIMEOUT_MS_MAX,
+                         value);
+        a->timeout_set = true;
+        break;
+    case 'h':
+        a->help = true;
+        break;
+    case 'V':
+        a->version = true;
+        break;
+    case OPT_CONTEXT:
+        a->context = value;
+        break;
+    case ':':
+        /* The argument getopt_long stopped at is the option (or its cluster). */
+        return usage(cmd, "option '%s' needs a value", argv[optind - 1]);
+    default: {
+        const char *arg = argv[optind - 1];
+        bool known;
+        const struct option *o = refused_long(arg, table, &known);
+        if (o != NULL && known)
+            return usage(cmd, "option '--%s' takes no value", o->name);
+        if (o != NULL) {
+            if (strncmp(arg, "--context", 9) == 0 && (arg[9] == '\0' || arg[9] == '='))
+                return usage(cmd, "--context applies to put and del only");
+            return usage(cmd, "unknown option '%.*s'%s%s", (int)strcspn(arg, "="), arg,
+                         cmd ? " for " : "", cmd ? cmd : "");
+        }
+        return usage(cmd, "unknown option '-%c'%s%s", optopt, cmd ? " for " : "", cmd ? cmd : "");
+    }
+    }
+    return EXIT_OK;
+}
+
+/*
+ * Pass 1: the global options, up to the first argument that is not one (the
+ * command). Pass 2: the command's arguments, in order, with the global options
+ * and the command's own anywhere among them; "--" ends the options. Returns
+ * EXIT_OK or EXIT_USAGE.
+ */
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    enum opt_id {
-        OPT_CONFIG,
-        OPT_REGION,
-        OPT_ENDPOINT,
-        OPT_SESSION,
-        OPT_JSON,
-        OPT_TIMEOUT,
-        OPT_HELP,
-        OPT_CONTEXT
-    };
-    static const struct {
-        enum opt_id id;
-        char shrt; /* 0: long form only */
-        const char *lng;
-        bool takes_value;
-    } known[] = {
-        {OPT_CONFIG, 'c', "config", true},     {OPT_REGION, 'r', "region", true},
-        {OPT_ENDPOINT, 'e', "endpoint", true}, {OPT_SESSION, 's', "session", true},
-        {OPT_JSON, 'j', "json", false},        {OPT_TIMEOUT, 't', "timeout", true},
-        {OPT_HELP, 'h', "help", false},        {OPT_CONTEXT, 0, "context", true},
-    };
-    bool options_done = false;
     memset(a, 0, sizeof(*a));
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
+    opterr = 0; /* the messages are ours */
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "+:" GLOBAL_SHORT, global_options, NULL)) != -1) {
+        int st = apply_option(a, opt, optarg, argv, global_options, NULL);
+        if (st != EXIT_OK)
+            return st;
+    }
+    if (optind >= argc)
+        return EXIT_OK;
+    a->cmd = argv[optind];
+    const struct command *c = find_command(a->cmd);
+    if (c == NULL) {
+        if (strcmp(a->cmd, "help") != 0)
+            return EXIT_OK; /* reported by the caller, after --help is considered */
+    }
+    /* The command's own argv: its name, then its arguments. optind = 0 makes
+     * GNU getopt start afresh. */
+    int sub_argc = argc - optind;
+    char **sub_argv = argv + optind;
+    const struct option *table = c != NULL && c->takes_context ? context_options : plain_options;
+    if (c == NULL)
+        table = plain_options; /* help [COMMAND] */
+    optind = 0;
+    /* A leading '-' returns every non-option as argument 1, in order, whatever
+     * POSIXLY_CORRECT says; ':' reports a missing value as ':'. */
+    while ((opt = getopt_long(sub_argc, sub_argv, "-:" GLOBAL_SHORT, table, NULL)) != -1) {
+        if (opt == 1) {
             if (a->npos == POSITIONAL_MAX)
-                return usage("too many arguments");
-            a->pos[a->npos++] = arg;
+                return usage(a->cmd, "too many arguments for %s", a->cmd);
+            a->pos[a->npos++] = optarg;
             continue;
         }
-        if (strcmp(arg, "--") == 0) {
-            options_done = true;
-            continue;
-        }
-        const char *value = NULL;
-        size_t k, n = sizeof(known) / sizeof(known[0]);
-        if (arg[1] == '-') {
-            const char *name = arg + 2;
-            const char *eq = strchr(name, '=');
-            size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
-            for (k = 0; k < n; k++)
-                if (strlen(known[k].lng) == name_len && strncmp(known[k].lng, name, name_len) == 0)
-                    break;
-            if (k == n)
-                return usage("unknown option '%s'", arg);
-            if (eq != NULL) {
-                if (!known[k].takes_value)
-                    return usage("option '--%s' takes no value", known[k].lng);
-                value = eq + 1;
-            }
-        } else {
-            for (k = 0; k < n; k++)
-                if (known[k].shrt != 0 && arg[1] == known[k].shrt && arg[2] == '\0')
-                    break;
-            if (k == n)
-                return usage("unknown option '%s'", arg);
-        }
-        if (known[k].takes_value && value == NULL) {
-            if (i + 1 >= argc)
-                return usage("option '--%s' needs a value", known[k].lng);
-            value = argv[++i];
-        }
-        switch (known[k].id) {
-        case OPT_CONFIG:
-            a->config = value;
-            break;
-        case OPT_REGION:
-            a->region = value;
-            break;
-        case OPT_ENDPOINT:
-            a->endpoint = value;
-            break;
-        case OPT_SESSION:
-            a->session = value;
-            break;
-        case OPT_JSON:
-            a->json = true;
-            break;
-        case OPT_TIMEOUT:
-            if (!parse_uint(value, TIMEOUT_MS_MAX, &a->timeout_ms) || a->timeout_ms == 0)
-                return usage("--timeout needs milliseconds, 1 to %u, not '%s'", TIMEOUT_MS_MAX,
-                             value);
-            a->timeout_set = true;
-            break;
-        case OPT_HELP:
-            a->help = true;
-            break;
-        case OPT_CONTEXT:
-            a->context = value;
-            break;
-        }
+        int st = apply_option(a, opt, optarg, sub_argv, table, a->cmd);
+        if (st != EXIT_OK)
+            return st;
+    }
+    /* After "--" getopt stops: the rest are arguments. */
+    for (; optind < sub_argc; optind++) {
+        if (a->npos == POSITIONAL_MAX)
+            return usage(a->cmd, "too many arguments for %s", a->cmd);
+        a->pos[a->npos++] = sub_argv[optind];
     }
     return EXIT_OK;
 }
@@ -350,7 +511,7 @@ static const char *origin_name(struct run *r, unsigned id, char buf[16])
 
 static void put_json_str(const char *s)
 {
-    cw_json_fput_string(stdout, s, strlen(s));
+    cli_json_fput_string(stdout, s, strlen(s));
 }
 
 /* Prints bytes escaped as in JSON (without the quotes): one line, no terminal
@@ -367,7 +528,7 @@ static void put_escaped(const void *p, size_t len)
         size_t n = len - i < 64 ? len - i : 64;
         while (i + n < len && n > 1 && (b[i + n] & 0xc0) == 0x80)
             n--;
-        cw_json_escape(buf, sizeof(buf), b + i, n);
+        cli_json_escape(buf, sizeof(buf), b + i, n);
         fputs(buf, stdout);
         i += n;
     }
@@ -380,6 +541,7 @@ static void print_write_json(struct run *r, const char *bk, const struct cw_put_
     put_json_str(bk);
     fputs(",\"origin\":", stdout);
     put_json_str(origin_name(r, res->origin, idbuf));
+    /* Written with printf, not a JSON library: every uint64 stays exact. */
     printf(",\"ts\":%llu}\n", (unsigned long long)res->ts);
 }
 
@@ -393,7 +555,7 @@ static void print_get(struct run *r, const char *bk, const struct cw_get_result 
         for (size_t i = 0; i < g->n; i++) {
             const struct cw_value_version *v = &g->versions[i];
             fputs(i ? ",{\"value\":" : "{\"value\":", stdout);
-            cw_json_fput_string(stdout, v->value, v->len);
+            cli_json_fput_string(stdout, v->value, v->len);
             fputs(",\"origin\":", stdout);
             put_json_str(origin_name(r, v->origin, idbuf));
             printf(",\"ts\":%llu}", (unsigned long long)v->ts);
@@ -423,126 +585,163 @@ static void print_get(struct run *r, const char *bk, const struct cw_get_result 
 
 /* ----------------------------------------------------------- status, text */
 
-static bool is_scalar(const struct cw_json *j)
+/* "3d 04h 05m 06s", "5m 06s", "6.250s". */
+static void format_duration(uint64_t us, char *buf, size_t len)
 {
-    return j->type != CW_JSON_ARRAY && j->type != CW_JSON_OBJECT;
-}
-
-static bool all_scalar(const struct cw_json *j)
-{
-    for (size_t i = 0; i < j->n; i++)
-        if (!is_scalar(&j->items[i]))
-            return false;
-    return true;
-}
-
-static void put_scalar(const struct cw_json *j)
-{
-    switch (j->type) {
-    case CW_JSON_NULL:
-        fputs("-", stdout);
-        break;
-    case CW_JSON_BOOL:
-        fputs(j->boolean ? "yes" : "no", stdout);
-        break;
-    case CW_JSON_NUMBER:
-        fputs(j->str, stdout);
-        break;
-    case CW_JSON_STRING:
-        put_escaped(j->str, j->str_len);
-        break;
-    default:
-        break;
+    uint64_t s = us / 1000000u;
+    if (s < 60) {
+        snprintf(buf, len, "%llu.%03llus", (unsigned long long)s,
+                 (unsigned long long)(us / 1000u % 1000u));
+    } else if (s < 3600) {
+        snprintf(buf, len, "%llum %02llus", (unsigned long long)(s / 60),
+                 (unsigned long long)(s % 60));
+    } else if (s < 86400) {
+        snprintf(buf, len, "%lluh %02llum %02llus", (unsigned long long)(s / 3600),
+                 (unsigned long long)(s / 60 % 60), (unsigned long long)(s % 60));
+    } else {
+        snprintf(buf, len, "%llud %02lluh %02llum %02llus", (unsigned long long)(s / 86400),
+                 (unsigned long long)(s / 3600 % 24), (unsigned long long)(s / 60 % 60),
+                 (unsigned long long)(s % 60));
     }
 }
 
-/* The members of an all-scalar object on one line: "k=v k=v". skip is a
- * member index to leave out (or SIZE_MAX). */
-static void put_inline(const struct cw_json *obj, size_t skip)
+/* Milliseconds with microsecond precision, from a microsecond count. */
+static void format_ms(uint64_t us, char *buf, size_t len)
 {
-    bool first = true;
-    for (size_t i = 0; i < obj->n; i++) {
-        if (i == skip)
-            continue;
-        if (!first)
-            fputc(' ', stdout);
-        first = false;
-        put_escaped(obj->keys[i], strlen(obj->keys[i]));
-        fputc('=', stdout);
-        put_scalar(&obj->items[i]);
+    snprintf(buf, len, "%llu.%03llu", (unsigned long long)(us / 1000u),
+             (unsigned long long)(us % 1000u));
+}
+
+/* The lag of stamp ts behind clock in milliseconds, signed ("-0.250" for a
+ * stamp ahead of the clock, which a healthy node never shows). */
+static void format_lag(uint64_t clock, uint64_t ts, char *buf, size_t len)
+{
+    uint64_t c = cw_stamp_us(clock), t = cw_stamp_us(ts);
+    if (c >= t) {
+        format_ms(c - t, buf, len);
+    } else {
+        buf[0] = '-';
+        format_ms(t - c, buf + 1, len - 1);
     }
 }
 
-static void indent(unsigned depth)
+/* One stamp row: name (in a column of width w), raw stamp, UTC, lag behind
+ * this region's clock. A zero stamp means nothing of that origin yet. */
+static void print_stamp_row(int w, const char *name, uint64_t ts, uint64_t clock)
 {
-    for (unsigned i = 0; i < depth; i++)
-        fputs("  ", stdout);
-}
-
-/*
- * Renders a status document as indented text without knowing its schema, so
- * new fields show up without a CLI change: scalars as "name: value", arrays of
- * scalars as a comma list, small flat objects (the applied vector) as
- * "name: k=v k=v", an object in an array labelled by its first string member
- * (a peer's region) with the rest on the same line.
- */
-static void render(const char *name, const struct cw_json *j, unsigned depth)
-{
-    indent(depth);
-    put_escaped(name, strlen(name));
-    if (is_scalar(j)) {
-        fputs(": ", stdout);
-        put_scalar(j);
-        fputc('\n', stdout);
+    char utc[CW_STAMP_TEXT_MAX], lag[32];
+    if (ts == 0) {
+        printf("  %-*s %20s  %-27s  %12s\n", w, name, "0", "-", "-");
         return;
     }
-    if (j->type == CW_JSON_ARRAY && all_scalar(j)) {
-        fputs(":", stdout);
-        for (size_t i = 0; i < j->n; i++) {
-            fputs(i ? ", " : " ", stdout);
-            put_scalar(&j->items[i]);
+    if (cw_stamp_format(ts, utc, sizeof(utc)) != CW_OK)
+        snprintf(utc, sizeof(utc), "?");
+    format_lag(clock, ts, lag, sizeof(lag));
+    printf("  %-*s %20llu  %-27s  %12s\n", w, name, (unsigned long long)ts, utc, lag);
+}
+
+static void print_status_text(const struct cw_status *s)
+{
+    char utc[CW_STAMP_TEXT_MAX], buf[64];
+    const struct cw_regions *rg = &s->regions;
+    /* The first column holds region names, indented by two. */
+    int w = 12;
+    for (unsigned i = 0; i < rg->n; i++)
+        if ((int)strlen(rg->name[i]) > w)
+            w = (int)strlen(rg->name[i]);
+    int head = w + 2;
+
+    printf("%-*s %s (id %u; regions:", head, "region", rg->name[s->id], s->id);
+    for (unsigned i = 0; i < rg->n; i++)
+        printf("%s %s", i ? "," : "", rg->name[i]);
+    printf(")\n");
+    printf("%-*s %s\n", head, "durability", s->durability);
+    format_duration(s->uptime_us, buf, sizeof(buf));
+    printf("%-*s %s\n", head, "uptime", buf);
+    if (cw_stamp_format(s->clock, utc, sizeof(utc)) != CW_OK)
+        snprintf(utc, sizeof(utc), "?");
+    printf("%-*s %s  (stamp %llu, logical %llu)\n", head, "clock", utc,
+           (unsigned long long)s->clock,
+           (unsigned long long)(s->clock & ((1u << CW_STAMP_LOGICAL_BITS) - 1)));
+    /* The node's wall clock next to its HLC: a clock well ahead of the wall
+     * clock means a peer's clock runs ahead. */
+    if (cw_stamp_format((uint64_t)s->now_us << CW_STAMP_LOGICAL_BITS, utc, sizeof(utc)) != CW_OK)
+        snprintf(utc, sizeof(utc), "?");
+    printf("%-*s %s\n", head, "wall clock", utc);
+    printf("%-*s %llu\n", head, "keys", (unsigned long long)s->keys);
+    printf("%-*s %llu  remote writes waiting for their dependencies\n", head, "buffered",
+           (unsigned long long)s->buffered);
+    printf("%-*s %llu  requests waiting for this region to catch up\n", head, "pending reads",
+           (unsigned long long)s->pending_reads);
+    printf("%-*s %llu  own writes not yet applied by every region\n", head, "outbox",
+           (unsigned long long)s->outbox_total);
+
+    printf("\n%-*s %20s  %-27s  %12s\n", head, "applied", "stamp", "UTC", "lag ms");
+    for (unsigned i = 0; i < rg->n; i++)
+        print_stamp_row(w, rg->name[i], s->applied[i], s->clock);
+    printf("%-*s %20s  %-27s  %12s\n", head, "stable", "stamp", "UTC", "lag ms");
+    for (unsigned i = 0; i < rg->n; i++)
+        print_stamp_row(w, rg->name[i], s->stable[i], s->clock);
+
+    if (s->n_peers > 0) {
+        printf("\n%-*s %-4s %8s %7s %10s %10s %10s %12s %8s\n", head, "peers", "link", "delay ms",
+               "queued", "sent", "dropped", "received", "bytes sent", "outbox");
+        for (unsigned i = 0; i < s->n_peers; i++) {
+            const struct cw_status_peer *p = &s->peers[i];
+            printf("  %-*s %-4s %8u %7llu %10llu %10llu %10llu %12llu %8llu\n", w, rg->name[p->id],
+                   p->link_cut ? "cut" : "up", p->delay_ms, (unsigned long long)p->queued,
+                   (unsigned long long)p->frames_sent, (unsigned long long)p->frames_dropped,
+                   (unsigned long long)p->frames_received, (unsigned long long)p->bytes_sent,
+                   (unsigned long long)p->outbox_pending);
         }
-        fputc('\n', stdout);
-        return;
-    }
-    if (j->type == CW_JSON_OBJECT && all_scalar(j) && j->n <= 8) {
-        fputs(": ", stdout);
-        put_inline(j, SIZE_MAX);
-        fputc('\n', stdout);
-        return;
-    }
-    fputs(":\n", stdout);
-    for (size_t i = 0; i < j->n; i++) {
-        const struct cw_json *it = &j->items[i];
-        if (j->type == CW_JSON_OBJECT) {
-            render(j->keys[i], it, depth + 1);
-        } else if (it->type == CW_JSON_OBJECT && it->n > 0 && it->items[0].type == CW_JSON_STRING &&
-                   all_scalar(it)) {
-            indent(depth + 1);
-            put_escaped(it->items[0].str, it->items[0].str_len);
-            fputs(": ", stdout);
-            put_inline(it, 0);
-            fputc('\n', stdout);
-        } else {
-            char label[24];
-            snprintf(label, sizeof(label), "[%zu]", i);
-            render(label, it, depth + 1);
+        /* Of each peer's writes: applied here minus committed there. */
+        printf("\n%-*s %10s %10s %10s %10s %10s\n", head, "visibility ms", "count", "p50", "p90",
+               "p99", "max");
+        for (unsigned i = 0; i < s->n_peers; i++) {
+            const struct cw_status_peer *p = &s->peers[i];
+            const struct cw_status_latency *l = &p->visibility;
+            char p50[24], p90[24], p99[24], mx[24];
+            format_ms(l->p50_us, p50, sizeof(p50));
+            format_ms(l->p90_us, p90, sizeof(p90));
+            format_ms(l->p99_us, p99, sizeof(p99));
+            format_ms(l->max_us, mx, sizeof(mx));
+            printf("  %-*s %10llu %10s %10s %10s %10s\n", w, rg->name[p->id],
+                   (unsigned long long)l->count, p50, p90, p99, mx);
         }
     }
-}
 
-static void print_status_text(const char *json)
-{
-    struct cw_json *doc = NULL;
-    if (cw_json_parse(json, strlen(json), &doc, NULL, 0) != CW_OK || doc->type != CW_JSON_OBJECT) {
-        /* Not what we expected: show it as it came rather than nothing. */
-        puts(json);
-        cw_json_free(&doc);
-        return;
-    }
-    for (size_t i = 0; i < doc->n; i++)
-        render(doc->keys[i], &doc->items[i], 0);
-    cw_json_free(&doc);
+    const struct cw_status_counters *c = &s->counters;
+    const struct {
+        const char *name;
+        uint64_t v;
+    } f[] = {
+        {"puts", c->puts},
+        {"gets", c->gets},
+        {"deletes", c->deletes},
+        {"remote_applied", c->remote_applied},
+        {"remote_duplicates", c->remote_duplicates},
+        {"remote_gaps", c->remote_gaps},
+        {"nacks_sent", c->nacks_sent},
+        {"nacks_received", c->nacks_received},
+        {"resent_records", c->resent_records},
+        {"reads_waited", c->reads_waited},
+        {"reads_timed_out", c->reads_timed_out},
+        {"buffer_full_drops", c->buffer_full_drops},
+        {"tombstones_collected", c->tombstones_collected},
+        {"stamps_refused", c->stamps_refused},
+        {"errors", c->errors},
+        {"requests", c->requests},
+        {"bad_requests", c->bad_requests},
+        {"bad_peer_frames", c->bad_peer_frames},
+        {"replies_dropped", c->replies_dropped},
+        {"commits", c->commits},
+        {"commit_records", c->commit_records},
+    };
+    printf("\ncounters\n");
+    size_t n = sizeof(f) / sizeof(f[0]);
+    for (size_t i = 0; i < n; i++)
+        printf("%s%-20s %10llu%s", i % 3 == 0 ? "  " : "   ", f[i].name, (unsigned long long)f[i].v,
+               i % 3 == 2 || i == n - 1 ? "\n" : "");
 }
 
 /* --------------------------------------------------------------- commands */
@@ -558,21 +757,22 @@ static const char *shown(const char *bk, char buf[6 * SHOWN_MAX + 4])
     /* Do not cut a UTF-8 sequence in two. */
     while (used < n && used > 0 && ((uint8_t)bk[used] & 0xc0) == 0x80)
         used--;
-    cw_json_escape(buf, 6 * SHOWN_MAX + 1, bk, used);
+    cli_json_escape(buf, 6 * SHOWN_MAX + 1, bk, used);
     if (used < n)
         strcat(buf, "...");
     return buf;
 }
 
-static int split_key(const char *bk, char *bucket, size_t bucket_size, const char **key)
+static int split_key(struct run *r, const char *bk, char *bucket, size_t bucket_size,
+                     const char **key)
 {
     char sb[6 * SHOWN_MAX + 4];
     const char *slash = strchr(bk, '/');
     if (slash == NULL || slash == bk || slash[1] == '\0')
-        return usage("'%s' is not BUCKET/KEY (e.g. users/alice)", shown(bk, sb));
+        return usage(r->a.cmd, "'%s' is not BUCKET/KEY (e.g. users/alice)", shown(bk, sb));
     size_t n = (size_t)(slash - bk);
     if (n >= bucket_size)
-        return usage("bucket name in '%s' is longer than %d characters", shown(bk, sb),
+        return usage(r->a.cmd, "bucket name in '%s' is longer than %d characters", shown(bk, sb),
                      CW_BUCKET_LEN_MAX);
     memcpy(bucket, bk, n);
     bucket[n] = '\0';
@@ -585,7 +785,7 @@ static int op_failed(struct run *r, int rc, const char *what, const char *bk)
 {
     char sb[6 * SHOWN_MAX + 4];
     if (rc == CW_EBUCKET || rc == CW_EKEY || (rc == CW_ECONTEXT && r->a.context != NULL))
-        return usage("%s %s: %s (%s)", what, shown(bk, sb), cw_strerror(rc),
+        return usage(r->a.cmd, "%s %s: %s (%s)", what, shown(bk, sb), cw_strerror(rc),
                      cw_client_error(r->client));
     return failed(rc, cw_client_error(r->client), "%s %s", what, shown(bk, sb));
 }
@@ -628,19 +828,19 @@ static int read_stdin(uint8_t **out, size_t *len)
 static int cmd_write(struct run *r, bool is_put)
 {
     const char *name = is_put ? "put" : "del";
-    int want = is_put ? 3 : 2;
+    int want = is_put ? 2 : 1;
     if (r->a.npos != want)
-        return usage(is_put ? "put needs BUCKET/KEY and VALUE" : "del needs BUCKET/KEY");
-    const char *bk = r->a.pos[1];
+        return usage(r->a.cmd, is_put ? "put needs BUCKET/KEY and VALUE" : "del needs BUCKET/KEY");
+    const char *bk = r->a.pos[0];
     char bucket[CW_BUCKET_LEN_MAX + 1];
     const char *key;
-    int st = split_key(bk, bucket, sizeof(bucket), &key);
+    int st = split_key(r, bk, bucket, sizeof(bucket), &key);
     if (st != EXIT_OK)
         return st;
     struct cw_put_result res;
     int rc;
     if (is_put) {
-        const char *arg = r->a.pos[2];
+        const char *arg = r->a.pos[1];
         uint8_t *data = NULL;
         size_t len = strlen(arg);
         if (strcmp(arg, "-") == 0) {
@@ -661,14 +861,24 @@ static int cmd_write(struct run *r, bool is_put)
     return EXIT_OK;
 }
 
+static int cmd_put(struct run *r)
+{
+    return cmd_write(r, true);
+}
+
+static int cmd_del(struct run *r)
+{
+    return cmd_write(r, false);
+}
+
 static int cmd_get(struct run *r)
 {
-    if (r->a.npos != 2)
-        return usage("get needs BUCKET/KEY");
-    const char *bk = r->a.pos[1];
+    if (r->a.npos != 1)
+        return usage(r->a.cmd, "get needs BUCKET/KEY");
+    const char *bk = r->a.pos[0];
     char bucket[CW_BUCKET_LEN_MAX + 1];
     const char *key;
-    int st = split_key(bk, bucket, sizeof(bucket), &key);
+    int st = split_key(r, bk, bucket, sizeof(bucket), &key);
     if (st != EXIT_OK)
         return st;
     struct cw_get_result *g = NULL;
@@ -689,44 +899,46 @@ static int cmd_get(struct run *r)
 
 static int cmd_status(struct run *r)
 {
-    if (r->a.npos != 1)
-        return usage("status takes no arguments");
-    char *json = NULL;
-    int rc = cw_status_json(r->client, &json);
+    if (r->a.npos != 0)
+        return usage(r->a.cmd, "status takes no arguments");
+    struct cw_status *st = NULL;
+    int rc = cw_status_get(r->client, &st);
     if (rc != CW_OK)
         return failed(rc, cw_client_error(r->client), "status");
     if (r->a.json) {
-        /* One object per line: a raw line break can only be whitespace between
-         * tokens (JSON strings cannot hold one), so dropping it changes nothing. */
-        for (const char *p = json; *p; p++)
-            if (*p != '\n' && *p != '\r')
-                fputc(*p, stdout);
-        fputc('\n', stdout);
+        char *json = NULL;
+        rc = cw_status_to_json(st, &json);
+        if (rc != CW_OK) {
+            cw_status_free(&st);
+            return failed(rc, NULL, "status as JSON");
+        }
+        puts(json);
+        free(json);
     } else {
-        print_status_text(json);
+        print_status_text(st);
     }
-    free(json);
+    cw_status_free(&st);
     return EXIT_OK;
 }
 
 static int cmd_link(struct run *r)
 {
-    if (r->a.npos < 4)
-        return usage("link needs FROM TO and cut, heal or delay MS");
-    const char *from = r->a.pos[1], *to = r->a.pos[2], *action = r->a.pos[3];
+    if (r->a.npos < 3)
+        return usage(r->a.cmd, "link needs FROM TO and cut, heal or delay MS");
+    const char *from = r->a.pos[0], *to = r->a.pos[1], *action = r->a.pos[2];
     enum cw_admin_link op;
     unsigned delay_ms = 0;
-    if (strcmp(action, "cut") == 0 && r->a.npos == 4) {
+    if (strcmp(action, "cut") == 0 && r->a.npos == 3) {
         op = CW_ADMIN_LINK_CUT;
-    } else if (strcmp(action, "heal") == 0 && r->a.npos == 4) {
+    } else if (strcmp(action, "heal") == 0 && r->a.npos == 3) {
         op = CW_ADMIN_LINK_HEAL;
-    } else if (strcmp(action, "delay") == 0 && r->a.npos == 5) {
+    } else if (strcmp(action, "delay") == 0 && r->a.npos == 4) {
         op = CW_ADMIN_LINK_DELAY;
-        if (!parse_uint(r->a.pos[4], DELAY_MS_MAX, &delay_ms))
-            return usage("link delay needs milliseconds, 0 to %u, not '%s'", DELAY_MS_MAX,
-                         r->a.pos[4]);
+        if (!parse_uint(r->a.pos[3], DELAY_MS_MAX, &delay_ms))
+            return usage(r->a.cmd, "link delay needs milliseconds, 0 to %u, not '%s'", DELAY_MS_MAX,
+                         r->a.pos[3]);
     } else {
-        return usage("link FROM TO takes 'cut', 'heal' or 'delay MS'");
+        return usage(r->a.cmd, "link FROM TO takes 'cut', 'heal' or 'delay MS'");
     }
     int rc = cw_link(r->client, from, to, op, delay_ms);
     if (rc != CW_OK)
@@ -746,36 +958,19 @@ static int cmd_link(struct run *r)
 
 /* ------------------------------------------------------------------- main */
 
-static const char *command_help(const char *cmd)
-{
-    if (cmd == NULL)
-        return main_help;
-    if (strcmp(cmd, "put") == 0)
-        return put_help;
-    if (strcmp(cmd, "get") == 0)
-        return get_help;
-    if (strcmp(cmd, "del") == 0)
-        return del_help;
-    if (strcmp(cmd, "status") == 0)
-        return status_help;
-    if (strcmp(cmd, "link") == 0)
-        return link_help;
-    return NULL;
-}
-
-/* Finds the endpoint for cmd: EXIT_OK with *ep set, or an exit status. */
-static int resolve_endpoint(struct run *r, const char *cmd, const char **ep)
+/* Finds the endpoint for the command: EXIT_OK with *ep set, or an exit status. */
+static int resolve_endpoint(struct run *r, const char **ep)
 {
     struct args *a = &r->a;
-    bool is_link = strcmp(cmd, "link") == 0;
+    bool is_link = strcmp(a->cmd, "link") == 0;
     if (a->endpoint != NULL && (a->config != NULL || a->region != NULL))
-        return usage("give either --endpoint or --config with --region, not both");
+        return usage(a->cmd, "give either --endpoint or --config with --region, not both");
     if (a->endpoint != NULL) {
         *ep = a->endpoint;
         return EXIT_OK;
     }
     if (a->config == NULL)
-        return usage("no node to talk to: give --endpoint EP, or --config FILE%s",
+        return usage(a->cmd, "no node to talk to: give --endpoint EP, or --config FILE%s",
                      is_link ? "" : " --region NAME");
     char err[512];
     int rc = cw_config_load(a->config, &r->cfg, err, sizeof(err));
@@ -786,9 +981,9 @@ static int resolve_endpoint(struct run *r, const char *cmd, const char **ep)
     r->have_cfg = true;
     /* link goes to FROM's admin endpoint; everything else to --region's client
      * endpoint. */
-    const char *name = is_link ? (a->npos > 1 ? a->pos[1] : "") : a->region;
+    const char *name = is_link ? (a->npos > 0 ? a->pos[0] : "") : a->region;
     if (name == NULL)
-        return usage("--config needs --region NAME to know which region to talk to");
+        return usage(a->cmd, "--config needs --region NAME to know which region to talk to");
     const struct cw_region_config *reg = cw_config_region(&r->cfg, name);
     if (reg == NULL) {
         fprintf(stderr, "causeway: no region '%s' in %s; it has:", name, a->config);
@@ -818,17 +1013,13 @@ static int open_session(struct run *r)
     return EXIT_OK;
 }
 
-static int run_command(struct run *r)
+static int run_command(struct run *r, const struct command *cmd)
 {
     struct args *a = &r->a;
-    const char *cmd = a->pos[0];
-    bool data = strcmp(cmd, "put") == 0 || strcmp(cmd, "get") == 0 || strcmp(cmd, "del") == 0;
-    if (command_help(cmd) == NULL || strcmp(cmd, "help") == 0)
-        return usage("unknown command '%s'", cmd);
-    if (a->context != NULL && strcmp(cmd, "put") != 0 && strcmp(cmd, "del") != 0)
-        return usage("--context applies to put and del only");
+    if (a->context != NULL && !cmd->takes_context)
+        return usage(a->cmd, "--context applies to put and del only");
     const char *ep = NULL;
-    int st = resolve_endpoint(r, cmd, &ep);
+    int st = resolve_endpoint(r, &ep);
     if (st != EXIT_OK)
         return st;
     struct cw_client_options opt;
@@ -838,19 +1029,10 @@ static int run_command(struct run *r)
     int rc = cw_client_connect(ep, &opt, &r->client);
     if (rc != CW_OK)
         return failed(rc, NULL, "connect to %s", ep);
-    if (data && a->session != NULL && (st = open_session(r)) != EXIT_OK)
+    if (cmd->data && a->session != NULL && (st = open_session(r)) != EXIT_OK)
         return st;
 
-    if (strcmp(cmd, "put") == 0)
-        st = cmd_write(r, true);
-    else if (strcmp(cmd, "del") == 0)
-        st = cmd_write(r, false);
-    else if (strcmp(cmd, "get") == 0)
-        st = cmd_get(r);
-    else if (strcmp(cmd, "status") == 0)
-        st = cmd_status(r);
-    else
-        st = cmd_link(r);
+    st = cmd->run(r);
 
     /* A read that found nothing still taught the session (tombstones it saw). */
     if (r->sess != NULL && (st == EXIT_OK || st == EXIT_NOTFOUND)) {
@@ -859,7 +1041,7 @@ static int run_command(struct run *r)
             /* Say what did happen: the operation (a write, perhaps) was carried
              * out even though the session could not remember it. */
             return failed(rc, cw_sess_error(r->sess),
-                          "the %s succeeded, but saving session %s failed", cmd, a->session);
+                          "the %s succeeded, but saving session %s failed", a->cmd, a->session);
         }
     }
     return st;
@@ -872,22 +1054,32 @@ int main(int argc, char **argv)
     int st = parse_args(argc, argv, &r.a);
     if (st != EXIT_OK)
         return st;
-    if (r.a.npos > 0 && strcmp(r.a.pos[0], "help") == 0) {
-        const char *text = command_help(r.a.npos > 1 ? r.a.pos[1] : NULL);
+    struct args *a = &r.a;
+    if (a->version) {
+        printf("causeway %s\n", CW_VERSION_TEXT);
+        return EXIT_OK;
+    }
+    if (a->cmd != NULL && strcmp(a->cmd, "help") == 0) {
+        if (a->npos > 1)
+            return usage(NULL, "help takes at most one command");
+        const char *text = command_help(a->npos > 0 ? a->pos[0] : NULL);
         if (text == NULL)
-            return usage("no help for unknown command '%s'", r.a.pos[1]);
+            return usage(NULL, "no help for unknown command '%s'", a->pos[0]);
         fputs(text, stdout);
         return EXIT_OK;
     }
-    if (r.a.help) {
-        const char *text = command_help(r.a.npos > 0 ? r.a.pos[0] : NULL);
+    if (a->help) {
+        const char *text = command_help(a->cmd);
         fputs(text ? text : main_help, stdout);
         return EXIT_OK;
     }
-    if (r.a.npos == 0)
-        return usage("no command given (put, get, del, status or link)");
+    if (a->cmd == NULL)
+        return usage(NULL, "no command given (put, get, del, status or link)");
+    const struct command *cmd = find_command(a->cmd);
+    if (cmd == NULL)
+        return usage(NULL, "unknown command '%s'", a->cmd);
 
-    st = run_command(&r);
+    st = run_command(&r, cmd);
 
     cw_sess_free(&r.sess);
     cw_client_close(&r.client);

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""The CLI against real nodes: options before or after the command, "--", the
+legacy --context before the command, usage errors (exit 2, nothing sent),
+--help for every command, binary values through --json, and the status in both
+forms: the text shows every stamp raw, as UTC with microseconds and as lag
+behind the node's clock; --json carries the raw values as exact integers with
+the members docs/operations.md lists."""
+import datetime
+import json
+import os
+import re
+import subprocess
+
+from cwtest import BIN, Cluster, check, log, run, wait_until
+
+A, B = "west", "east"
+
+STATUS_MEMBERS = ["region", "id", "regions", "durability", "uptime_us", "now_us", "clock",
+                  "applied", "stable", "buffered", "outbox_total", "pending_reads", "keys",
+                  "peers", "outbox", "visibility_ms", "counters"]
+PEER_MEMBERS = ["region", "id", "link", "delay_ms", "queued", "frames_sent", "frames_dropped",
+                "frames_received", "bytes_sent", "outbox_pending"]
+COUNTERS = ["puts", "gets", "deletes", "remote_applied", "remote_duplicates", "remote_gaps",
+            "nacks_sent", "nacks_received", "resent_records", "reads_waited", "reads_timed_out",
+            "buffer_full_drops", "tombstones_collected", "stamps_refused", "errors", "requests",
+            "bad_requests", "bad_peer_frames", "replies_dropped", "commits", "commit_records"]
+
+
+def raw(args, stdin=None):
+    """The CLI with exactly these arguments (no harness defaults)."""
+    p = subprocess.run([os.path.join(BIN, "causeway")] + args, input=stdin, capture_output=True,
+                       timeout=60)
+    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+def utc(stamp):
+    us = stamp >> 12
+    t = datetime.datetime(1970, 1, 1) + datetime.timedelta(microseconds=us)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_status_json(st, regions):
+    check(list(st) == STATUS_MEMBERS, f"status members differ: {list(st)}")
+    check(st["regions"] == regions, f"regions: {st['regions']}")
+    for r in regions:
+        check(isinstance(st["applied"][r], int) and isinstance(st["stable"][r], int),
+              f"stamps are not integers: {st['applied']} {st['stable']}")
+    check(isinstance(st["clock"], int) and st["clock"] > 0, f"clock: {st['clock']}")
+    # The clock is an HLC stamp near the node's wall clock (same host).
+    check(abs((st["clock"] >> 12) - st["now_us"]) < 60_000_000,
+          f"clock {st['clock']} is not near now_us {st['now_us']}")
+    check(len(st["peers"]) == len(regions) - 1, f"peers: {st['peers']}")
+    for p in st["peers"]:
+        check(list(p) == PEER_MEMBERS, f"peer members differ: {list(p)}")
+    check(list(st["counters"]) == COUNTERS, f"counters differ: {list(st['counters'])}")
+    for r in regions:
+        if r != st["region"]:
+            v = st["visibility_ms"][r]
+            check(set(v) == {"p50", "p90", "p99", "max", "count"}, f"visibility: {v}")
+
+
+def check_status_text(text, regions):
+    """Every stamp row shows the raw stamp, its UTC form and the lag behind the
+    clock line's stamp; returns {section: {region: raw stamp}}."""
+    m = re.search(r"^clock +(\S+) +\(stamp (\d+), logical (\d+)\)$", text, re.M)
+    check(m is not None, f"no clock line:\n{text}")
+    clock = int(m.group(2))
+    check(m.group(1) == utc(clock), f"clock shown as {m.group(1)}, expected {utc(clock)}")
+    check(int(m.group(3)) == clock & 0xfff, "wrong logical counter")
+    rows = {}
+    section = None
+    for line in text.splitlines():
+        head = line.split()
+        if head and head[0] in ("applied", "stable") and line.rstrip().endswith("lag ms"):
+            section = head[0]
+            rows[section] = {}
+            continue
+        if section and line.startswith("  ") and head and head[0] in regions:
+            name, stamp, shown, lag = head
+            stamp = int(stamp)
+            rows[section][name] = stamp
+            if stamp == 0:
+                check(shown == "-" and lag == "-", f"zero stamp row: {line!r}")
+                continue
+            check(shown == utc(stamp), f"{name}: {shown} is not the UTC of {stamp}")
+            want = ((clock >> 12) - (stamp >> 12)) / 1000
+            check(abs(float(lag) - want) < 0.0015, f"{name}: lag {lag} ms, expected {want:.3f}")
+            continue
+        if section and not line.startswith("  "):
+            if head and head[0] not in ("applied", "stable"):
+                section = None
+    for s in ("applied", "stable"):
+        check(set(rows.get(s, {})) == set(regions), f"{s} rows: {rows.get(s)}\n{text}")
+    for word in ("region", "durability", "uptime", "wall clock", "peers", "visibility ms",
+                 "counters", "stamps_refused", "commit_records"):
+        check(word in text, f"'{word}' missing from the status text:\n{text}")
+    return clock, rows
+
+
+def main():
+    with Cluster("cli", [A, B], latency={(A, B): 5}) as cl:
+        cl.start_all()
+        base = ["--config", cl.config, "--region", A, "--timeout", "3000"]
+
+        # Options before the command, after it, mixed, short and long, "--opt=value".
+        for args in (base + ["--json", "status"], base + ["status", "--json"],
+                     ["status", "-j"] + base, ["--config=" + cl.config, "-r", A, "-t", "3000",
+                                               "status", "--json"]):
+            rc, out, err = raw(args)
+            check(rc == 0, f"{args}: exit {rc}: {err}")
+            check_status_json(json.loads(out), [A, B])
+        log("status --json with options before, after and around the command")
+
+        # A value starting with '-' after "--"; put and get in one session.
+        sess = cl.session("s")
+        rc, out, err = raw(base + ["--session", sess, "put", "kv/dash", "--", "-5"])
+        check(rc == 0, f"put -- -5: {err}")
+        rc, out, err = raw(base + ["get", "kv/dash", "--session", sess])
+        check(rc == 0 and out == b"-5\n", f"get kv/dash: {rc} {out!r} {err}")
+        rc, out, err = raw(base + ["put", "kv/dash", "-5"])
+        check(rc == 2 and "unknown option '-5'" in err, f"'-5' taken as a value: {rc} {err}")
+        log("'--' ends the options; '-5' without it is an unknown option (exit 2)")
+
+        # Binary values through standard input and --json.
+        value = bytes([0, 0xff, 0x80, 0x41, 0x0a, 0x7f, 0xc3, 0xa9])
+        rc, out, err = raw(base + ["--json", "put", "kv/bin", "-"], stdin=value)
+        check(rc == 0, f"binary put: {err}")
+        put = json.loads(out)
+        rc, out, err = raw(base + ["--json", "get", "kv/bin"])
+        got = json.loads(out)["versions"][0]
+        # Bytes outside UTF-8 come back as the code points of their values.
+        check(got["value"] == "\x00\xff\x80A\n\x7f\u00e9", f"binary value: {got['value']!r}")
+        check(got["ts"] == put["ts"] and got["origin"] == A, f"get {got} vs put {put}")
+        log(f"binary value round trip in --json, ts {put['ts']}")
+
+        # Siblings merge with the legacy --context before the command.
+        check(cl.put(A, "sib/y", "one")[0] == 0 and cl.put(B, "sib/y", "two")[0] == 0,
+              "sibling writes failed")
+        wait_until("two siblings", lambda: len(cl.get(A, "sib/y").get("versions", [])) == 2)
+        ctx = cl.get(A, "sib/y")["context"]
+        rc, out, err = raw(base + ["--context", ctx, "put", "sib/y", "merged"])
+        check(rc == 0, f"--context before put: {err}")
+        rc, out, err = raw(base + ["put", "sib/y", "merged2", "--context=" + ctx])
+        check(rc == 0, f"--context=TOKEN after put: {err}")
+        log("--context before the command and --context=TOKEN after it")
+
+        # Usage errors: exit 2, a message, nothing on stdout.
+        for args, words in ((base + ["get", "kv/x", "--context", ctx], "put and del only"),
+                            (base + ["--context", ctx, "status"], "put and del only"),
+                            (base + ["status", "--bogus"], "unknown option '--bogus' for status"),
+                            (base + ["--json=1", "status"], "takes no value"),
+                            (base + ["status", "--timeout"], "needs a value"),
+                            (base + ["--timeout", "0", "status"], "--timeout"),
+                            (base + ["status", "extra"], "no arguments"),
+                            (base + ["frob"], "unknown command 'frob'"),
+                            (base + ["link", A, B, "sever"], "cut"),
+                            (base + ["put", "nokey", "v"], "BUCKET/KEY"),
+                            (["--endpoint", "tcp://127.0.0.1:9", "--config", cl.config, "status"],
+                             "either --endpoint")):
+            rc, out, err = raw(args)
+            check(rc == 2 and words in err and out == b"",
+                  f"{args[len(base):] if args[:len(base)] == base else args}: exit {rc}, {err!r}")
+        log("usage errors exit 2 with a message")
+
+        # Help: every command, every way of asking; every option in the main help.
+        rc, out, err = raw(["--help"])
+        main_help = out.decode()
+        check(rc == 0, "causeway --help failed")
+        for opt in ("--config", "--region", "--endpoint", "--session", "--json", "--timeout",
+                    "--context", "--help", "--version", "put", "get", "del", "status", "link",
+                    "help"):
+            check(opt in main_help, f"{opt} missing from --help")
+        # Each command once, the ways of asking in turn (each sanitized run costs).
+        forms = (lambda c: [c, "--help"], lambda c: ["--help", c], lambda c: ["help", c],
+                 lambda c: [c, "-h"], lambda c: ["-h", c])
+        for i, cmd in enumerate(("put", "get", "del", "status", "link")):
+            args = forms[i](cmd)
+            rc, out, err = raw(args)
+            check(rc == 0 and out.decode().startswith(f"usage: causeway [OPTIONS] {cmd}"),
+                  f"{args}: {rc} {out[:60]!r}")
+        rc, out, err = raw(["--version"])
+        check(rc == 0 and out.startswith(b"causeway "), f"--version: {out!r}")
+        log("help for every command; --version")
+
+        # The status as text: stamps raw, as UTC and as lag behind the clock. The
+        # applied entry of west is its last write's stamp.
+        rc, out, err = raw(base + ["--json", "put", "kv/last", "x"])
+        last = json.loads(out)["ts"]
+        rc, out, err = raw(base + ["status"])
+        check(rc == 0, f"status: {err}")
+        text = out.decode()
+        clock, rows = check_status_text(text, [A, B])
+        check(rows["applied"][A] == last, f"applied[{A}] {rows['applied'][A]} != last write {last}")
+        check(clock >= last, "the clock is behind the node's own write")
+        rc, out, err = raw(["--endpoint", f"tcp://127.0.0.1:{cl.ports[B][2]}", "status"])
+        check(rc == 0, f"status on the admin endpoint: {err}")
+        check_status_text(out.decode(), [A, B])
+        log(f"status text: clock {clock} shown as {utc(clock)}; rows match their stamps")
+
+        # A cut link shows in both forms.
+        cl.link(A, B, "cut")
+        st = cl.status(A)
+        check(st["peers"][0]["link"] == "cut", f"cut link not shown: {st['peers']}")
+        rc, out, err = raw(base + ["status"])
+        check(re.search(rf"^  {B} +cut ", out.decode(), re.M), f"cut not in text:\n{out.decode()}")
+        cl.link(A, B, "heal")
+        log("a cut link shows in --json and in the text")
+
+
+run(main)
