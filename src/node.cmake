@@ -94,6 +94,10 @@ if(CW_CLIENT_SOURCES)
     install(FILES ${PROJECT_SOURCE_DIR}/docs/causeway.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
             OPTIONAL)
   endif()
+  # Berkeley DB's own put rate: the baseline for causeway's large-value throughput.
+  add_executable(bdb-bench ${PROJECT_SOURCE_DIR}/tools/bench/bdb-bench.c)
+  target_include_directories(bdb-bench PRIVATE ${BDB_INCLUDE_DIR})
+  target_link_libraries(bdb-bench PRIVATE ${BDB_LIBRARY})
   if(EXISTS ${PROJECT_SOURCE_DIR}/tools/bench/causeway-bench.c)
     add_executable(causeway-bench ${PROJECT_SOURCE_DIR}/tools/bench/causeway-bench.c)
     target_link_libraries(causeway-bench PRIVATE causeway cw_config)
