@@ -28,6 +28,7 @@ struct opts {
     unsigned clients, seconds, keys, value_bytes, read_pct;
     uint64_t seed;
     int json;
+    int load; /* write every key once (keys split between clients), then stop */
 };
 
 struct worker {
@@ -39,6 +40,7 @@ struct worker {
     int first_error;
     char first_message[256];
     atomic_uint_fast64_t done;
+    atomic_int finished;
 };
 
 static atomic_int stop_flag;
@@ -85,10 +87,15 @@ static void *work(void *arg)
     }
     for (unsigned i = 0; i < o->value_bytes; i++)
         value[i] = (uint8_t)('a' + next_rand(&rng) % 26);
+    uint64_t seq = w->id;
     while (!atomic_load(&stop_flag)) {
         char key[32];
-        int klen = snprintf(key, sizeof(key), "k%" PRIu64, next_rand(&rng) % o->keys);
-        bool read = next_rand(&rng) % 100 < o->read_pct;
+        uint64_t k = o->load ? seq : next_rand(&rng) % o->keys;
+        if (o->load && k >= o->keys)
+            break; /* this client's share is written */
+        seq += o->clients;
+        int klen = snprintf(key, sizeof(key), "k%" PRIu64, k);
+        bool read = !o->load && next_rand(&rng) % 100 < o->read_pct;
         uint64_t t0 = mono_ns();
         if (read) {
             struct cw_get_result *g = NULL;
@@ -106,6 +113,7 @@ static void *work(void *arg)
         atomic_fetch_add(&w->done, 1);
     }
 out:
+    atomic_store(&w->finished, 1);
     cw_sess_free(&s);
     cw_client_close(&c);
     free(value);
@@ -130,6 +138,8 @@ static void usage(FILE *f)
             "  --value-bytes N      value size for puts, 0 to 4194304 (default 100)\n"
             "  --reads PCT          percentage of gets, 0 to 100 (default 50)\n"
             "  --seed N             key and operation choices (default 1)\n"
+            "  --load               write each of the KEYS keys once (split between the\n"
+            "                       clients), then stop; SECONDS is then a time limit\n"
             "  --json               print one JSON object instead of text\n"
             "  --help               this text\n",
             CLIENTS_MAX);
@@ -180,6 +190,9 @@ int main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(a, "--load") == 0) {
+            o.load = 1;
+            continue;
         } else if (strcmp(a, "--json") == 0) {
             o.json = 1;
             continue;
@@ -280,6 +293,11 @@ int main(int argc, char **argv)
     for (unsigned sec = 1; sec <= o.seconds && started == o.clients; sec++) {
         struct timespec one = {1, 0};
         nanosleep(&one, NULL);
+        unsigned finished = 0;
+        for (unsigned i = 0; i < started; i++)
+            finished += (unsigned)atomic_load(&w[i].finished);
+        if (o.load && finished == started)
+            break; /* every key written */
         if (!o.json) {
             uint64_t done = 0;
             for (unsigned i = 0; i < started; i++)
