@@ -2,10 +2,12 @@
  * replay_main.c - drives a fuzz target without a fuzzing engine, so that every
  * ordinary build (and CI, under ASan and UBSan) exercises it.
  *
- * Usage: fuzz_<name>_replay CORPUS_DIR [FILE...]
+ * Usage: fuzz_<name>_replay [--iterations N] CORPUS_DIR [FILE...]
  *   1. runs every file in CORPUS_DIR (in name order) and every FILE given;
- *   2. then runs CAUSEWAY_FUZZ_ITERATIONS (default 20000) inputs made from a
- *      seeded PRNG: random bytes, and mutations and splices of the corpus.
+ *   2. then runs CAUSEWAY_FUZZ_ITERATIONS (default N, else 20000) inputs made
+ *      from a seeded PRNG: random bytes, and mutations and splices of the
+ *      corpus. --iterations lets a slow target (a whole node per input) keep
+ *      its ctest case short; the environment variable still overrides it.
  * The seed is CAUSEWAY_FUZZ_SEED (default fixed, so a run is reproducible) and
  * is always printed. With CAUSEWAY_FUZZ_DUMP=FILE each input is written to FILE
  * before it runs, so after a crash FILE holds the input that caused it; pass
@@ -283,13 +285,25 @@ static unsigned long long env_number(const char *name, unsigned long long def)
 
 int main(int argc, char **argv)
 {
+    unsigned long long default_iterations = DEFAULT_ITERATIONS;
+    if (argc >= 3 && strcmp(argv[1], "--iterations") == 0) {
+        char *end;
+        errno = 0;
+        default_iterations = strtoull(argv[2], &end, 0);
+        if (errno != 0 || *end != '\0' || argv[2][0] == '\0') {
+            fprintf(stderr, "replay: --iterations %s is not a number\n", argv[2]);
+            return 2;
+        }
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CORPUS_DIR [FILE...]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--iterations N] CORPUS_DIR [FILE...]\n", argv[0]);
         return 2;
     }
     unsigned long long seed = env_number("CAUSEWAY_FUZZ_SEED", DEFAULT_SEED);
     unsigned long iterations =
-        (unsigned long)env_number("CAUSEWAY_FUZZ_ITERATIONS", DEFAULT_ITERATIONS);
+        (unsigned long)env_number("CAUSEWAY_FUZZ_ITERATIONS", default_iterations);
     dump_path = getenv("CAUSEWAY_FUZZ_DUMP");
     rng_state = seed;
     printf("replay: %s seed=0x%llx iterations=%lu (set CAUSEWAY_FUZZ_SEED and "
