@@ -134,8 +134,9 @@ static int check_request(const struct cw_replica *r, struct cw_now now, const ch
         }
         if (kctx != NULL && !context_plausible(r, now, vs[i])) {
             set_detail(detail,
-                       "%s: %s holds a stamp more than %llu ms ahead of this region's physical time (clock skew?)", shown,
-                       i ? "key context" : "context",
+                       "%s: %s holds a stamp more than %llu ms ahead of this region's physical "
+                       "time (clock skew?)",
+                       shown, i ? "key context" : "context",
                        (unsigned long long)(r->cfg.context_ahead_max_us / 1000));
             return CW_ECONTEXT;
         }
@@ -216,13 +217,17 @@ void rp_check_waiting(struct cw_replica *r, struct cw_now now, bool expire)
             unsigned k = 0;
             uint64_t t = 0;
             cw_vc_first_unmet(&vis, &x->context, r->cfg.n_regions, &k, &t);
-            rp_reply_fail(r, x->is_put ? CW_REPLY_PUT : CW_REPLY_GET, x->req_id, CW_ENOTREADY,
-                          "region %u is %llu ms behind this session's context after %llu ms", k,
-                          (unsigned long long)((cw_hlc_to_us(t) > cw_hlc_to_us(vis.ts[k])
-                                                    ? cw_hlc_to_us(t) - cw_hlc_to_us(vis.ts[k])
-                                                    : 0) /
-                                               1000),
-                          (unsigned long long)(r->cfg.wait_us / 1000));
+            uint64_t need_us = cw_hlc_to_us(t), have_us = cw_hlc_to_us(vis.ts[k]);
+            if (vis.ts[k] == 0)
+                rp_reply_fail(r, x->is_put ? CW_REPLY_PUT : CW_REPLY_GET, x->req_id, CW_ENOTREADY,
+                              "region %u has not been heard from yet; waited %llu ms", k,
+                              (unsigned long long)(r->cfg.wait_us / 1000));
+            else
+                rp_reply_fail(
+                    r, x->is_put ? CW_REPLY_PUT : CW_REPLY_GET, x->req_id, CW_ENOTREADY,
+                    "region %u is %llu ms behind this session's context after %llu ms", k,
+                    (unsigned long long)((need_us > have_us ? need_us - have_us : 0) / 1000),
+                    (unsigned long long)(r->cfg.wait_us / 1000));
             r->stats.reads_timed_out++;
             rp_free_waiting(x);
         } else {

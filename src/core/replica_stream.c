@@ -138,6 +138,14 @@ static void recv_records(struct cw_replica *r, struct cw_now now, const struct c
             send_nack(r, o, now);
             return;
         }
+        /* Next in the chain, yet at or below what o's heartbeat already let V[o]
+         * reach: o promised every later record would exceed that clock. Only a
+         * peer that lost its persisted clock, or a forged frame, sends this;
+         * applying it would move V backwards (found by fuzz_node_peer). */
+        if (rec->version.dot.ts <= r->applied.ts[o]) {
+            r->stats.errors++;
+            return;
+        }
         /* A full buffer still admits a record that applies at once: the causally
          * earliest missing write is always such a record, so a full buffer can
          * never wedge replication. */
@@ -291,6 +299,14 @@ void cw_replica_recv(struct cw_replica *r, struct cw_now now, const struct cw_ms
     cw_vc_join(&po->applied, &m->applied);
     po->received = m->received;
     uint64_t peer_has = m->received.ts[r->cfg.region];
+    /* A peer cannot hold more of this region's stream than exists; a claim past
+     * its end (forged, or this region lost acknowledged writes under nosync)
+     * would mark later records as sent (found by fuzz_node_peer). */
+    if (peer_has > r->stream_end) {
+        r->stats.errors++;
+        peer_has = r->stream_end;
+        po->received.ts[r->cfg.region] = peer_has;
+    }
     if (!po->known || peer_has > po->sent_upto) {
         po->known = true;
         po->sent_upto = peer_has;

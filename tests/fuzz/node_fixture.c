@@ -15,7 +15,6 @@
 
 #include "core/hlc.h"
 #include "core/record.h"
-#include "core/replica_int.h" /* read-only, for avoid_known_findings */
 #include "fuzz.h"
 #include "wire/causeway.pb-c.h"
 #include "wire/wire.h"
@@ -65,17 +64,6 @@ static void trace(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-/* CAUSEWAY_FUZZ_STRICT set: no workaround for known findings (see
- * tests/fuzz/crashes/README.md); the reproducers there then fail. */
-static int strict_on = -1;
-
-static bool strict(void)
-{
-    if (strict_on < 0)
-        strict_on = getenv("CAUSEWAY_FUZZ_STRICT") != NULL;
-    return strict_on;
-}
-
 static void trace_stats(const struct fx *f)
 {
     if (!tracing())
@@ -87,14 +75,13 @@ static void trace_stats(const struct fx *f)
           "remote_applied=%llu dups=%llu gaps=%llu nacks_sent=%llu nacks_recv=%llu "
           "resent=%llu waited=%llu timed_out=%llu full_drops=%llu tombs_collected=%llu "
           "stamps_refused=%llu errors=%llu replies=%llu restarts=%llu",
-          (unsigned long long)v->ts[0], (unsigned long long)v->ts[1],
-          (unsigned long long)v->ts[2], cw_replica_keys(r)->count, cw_replica_buffered(r),
-          cw_replica_outbox_len(r), cw_replica_waiting(r),
-          (unsigned long long)st->remote_applied, (unsigned long long)st->remote_duplicates,
-          (unsigned long long)st->remote_gaps, (unsigned long long)st->nacks_sent,
-          (unsigned long long)st->nacks_received, (unsigned long long)st->resent_records,
-          (unsigned long long)st->reads_waited, (unsigned long long)st->reads_timed_out,
-          (unsigned long long)st->buffer_full_drops,
+          (unsigned long long)v->ts[0], (unsigned long long)v->ts[1], (unsigned long long)v->ts[2],
+          cw_replica_keys(r)->count, cw_replica_buffered(r), cw_replica_outbox_len(r),
+          cw_replica_waiting(r), (unsigned long long)st->remote_applied,
+          (unsigned long long)st->remote_duplicates, (unsigned long long)st->remote_gaps,
+          (unsigned long long)st->nacks_sent, (unsigned long long)st->nacks_received,
+          (unsigned long long)st->resent_records, (unsigned long long)st->reads_waited,
+          (unsigned long long)st->reads_timed_out, (unsigned long long)st->buffer_full_drops,
           (unsigned long long)st->tombstones_collected, (unsigned long long)st->stamps_refused,
           (unsigned long long)st->errors, (unsigned long long)f->replies,
           (unsigned long long)f->restarts);
@@ -202,8 +189,8 @@ static void store_key(struct fx_store *s, const struct cw_persist *p)
             s->cap_keys = s->cap_keys ? 2 * s->cap_keys : 16;
             s->keys = xrealloc(s->keys, s->cap_keys * sizeof(*s->keys));
         }
-        s->keys[s->n_keys++] = (struct fx_blob){.key = xdup(p->key, p->key_len),
-                                                .key_len = p->key_len};
+        s->keys[s->n_keys++] =
+            (struct fx_blob){.key = xdup(p->key, p->key_len), .key_len = p->key_len};
     } else {
         free(s->keys[i].data);
     }
@@ -236,8 +223,8 @@ static void store_outbox_put(struct fx_store *s, const struct cw_persist *p)
         s->outbox = xrealloc(s->outbox, s->cap_outbox * sizeof(*s->outbox));
     }
     memmove(&s->outbox[i + 1], &s->outbox[i], (s->n_outbox - i) * sizeof(*s->outbox));
-    s->outbox[i] = (struct fx_blob){.ts = p->ts, .data = xdup(p->data, p->data_len),
-                                    .len = p->data_len};
+    s->outbox[i] =
+        (struct fx_blob){.ts = p->ts, .data = xdup(p->data, p->data_len), .len = p->data_len};
     s->n_outbox++;
 }
 
@@ -323,8 +310,7 @@ static void round_trip_msg(struct fx *f, const struct cw_msg *m)
         size_t len = 0;
         int rc = cw_wire_encode_peer_part(m, first, &next, &buf, &len);
         if (rc != CW_OK)
-            fx_fail("cannot encode a message of type %d to region %u: %d", (int)m->type, m->to,
-                    rc);
+            fx_fail("cannot encode a message of type %d to region %u: %d", (int)m->type, m->to, rc);
         struct cw_msg again;
         rc = cw_wire_decode_peer(buf, len, NULL, &again);
         if (rc != CW_OK)
@@ -455,8 +441,7 @@ static void round_trip_response(const struct cw_reply *r, int op)
         fx_fail("the response to request %llu does not decode: %d", (unsigned long long)r->req_id,
                 rc);
     bool same = again.op == resp.op && again.req_id == resp.req_id && again.err == resp.err &&
-                strcmp(again.message, resp.message) == 0 &&
-                again.n_versions == resp.n_versions &&
+                strcmp(again.message, resp.message) == 0 && again.n_versions == resp.n_versions &&
                 (op == CW_OP_GET || (again.origin == resp.origin && again.ts == resp.ts));
     for (uint32_t i = 0; same && i < again.n_versions; i++)
         same = version_equal(&again.versions[i], &resp.versions[i]);
@@ -498,8 +483,10 @@ static void check_reply(struct fx *f, const struct cw_reply *r)
                     (unsigned long long)r->req_id, r->dot.origin, (unsigned long long)r->dot.ts,
                     (unsigned long long)f->last_own_ts);
         f->last_own_ts = r->dot.ts;
-        if (!cw_dot_covered(&r->seen, r->dot) || (r->kctx_valid && !cw_dot_covered(&r->kctx, r->dot)))
-            fx_fail("put %llu: its reply does not cover its own dot", (unsigned long long)r->req_id);
+        if (!cw_dot_covered(&r->seen, r->dot) ||
+            (r->kctx_valid && !cw_dot_covered(&r->kctx, r->dot)))
+            fx_fail("put %llu: its reply does not cover its own dot",
+                    (unsigned long long)r->req_id);
     } else {
         for (uint32_t k = 0; k < r->state.n; k++) {
             const struct cw_version *v = &r->state.v[k];
@@ -633,8 +620,8 @@ static void submit(struct fx *f, int op, const char *bucket, const uint8_t *key,
     }
 }
 
-static void preload_op(struct fx *f, int op, const char *bucket, const char *key,
-                       const char *value, const struct cw_vclock *context)
+static void preload_op(struct fx *f, int op, const char *bucket, const char *key, const char *value,
+                       const struct cw_vclock *context)
 {
     static const struct cw_vclock zero;
     submit(f, op, bucket, (const uint8_t *)key, (uint32_t)strlen(key), (const uint8_t *)value,
@@ -657,9 +644,8 @@ static void fx_end_step(struct fx *f, uint8_t ctl)
     check_invariants(f->node, "after a step");
     if (tracing()) {
         const struct cw_replica *r = cw_node_replica(f->node);
-        trace("  now: buffered %zu, waiting %zu, outbox %zu, keys %zu",
-              cw_replica_buffered(r), cw_replica_waiting(r), cw_replica_outbox_len(r),
-              cw_replica_keys(r)->count);
+        trace("  now: buffered %zu, waiting %zu, outbox %zu, keys %zu", cw_replica_buffered(r),
+              cw_replica_waiting(r), cw_replica_outbox_len(r), cw_replica_keys(r)->count);
     }
     if (ctl & FX_RESTART)
         fx_restart(f);
@@ -772,52 +758,6 @@ static uint8_t *compress_batch(const uint8_t *frame, size_t len, size_t *out_len
     return out;
 }
 
-/*
- * Workarounds for findings already reported (tests/fuzz/crashes/README.md), so
- * that fuzzing goes on past them; CAUSEWAY_FUZZ_STRICT turns them off. Each
- * changes the message only where it would trigger its finding.
- */
-static void avoid_known_findings(struct fx *f, struct cw_msg *m)
-{
-    const struct cw_replica *r = cw_node_replica(f->node);
-    /* 1. crashes/node_peer-ack-past-stream-end: an acknowledgement of more of
-     *    this region's stream than exists sets sent_upto past stream_end. Cut
-     *    it to the stream end (this region's own entry of V). */
-    uint64_t end = cw_replica_applied(r)->ts[FX_REGION];
-    if (m->received.ts[FX_REGION] > end) {
-        trace("  known finding 1: received[%u] %llx past the stream end %llx, cut", FX_REGION,
-              (unsigned long long)m->received.ts[FX_REGION], (unsigned long long)end);
-        m->received.ts[FX_REGION] = end;
-    }
-    /* 2. crashes/node_peer-record-below-heartbeat-clock: a record next in its
-     *    origin's chain but at or below V[origin] (which a heartbeat moved to
-     *    its clock) is accepted, and then fails CW_ASSERT(ts > applied) when
-     *    applied, or sits in the buffer already applied. End the message
-     *    before it. Peeks at the replica's private chain position. */
-    unsigned o = m->from;
-    if (m->type != CW_MSG_RECORDS || o >= FX_REGIONS || o == FX_REGION || m->to != FX_REGION)
-        return;
-    uint64_t received = r->in[o].received, applied = cw_replica_applied(r)->ts[o];
-    for (uint32_t i = 0; i < m->n_records; i++) {
-        const struct cw_record *rec = &m->records[i];
-        uint64_t ts = rec->version.dot.ts;
-        if (ts <= received)
-            continue; /* a duplicate: skipped by the replica */
-        if (rec->prev_ts != received)
-            return; /* a gap: the replica stops here */
-        if (ts <= applied) {
-            trace("  known finding 2: record %u (%llx) of region %u at or below V[%u] %llx, "
-                  "message cut there",
-                  i, (unsigned long long)ts, o, o, (unsigned long long)applied);
-            for (uint32_t k = i; k < m->n_records; k++)
-                cw_record_free(&m->records[k]);
-            m->n_records = i;
-            return;
-        }
-        received = ts;
-    }
-}
-
 void fx_peer_step(struct fx *f, uint8_t ctl, const uint8_t *frame, size_t len)
 {
     fx_time(f, ctl);
@@ -837,15 +777,12 @@ void fx_peer_step(struct fx *f, uint8_t ctl, const uint8_t *frame, size_t len)
         for (uint32_t i = 0; rc == CW_OK && i < m.n_records; i++)
             trace("    record %.*s (%u, %llx) prev %llx deps [%llx %llx %llx]%s",
                   (int)m.records[i].key_len, (const char *)m.records[i].key,
-                  m.records[i].version.dot.origin,
-                  (unsigned long long)m.records[i].version.dot.ts,
+                  m.records[i].version.dot.origin, (unsigned long long)m.records[i].version.dot.ts,
                   (unsigned long long)m.records[i].prev_ts,
                   (unsigned long long)m.records[i].deps.ts[0],
                   (unsigned long long)m.records[i].deps.ts[1],
                   (unsigned long long)m.records[i].deps.ts[2],
                   m.records[i].version.tombstone ? " tombstone" : "");
-        if (rc == CW_OK && !strict())
-            avoid_known_findings(f, &m);
         if (rc == CW_OK) {
             cw_node_recv(f->node, f->now, &m);
             cw_msg_free(&m);
@@ -895,8 +832,8 @@ void fx_client_step(struct fx *f, uint8_t ctl, const uint8_t *frame, size_t len)
         FUZZ_CHECK(rc == CW_OK || rc == CW_EDECODE || rc == CW_ETOOBIG || rc == CW_EVERSION);
         trace("step ctl %02x real %llu mono %llu: %zu bytes -> %d; op %d id %llu bucket '%s' "
               "key %u bytes, value %u bytes%s",
-              ctl, (unsigned long long)f->now.real_us, (unsigned long long)f->now.mono_us, len,
-              rc, (int)req.op, (unsigned long long)f->next_id, rc == CW_OK ? req.bucket : "",
+              ctl, (unsigned long long)f->now.real_us, (unsigned long long)f->now.mono_us, len, rc,
+              (int)req.op, (unsigned long long)f->next_id, rc == CW_OK ? req.bucket : "",
               req.key_len, req.value_len, req.has_kctx ? ", kctx" : "");
         if (rc == CW_OK) {
             /* STATUS and LINK are the daemon's own business, not the node's. */

@@ -44,10 +44,8 @@
  * Any broken property calls FUZZ_CHECK or fx_fail, which abort().
  *
  * Environment: CAUSEWAY_FUZZ_TRACE prints every step and effect to stderr (to
- * read what a reproducer does). Findings already reported in
- * tests/fuzz/crashes/README.md are worked around (incoming frames are changed
- * just enough not to trigger them) so that fuzzing goes on past them;
- * CAUSEWAY_FUZZ_STRICT turns the workarounds off.
+ * read what a reproducer does). The two findings of the first runs are fixed in
+ * the core; their reproducers are in the corpus (node_peer/finding-*).
  */
 #ifndef CW_TESTS_FUZZ_NODE_FIXTURE_H
 #define CW_TESTS_FUZZ_NODE_FIXTURE_H
