@@ -16,14 +16,17 @@ from cwtest import BIN, Cluster, check, log, run, wait_until
 A, B = "west", "east"
 
 STATUS_MEMBERS = ["region", "id", "regions", "durability", "uptime_us", "now_us", "clock",
-                  "applied", "stable", "buffered", "outbox_total", "pending_reads", "keys",
+                  "applied", "stable", "buffered", "buffered_bytes", "outbox_total",
+                  "outbox_bytes", "outbox_body_bytes", "waiting", "keys", "key_cache_bytes",
                   "peers", "outbox", "visibility_ms", "counters"]
 PEER_MEMBERS = ["region", "id", "link", "delay_ms", "queued", "frames_sent", "frames_dropped",
-                "frames_received", "bytes_sent", "outbox_pending"]
+                "frames_received", "bytes_sent", "outbox_pending", "inflight_bytes"]
 COUNTERS = ["puts", "gets", "deletes", "remote_applied", "remote_duplicates", "remote_gaps",
-            "nacks_sent", "nacks_received", "resent_records", "reads_waited", "reads_timed_out",
-            "buffer_full_drops", "tombstones_collected", "stamps_refused", "errors", "requests",
-            "bad_requests", "bad_peer_frames", "replies_dropped", "commits", "commit_records"]
+            "nacks_sent", "nacks_received", "resent_records", "requests_waited",
+            "requests_timed_out", "buffer_full_drops", "tombstones_collected", "stamps_refused",
+            "keys_loaded", "keys_evicted", "bodies_loaded", "bodies_evicted", "store_read_errors",
+            "errors", "requests", "bad_requests", "bad_peer_frames", "replies_dropped", "commits",
+            "commit_records"]
 
 
 def raw(args, stdin=None):
@@ -53,6 +56,15 @@ def check_status_json(st, regions):
     for p in st["peers"]:
         check(list(p) == PEER_MEMBERS, f"peer members differ: {list(p)}")
     check(list(st["counters"]) == COUNTERS, f"counters differ: {list(st['counters'])}")
+    # Uptime runs on the node's monotonic clock: positive, and no longer than
+    # this test has run (a wall-clock step cannot make it wrap).
+    check(0 < st["uptime_us"] < 600_000_000, f"uptime_us: {st['uptime_us']}")
+    for m in ("buffered_bytes", "outbox_bytes", "outbox_body_bytes", "key_cache_bytes"):
+        check(isinstance(st[m], int) and st[m] >= 0, f"{m}: {st[m]}")
+    # Bytes go with records: nothing held, no bytes held.
+    check(st["buffered"] > 0 or st["buffered_bytes"] == 0, f"buffered bytes: {st}")
+    check(st["outbox_total"] > 0 or st["outbox_bytes"] == 0, f"outbox bytes: {st}")
+    check(st["keys"] == 0 or st["key_cache_bytes"] > 0, f"keys without key state bytes: {st}")
     for r in regions:
         if r != st["region"]:
             v = st["visibility_ms"][r]
@@ -91,8 +103,12 @@ def check_status_text(text, regions):
                 section = None
     for s in ("applied", "stable"):
         check(set(rows.get(s, {})) == set(regions), f"{s} rows: {rows.get(s)}\n{text}")
+    for old in ("pending reads", "reads_waited", "reads_timed_out"):
+        check(old not in text, f"'{old}' is still in the status text:\n{text}")
     for word in ("region", "durability", "uptime", "wall clock", "peers", "visibility ms",
-                 "counters", "stamps_refused", "commit_records"):
+                 "counters", "stamps_refused", "commit_records", "waiting", "in flight B",
+                 "key states in memory", "requests_waited", "requests_timed_out", "keys_evicted",
+                 "store_read_errors"):
         check(word in text, f"'{word}' missing from the status text:\n{text}")
     return clock, rows
 

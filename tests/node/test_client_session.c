@@ -464,8 +464,14 @@ static struct cw_status *sample_status(void)
     s->stable[1] = s->clock - (110000ull << CW_STAMP_LOGICAL_BITS);
     s->buffered = 2;
     s->outbox_total = 5;
-    s->pending_reads = 1;
+    s->waiting = 1;
     s->keys = 42;
+    s->outbox_bytes = 5000;
+    s->buffered_bytes = 2100;
+    s->key_cache_bytes = 42000;
+    s->outbox_body_bytes = 4900;
+    s->inflight_bytes[0] = 1024;
+    s->inflight_bytes[1] = 0;
     s->n_peers = 2;
     s->peers[0] = (struct cw_status_peer){.id = 0,
                                           .delay_ms = 40,
@@ -480,6 +486,13 @@ static struct cw_status *sample_status(void)
     s->counters.puts = 9;
     s->counters.stamps_refused = 4;
     s->counters.commit_records = 12;
+    s->counters.requests_waited = 13;
+    s->counters.requests_timed_out = 14;
+    s->keys_loaded = 15;
+    s->keys_evicted = 16;
+    s->bodies_loaded = 17;
+    s->bodies_evicted = 18;
+    s->store_read_errors = 19;
     return s;
 }
 
@@ -523,8 +536,13 @@ static void test_status_json(void **state)
                     json_object_get(json_object_get(doc, "stable"), "eu-west")) == s->stable[1]);
     assert_int_equal(json_integer_value(json_object_get(doc, "buffered")), 2);
     assert_int_equal(json_integer_value(json_object_get(doc, "outbox_total")), 5);
-    assert_int_equal(json_integer_value(json_object_get(doc, "pending_reads")), 1);
+    assert_int_equal(json_integer_value(json_object_get(doc, "waiting")), 1);
+    assert_null(json_object_get(doc, "pending_reads"));
     assert_int_equal(json_integer_value(json_object_get(doc, "keys")), 42);
+    assert_int_equal(json_integer_value(json_object_get(doc, "outbox_bytes")), 5000);
+    assert_int_equal(json_integer_value(json_object_get(doc, "buffered_bytes")), 2100);
+    assert_int_equal(json_integer_value(json_object_get(doc, "key_cache_bytes")), 42000);
+    assert_int_equal(json_integer_value(json_object_get(doc, "outbox_body_bytes")), 4900);
 
     json_t *peers = json_object_get(doc, "peers");
     assert_int_equal(json_array_size(peers), 2);
@@ -538,6 +556,8 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(p0, "frames_received")), 11);
     assert_int_equal(json_integer_value(json_object_get(p0, "bytes_sent")), 4096);
     assert_int_equal(json_integer_value(json_object_get(p0, "outbox_pending")), 5);
+    assert_int_equal(json_integer_value(json_object_get(p0, "inflight_bytes")), 1024);
+    assert_int_equal(json_integer_value(json_object_get(p1, "inflight_bytes")), 0);
     assert_string_equal(json_string_value(json_object_get(p1, "region")), "ap-south");
     assert_string_equal(json_string_value(json_object_get(p1, "link")), "cut");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "outbox"), "us-east")),
@@ -550,8 +570,18 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(vis, "count")), 7);
 
     json_t *c = json_object_get(doc, "counters");
-    assert_int_equal(json_object_size(c), 21);
+    assert_int_equal(json_object_size(c), 26);
     assert_int_equal(json_integer_value(json_object_get(c, "puts")), 9);
+    /* Reads and writes wait alike: the counters say requests. */
+    assert_int_equal(json_integer_value(json_object_get(c, "requests_waited")), 13);
+    assert_int_equal(json_integer_value(json_object_get(c, "requests_timed_out")), 14);
+    assert_null(json_object_get(c, "reads_waited"));
+    assert_null(json_object_get(c, "reads_timed_out"));
+    assert_int_equal(json_integer_value(json_object_get(c, "keys_loaded")), 15);
+    assert_int_equal(json_integer_value(json_object_get(c, "keys_evicted")), 16);
+    assert_int_equal(json_integer_value(json_object_get(c, "bodies_loaded")), 17);
+    assert_int_equal(json_integer_value(json_object_get(c, "bodies_evicted")), 18);
+    assert_int_equal(json_integer_value(json_object_get(c, "store_read_errors")), 19);
     assert_int_equal(json_integer_value(json_object_get(c, "stamps_refused")), 4);
     assert_int_equal(json_integer_value(json_object_get(c, "commit_records")), 12);
     assert_int_equal(json_integer_value(json_object_get(c, "replies_dropped")), 0);
@@ -560,6 +590,27 @@ static void test_status_json(void **state)
     assert_null(s);
     cw_status_free(&s);
     cw_status_free(NULL);
+}
+
+/* The old member names still compile and alias the new ones, and the members
+ * added later come after every earlier one, so a program built against the
+ * previous header reads the same offsets. */
+static void test_status_struct_compatible(void **state)
+{
+    (void)state;
+    struct cw_status s;
+    memset(&s, 0, sizeof(s));
+    s.pending_reads = 3;
+    assert_true(s.waiting == 3);
+    s.counters.reads_waited = 4;
+    s.counters.reads_timed_out = 5;
+    assert_true(s.counters.requests_waited == 4 && s.counters.requests_timed_out == 5);
+    assert_true(offsetof(struct cw_status, waiting) < offsetof(struct cw_status, keys));
+    assert_true(offsetof(struct cw_status, counters) + sizeof(s.counters) <=
+                offsetof(struct cw_status, outbox_bytes));
+    assert_true(offsetof(struct cw_status, outbox_bytes) < offsetof(struct cw_status, keys_loaded));
+    assert_true(offsetof(struct cw_status_counters, requests_waited) ==
+                offsetof(struct cw_status_counters, resent_records) + sizeof(uint64_t));
 }
 
 /* 64-bit values survive exactly: up to INT64_MAX as JSON integers, above it
@@ -767,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_session_tokens),
         cmocka_unit_test(test_stamps),
         cmocka_unit_test(test_status_json),
+        cmocka_unit_test(test_status_struct_compatible),
         cmocka_unit_test(test_status_json_exact_u64),
         cmocka_unit_test(test_status_json_rejects_bad_ids),
         cmocka_unit_test(test_status_regions),

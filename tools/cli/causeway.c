@@ -162,10 +162,10 @@ static const char *const status_help =
     "usage: causeway [OPTIONS] status\n"
     "\n"
     "Shows the node's status: its region and the cluster's regions, durability,\n"
-    "uptime, its hybrid-logical clock, the applied and stable vectors, buffered,\n"
-    "pending and outbox counts, every peer's link state and traffic, visibility\n"
-    "latencies of each peer's writes, and the counters. Works on the client and\n"
-    "the admin endpoint.\n"
+    "uptime, its hybrid-logical clock, the applied and stable vectors, the keys,\n"
+    "buffered, waiting and outbox counts with the bytes they hold, every peer's\n"
+    "link state, traffic and bytes in flight, visibility latencies of each peer's\n"
+    "writes, and the counters. Works on the client and the admin endpoint.\n"
     "\n"
     "Stamps (the clock and the vectors) are hybrid-logical: microseconds since\n"
     "the epoch in the high bits, a counter in the low 12. The text output shows\n"
@@ -605,6 +605,23 @@ static void format_duration(uint64_t us, char *buf, size_t len)
     }
 }
 
+/* A byte count for people: "512 B", "1.5 KiB", "256.0 MiB". */
+static void format_bytes(uint64_t b, char *buf, size_t len)
+{
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (b < 1024) {
+        snprintf(buf, len, "%llu B", (unsigned long long)b);
+        return;
+    }
+    double v = (double)b / 1024.0;
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, len, "%.1f %s", v, unit[u]);
+}
+
 /* Milliseconds with microsecond precision, from a microsecond count. */
 static void format_ms(uint64_t us, char *buf, size_t len)
 {
@@ -668,13 +685,19 @@ static void print_status_text(const struct cw_status *s)
     if (cw_stamp_format((uint64_t)s->now_us << CW_STAMP_LOGICAL_BITS, utc, sizeof(utc)) != CW_OK)
         snprintf(utc, sizeof(utc), "?");
     printf("%-*s %s\n", head, "wall clock", utc);
-    printf("%-*s %llu\n", head, "keys", (unsigned long long)s->keys);
-    printf("%-*s %llu  remote writes waiting for their dependencies\n", head, "buffered",
-           (unsigned long long)s->buffered);
-    printf("%-*s %llu  requests waiting for this region to catch up\n", head, "pending reads",
-           (unsigned long long)s->pending_reads);
-    printf("%-*s %llu  own writes not yet applied by every region\n", head, "outbox",
-           (unsigned long long)s->outbox_total);
+    char b1[32], b2[32];
+    format_bytes(s->key_cache_bytes, b1, sizeof(b1));
+    printf("%-*s %llu  (key states in memory: %s)\n", head, "keys", (unsigned long long)s->keys,
+           b1);
+    format_bytes(s->buffered_bytes, b1, sizeof(b1));
+    printf("%-*s %llu  remote writes waiting for their dependencies (%s)\n", head, "buffered",
+           (unsigned long long)s->buffered, b1);
+    printf("%-*s %llu  requests waiting for this region to catch up\n", head, "waiting",
+           (unsigned long long)s->waiting);
+    format_bytes(s->outbox_bytes, b1, sizeof(b1));
+    format_bytes(s->outbox_body_bytes, b2, sizeof(b2));
+    printf("%-*s %llu  own writes not yet applied by every region (%s; bodies in memory: %s)\n",
+           head, "outbox", (unsigned long long)s->outbox_total, b1, b2);
 
     printf("\n%-*s %20s  %-27s  %12s\n", head, "applied", "stamp", "UTC", "lag ms");
     for (unsigned i = 0; i < rg->n; i++)
@@ -684,15 +707,17 @@ static void print_status_text(const struct cw_status *s)
         print_stamp_row(w, rg->name[i], s->stable[i], s->clock);
 
     if (s->n_peers > 0) {
-        printf("\n%-*s %-4s %8s %7s %10s %10s %10s %12s %8s\n", head, "peers", "link", "delay ms",
-               "queued", "sent", "dropped", "received", "bytes sent", "outbox");
+        printf("\n%-*s %-4s %8s %7s %10s %10s %10s %12s %8s %12s\n", head, "peers", "link",
+               "delay ms", "queued", "sent", "dropped", "received", "bytes sent", "outbox",
+               "in flight B");
         for (unsigned i = 0; i < s->n_peers; i++) {
             const struct cw_status_peer *p = &s->peers[i];
-            printf("  %-*s %-4s %8u %7llu %10llu %10llu %10llu %12llu %8llu\n", w, rg->name[p->id],
-                   p->link_cut ? "cut" : "up", p->delay_ms, (unsigned long long)p->queued,
-                   (unsigned long long)p->frames_sent, (unsigned long long)p->frames_dropped,
-                   (unsigned long long)p->frames_received, (unsigned long long)p->bytes_sent,
-                   (unsigned long long)p->outbox_pending);
+            printf("  %-*s %-4s %8u %7llu %10llu %10llu %10llu %12llu %8llu %12llu\n", w,
+                   rg->name[p->id], p->link_cut ? "cut" : "up", p->delay_ms,
+                   (unsigned long long)p->queued, (unsigned long long)p->frames_sent,
+                   (unsigned long long)p->frames_dropped, (unsigned long long)p->frames_received,
+                   (unsigned long long)p->bytes_sent, (unsigned long long)p->outbox_pending,
+                   (unsigned long long)s->inflight_bytes[i]);
         }
         /* Of each peer's writes: applied here minus committed there. */
         printf("\n%-*s %10s %10s %10s %10s %10s\n", head, "visibility ms", "count", "p50", "p90",
@@ -724,11 +749,16 @@ static void print_status_text(const struct cw_status *s)
         {"nacks_sent", c->nacks_sent},
         {"nacks_received", c->nacks_received},
         {"resent_records", c->resent_records},
-        {"reads_waited", c->reads_waited},
-        {"reads_timed_out", c->reads_timed_out},
+        {"requests_waited", c->requests_waited},
+        {"requests_timed_out", c->requests_timed_out},
         {"buffer_full_drops", c->buffer_full_drops},
         {"tombstones_collected", c->tombstones_collected},
         {"stamps_refused", c->stamps_refused},
+        {"keys_loaded", s->keys_loaded},
+        {"keys_evicted", s->keys_evicted},
+        {"bodies_loaded", s->bodies_loaded},
+        {"bodies_evicted", s->bodies_evicted},
+        {"store_read_errors", s->store_read_errors},
         {"errors", c->errors},
         {"requests", c->requests},
         {"bad_requests", c->bad_requests},
