@@ -146,7 +146,8 @@ CW_EXPORT int cw_sess_import(struct cw_sess *s, const char *token);
  *     context TOKEN
  *     key HEX TOKEN          (zero or more; least recently used first)
  * where HEX is the lowercase hex of the full key "bucket/key" and TOKEN a
- * context token. Returns CW_OK or CW_EIO (cw_sess_error says why).
+ * context token. Lines end with LF; cw_sess_load also accepts CRLF. Returns
+ * CW_OK or CW_EIO (cw_sess_error says why).
  */
 CW_EXPORT int cw_sess_save(struct cw_sess *s, const char *path);
 
@@ -154,8 +155,10 @@ CW_EXPORT int cw_sess_save(struct cw_sess *s, const char *path);
  * Replaces the session's context and key contexts with those in the file at path
  * (written by cw_sess_save). Keys beyond the session's bound keep only the most
  * recently used. Returns CW_OK; CW_ENOTFOUND when the file does not exist;
- * CW_EIO when it cannot be read; CW_ECONTEXT when it is malformed (cw_sess_error
- * names the file and line). On any error the session is unchanged.
+ * CW_EIO when it cannot be read; CW_ECONTEXT when it is malformed, not a
+ * session file, or of a format version this library does not read
+ * (cw_sess_error names the file and line, "FILE:LINE: what is wrong"). On any
+ * error the session is unchanged.
  */
 CW_EXPORT int cw_sess_load(struct cw_sess *s, const char *path);
 

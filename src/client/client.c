@@ -308,7 +308,9 @@ static int sess_parse_key(struct cw_session *into, char *line, const char **why)
  * Reads one line of at most cap - 1 bytes (the newline dropped, a NUL added)
  * into buf, setting *len. Returns 1 for a line, 0 at the end of the file, -1
  * for a line that does not fit (the rest of the file is then not read). A last
- * line without a newline counts as a line.
+ * line without a newline counts as a line. A carriage return before the newline
+ * (or at the end of the last line) is dropped too: a file whose lines end in
+ * CRLF, as an editor on Windows writes them, reads like one with LF.
  */
 static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
 {
@@ -319,9 +321,12 @@ static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
             return -1;
         buf[n++] = (char)ch;
     }
+    bool any = ch != EOF || n > 0;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
     buf[n] = '\0';
     *len = n;
-    return ch == EOF && n == 0 ? 0 : 1;
+    return any ? 1 : 0;
 }
 
 int cw_sess_load(struct cw_sess *s, const char *path)
@@ -342,6 +347,10 @@ int cw_sess_load(struct cw_sess *s, const char *path)
     unsigned long lineno = 0;
     bool have_context = false;
     const char *why = NULL;
+    /* What the message calls the problem: most are malformations; a file of
+     * another kind or of another format version is not malformed. */
+    const char *lead = "malformed session file: ";
+    char why_buf[160];
     rc = CW_OK;
     size_t n;
     int got;
@@ -355,10 +364,20 @@ int cw_sess_load(struct cw_sess *s, const char *path)
             rc = CW_ECONTEXT;
         } else if (lineno == 1) {
             if (strncmp(line, SESS_MAGIC " ", sizeof(SESS_MAGIC)) != 0) {
-                why = "not a causeway session file (expected \"" SESS_MAGIC " 1\")";
+                why = "not a causeway session file (its first line is not \"" SESS_MAGIC " 1\")";
+                lead = "";
                 rc = CW_ECONTEXT;
             } else if (strcmp(line + sizeof(SESS_MAGIC), "1") != 0) {
-                why = "unsupported session format version (this library reads version 1)";
+                const char *v = line + sizeof(SESS_MAGIC);
+                bool printable = strlen(v) <= 16;
+                for (const char *c = v; printable && *c; c++)
+                    printable = *c > 0x20 && *c < 0x7f;
+                snprintf(why_buf, sizeof(why_buf),
+                         "session file format version '%.16s', which this library does not read "
+                         "(it reads version 1; did a newer causeway write it?)",
+                         printable ? v : "?");
+                why = why_buf;
+                lead = "";
                 rc = CW_ECONTEXT;
             }
         } else if (lineno == 2) {
@@ -392,7 +411,7 @@ int cw_sess_load(struct cw_sess *s, const char *path)
     }
     if (rc != CW_OK) {
         if (rc == CW_ECONTEXT)
-            sess_fail(s, "%s:%lu: malformed session file: %s", path, lineno, why);
+            sess_fail(s, "%s:%lu: %s%s", path, lineno, lead, why);
         goto err_after_line;
     }
     free(line);

@@ -374,6 +374,64 @@ static void test_session_malformed_files(void **state)
     cw_sess_free(&s);
 }
 
+/* A file with CRLF line ends (an editor on Windows) loads like one with LF; a
+ * file of another kind or format version says so, rather than "malformed". */
+static void test_session_crlf_and_messages(void **state)
+{
+    struct tmp *t = *state;
+    char tok[CW_TOKEN_MAX], ktok[CW_TOKEN_MAX], hex[64], text[1024];
+    make_token(tok, 1, 2, 3);
+    make_token(ktok, 0, 7, 0);
+    hex_of("cart/alice", hex);
+    int n = snprintf(text, sizeof(text), "causeway-session 1\r\ncontext %s\r\nkey %s %s\r\n", tok,
+                     hex, ktok);
+    write_file(t->path, text, (size_t)n);
+    struct cw_sess *s = NULL;
+    assert_int_equal(cw_sess_new(0, &s), CW_OK);
+    if (cw_sess_load(s, t->path) != CW_OK)
+        fail_msg("a CRLF session file is refused: %s", cw_sess_error(s));
+    char got[CW_TOKEN_MAX];
+    assert_int_equal(cw_sess_export(s, got, sizeof(got)), CW_OK);
+    assert_string_equal(got, tok);
+    /* The key context came through too: saving writes it back (with LF). */
+    assert_int_equal(cw_sess_save(s, t->path), CW_OK);
+    char expect[1024];
+    n = snprintf(expect, sizeof(expect), "causeway-session 1\ncontext %s\nkey %s %s\n", tok, hex,
+                 ktok);
+    FILE *f = fopen(t->path, "r");
+    assert_non_null(f);
+    char back[1024];
+    size_t len = fread(back, 1, sizeof(back) - 1, f);
+    fclose(f);
+    back[len] = '\0';
+    assert_string_equal(back, expect);
+    /* A last line without its LF but with the CR, too. */
+    n = snprintf(text, sizeof(text), "causeway-session 1\r\ncontext %s\r", tok);
+    write_file(t->path, text, (size_t)n);
+    assert_int_equal(cw_sess_load(s, t->path), CW_OK);
+    /* A CR inside a line is still not part of the format. */
+    n = snprintf(text, sizeof(text), "causeway-session 1\ncontext %s\rx\n", tok);
+    write_file(t->path, text, (size_t)n);
+    assert_int_equal(cw_sess_load(s, t->path), CW_ECONTEXT);
+    assert_non_null(strstr(cw_sess_error(s), ":2: malformed session file"));
+
+    /* Another format version: named, and not called malformed. */
+    n = snprintf(text, sizeof(text), "causeway-session 2\ncontext %s\n", tok);
+    write_file(t->path, text, (size_t)n);
+    assert_int_equal(cw_sess_load(s, t->path), CW_ECONTEXT);
+    const char *e = cw_sess_error(s);
+    if (strstr(e, ":1: session file format version '2'") == NULL ||
+        strstr(e, "reads version 1") == NULL || strstr(e, "malformed") != NULL)
+        fail_msg("version 2: %s", e);
+    /* Not a session file at all. */
+    write_file(t->path, "hello\n", 6);
+    assert_int_equal(cw_sess_load(s, t->path), CW_ECONTEXT);
+    e = cw_sess_error(s);
+    if (strstr(e, ":1: not a causeway session file") == NULL || strstr(e, "malformed") != NULL)
+        fail_msg("not a session file: %s", e);
+    cw_sess_free(&s);
+}
+
 static void test_session_tokens(void **state)
 {
     (void)state;
@@ -815,6 +873,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_save_creates_and_is_atomic, setup_tmp,
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(test_session_malformed_files, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_session_crlf_and_messages, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_session_tokens),
         cmocka_unit_test(test_stamps),
         cmocka_unit_test(test_status_json),

@@ -14,7 +14,11 @@
  * `causeway --json status` are the same) and "--" ends the options.
  *
  * Exit statuses: 0 success, 1 operational error, 2 bad usage (nothing was
- * sent), 3 key not found.
+ * sent), 3 key not found. An error the server answered with (even one about
+ * the request's content, like a context it refuses) is operational: the
+ * request was sent. Whatever can be checked before sending (the BUCKET/KEY
+ * syntax, a --context token that does not parse) is checked first and is a
+ * usage error.
  */
 #include <causeway.h>
 
@@ -285,8 +289,24 @@ static int usage(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/* Reports a failed library call: what failed, the general sentence and, when it
- * adds something, the detailed message. Returns the exit status. */
+/* A server's error message is "GENERAL: DETAIL", GENERAL being cw_strerror of
+ * its code (the daemon prefixes it). Returns DETAIL, or NULL when msg does not
+ * start with the general sentence. */
+static const char *after_general(int rc, const char *msg)
+{
+    const char *general = cw_strerror(rc);
+    size_t n = strlen(general);
+    if (msg == NULL || strncmp(msg, general, n) != 0)
+        return NULL;
+    if (msg[n] == '\0')
+        return msg + n;
+    return msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : NULL;
+}
+
+/* Reports a failed library call: what failed, then the general sentence and,
+ * when it adds something, the detailed message; a detail that already starts
+ * with the general sentence (a server's message) is printed alone, so nothing
+ * is said twice. Returns the exit status. */
 static int failed(int rc, const char *detail, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -297,9 +317,12 @@ static int failed(int rc, const char *detail, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, ": %s", cw_strerror(rc));
-    if (detail != NULL && detail[0] != '\0' && strcmp(detail, cw_strerror(rc)) != 0)
-        fprintf(stderr, " (%s)", detail);
+    if (detail != NULL && after_general(rc, detail) != NULL)
+        fprintf(stderr, ": %s", detail);
+    else if (detail != NULL && detail[0] != '\0')
+        fprintf(stderr, ": %s (%s)", cw_strerror(rc), detail);
+    else
+        fprintf(stderr, ": %s", cw_strerror(rc));
     fputc('\n', stderr);
     return EXIT_FAIL;
 }
@@ -810,14 +833,55 @@ static int split_key(struct run *r, const char *bk, char *bucket, size_t bucket_
     return EXIT_OK;
 }
 
-/* Input errors that the library found before sending anything are usage errors. */
+/*
+ * Reports a failed put, get or del. A bad bucket or key is found by the library
+ * before anything is sent: a usage error. Every context token was parsed before
+ * the request was sent (--context by check_context, the session's when its file
+ * was loaded), so CW_ECONTEXT here is the region refusing a well-formed
+ * context: a context naming a region this cluster lacks, or holding a stamp
+ * too far ahead of the region's physical time (clock skew). That is the
+ * server's verdict on a request it received, so it is reported with the
+ * server's own detail and the exit status of an operational error.
+ */
 static int op_failed(struct run *r, int rc, const char *what, const char *bk)
 {
     char sb[6 * SHOWN_MAX + 4];
-    if (rc == CW_EBUCKET || rc == CW_EKEY || (rc == CW_ECONTEXT && r->a.context != NULL))
-        return usage(r->a.cmd, "%s %s: %s (%s)", what, shown(bk, sb), cw_strerror(rc),
-                     cw_client_error(r->client));
-    return failed(rc, cw_client_error(r->client), "%s %s", what, shown(bk, sb));
+    const char *detail = cw_client_error(r->client);
+    if (rc == CW_EBUCKET || rc == CW_EKEY)
+        return usage(r->a.cmd, "%s %s: %s (%s)", what, shown(bk, sb), cw_strerror(rc), detail);
+    if (rc == CW_ECONTEXT) {
+        const char *why = after_general(rc, detail);
+        if (why == NULL)
+            why = detail;
+        fprintf(stderr, "causeway: %s %s: the region refused the request's causal context: %s\n",
+                what, shown(bk, sb), why[0] != '\0' ? why : "(it gave no detail)");
+        return EXIT_FAIL;
+    }
+    return failed(rc, detail, "%s %s", what, shown(bk, sb));
+}
+
+/* A --context token must parse before anything is sent: one that does not is a
+ * usage error, told apart from a token the region refuses (op_failed). */
+static int check_context(struct run *r)
+{
+    if (r->a.context == NULL)
+        return EXIT_OK;
+    struct cw_sess *scratch = NULL;
+    int rc = cw_sess_new(1, &scratch);
+    if (rc != CW_OK)
+        return failed(rc, NULL, "check the --context token");
+    rc = cw_sess_import(scratch, r->a.context);
+    cw_sess_free(&scratch);
+    if (rc == CW_ECONTEXT) {
+        char sb[6 * SHOWN_MAX + 4];
+        return usage(r->a.cmd,
+                     "--context '%s' is not a context token (cw1- and hex digits): pass the "
+                     "token exactly as get printed it on its 'context:' line",
+                     shown(r->a.context, sb));
+    }
+    if (rc != CW_OK)
+        return failed(rc, NULL, "check the --context token");
+    return EXIT_OK;
 }
 
 static int read_stdin(uint8_t **out, size_t *len)
@@ -865,6 +929,8 @@ static int cmd_write(struct run *r, bool is_put)
     char bucket[CW_BUCKET_LEN_MAX + 1];
     const char *key;
     int st = split_key(r, bk, bucket, sizeof(bucket), &key);
+    if (st == EXIT_OK)
+        st = check_context(r);
     if (st != EXIT_OK)
         return st;
     struct cw_put_result res;
@@ -1026,6 +1092,12 @@ static int resolve_endpoint(struct run *r, const char **ep)
     return EXIT_OK;
 }
 
+/*
+ * Loads the --session file, or creates it. Its errors are about the file, and
+ * say so: cw_sess_load reports a malformed file as CW_ECONTEXT, whose general
+ * sentence is about context tokens on the command line, so it is not shown.
+ * Nothing has been sent yet; the file is not changed.
+ */
 static int open_session(struct run *r)
 {
     const char *path = r->a.session;
@@ -1033,14 +1105,39 @@ static int open_session(struct run *r)
     if (rc != CW_OK)
         return failed(rc, NULL, "session %s", path);
     rc = cw_sess_load(r->sess, path);
-    if (rc == CW_ENOTFOUND) {
+    const char *detail = cw_sess_error(r->sess);
+    switch (rc) {
+    case CW_OK:
+        return EXIT_OK;
+    case CW_ENOTFOUND:
         /* Create it now: a file that cannot be written should stop us before a
          * write is sent whose causal context would then be lost. */
         rc = cw_sess_save(r->sess, path);
+        if (rc == CW_OK)
+            return EXIT_OK;
+        fprintf(stderr,
+                "causeway: cannot create session file %s (%s)\n"
+                "causeway: pass a --session FILE in a directory you can write to\n",
+                path, cw_sess_error(r->sess));
+        return EXIT_FAIL;
+    case CW_EIO:
+        /* The detail names the file: "cannot open/read session file F: why". */
+        fprintf(stderr,
+                "causeway: %s\n"
+                "causeway: make %s a readable session file, or pass another --session FILE\n",
+                detail, path);
+        return EXIT_FAIL;
+    case CW_ECONTEXT:
+        /* The detail is "FILE:LINE: what is wrong with the file". */
+        fprintf(stderr,
+                "causeway: %s\n"
+                "causeway: delete %s to start a new session (which forgets what the old one "
+                "had seen), or pass a fresh --session FILE\n",
+                detail, path);
+        return EXIT_FAIL;
+    default:
+        return failed(rc, detail, "session %s", path);
     }
-    if (rc != CW_OK)
-        return failed(rc, cw_sess_error(r->sess), "session %s", path);
-    return EXIT_OK;
 }
 
 static int run_command(struct run *r, const struct command *cmd)
