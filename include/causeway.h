@@ -146,7 +146,8 @@ CW_EXPORT int cw_sess_import(struct cw_sess *s, const char *token);
  *     context TOKEN
  *     key HEX TOKEN          (zero or more; least recently used first)
  * where HEX is the lowercase hex of the full key "bucket/key" and TOKEN a
- * context token. Returns CW_OK or CW_EIO (cw_sess_error says why).
+ * context token. Lines end with LF; cw_sess_load also accepts CRLF. Returns
+ * CW_OK or CW_EIO (cw_sess_error says why).
  */
 CW_EXPORT int cw_sess_save(struct cw_sess *s, const char *path);
 
@@ -154,8 +155,10 @@ CW_EXPORT int cw_sess_save(struct cw_sess *s, const char *path);
  * Replaces the session's context and key contexts with those in the file at path
  * (written by cw_sess_save). Keys beyond the session's bound keep only the most
  * recently used. Returns CW_OK; CW_ENOTFOUND when the file does not exist;
- * CW_EIO when it cannot be read; CW_ECONTEXT when it is malformed (cw_sess_error
- * names the file and line). On any error the session is unchanged.
+ * CW_EIO when it cannot be read; CW_ECONTEXT when it is malformed, not a
+ * session file, or of a format version this library does not read
+ * (cw_sess_error names the file and line, "FILE:LINE: what is wrong"). On any
+ * error the session is unchanged.
  */
 CW_EXPORT int cw_sess_load(struct cw_sess *s, const char *path);
 
@@ -288,8 +291,17 @@ struct cw_status_counters {
     uint64_t remote_gaps;                /* remote records after a gap in their stream */
     uint64_t nacks_sent, nacks_received; /* resend requests */
     uint64_t resent_records;
-    uint64_t reads_waited;    /* requests that waited for their session's context */
-    uint64_t reads_timed_out; /* ... and gave up with CW_ENOTREADY */
+    /* Requests, reads and writes, that waited for their session's context, and
+     * those that gave up with CW_ENOTREADY. The reads_ names are the old ones,
+     * kept so that programs using them still build. */
+    union {
+        uint64_t requests_waited;
+        uint64_t reads_waited;
+    };
+    union {
+        uint64_t requests_timed_out;
+        uint64_t reads_timed_out;
+    };
     uint64_t buffer_full_drops;
     uint64_t tombstones_collected;
     uint64_t stamps_refused; /* peer stamps more than 60 s ahead of physical time */
@@ -308,7 +320,8 @@ struct cw_status_counters {
  * how to read it. Stamps are described above (cw_stamp_format); entries of
  * applied and stable past regions.n are 0. A later release may add members at
  * the end: the library allocates the struct, so a program built against this
- * header keeps working.
+ * header keeps working. A node of an earlier release sends none of the later
+ * members: they read 0.
  */
 struct cw_status {
     unsigned id;               /* this node's region id */
@@ -321,13 +334,34 @@ struct cw_status {
     uint64_t applied[CW_REGION_NAMES_MAX];
     /* Per origin: the least applied entry over every region, as last acknowledged. */
     uint64_t stable[CW_REGION_NAMES_MAX];
-    uint64_t buffered;      /* remote writes waiting in the dependency buffer */
-    uint64_t outbox_total;  /* this region's writes not yet applied by every region */
-    uint64_t pending_reads; /* requests waiting until this region catches up with them */
-    uint64_t keys;          /* keys held */
-    unsigned n_peers;       /* every other region, in the node's order (by id) */
+    uint64_t buffered;     /* remote writes waiting in the dependency buffer */
+    uint64_t outbox_total; /* this region's writes not yet applied by every region */
+    /* Requests, reads and writes, waiting until this region catches up with
+     * their session (pending_reads is the old name, kept for programs using it). */
+    union {
+        uint64_t waiting;
+        uint64_t pending_reads;
+    };
+    uint64_t keys;    /* keys held */
+    unsigned n_peers; /* every other region, in the node's order (by id) */
     struct cw_status_peer peers[CW_REGION_NAMES_MAX - 1];
     struct cw_status_counters counters;
+
+    /* Added with the byte bounds of the queues and the store-of-record caches
+     * (docs/configuration.md names the bounds). */
+    uint64_t outbox_bytes;      /* bytes of the outbox records (outbox_bytes_max) */
+    uint64_t buffered_bytes;    /* bytes of the dependency buffer (dep_buffer_bytes_max) */
+    uint64_t key_cache_bytes;   /* memory held for key states (key_cache_bytes_max) */
+    uint64_t outbox_body_bytes; /* memory held for outbox bodies (outbox_cache_bytes_max) */
+    /* inflight_bytes[i] belongs to peers[i]: bytes sent to it and not yet
+     * acknowledged (inflight_bytes_max). */
+    uint64_t inflight_bytes[CW_REGION_NAMES_MAX - 1];
+    /* Counters of the caches, since the node started. */
+    uint64_t keys_loaded;       /* key states read back from the store */
+    uint64_t keys_evicted;      /* key states dropped from memory */
+    uint64_t bodies_loaded;     /* outbox record bodies read back from the store */
+    uint64_t bodies_evicted;    /* outbox record bodies dropped from memory */
+    uint64_t store_read_errors; /* reads from the store that failed */
 };
 
 /*

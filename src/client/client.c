@@ -308,7 +308,9 @@ static int sess_parse_key(struct cw_session *into, char *line, const char **why)
  * Reads one line of at most cap - 1 bytes (the newline dropped, a NUL added)
  * into buf, setting *len. Returns 1 for a line, 0 at the end of the file, -1
  * for a line that does not fit (the rest of the file is then not read). A last
- * line without a newline counts as a line.
+ * line without a newline counts as a line. A carriage return before the newline
+ * (or at the end of the last line) is dropped too: a file whose lines end in
+ * CRLF, as an editor on Windows writes them, reads like one with LF.
  */
 static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
 {
@@ -319,9 +321,12 @@ static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
             return -1;
         buf[n++] = (char)ch;
     }
+    bool any = ch != EOF || n > 0;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
     buf[n] = '\0';
     *len = n;
-    return ch == EOF && n == 0 ? 0 : 1;
+    return any ? 1 : 0;
 }
 
 int cw_sess_load(struct cw_sess *s, const char *path)
@@ -342,6 +347,10 @@ int cw_sess_load(struct cw_sess *s, const char *path)
     unsigned long lineno = 0;
     bool have_context = false;
     const char *why = NULL;
+    /* What the message calls the problem: most are malformations; a file of
+     * another kind or of another format version is not malformed. */
+    const char *lead = "malformed session file: ";
+    char why_buf[160];
     rc = CW_OK;
     size_t n;
     int got;
@@ -355,10 +364,20 @@ int cw_sess_load(struct cw_sess *s, const char *path)
             rc = CW_ECONTEXT;
         } else if (lineno == 1) {
             if (strncmp(line, SESS_MAGIC " ", sizeof(SESS_MAGIC)) != 0) {
-                why = "not a causeway session file (expected \"" SESS_MAGIC " 1\")";
+                why = "not a causeway session file (its first line is not \"" SESS_MAGIC " 1\")";
+                lead = "";
                 rc = CW_ECONTEXT;
             } else if (strcmp(line + sizeof(SESS_MAGIC), "1") != 0) {
-                why = "unsupported session format version (this library reads version 1)";
+                const char *v = line + sizeof(SESS_MAGIC);
+                bool printable = strlen(v) <= 16;
+                for (const char *c = v; printable && *c; c++)
+                    printable = *c > 0x20 && *c < 0x7f;
+                snprintf(why_buf, sizeof(why_buf),
+                         "session file format version '%.16s', which this library does not read "
+                         "(it reads version 1; did a newer causeway write it?)",
+                         printable ? v : "?");
+                why = why_buf;
+                lead = "";
                 rc = CW_ECONTEXT;
             }
         } else if (lineno == 2) {
@@ -392,7 +411,7 @@ int cw_sess_load(struct cw_sess *s, const char *path)
     }
     if (rc != CW_OK) {
         if (rc == CW_ECONTEXT)
-            sess_fail(s, "%s:%lu: malformed session file: %s", path, lineno, why);
+            sess_fail(s, "%s:%lu: %s%s", path, lineno, lead, why);
         goto err_after_line;
     }
     free(line);
@@ -904,8 +923,12 @@ static void status_from_wire(const struct cw_wire_status *w, struct cw_status *s
     }
     st->buffered = w->buffered;
     st->outbox_total = w->outbox_total;
-    st->pending_reads = w->pending_reads;
+    st->waiting = w->waiting;
     st->keys = w->keys;
+    st->outbox_bytes = w->outbox_bytes;
+    st->buffered_bytes = w->buffered_bytes;
+    st->key_cache_bytes = w->key_cache_bytes;
+    st->outbox_body_bytes = w->outbox_body_bytes;
     st->n_peers = w->n_peers;
     for (uint32_t i = 0; i < w->n_peers; i++) {
         const struct cw_wire_peer_status *wp = &w->peers[i];
@@ -920,6 +943,7 @@ static void status_from_wire(const struct cw_wire_status *w, struct cw_status *s
         p->bytes_sent = wp->bytes_sent;
         p->outbox_pending = wp->outbox_pending;
         latency_from_wire(&wp->visibility, &p->visibility);
+        st->inflight_bytes[i] = wp->inflight_bytes;
     }
     struct cw_status_counters *c = &st->counters;
     c->puts = w->replica.puts;
@@ -931,8 +955,8 @@ static void status_from_wire(const struct cw_wire_status *w, struct cw_status *s
     c->nacks_sent = w->replica.nacks_sent;
     c->nacks_received = w->replica.nacks_received;
     c->resent_records = w->replica.resent_records;
-    c->reads_waited = w->replica.reads_waited;
-    c->reads_timed_out = w->replica.reads_timed_out;
+    c->requests_waited = w->replica.requests_waited;
+    c->requests_timed_out = w->replica.requests_timed_out;
     c->buffer_full_drops = w->replica.buffer_full_drops;
     c->tombstones_collected = w->replica.tombstones_collected;
     c->stamps_refused = w->replica.stamps_refused;
@@ -943,6 +967,11 @@ static void status_from_wire(const struct cw_wire_status *w, struct cw_status *s
     c->replies_dropped = w->node.replies_dropped;
     c->commits = w->node.commits;
     c->commit_records = w->node.commit_records;
+    st->keys_loaded = w->replica.keys_loaded;
+    st->keys_evicted = w->replica.keys_evicted;
+    st->bodies_loaded = w->replica.bodies_loaded;
+    st->bodies_evicted = w->replica.bodies_evicted;
+    st->store_read_errors = w->replica.store_read_errors;
 }
 
 int cw_status_get(struct cw_client *c, struct cw_status **out)
@@ -1018,8 +1047,9 @@ static json_t *json_vector(const struct cw_status *s, const uint64_t *v)
     return ok ? o : NULL;
 }
 
-static json_t *json_counters(const struct cw_status_counters *c)
+static json_t *json_counters(const struct cw_status *s)
 {
+    const struct cw_status_counters *c = &s->counters;
     const struct {
         const char *name;
         uint64_t v;
@@ -1033,11 +1063,16 @@ static json_t *json_counters(const struct cw_status_counters *c)
         {"nacks_sent", c->nacks_sent},
         {"nacks_received", c->nacks_received},
         {"resent_records", c->resent_records},
-        {"reads_waited", c->reads_waited},
-        {"reads_timed_out", c->reads_timed_out},
+        {"requests_waited", c->requests_waited},
+        {"requests_timed_out", c->requests_timed_out},
         {"buffer_full_drops", c->buffer_full_drops},
         {"tombstones_collected", c->tombstones_collected},
         {"stamps_refused", c->stamps_refused},
+        {"keys_loaded", s->keys_loaded},
+        {"keys_evicted", s->keys_evicted},
+        {"bodies_loaded", s->bodies_loaded},
+        {"bodies_evicted", s->bodies_evicted},
+        {"store_read_errors", s->store_read_errors},
         {"errors", c->errors},
         {"requests", c->requests},
         {"bad_requests", c->bad_requests},
@@ -1055,8 +1090,9 @@ static json_t *json_counters(const struct cw_status_counters *c)
     return ok ? o : NULL;
 }
 
-static json_t *json_peer(const struct cw_status *s, const struct cw_status_peer *p)
+static json_t *json_peer(const struct cw_status *s, unsigned i)
 {
+    const struct cw_status_peer *p = &s->peers[i];
     json_t *o = json_object();
     bool ok = o != NULL && jset(o, "region", json_string(s->regions.name[p->id])) &&
               jset(o, "id", json_integer(p->id)) &&
@@ -1067,7 +1103,8 @@ static json_t *json_peer(const struct cw_status *s, const struct cw_status_peer 
               jset(o, "frames_dropped", json_u64(p->frames_dropped)) &&
               jset(o, "frames_received", json_u64(p->frames_received)) &&
               jset(o, "bytes_sent", json_u64(p->bytes_sent)) &&
-              jset(o, "outbox_pending", json_u64(p->outbox_pending));
+              jset(o, "outbox_pending", json_u64(p->outbox_pending)) &&
+              jset(o, "inflight_bytes", json_u64(s->inflight_bytes[i]));
     if (!ok)
         json_decref(o);
     return ok ? o : NULL;
@@ -1111,19 +1148,22 @@ static json_t *status_to_json(const struct cw_status *s)
               jset(doc, "applied", json_vector(s, s->applied)) &&
               jset(doc, "stable", json_vector(s, s->stable)) &&
               jset(doc, "buffered", json_u64(s->buffered)) &&
+              jset(doc, "buffered_bytes", json_u64(s->buffered_bytes)) &&
               jset(doc, "outbox_total", json_u64(s->outbox_total)) &&
-              jset(doc, "pending_reads", json_u64(s->pending_reads)) &&
-              jset(doc, "keys", json_u64(s->keys)) &&
+              jset(doc, "outbox_bytes", json_u64(s->outbox_bytes)) &&
+              jset(doc, "outbox_body_bytes", json_u64(s->outbox_body_bytes)) &&
+              jset(doc, "waiting", json_u64(s->waiting)) && jset(doc, "keys", json_u64(s->keys)) &&
+              jset(doc, "key_cache_bytes", json_u64(s->key_cache_bytes)) &&
               (peers = jadd(doc, "peers", json_array())) != NULL &&
               (outbox = jadd(doc, "outbox", json_object())) != NULL &&
               (vis = jadd(doc, "visibility_ms", json_object())) != NULL &&
-              jset(doc, "counters", json_counters(&s->counters));
+              jset(doc, "counters", json_counters(s));
     for (unsigned i = 0; ok && i < s->regions.n; i++)
         ok = json_array_append_new(regions, json_string(s->regions.name[i])) == 0;
     for (unsigned i = 0; ok && i < s->n_peers; i++) {
         const struct cw_status_peer *p = &s->peers[i];
         const char *name = s->regions.name[p->id];
-        ok = json_array_append_new(peers, json_peer(s, p)) == 0 &&
+        ok = json_array_append_new(peers, json_peer(s, i)) == 0 &&
              jset(outbox, name, json_u64(p->outbox_pending)) &&
              jset(vis, name, json_visibility(&p->visibility));
     }

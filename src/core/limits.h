@@ -62,4 +62,7 @@
 #define CW_DEFAULT_KEY_CACHE_BYTES_MAX (64ull << 20)
 #define CW_DEFAULT_OUTBOX_CACHE_BYTES_MAX (32ull << 20)
 
+/* Default of the store's Berkeley DB page cache (config: store_cache_bytes). */
+#define CW_DEFAULT_STORE_CACHE_BYTES (32ull << 20)
+
 #endif

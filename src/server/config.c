@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include <arpa/inet.h>
 #include <ini.h>
 
 #include <causeway/error.h>
@@ -62,13 +63,35 @@ enum cluster_key {
     CK_BATCH_RECORDS_MAX,
     CK_WINDOW_RECORDS,
     CK_WAITING_MAX,
+    CK_OUTBOX_BYTES_MAX,
+    CK_DEP_BUFFER_BYTES_MAX,
+    CK_INFLIGHT_BYTES_MAX,
+    CK_KEY_CACHE_BYTES_MAX,
+    CK_OUTBOX_CACHE_BYTES_MAX,
+    CK_STORE_CACHE_BYTES,
     CK_LOG_LEVEL,
     CK_COUNT_
 };
 static const char *const cluster_keys[CK_COUNT_] = {
-    "durability",     "data_dir",    "max_value_bytes", "heartbeat_ms", "wait_ms",
-    "resend_ms",      "jitter_ms",   "dep_buffer_max",  "outbox_max",   "batch_records_max",
-    "window_records", "waiting_max", "log_level",
+    "durability",
+    "data_dir",
+    "max_value_bytes",
+    "heartbeat_ms",
+    "wait_ms",
+    "resend_ms",
+    "jitter_ms",
+    "dep_buffer_max",
+    "outbox_max",
+    "batch_records_max",
+    "window_records",
+    "waiting_max",
+    "outbox_bytes_max",
+    "dep_buffer_bytes_max",
+    "inflight_bytes_max",
+    "key_cache_bytes_max",
+    "outbox_cache_bytes_max",
+    "store_cache_bytes",
+    "log_level",
 };
 
 /* Keys of [cluster] that were renamed: the old name still sets the key, with a
@@ -122,6 +145,41 @@ static const struct uint_key cluster_uints[] = {
     {CK_WAITING_MAX, 1, 1000000, CW_DEFAULT_WAITING_MAX, CFG_FIELD(waiting_max)},
 };
 #define N_CLUSTER_UINTS (sizeof(cluster_uints) / sizeof(cluster_uints[0]))
+
+/* A size key of [cluster]: a uint64_t in bytes, written with an optional K, M, G
+ * or T suffix (powers of 1024). */
+struct bytes_key {
+    enum cluster_key key;
+    uint64_t min, max, def;
+    size_t offset; /* of the uint64_t in struct cw_config */
+};
+
+#define KIB 1024ull
+#define MIB (1024ull * KIB)
+#define GIB (1024ull * MIB)
+#define TIB (1024ull * GIB)
+
+/* The defaults are the replica's and the store's (core/limits.h). The bounds are
+ * this file's sanity bounds: below 64 KiB a queue or cache holds next to nothing
+ * and above the maximum the number is a typo (a unit too many) rather than a
+ * plan. Everything but the outbox lives in memory, so 64 GiB is the ceiling;
+ * outbox bodies beyond outbox_cache_bytes_max live only on disk, so its byte
+ * bound may go to 1 TiB. The store's cache starts at 1 MiB: Berkeley DB needs
+ * room for its pages and rounds tiny caches up anyway. */
+static const struct bytes_key cluster_bytes[] = {
+    {CK_OUTBOX_BYTES_MAX, 64 * KIB, TIB, CW_DEFAULT_OUTBOX_BYTES_MAX, CFG_FIELD(outbox_bytes_max)},
+    {CK_DEP_BUFFER_BYTES_MAX, 64 * KIB, 64 * GIB, CW_DEFAULT_DEP_BUFFER_BYTES_MAX,
+     CFG_FIELD(dep_buffer_bytes_max)},
+    {CK_INFLIGHT_BYTES_MAX, 64 * KIB, 64 * GIB, CW_DEFAULT_INFLIGHT_BYTES_MAX,
+     CFG_FIELD(inflight_bytes_max)},
+    {CK_KEY_CACHE_BYTES_MAX, 64 * KIB, 64 * GIB, CW_DEFAULT_KEY_CACHE_BYTES_MAX,
+     CFG_FIELD(key_cache_bytes_max)},
+    {CK_OUTBOX_CACHE_BYTES_MAX, 64 * KIB, 64 * GIB, CW_DEFAULT_OUTBOX_CACHE_BYTES_MAX,
+     CFG_FIELD(outbox_cache_bytes_max)},
+    {CK_STORE_CACHE_BYTES, MIB, 64 * GIB, CW_DEFAULT_STORE_CACHE_BYTES,
+     CFG_FIELD(store_cache_bytes)},
+};
+#define N_CLUSTER_BYTES (sizeof(cluster_bytes) / sizeof(cluster_bytes[0]))
 
 #define MAX_SIBLINGS_MIN 1
 
@@ -293,6 +351,81 @@ static bool parse_uint(struct loader *ld, const char *key, const char *value, ui
     return true;
 }
 
+/* A size for messages: "64K", "1T", or the plain number when no suffix divides it. */
+static void format_size(uint64_t v, char *buf, size_t len)
+{
+    static const char suffix[] = "TGMK";
+    for (unsigned i = 0; i < 4; i++) {
+        uint64_t unit = 1ull << (10 * (4 - i));
+        if (v != 0 && v % unit == 0) {
+            snprintf(buf, len, "%llu%c", (unsigned long long)(v / unit), suffix[i]);
+            return;
+        }
+    }
+    snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+/* A byte count: decimal digits, then optionally one of K, M, G, T (x1024 each). */
+static bool parse_bytes(struct loader *ld, const char *key, const char *value, uint64_t min,
+                        uint64_t max, uint64_t *out)
+{
+    char label[CW_BUCKET_NAME_MAX + 16], lo[32], hi[32];
+    const char *sec = section_label(ld, label, sizeof(label));
+    format_size(min, lo, sizeof(lo));
+    format_size(max, hi, sizeof(hi));
+    size_t i = 0;
+    uint64_t v = 0;
+    bool over = false;
+    for (; value[i] >= '0' && value[i] <= '9'; i++) {
+        uint64_t d = (uint64_t)(value[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            over = true; /* saturate: still out of range */
+        else
+            v = v * 10 + d;
+    }
+    unsigned shift = 0;
+    if (i > 0) {
+        switch (value[i]) {
+        case 'K':
+            shift = 10;
+            break;
+        case 'M':
+            shift = 20;
+            break;
+        case 'G':
+            shift = 30;
+            break;
+        case 'T':
+            shift = 40;
+            break;
+        default:
+            break;
+        }
+    }
+    if (i == 0 || value[i + (shift ? 1 : 0)] != '\0') {
+        fail(ld, CW_ECONFIG, ld->lineno,
+             "bad size '%.80s' for %s in %s; expected a whole number of bytes, optionally "
+             "followed by K, M, G or T (powers of 1024, e.g. 256M), from %s to %s",
+             value, key, sec, lo, hi);
+        return false;
+    }
+    if (shift != 0) {
+        if (v > (UINT64_MAX >> shift))
+            over = true;
+        else
+            v <<= shift;
+    }
+    if (over || v < min || v > max) {
+        fail(ld, CW_ECONFIG, ld->lineno,
+             "%s = %.80s in %s is out of range; expected a size from %s to %s (%llu to %llu "
+             "bytes)",
+             key, value, sec, lo, hi, (unsigned long long)min, (unsigned long long)max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 /* Returns the index of value in choices, or -1 after recording the error. */
 static int parse_choice(struct loader *ld, const char *key, const char *value,
                         const char *const *choices)
@@ -335,62 +468,117 @@ static bool parse_path(struct loader *ld, const char *key, const char *value, ch
     return true;
 }
 
-/* Checks "tcp://HOST:PORT" (HOST a name, an IPv4 address or [IPv6]) or "ipc://PATH".
- * Returns NULL if valid, or what is wrong with it. */
-static const char *endpoint_problem(const char *v)
+/*
+ * Checks "tcp://IP:PORT" (an IPv4 address or an [IPv6] address) or "ipc://PATH".
+ * Returns true when valid; otherwise false with what is wrong in why.
+ *
+ * The node of a region binds its three endpoints, while the other regions and
+ * the clients connect to the very same strings. ZeroMQ binds a TCP endpoint
+ * only to an IP address, an interface name or '*', and connects only to an
+ * address or a host name: an IP address is what works both ways. A host name
+ * would pass here and then fail to bind ("No such device"); '*' and the
+ * unspecified addresses bind but cannot be connected to from another host.
+ */
+static bool endpoint_ok(const char *v, char *why, size_t why_len)
 {
-    if (strlen(v) > CW_ENDPOINT_MAX)
-        return "it is too long (at most " STR(CW_ENDPOINT_MAX) " bytes)";
+    if (strlen(v) > CW_ENDPOINT_MAX) {
+        snprintf(why, why_len, "it is too long (at most " STR(CW_ENDPOINT_MAX) " bytes)");
+        return false;
+    }
     if (strncmp(v, "ipc://", 6) == 0) {
         const char *p = v + 6;
         size_t len = strlen(p);
+        const char *problem = NULL;
         if (len == 0)
-            return "the ipc path is empty";
-        if (len > IPC_PATH_MAX)
-            return "the ipc path is longer than " STR(IPC_PATH_MAX) " bytes";
-        for (size_t i = 0; i < len; i++)
+            problem = "the ipc path is empty";
+        else if (len > IPC_PATH_MAX)
+            problem = "the ipc path is longer than " STR(IPC_PATH_MAX) " bytes";
+        for (size_t i = 0; problem == NULL && i < len; i++)
             if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
-                return "the ipc path contains a space or control character";
-        return NULL;
+                problem = "the ipc path contains a space or control character";
+        if (problem != NULL)
+            snprintf(why, why_len, "%s", problem);
+        return problem == NULL;
     }
-    if (strncmp(v, "tcp://", 6) != 0)
-        return "the transport is neither tcp:// nor ipc://";
+    if (strncmp(v, "tcp://", 6) != 0) {
+        snprintf(why, why_len, "the transport is neither tcp:// nor ipc://");
+        return false;
+    }
     const char *host = v + 6;
     const char *colon;
-    if (host[0] == '[') {
+    char addr[64];
+    bool v6 = host[0] == '[';
+    if (v6) {
         const char *close = strchr(host, ']');
-        if (close == NULL || close == host + 1)
-            return "the bracketed IPv6 address is not closed or is empty";
-        for (const char *c = host + 1; c < close; c++) {
-            bool ok = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') ||
-                      (*c >= 'A' && *c <= 'F') || *c == ':' || *c == '.';
-            if (!ok)
-                return "the IPv6 address has a character other than hex digits, ':' and '.'";
+        if (close == NULL || close == host + 1) {
+            snprintf(why, why_len, "the bracketed IPv6 address is not closed or is empty");
+            return false;
         }
-        if (close[1] != ':')
-            return "there is no ':PORT' after the IPv6 address";
+        if (close[1] != ':') {
+            snprintf(why, why_len, "there is no ':PORT' after the IPv6 address");
+            return false;
+        }
+        size_t n = (size_t)(close - host - 1);
+        if (n >= sizeof(addr)) {
+            snprintf(why, why_len, "'%.*s' is not an IPv6 address", 64, host + 1);
+            return false;
+        }
+        memcpy(addr, host + 1, n);
+        addr[n] = '\0';
         colon = close + 1;
     } else {
         colon = strrchr(host, ':');
-        if (colon == NULL)
-            return "there is no ':PORT'";
-        if (colon == host)
-            return "the host is empty";
-        for (const char *c = host; c < colon; c++) {
-            bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_';
-            if (!ok)
-                return "the host has a character other than letters, digits, '.', '-' and '_'";
+        if (colon == NULL) {
+            snprintf(why, why_len, "there is no ':PORT'");
+            return false;
         }
+        if (colon == host) {
+            snprintf(why, why_len, "the host is empty");
+            return false;
+        }
+        size_t n = (size_t)(colon - host);
+        if (n >= sizeof(addr))
+            n = sizeof(addr) - 1; /* long enough to be refused below, and shown cut */
+        memcpy(addr, host, n);
+        addr[n] = '\0';
     }
     const char *port = colon + 1;
-    unsigned long n = 0;
+    unsigned long pn = 0;
     size_t digits = 0;
     for (; port[digits] >= '0' && port[digits] <= '9' && digits < 6; digits++)
-        n = n * 10 + (unsigned long)(port[digits] - '0');
-    if (digits == 0 || port[digits] != '\0' || n < 1 || n > 65535)
-        return "the port is not a number from 1 to 65535";
-    return NULL;
+        pn = pn * 10 + (unsigned long)(port[digits] - '0');
+    if (digits == 0 || port[digits] != '\0' || pn < 1 || pn > 65535) {
+        snprintf(why, why_len, "the port is not a number from 1 to 65535");
+        return false;
+    }
+    unsigned char bin[16];
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, addr, bin) != 1) {
+        if (v6)
+            snprintf(why, why_len, "'%s' is not an IPv6 address", addr);
+        else if (strcmp(addr, "*") == 0)
+            snprintf(why, why_len,
+                     "'*' (every interface) can be bound but not connected to, and the other "
+                     "regions and the clients connect to this same endpoint; use this node's IP "
+                     "address");
+        else
+            snprintf(why, why_len,
+                     "'%s' is not an IP address: causewayd binds this endpoint and ZeroMQ binds "
+                     "TCP only to an address, so a host name fails at start (\"No such "
+                     "device\"); write the host's IP address instead (tcp://127.0.0.1:%lu when "
+                     "every node runs on this host)",
+                     addr, pn);
+        return false;
+    }
+    static const unsigned char zero[16];
+    if (memcmp(bin, zero, v6 ? 16 : 4) == 0) {
+        snprintf(why, why_len,
+                 "'%s' (every interface) can be bound but not connected to, and the other "
+                 "regions and the clients connect to this same endpoint; use this node's IP "
+                 "address",
+                 addr);
+        return false;
+    }
+    return true;
 }
 
 /* ---- sections -------------------------------------------------------------- */
@@ -409,6 +597,40 @@ static char *region_endpoint(struct cw_region_config *r, unsigned role)
     }
 }
 
+/* The [cluster] keys that must agree with each other, once the section is read.
+ * The outbox and the dependency buffer must each hold a record of the largest
+ * value: with a smaller outbox such a write fails with CW_EFULL unless the outbox
+ * is empty, and a remote record that large could never wait for its
+ * dependencies. Only a byte bound set in the file can be too small (the defaults
+ * exceed the largest max_value_bytes), so the error points at its line. */
+static bool check_cluster(struct loader *ld)
+{
+    const struct cw_config *c = ld->cfg;
+    const struct {
+        enum cluster_key key;
+        uint64_t v;
+        const char *what;
+    } need[] = {
+        {CK_OUTBOX_BYTES_MAX, c->outbox_bytes_max,
+         "a write of the largest value would fail with CW_EFULL unless the outbox is empty"},
+        {CK_DEP_BUFFER_BYTES_MAX, c->dep_buffer_bytes_max,
+         "a remote write of the largest value could never wait for its dependencies"},
+    };
+    for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+        if (need[i].v >= c->max_value_bytes)
+            continue;
+        unsigned line = ld->key_line[need[i].key] ? ld->key_line[need[i].key]
+                                                  : ld->key_line[CK_MAX_VALUE_BYTES];
+        fail(ld, CW_ECONFIG, line,
+             "%s (%llu bytes) in [cluster] is less than max_value_bytes (%u): %s; expected "
+             "%s of at least max_value_bytes, or a smaller max_value_bytes",
+             cluster_keys[need[i].key], (unsigned long long)need[i].v, c->max_value_bytes,
+             need[i].what, cluster_keys[need[i].key]);
+        return false;
+    }
+    return true;
+}
+
 /* Checks what can only be checked once a section has all its keys. */
 static bool close_section(struct loader *ld)
 {
@@ -419,13 +641,16 @@ static bool close_section(struct loader *ld)
             if (ld->key_line[role] == 0) {
                 fail(ld, CW_ECONFIG, ld->header_line,
                      "[region %s] has no '%s' key; expected the client, peer and admin "
-                     "endpoints (tcp://HOST:PORT or ipc://PATH)",
+                     "endpoints (tcp://IP:PORT or ipc://PATH)",
                      r->name, role_names[role]);
                 return false;
             }
             ld->endpoint_line[ld->index][role] = ld->key_line[role];
         }
         ld->region_dir_line[ld->index] = ld->key_line[RK_DATA_DIR];
+    } else if (ld->kind == SEC_CLUSTER) {
+        if (!check_cluster(ld))
+            return false;
     } else if (ld->kind == SEC_BUCKET) {
         const struct cw_bucket_policy *b = &c->buckets[ld->index];
         if (ld->key_line[BK_MAX_SIBLINGS] != 0 && b->conflict != CW_CONFLICT_SIBLINGS) {
@@ -646,7 +871,7 @@ static int section_key(struct loader *ld, const char *key, const char *const *ke
         ld->key_line[i] = ld->lineno;
         return (int)i;
     }
-    char list[256];
+    char list[512];
     join_list(list, sizeof(list), keys, n, ", ");
     fail(ld, CW_ECONFIG, ld->lineno, "unknown key '%.80s' in %s; expected one of: %s", key,
          section_label(ld, label, sizeof(label)), list);
@@ -738,6 +963,12 @@ static bool cluster_value(struct loader *ld, const char *key, const char *value)
             return parse_uint(ld, key, value, u->min, u->max,
                               (uint32_t *)(void *)((char *)c + u->offset));
     }
+    for (size_t i = 0; i < N_CLUSTER_BYTES; i++) {
+        const struct bytes_key *b = &cluster_bytes[i];
+        if (b->key == (enum cluster_key)k)
+            return parse_bytes(ld, key, value, b->min, b->max,
+                               (uint64_t *)(void *)((char *)c + b->offset));
+    }
     CW_ASSERT(!"every cluster key is handled");
     return false;
 }
@@ -752,12 +983,12 @@ static bool region_value(struct loader *ld, const char *key, const char *value)
     if (k == RK_DATA_DIR)
         return parse_path(ld, key, value, r->data_dir, sizeof(r->data_dir));
 
-    const char *problem = endpoint_problem(value);
-    if (problem != NULL) {
+    char why[512];
+    if (!endpoint_ok(value, why, sizeof(why))) {
         fail(ld, CW_ECONFIG, ld->lineno,
-             "bad endpoint '%.*s' for %s in [region %s]: %s; expected tcp://HOST:PORT or "
-             "ipc://PATH",
-             80, value, key, r->name, problem);
+             "bad endpoint '%.*s' for %s in [region %s]: %s; expected tcp://IP:PORT (an IPv4 "
+             "address, or an IPv6 address in brackets) or ipc://PATH",
+             80, value, key, r->name, why);
         return false;
     }
     /* Two sockets cannot bind one endpoint: every role of every region needs its own.
@@ -1141,6 +1372,8 @@ static void set_defaults(struct cw_config *c, const char *path)
     snprintf(c->log_level, sizeof(c->log_level), "info");
     for (size_t i = 0; i < N_CLUSTER_UINTS; i++)
         *(uint32_t *)(void *)((char *)c + cluster_uints[i].offset) = cluster_uints[i].def;
+    for (size_t i = 0; i < N_CLUSTER_BYTES; i++)
+        *(uint64_t *)(void *)((char *)c + cluster_bytes[i].offset) = cluster_bytes[i].def;
     default_data_dir(c, path);
 }
 
@@ -1269,5 +1502,10 @@ void cw_config_replica(const struct cw_config *c, unsigned id, struct cw_replica
     out->heartbeat_us = (uint64_t)c->heartbeat_ms * 1000;
     out->nack_retry_us = (uint64_t)c->resend_ms * 1000;
     out->wait_us = (uint64_t)c->wait_ms * 1000;
+    out->outbox_bytes_max = c->outbox_bytes_max;
+    out->dep_buffer_bytes_max = c->dep_buffer_bytes_max;
+    out->inflight_bytes_max = c->inflight_bytes_max;
+    out->key_cache_bytes_max = c->key_cache_bytes_max;
+    out->outbox_cache_bytes_max = c->outbox_cache_bytes_max;
     out->force_eventual = false;
 }

@@ -63,6 +63,14 @@ struct cw_config {
     /* Requests of causal buckets, reads and writes, waiting until the region has
      * applied their session's context: how many at once, and for how long. */
     uint32_t waiting_max, wait_ms;
+    /* The replica's byte bounds (struct cw_replica_config has their meaning):
+     * the outbox, the dependency buffer, what is in flight to one peer, and the
+     * store-of-record caches of key states and outbox bodies. */
+    uint64_t outbox_bytes_max, dep_buffer_bytes_max, inflight_bytes_max;
+    uint64_t key_cache_bytes_max, outbox_cache_bytes_max;
+    /* Berkeley DB's own page cache, in bytes: the store passes it to
+     * DB_ENV->set_cachesize when it opens the environment. */
+    uint64_t store_cache_bytes;
     char log_level[8]; /* "debug", "info", "warn" or "error" */
     /* What was accepted but should be changed (a deprecated key name), one line
      * each, "FILE:LINE: ...", NUL-terminated; the caller decides where they go

@@ -52,7 +52,7 @@ struct cw_server {
     size_t *free_slots;
     size_t n_free;
     uint32_t gen;
-    uint64_t started_us;
+    uint64_t started_mono_us; /* monotonic: a wall-clock step cannot bend the uptime */
     uint64_t last_tick_us;
     uint64_t stamps_refused_seen, stamps_warned_us, version_warned_us;
     uint64_t context_ahead_max_us; /* for the clock-skew warning */
@@ -219,7 +219,8 @@ static void latency_from_hist(const struct cw_hist *h, struct cw_wire_latency *o
 void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
 {
     const struct cw_config *c = s->cfg;
-    const struct cw_replica_stats *st = cw_replica_stats(cw_node_replica(s->node));
+    const struct cw_replica *rep = cw_node_replica(s->node);
+    const struct cw_replica_stats *st = cw_replica_stats(rep);
     memset(out, 0, sizeof(*out));
     out->region = (uint8_t)s->region;
     out->n_regions = (uint8_t)c->n_regions;
@@ -227,14 +228,19 @@ void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
         snprintf(out->regions[i], sizeof(out->regions[i]), "%s", c->regions[i].name);
     out->durability = durability_to_wire(cw_store_durability(s->store));
     out->now_us = cw_net_now_us();
-    out->uptime_us = out->now_us > s->started_us ? out->now_us - s->started_us : 0;
-    out->clock = cw_replica_clock(cw_node_replica(s->node));
-    out->applied = *cw_replica_applied(cw_node_replica(s->node));
-    cw_replica_stability(cw_node_replica(s->node), &out->stable);
-    out->buffered = cw_replica_buffered(cw_node_replica(s->node));
-    out->outbox_total = cw_replica_outbox_len(cw_node_replica(s->node));
-    out->pending_reads = cw_replica_waiting(cw_node_replica(s->node));
-    out->keys = cw_replica_keys(cw_node_replica(s->node))->count;
+    uint64_t mono_us = cw_net_mono_us();
+    out->uptime_us = mono_us > s->started_mono_us ? mono_us - s->started_mono_us : 0;
+    out->clock = cw_replica_clock(rep);
+    out->applied = *cw_replica_applied(rep);
+    cw_replica_stability(rep, &out->stable);
+    out->buffered = cw_replica_buffered(rep);
+    out->outbox_total = cw_replica_outbox_len(rep);
+    out->waiting = cw_replica_waiting(rep);
+    out->keys = cw_replica_keys(rep)->count;
+    out->outbox_bytes = cw_replica_outbox_bytes(rep);
+    out->buffered_bytes = cw_replica_buffered_bytes(rep);
+    out->key_cache_bytes = cw_replica_key_cache_bytes(rep);
+    out->outbox_body_bytes = cw_replica_outbox_body_bytes(rep);
     for (unsigned p = 0; p < c->n_regions; p++) {
         if (p == s->region)
             continue;
@@ -249,8 +255,9 @@ void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
         ps->frames_dropped = ls.frames_dropped;
         ps->frames_received = ls.frames_received;
         ps->bytes_sent = ls.bytes_sent;
-        ps->outbox_pending = cw_replica_outbox_pending(cw_node_replica(s->node), p);
-        latency_from_hist(cw_replica_visibility(cw_node_replica(s->node), p), &ps->visibility);
+        ps->outbox_pending = cw_replica_outbox_pending(rep, p);
+        ps->inflight_bytes = cw_replica_inflight_bytes(rep, p);
+        latency_from_hist(cw_replica_visibility(rep, p), &ps->visibility);
     }
     out->replica.puts = st->puts;
     out->replica.gets = st->gets;
@@ -261,12 +268,17 @@ void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
     out->replica.nacks_sent = st->nacks_sent;
     out->replica.nacks_received = st->nacks_received;
     out->replica.resent_records = st->resent_records;
-    out->replica.reads_waited = st->reads_waited;
-    out->replica.reads_timed_out = st->reads_timed_out;
+    out->replica.requests_waited = st->reads_waited;
+    out->replica.requests_timed_out = st->reads_timed_out;
     out->replica.buffer_full_drops = st->buffer_full_drops;
     out->replica.tombstones_collected = st->tombstones_collected;
     out->replica.stamps_refused = st->stamps_refused;
     out->replica.errors = st->errors;
+    out->replica.keys_loaded = st->keys_loaded;
+    out->replica.keys_evicted = st->keys_evicted;
+    out->replica.bodies_loaded = st->bodies_loaded;
+    out->replica.bodies_evicted = st->bodies_evicted;
+    out->replica.store_read_errors = st->store_read_errors;
     struct cw_store_stats ss;
     cw_store_stats(s->store, &ss);
     out->node.requests = s->counters.requests;
@@ -536,7 +548,7 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     }
     s->cfg = cfg;
     s->region = region;
-    s->started_us = cw_net_now_us();
+    s->started_mono_us = cw_net_mono_us();
     cw_wire_limits_default(&s->limits);
     /* The transport accepts any value that fits in a frame, so that the replica,
      * not the decoder, refuses a value over max_value_bytes: its error says

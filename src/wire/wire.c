@@ -33,10 +33,10 @@
 _Static_assert(CW_WIRE_VERSIONS_MAX >= CW_SIBLINGS_HARD_MAX,
                "a key's versions must fit a response");
 
-/* Bounds of the wire-format scan (pass 2). No message of ours has more fields,
- * and the schema nests at most three deep (RecordBatch, Record, Version; and
- * Response, Status, PeerStatus, Latency). */
-#define SCAN_FIELDS_MAX 16
+/* Bounds of the wire-format scan (pass 2). No message of ours has more fields
+ * (ReplicaCounters has 20), and the schema nests at most three deep
+ * (RecordBatch, Record, Version; and Response, Status, PeerStatus, Latency). */
+#define SCAN_FIELDS_MAX 32
 #define SCAN_UNKNOWN_MAX 16
 #define SCAN_DEPTH_MAX 4
 
@@ -1054,8 +1054,12 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     vc_to_pb(&st->stable, &pb->st.n_stable, &pb->st.stable);
     pb->st.buffered = st->buffered;
     pb->st.outbox_total = st->outbox_total;
-    pb->st.pending_reads = st->pending_reads;
+    pb->st.waiting = st->waiting;
     pb->st.keys = st->keys;
+    pb->st.outbox_bytes = st->outbox_bytes;
+    pb->st.buffered_bytes = st->buffered_bytes;
+    pb->st.key_cache_bytes = st->key_cache_bytes;
+    pb->st.outbox_body_bytes = st->outbox_body_bytes;
     for (uint32_t i = 0; i < st->n_peers; i++) {
         const struct cw_wire_peer_status *p = &st->peers[i];
         Causeway__PeerStatus *pp = &pb->peers[i];
@@ -1069,6 +1073,7 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
         pp->frames_received = p->frames_received;
         pp->bytes_sent = p->bytes_sent;
         pp->outbox_pending = p->outbox_pending;
+        pp->inflight_bytes = p->inflight_bytes;
         pb->vis[i] = (Causeway__Latency)CAUSEWAY__LATENCY__INIT;
         latency_to_pb(&p->visibility, &pb->vis[i]);
         pp->visibility = &pb->vis[i];
@@ -1088,12 +1093,17 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     rc->nacks_sent = st->replica.nacks_sent;
     rc->nacks_received = st->replica.nacks_received;
     rc->resent_records = st->replica.resent_records;
-    rc->reads_waited = st->replica.reads_waited;
-    rc->reads_timed_out = st->replica.reads_timed_out;
+    rc->requests_waited = st->replica.requests_waited;
+    rc->requests_timed_out = st->replica.requests_timed_out;
     rc->buffer_full_drops = st->replica.buffer_full_drops;
     rc->tombstones_collected = st->replica.tombstones_collected;
     rc->stamps_refused = st->replica.stamps_refused;
     rc->errors = st->replica.errors;
+    rc->keys_loaded = st->replica.keys_loaded;
+    rc->keys_evicted = st->replica.keys_evicted;
+    rc->bodies_loaded = st->replica.bodies_loaded;
+    rc->bodies_evicted = st->replica.bodies_evicted;
+    rc->store_read_errors = st->replica.store_read_errors;
     pb->st.replica = rc;
 
     Causeway__NodeCounters *nc = &pb->node;
@@ -1139,8 +1149,12 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
     st->clock = ps->clock;
     st->buffered = ps->buffered;
     st->outbox_total = ps->outbox_total;
-    st->pending_reads = ps->pending_reads;
+    st->waiting = ps->waiting;
     st->keys = ps->keys;
+    st->outbox_bytes = ps->outbox_bytes;
+    st->buffered_bytes = ps->buffered_bytes;
+    st->key_cache_bytes = ps->key_cache_bytes;
+    st->outbox_body_bytes = ps->outbox_body_bytes;
     st->n_peers = (uint32_t)ps->n_peers;
     for (size_t i = 0; i < ps->n_peers; i++) {
         const Causeway__PeerStatus *pp = ps->peers[i];
@@ -1158,6 +1172,7 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         p->frames_received = pp->frames_received;
         p->bytes_sent = pp->bytes_sent;
         p->outbox_pending = pp->outbox_pending;
+        p->inflight_bytes = pp->inflight_bytes;
         latency_from_pb(pp->visibility, &p->visibility);
     }
     const Causeway__ReplicaCounters *rc_pb = ps->replica;
@@ -1171,12 +1186,17 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         st->replica.nacks_sent = rc_pb->nacks_sent;
         st->replica.nacks_received = rc_pb->nacks_received;
         st->replica.resent_records = rc_pb->resent_records;
-        st->replica.reads_waited = rc_pb->reads_waited;
-        st->replica.reads_timed_out = rc_pb->reads_timed_out;
+        st->replica.requests_waited = rc_pb->requests_waited;
+        st->replica.requests_timed_out = rc_pb->requests_timed_out;
         st->replica.buffer_full_drops = rc_pb->buffer_full_drops;
         st->replica.tombstones_collected = rc_pb->tombstones_collected;
         st->replica.stamps_refused = rc_pb->stamps_refused;
         st->replica.errors = rc_pb->errors;
+        st->replica.keys_loaded = rc_pb->keys_loaded;
+        st->replica.keys_evicted = rc_pb->keys_evicted;
+        st->replica.bodies_loaded = rc_pb->bodies_loaded;
+        st->replica.bodies_evicted = rc_pb->bodies_evicted;
+        st->replica.store_read_errors = rc_pb->store_read_errors;
     }
     const Causeway__NodeCounters *nc = ps->node;
     if (nc != NULL) {

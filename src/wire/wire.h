@@ -155,6 +155,7 @@ struct cw_wire_peer_status {
     uint64_t queued, frames_sent, frames_dropped, frames_received, bytes_sent;
     uint64_t outbox_pending;
     struct cw_wire_latency visibility;
+    uint64_t inflight_bytes;
 };
 
 /* The durability values of causeway.proto; others decode as they came. */
@@ -182,13 +183,15 @@ struct cw_wire_status {
     uint64_t uptime_us, now_us;
     uint64_t clock;
     struct cw_vclock applied, stable;
-    uint64_t buffered, outbox_total, pending_reads, keys;
+    uint64_t buffered, outbox_total, waiting, keys;
+    uint64_t outbox_bytes, buffered_bytes, key_cache_bytes, outbox_body_bytes;
     uint32_t n_peers;
     struct cw_wire_peer_status peers[CW_REGIONS_MAX - 1];
     struct {
         uint64_t puts, gets, deletes, remote_applied, remote_duplicates, remote_gaps;
-        uint64_t nacks_sent, nacks_received, resent_records, reads_waited, reads_timed_out;
+        uint64_t nacks_sent, nacks_received, resent_records, requests_waited, requests_timed_out;
         uint64_t buffer_full_drops, tombstones_collected, stamps_refused, errors;
+        uint64_t keys_loaded, keys_evicted, bodies_loaded, bodies_evicted, store_read_errors;
     } replica;
     struct {
         uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;

@@ -86,5 +86,23 @@ def main():
         check("bad.ini:3:" in err and "latncy_ms" in err, f"bad config error lacks file:line:key: {err!r}")
         log(f"bad config: exit {p.returncode}: {err.strip()}")
 
+        # A host name where the node binds: --check refuses it, naming the key,
+        # instead of passing a file on which the node then fails to bind.
+        named = os.path.join(cl.dir, "named.ini")
+        with open(cl.config) as f:
+            text = f.read()
+        client_line = f"client = tcp://127.0.0.1:{cl.ports[A][0]}"
+        check(client_line in text, "the harness wrote no client endpoint for region one")
+        with open(named, "w") as f:
+            f.write(text.replace(client_line, f"client = tcp://localhost:{cl.ports[A][0]}"))
+        for args in (["--check"], ["--check", "--region", A]):
+            p = subprocess.run([os.path.join(BIN, "causewayd"), "--config", named] + args,
+                               capture_output=True, timeout=20)
+            err = p.stderr.decode()
+            check(p.returncode == 1, f"--check {args} accepted a host name: {p.returncode} {err!r}")
+            check("for client in [region one]" in err and "not an IP address" in err,
+                  f"--check does not say which key needs an IP address: {err!r}")
+        log(f"host name in an endpoint: --check exits 1: {err.strip()}")
+
 
 run(main)

@@ -4,26 +4,33 @@ legacy --context before the command, usage errors (exit 2, nothing sent),
 --help for every command, binary values through --json, and the status in both
 forms: the text shows every stamp raw, as UTC with microseconds and as lag
 behind the node's clock; --json carries the raw values as exact integers with
-the members docs/operations.md lists."""
+the members docs/operations.md lists. Errors say what is wrong once: a context
+the region refuses (unknown region, a stamp ahead of its clock) is the server's
+answer (exit 1), told apart from a token that does not parse (exit 2); a bad
+session file is named as such, with what to do; CRLF session files load."""
 import datetime
 import json
 import os
 import re
 import subprocess
+import time
 
 from cwtest import BIN, Cluster, check, log, run, wait_until
 
 A, B = "west", "east"
 
 STATUS_MEMBERS = ["region", "id", "regions", "durability", "uptime_us", "now_us", "clock",
-                  "applied", "stable", "buffered", "outbox_total", "pending_reads", "keys",
+                  "applied", "stable", "buffered", "buffered_bytes", "outbox_total",
+                  "outbox_bytes", "outbox_body_bytes", "waiting", "keys", "key_cache_bytes",
                   "peers", "outbox", "visibility_ms", "counters"]
 PEER_MEMBERS = ["region", "id", "link", "delay_ms", "queued", "frames_sent", "frames_dropped",
-                "frames_received", "bytes_sent", "outbox_pending"]
+                "frames_received", "bytes_sent", "outbox_pending", "inflight_bytes"]
 COUNTERS = ["puts", "gets", "deletes", "remote_applied", "remote_duplicates", "remote_gaps",
-            "nacks_sent", "nacks_received", "resent_records", "reads_waited", "reads_timed_out",
-            "buffer_full_drops", "tombstones_collected", "stamps_refused", "errors", "requests",
-            "bad_requests", "bad_peer_frames", "replies_dropped", "commits", "commit_records"]
+            "nacks_sent", "nacks_received", "resent_records", "requests_waited",
+            "requests_timed_out", "buffer_full_drops", "tombstones_collected", "stamps_refused",
+            "keys_loaded", "keys_evicted", "bodies_loaded", "bodies_evicted", "store_read_errors",
+            "errors", "requests", "bad_requests", "bad_peer_frames", "replies_dropped", "commits",
+            "commit_records"]
 
 
 def raw(args, stdin=None):
@@ -31,6 +38,89 @@ def raw(args, stdin=None):
     p = subprocess.run([os.path.join(BIN, "causeway")] + args, input=stdin, capture_output=True,
                        timeout=60)
     return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+def varint(v):
+    out = b""
+    while True:
+        b, v = v & 0x7f, v >> 7
+        if not v:
+            return out + bytes([b])
+        out += bytes([b | 0x80])
+
+
+def token(entries):
+    """A context token ("cw1-" and hex) with these per-region stamps."""
+    n = len(entries)
+    while n and entries[n - 1] == 0:
+        n -= 1
+    return "cw1-" + (bytes([n]) + b"".join(varint(e) for e in entries[:n])).hex()
+
+
+def one_line(err):
+    return err.count("\n") == 1 and err.endswith("\n")
+
+
+def check_context_errors(cl, base):
+    """Context and session-file errors: what the message says, and the exit status."""
+    # A token that does not parse: bad usage, found before anything is sent.
+    rc, out, err = raw(base + ["put", "sib/y", "v", "--context", "cw1-zz"])
+    check(rc == 2 and "'cw1-zz' is not a context token" in err and "Try 'causeway put" in err,
+          f"unparsable --context: exit {rc}, {err!r}")
+    # Well-formed contexts the region refuses: its answer, once, exit 1.
+    ahead = (int(time.time() * 1e6) + 3600 * 10**6) << 12
+    for tok, words in ((token([0, 0, 0, 5]), "names a region this cluster of 2 lacks"),
+                       (token([ahead]), "ahead of this region's physical time")):
+        rc, out, err = raw(base + ["put", "sib/y", "v", "--context", tok])
+        check(rc == 1 and "the region refused the request's causal context" in err
+              and words in err, f"--context {tok}: exit {rc}, {err!r}")
+        check("Try" not in err and "malformed" not in err and one_line(err),
+              f"--context {tok}: usage text or a repeated message: {err!r}")
+    log("--context: a token that does not parse exits 2; one the region refuses exits 1, "
+        "with the region's reason once")
+
+    # Clock skew through the session: its context holds a stamp an hour ahead
+    # (as if written in a region whose clock runs ahead).
+    skew = cl.session("skew")
+    with open(skew, "w") as f:
+        f.write(f"causeway-session 1\ncontext {token([ahead])}\n")
+    rc, out, err = raw(base + ["--session", skew, "put", "kv/skew", "v"])
+    check(rc == 1 and "ahead of this region's physical time (clock skew?)" in err
+          and "malformed" not in err and one_line(err), f"skewed session put: exit {rc}, {err!r}")
+    check(not cl.get(A, "kv/skew")["found"], "a refused put was stored")
+    log(f"clock skew: {err.strip()}")
+
+    # Session files: what is wrong with the file, and what to do about it.
+    bad = cl.session("bad")
+    for text, words in (("hello\n", ":1: not a causeway session file"),
+                        ("causeway-session 2\ncontext cw1-00\n",
+                         ":1: session file format version '2'"),
+                        ("causeway-session 1\ncontext cw1-zz\n", ":2: malformed session file")):
+        with open(bad, "w") as f:
+            f.write(text)
+        rc, out, err = raw(base + ["--session", bad, "get", "kv/dash"])
+        check(rc == 1 and bad + words in err and f"delete {bad}" in err
+              and "fresh --session" in err and "malformed context token" not in err,
+              f"session file {text!r}: exit {rc}, {err!r}")
+    os.remove(bad)
+    os.mkdir(bad)
+    rc, out, err = raw(base + ["--session", bad, "get", "kv/dash"])
+    check(rc == 1 and f"cannot read session file {bad}" in err and "malformed context" not in err,
+          f"a directory as session file: exit {rc}, {err!r}")
+    os.rmdir(bad)
+    log("session file errors name the file, the line and what to do")
+
+
+def check_crlf_session(base, sess):
+    """A session file with CRLF line ends (edited on Windows) works as it is."""
+    with open(sess) as f:
+        text = f.read()
+    crlf = sess + ".crlf"
+    with open(crlf, "w", newline="") as f:
+        f.write(text.replace("\n", "\r\n"))
+    rc, out, err = raw(base + ["--session", crlf, "get", "kv/dash"])
+    check(rc == 0 and out == b"-5\n", f"CRLF session file: exit {rc}, {out!r}, {err!r}")
+    log("a CRLF session file loads")
 
 
 def utc(stamp):
@@ -53,6 +143,15 @@ def check_status_json(st, regions):
     for p in st["peers"]:
         check(list(p) == PEER_MEMBERS, f"peer members differ: {list(p)}")
     check(list(st["counters"]) == COUNTERS, f"counters differ: {list(st['counters'])}")
+    # Uptime runs on the node's monotonic clock: positive, and no longer than
+    # this test has run (a wall-clock step cannot make it wrap).
+    check(0 < st["uptime_us"] < 600_000_000, f"uptime_us: {st['uptime_us']}")
+    for m in ("buffered_bytes", "outbox_bytes", "outbox_body_bytes", "key_cache_bytes"):
+        check(isinstance(st[m], int) and st[m] >= 0, f"{m}: {st[m]}")
+    # Bytes go with records: nothing held, no bytes held.
+    check(st["buffered"] > 0 or st["buffered_bytes"] == 0, f"buffered bytes: {st}")
+    check(st["outbox_total"] > 0 or st["outbox_bytes"] == 0, f"outbox bytes: {st}")
+    check(st["keys"] == 0 or st["key_cache_bytes"] > 0, f"keys without key state bytes: {st}")
     for r in regions:
         if r != st["region"]:
             v = st["visibility_ms"][r]
@@ -91,8 +190,12 @@ def check_status_text(text, regions):
                 section = None
     for s in ("applied", "stable"):
         check(set(rows.get(s, {})) == set(regions), f"{s} rows: {rows.get(s)}\n{text}")
+    for old in ("pending reads", "reads_waited", "reads_timed_out"):
+        check(old not in text, f"'{old}' is still in the status text:\n{text}")
     for word in ("region", "durability", "uptime", "wall clock", "peers", "visibility ms",
-                 "counters", "stamps_refused", "commit_records"):
+                 "counters", "stamps_refused", "commit_records", "waiting", "in flight B",
+                 "key states in memory", "requests_waited", "requests_timed_out", "keys_evicted",
+                 "store_read_errors"):
         check(word in text, f"'{word}' missing from the status text:\n{text}")
     return clock, rows
 
@@ -120,6 +223,7 @@ def main():
         rc, out, err = raw(base + ["put", "kv/dash", "-5"])
         check(rc == 2 and "unknown option '-5'" in err, f"'-5' taken as a value: {rc} {err}")
         log("'--' ends the options; '-5' without it is an unknown option (exit 2)")
+        check_crlf_session(base, sess)
 
         # Binary values through standard input and --json.
         value = bytes([0, 0xff, 0x80, 0x41, 0x0a, 0x7f, 0xc3, 0xa9])
@@ -143,6 +247,7 @@ def main():
         rc, out, err = raw(base + ["put", "sib/y", "merged2", "--context=" + ctx])
         check(rc == 0, f"--context=TOKEN after put: {err}")
         log("--context before the command and --context=TOKEN after it")
+        check_context_errors(cl, base)
 
         # Usage errors: exit 2, a message, nothing on stdout.
         for args, words in ((base + ["get", "kv/x", "--context", ctx], "put and del only"),

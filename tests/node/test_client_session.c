@@ -374,6 +374,64 @@ static void test_session_malformed_files(void **state)
     cw_sess_free(&s);
 }
 
+/* A file with CRLF line ends (an editor on Windows) loads like one with LF; a
+ * file of another kind or format version says so, rather than "malformed". */
+static void test_session_crlf_and_messages(void **state)
+{
+    struct tmp *t = *state;
+    char tok[CW_TOKEN_MAX], ktok[CW_TOKEN_MAX], hex[64], text[1024];
+    make_token(tok, 1, 2, 3);
+    make_token(ktok, 0, 7, 0);
+    hex_of("cart/alice", hex);
+    int n = snprintf(text, sizeof(text), "causeway-session 1\r\ncontext %s\r\nkey %s %s\r\n", tok,
+                     hex, ktok);
+    write_file(t->path, text, (size_t)n);
+    struct cw_sess *s = NULL;
+    assert_int_equal(cw_sess_new(0, &s), CW_OK);
+    if (cw_sess_load(s, t->path) != CW_OK)
+        fail_msg("a CRLF session file is refused: %s", cw_sess_error(s));
+    char got[CW_TOKEN_MAX];
+    assert_int_equal(cw_sess_export(s, got, sizeof(got)), CW_OK);
+    assert_string_equal(got, tok);
+    /* The key context came through too: saving writes it back (with LF). */
+    assert_int_equal(cw_sess_save(s, t->path), CW_OK);
+    char expect[1024];
+    n = snprintf(expect, sizeof(expect), "causeway-session 1\ncontext %s\nkey %s %s\n", tok, hex,
+                 ktok);
+    FILE *f = fopen(t->path, "r");
+    assert_non_null(f);
+    char back[1024];
+    size_t len = fread(back, 1, sizeof(back) - 1, f);
+    fclose(f);
+    back[len] = '\0';
+    assert_string_equal(back, expect);
+    /* A last line without its LF but with the CR, too. */
+    n = snprintf(text, sizeof(text), "causeway-session 1\r\ncontext %s\r", tok);
+    write_file(t->path, text, (size_t)n);
+    assert_int_equal(cw_sess_load(s, t->path), CW_OK);
+    /* A CR inside a line is still not part of the format. */
+    n = snprintf(text, sizeof(text), "causeway-session 1\ncontext %s\rx\n", tok);
+    write_file(t->path, text, (size_t)n);
+    assert_int_equal(cw_sess_load(s, t->path), CW_ECONTEXT);
+    assert_non_null(strstr(cw_sess_error(s), ":2: malformed session file"));
+
+    /* Another format version: named, and not called malformed. */
+    n = snprintf(text, sizeof(text), "causeway-session 2\ncontext %s\n", tok);
+    write_file(t->path, text, (size_t)n);
+    assert_int_equal(cw_sess_load(s, t->path), CW_ECONTEXT);
+    const char *e = cw_sess_error(s);
+    if (strstr(e, ":1: session file format version '2'") == NULL ||
+        strstr(e, "reads version 1") == NULL || strstr(e, "malformed") != NULL)
+        fail_msg("version 2: %s", e);
+    /* Not a session file at all. */
+    write_file(t->path, "hello\n", 6);
+    assert_int_equal(cw_sess_load(s, t->path), CW_ECONTEXT);
+    e = cw_sess_error(s);
+    if (strstr(e, ":1: not a causeway session file") == NULL || strstr(e, "malformed") != NULL)
+        fail_msg("not a session file: %s", e);
+    cw_sess_free(&s);
+}
+
 static void test_session_tokens(void **state)
 {
     (void)state;
@@ -464,8 +522,14 @@ static struct cw_status *sample_status(void)
     s->stable[1] = s->clock - (110000ull << CW_STAMP_LOGICAL_BITS);
     s->buffered = 2;
     s->outbox_total = 5;
-    s->pending_reads = 1;
+    s->waiting = 1;
     s->keys = 42;
+    s->outbox_bytes = 5000;
+    s->buffered_bytes = 2100;
+    s->key_cache_bytes = 42000;
+    s->outbox_body_bytes = 4900;
+    s->inflight_bytes[0] = 1024;
+    s->inflight_bytes[1] = 0;
     s->n_peers = 2;
     s->peers[0] = (struct cw_status_peer){.id = 0,
                                           .delay_ms = 40,
@@ -480,6 +544,13 @@ static struct cw_status *sample_status(void)
     s->counters.puts = 9;
     s->counters.stamps_refused = 4;
     s->counters.commit_records = 12;
+    s->counters.requests_waited = 13;
+    s->counters.requests_timed_out = 14;
+    s->keys_loaded = 15;
+    s->keys_evicted = 16;
+    s->bodies_loaded = 17;
+    s->bodies_evicted = 18;
+    s->store_read_errors = 19;
     return s;
 }
 
@@ -523,8 +594,13 @@ static void test_status_json(void **state)
                     json_object_get(json_object_get(doc, "stable"), "eu-west")) == s->stable[1]);
     assert_int_equal(json_integer_value(json_object_get(doc, "buffered")), 2);
     assert_int_equal(json_integer_value(json_object_get(doc, "outbox_total")), 5);
-    assert_int_equal(json_integer_value(json_object_get(doc, "pending_reads")), 1);
+    assert_int_equal(json_integer_value(json_object_get(doc, "waiting")), 1);
+    assert_null(json_object_get(doc, "pending_reads"));
     assert_int_equal(json_integer_value(json_object_get(doc, "keys")), 42);
+    assert_int_equal(json_integer_value(json_object_get(doc, "outbox_bytes")), 5000);
+    assert_int_equal(json_integer_value(json_object_get(doc, "buffered_bytes")), 2100);
+    assert_int_equal(json_integer_value(json_object_get(doc, "key_cache_bytes")), 42000);
+    assert_int_equal(json_integer_value(json_object_get(doc, "outbox_body_bytes")), 4900);
 
     json_t *peers = json_object_get(doc, "peers");
     assert_int_equal(json_array_size(peers), 2);
@@ -538,6 +614,8 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(p0, "frames_received")), 11);
     assert_int_equal(json_integer_value(json_object_get(p0, "bytes_sent")), 4096);
     assert_int_equal(json_integer_value(json_object_get(p0, "outbox_pending")), 5);
+    assert_int_equal(json_integer_value(json_object_get(p0, "inflight_bytes")), 1024);
+    assert_int_equal(json_integer_value(json_object_get(p1, "inflight_bytes")), 0);
     assert_string_equal(json_string_value(json_object_get(p1, "region")), "ap-south");
     assert_string_equal(json_string_value(json_object_get(p1, "link")), "cut");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "outbox"), "us-east")),
@@ -550,8 +628,18 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(vis, "count")), 7);
 
     json_t *c = json_object_get(doc, "counters");
-    assert_int_equal(json_object_size(c), 21);
+    assert_int_equal(json_object_size(c), 26);
     assert_int_equal(json_integer_value(json_object_get(c, "puts")), 9);
+    /* Reads and writes wait alike: the counters say requests. */
+    assert_int_equal(json_integer_value(json_object_get(c, "requests_waited")), 13);
+    assert_int_equal(json_integer_value(json_object_get(c, "requests_timed_out")), 14);
+    assert_null(json_object_get(c, "reads_waited"));
+    assert_null(json_object_get(c, "reads_timed_out"));
+    assert_int_equal(json_integer_value(json_object_get(c, "keys_loaded")), 15);
+    assert_int_equal(json_integer_value(json_object_get(c, "keys_evicted")), 16);
+    assert_int_equal(json_integer_value(json_object_get(c, "bodies_loaded")), 17);
+    assert_int_equal(json_integer_value(json_object_get(c, "bodies_evicted")), 18);
+    assert_int_equal(json_integer_value(json_object_get(c, "store_read_errors")), 19);
     assert_int_equal(json_integer_value(json_object_get(c, "stamps_refused")), 4);
     assert_int_equal(json_integer_value(json_object_get(c, "commit_records")), 12);
     assert_int_equal(json_integer_value(json_object_get(c, "replies_dropped")), 0);
@@ -560,6 +648,27 @@ static void test_status_json(void **state)
     assert_null(s);
     cw_status_free(&s);
     cw_status_free(NULL);
+}
+
+/* The old member names still compile and alias the new ones, and the members
+ * added later come after every earlier one, so a program built against the
+ * previous header reads the same offsets. */
+static void test_status_struct_compatible(void **state)
+{
+    (void)state;
+    struct cw_status s;
+    memset(&s, 0, sizeof(s));
+    s.pending_reads = 3;
+    assert_true(s.waiting == 3);
+    s.counters.reads_waited = 4;
+    s.counters.reads_timed_out = 5;
+    assert_true(s.counters.requests_waited == 4 && s.counters.requests_timed_out == 5);
+    assert_true(offsetof(struct cw_status, waiting) < offsetof(struct cw_status, keys));
+    assert_true(offsetof(struct cw_status, counters) + sizeof(s.counters) <=
+                offsetof(struct cw_status, outbox_bytes));
+    assert_true(offsetof(struct cw_status, outbox_bytes) < offsetof(struct cw_status, keys_loaded));
+    assert_true(offsetof(struct cw_status_counters, requests_waited) ==
+                offsetof(struct cw_status_counters, resent_records) + sizeof(uint64_t));
 }
 
 /* 64-bit values survive exactly: up to INT64_MAX as JSON integers, above it
@@ -764,9 +873,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_save_creates_and_is_atomic, setup_tmp,
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(test_session_malformed_files, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_session_crlf_and_messages, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_session_tokens),
         cmocka_unit_test(test_stamps),
         cmocka_unit_test(test_status_json),
+        cmocka_unit_test(test_status_struct_compatible),
         cmocka_unit_test(test_status_json_exact_u64),
         cmocka_unit_test(test_status_json_rejects_bad_ids),
         cmocka_unit_test(test_status_regions),

@@ -140,6 +140,13 @@ static void test_three_regions(void **state)
     assert_int_equal(c.waiting_max, 10000);
     assert_int_equal(c.resend_ms, 1000);
     assert_int_equal(c.jitter_ms, 0);
+    /* The sizes it states with units are the defaults. */
+    assert_true(c.outbox_bytes_max == CW_DEFAULT_OUTBOX_BYTES_MAX);
+    assert_true(c.dep_buffer_bytes_max == CW_DEFAULT_DEP_BUFFER_BYTES_MAX);
+    assert_true(c.inflight_bytes_max == CW_DEFAULT_INFLIGHT_BYTES_MAX);
+    assert_true(c.key_cache_bytes_max == CW_DEFAULT_KEY_CACHE_BYTES_MAX);
+    assert_true(c.outbox_cache_bytes_max == CW_DEFAULT_OUTBOX_CACHE_BYTES_MAX);
+    assert_true(c.store_cache_bytes == CW_DEFAULT_STORE_CACHE_BYTES);
     assert_demo_buckets(&c);
     cw_config_free(&c);
     assert_null(c.buckets);
@@ -283,7 +290,7 @@ static void test_good_variants(void **state)
                        "[region a]\r\n"
                        "    client = ipc:///tmp/cw-a-client\r\n"
                        "peer = tcp://[::1]:9001\r\n"
-                       "admin = tcp://localhost:9002 ; trailing comment\r\n"
+                       "admin = tcp://10.1.2.3:9002 ; trailing comment\r\n"
                        "# a comment\r\n"
                        "[region b]\r\n"
                        "client = tcp://127.0.0.1:9011\r\n"
@@ -306,7 +313,7 @@ static void test_good_variants(void **state)
     assert_int_equal(c.latency_ms[1][2], 0);
     assert_string_equal(c.regions[0].client, "ipc:///tmp/cw-a-client");
     assert_string_equal(c.regions[0].peer, "tcp://[::1]:9001");
-    assert_string_equal(c.regions[0].admin, "tcp://localhost:9002");
+    assert_string_equal(c.regions[0].admin, "tcp://10.1.2.3:9002");
     /* No [cluster]: defaults, with the data directory named after the file. */
     assert_string_equal(c.data_dir, "run/c");
     assert_string_equal(c.regions[0].data_dir, "run/c/a");
@@ -342,11 +349,17 @@ static void test_cluster_keys(void **state)
                        "batch_records_max = 4096\n"
                        "window_records = 1\n"
                        "waiting_max = 1000000\n"
+                       "outbox_bytes_max = 1T\n"
+                       "dep_buffer_bytes_max = 4194304\n"
+                       "inflight_bytes_max = 64K\n"
+                       "key_cache_bytes_max = 64G\n"
+                       "outbox_cache_bytes_max = 3M\n"
+                       "store_cache_bytes = 1M\n"
                        "log_level = debug\n"
                        "[region a]\n"
-                       "client = tcp://h:1\n"
-                       "peer = tcp://h:2\n"
-                       "admin = tcp://h:3\n"
+                       "client = tcp://10.0.0.1:1\n"
+                       "peer = tcp://10.0.0.1:2\n"
+                       "admin = tcp://10.0.0.1:3\n"
                        "[bucket b]\n"
                        "conflict = siblings\n"
                        "max_siblings = 1024\n"
@@ -367,6 +380,12 @@ static void test_cluster_keys(void **state)
     assert_int_equal(c.batch_records_max, 4096);
     assert_int_equal(c.window_records, 1);
     assert_int_equal(c.waiting_max, 1000000);
+    assert_true(c.outbox_bytes_max == 1ull << 40);
+    assert_true(c.dep_buffer_bytes_max == 4194304);
+    assert_true(c.inflight_bytes_max == 65536);
+    assert_true(c.key_cache_bytes_max == 64ull << 30);
+    assert_true(c.outbox_cache_bytes_max == 3ull << 20);
+    assert_true(c.store_cache_bytes == 1ull << 20);
     assert_string_equal(c.log_level, "debug");
     assert_int_equal(c.buckets[0].consistency, CW_EVENTUAL);
     assert_int_equal(c.buckets[0].conflict, CW_CONFLICT_SIBLINGS);
@@ -385,6 +404,11 @@ static void test_cluster_keys(void **state)
     assert_int_equal(rc_out.nack_retry_us, 600000000ull);
     assert_int_equal(rc_out.window_records, 1);
     assert_int_equal(rc_out.n_regions, 1);
+    assert_true(rc_out.outbox_bytes_max == 1ull << 40);
+    assert_true(rc_out.dep_buffer_bytes_max == 4194304);
+    assert_true(rc_out.inflight_bytes_max == 65536);
+    assert_true(rc_out.key_cache_bytes_max == 64ull << 30);
+    assert_true(rc_out.outbox_cache_bytes_max == 3ull << 20);
     cw_config_free(&c);
 }
 
@@ -401,9 +425,9 @@ static void test_deprecated_keys(void **state)
                        "heartbeat_ms = 100\n"
                        "pending_reads_max = 77\n"
                        "[region a]\n"
-                       "client = tcp://h:1\n"
-                       "peer = tcp://h:2\n"
-                       "admin = tcp://h:3\n"
+                       "client = tcp://10.0.0.1:1\n"
+                       "peer = tcp://10.0.0.1:2\n"
+                       "admin = tcp://10.0.0.1:3\n"
                        "[bucket b]\n";
     int rc = load_text(t, text, &c, err, sizeof(err), path, sizeof(path));
     if (rc != CW_OK)
@@ -436,7 +460,8 @@ static void test_deprecated_keys(void **state)
 
     /* One old name and one new name, for different keys, is fine. */
     text = "[cluster]\nwait_ms = 9\npending_reads_max = 8\n"
-           "[region a]\nclient = tcp://h:1\npeer = tcp://h:2\nadmin = tcp://h:3\n[bucket b]\n";
+           "[region a]\nclient = tcp://10.0.0.1:1\npeer = tcp://10.0.0.1:2\nadmin = "
+           "tcp://10.0.0.1:3\n[bucket b]\n";
     rc = load_text(t, text, &c, err, sizeof(err), path, sizeof(path));
     if (rc != CW_OK)
         fail_msg("%s", err);
@@ -455,9 +480,10 @@ static void test_defaults_match_replica(void **state)
     struct tmp *t = *state;
     struct cw_config c;
     char err[512], path[128];
-    const char *text = "[region a]\nclient = tcp://h:1\npeer = tcp://h:2\nadmin = tcp://h:3\n"
-                       "[region b]\nclient = tcp://h:4\npeer = tcp://h:5\nadmin = tcp://h:6\n"
-                       "[bucket b]\nconflict = siblings\n";
+    const char *text =
+        "[region a]\nclient = tcp://10.0.0.1:1\npeer = tcp://10.0.0.1:2\nadmin = tcp://10.0.0.1:3\n"
+        "[region b]\nclient = tcp://10.0.0.1:4\npeer = tcp://10.0.0.1:5\nadmin = tcp://10.0.0.1:6\n"
+        "[bucket b]\nconflict = siblings\n";
     int rc = load_text(t, text, &c, err, sizeof(err), path, sizeof(path));
     if (rc != CW_OK)
         fail_msg("%s", err);
@@ -478,6 +504,13 @@ static void test_defaults_match_replica(void **state)
     assert_int_equal(from_file.heartbeat_us, want.heartbeat_us);
     assert_int_equal(from_file.nack_retry_us, want.nack_retry_us);
     assert_int_equal(from_file.wait_us, want.wait_us);
+    assert_true(from_file.outbox_bytes_max == want.outbox_bytes_max);
+    assert_true(from_file.dep_buffer_bytes_max == want.dep_buffer_bytes_max);
+    assert_true(from_file.inflight_bytes_max == want.inflight_bytes_max);
+    assert_true(from_file.key_cache_bytes_max == want.key_cache_bytes_max);
+    assert_true(from_file.outbox_cache_bytes_max == want.outbox_cache_bytes_max);
+    /* The store's cache is not the replica's: its default is the store's. */
+    assert_true(c.store_cache_bytes == CW_DEFAULT_STORE_CACHE_BYTES);
     /* Whatever the file cannot set, the replica fills in; then nothing differs. */
     cw_replica_config_defaults(&from_file);
     assert_memory_equal(&from_file, &want, sizeof(want));
@@ -542,7 +575,7 @@ static const struct bad_case bad_cases[] = {
      3,
      {"unknown key 'latncy' in [cluster]", "expected one of: durability, data_dir", NULL}},
     {"unknown key in a region",
-     GOOD_PREFIX "[region c]\nclient = tcp://h:1\nport = 7\n",
+     GOOD_PREFIX "[region c]\nclient = tcp://10.0.0.1:1\nport = 7\n",
      14,
      {"unknown key 'port' in [region c]", "client, peer, admin, data_dir", NULL}},
     {"unknown key in a bucket",
@@ -575,6 +608,48 @@ static const struct bad_case bad_cases[] = {
      "[cluster]\nmax_value_bytes = 4194305\n",
      2,
      {"max_value_bytes = 4194305", "from 1 to 4194304", NULL}},
+    {"size with a unit the loader does not know",
+     "[cluster]\noutbox_bytes_max = 256MB\n",
+     2,
+     {"bad size '256MB' for outbox_bytes_max", "K, M, G or T", "from 64K to 1T"}},
+    {"fractional size",
+     "[cluster]\nkey_cache_bytes_max = 1.5G\n",
+     2,
+     {"bad size '1.5G' for key_cache_bytes_max", NULL}},
+    {"negative size", "[cluster]\nstore_cache_bytes = -1\n", 2, {"bad size '-1'", NULL}},
+    {"lower-case unit", "[cluster]\ninflight_bytes_max = 64k\n", 2, {"bad size '64k'", NULL}},
+    {"unit alone", "[cluster]\ninflight_bytes_max = M\n", 2, {"bad size 'M'", NULL}},
+    {"size below the minimum",
+     "[cluster]\ndep_buffer_bytes_max = 63K\n",
+     2,
+     {"dep_buffer_bytes_max = 63K in [cluster] is out of range", "from 64K to 64G",
+      "65536 to 68719476736 bytes"}},
+    {"size above the maximum",
+     "[cluster]\noutbox_cache_bytes_max = 65G\n",
+     2,
+     {"outbox_cache_bytes_max = 65G", "out of range", "from 64K to 64G"}},
+    {"size overflowing 64 bits by its unit",
+     "[cluster]\noutbox_bytes_max = 17179869184T\n",
+     2,
+     {"outbox_bytes_max", "out of range", NULL}},
+    {"size overflowing 64 bits by its digits",
+     "[cluster]\noutbox_bytes_max = 99999999999999999999999\n",
+     2,
+     {"outbox_bytes_max", "out of range", NULL}},
+    {"store cache below a megabyte",
+     "[cluster]\nstore_cache_bytes = 512K\n",
+     2,
+     {"store_cache_bytes = 512K", "from 1M to 64G", NULL}},
+    {"outbox smaller than the largest value",
+     "[cluster]\noutbox_bytes_max = 512K\nheartbeat_ms = 100\n",
+     2,
+     {"outbox_bytes_max (524288 bytes) in [cluster] is less than max_value_bytes (1048576)",
+      "CW_EFULL", "a smaller max_value_bytes"}},
+    {"dependency buffer smaller than the largest value, set later",
+     "[cluster]\ndep_buffer_bytes_max = 1M\nmax_value_bytes = 2097152\n",
+     2,
+     {"dep_buffer_bytes_max (1048576 bytes) in [cluster] is less than max_value_bytes (2097152)",
+      NULL}},
     {"out of range max_siblings",
      GOOD_PREFIX "conflict = siblings\nmax_siblings = 0\n",
      13,
@@ -650,7 +725,37 @@ static const struct bad_case bad_cases[] = {
     {"bad endpoint transport",
      GOOD_PREFIX "[region c]\npeer = udp://x:1\n",
      13,
-     {"bad endpoint 'udp://x:1' for peer", "tcp://HOST:PORT or ipc://PATH", NULL}},
+     {"bad endpoint 'udp://x:1' for peer", "tcp://IP:PORT", "or ipc://PATH"}},
+    /* The node binds its endpoints, and ZeroMQ binds TCP only to an address. */
+    {"host name in an endpoint",
+     GOOD_PREFIX "[region c]\nclient = tcp://127.0.0.1:9021\npeer = tcp://localhost:9022\n",
+     14,
+     {"bad endpoint 'tcp://localhost:9022' for peer in [region c]",
+      "'localhost' is not an IP address", "binds"}},
+    {"interface name in an endpoint",
+     GOOD_PREFIX "[region c]\nadmin = tcp://eth0:9023\n",
+     13,
+     {"'eth0' is not an IP address", NULL}},
+    {"abbreviated IPv4 address",
+     GOOD_PREFIX "[region c]\nadmin = tcp://127.1:9023\n",
+     13,
+     {"'127.1' is not an IP address", NULL}},
+    {"wildcard endpoint",
+     GOOD_PREFIX "[region c]\nclient = tcp://*:9021\n",
+     13,
+     {"'*' (every interface) can be bound but not connected to", "IP address", NULL}},
+    {"unspecified IPv4 address",
+     GOOD_PREFIX "[region c]\nclient = tcp://0.0.0.0:9021\n",
+     13,
+     {"'0.0.0.0' (every interface)", NULL}},
+    {"unspecified IPv6 address",
+     GOOD_PREFIX "[region c]\nclient = tcp://[::]:9021\n",
+     13,
+     {"'::' (every interface)", NULL}},
+    {"malformed IPv6 address",
+     GOOD_PREFIX "[region c]\nclient = tcp://[fe80::zz]:9021\n",
+     13,
+     {"'fe80::zz' is not an IPv6 address", NULL}},
     {"endpoint reused across regions",
      GOOD_PREFIX "[region c]\nadmin = tcp://127.0.0.1:9012\n",
      13,
@@ -670,13 +775,14 @@ static const struct bad_case bad_cases[] = {
      12,
      {"max_siblings is set in [bucket kv]", "conflict = siblings", NULL}},
     {"no bucket",
-     "[region a]\nclient = tcp://h:1\npeer = tcp://h:2\nadmin = tcp://h:3\n",
+     "[region a]\nclient = tcp://10.0.0.1:1\npeer = tcp://10.0.0.1:2\nadmin = tcp://10.0.0.1:3\n",
      4,
      {"no [bucket NAME] section", NULL}},
     {"no region", "[bucket kv]\n\n", 2, {"no [region NAME] section", NULL}},
     {"data directory shared",
-     GOOD_PREFIX "[region c]\nclient = tcp://h:1\npeer = tcp://h:2\nadmin = tcp://h:3\n"
-                 "data_dir = run/c/a\n",
+     GOOD_PREFIX
+     "[region c]\nclient = tcp://10.0.0.1:1\npeer = tcp://10.0.0.1:2\nadmin = tcp://10.0.0.1:3\n"
+     "data_dir = run/c/a\n",
      16,
      {"regions a and c both use the data directory 'run/c/a'", NULL}},
 };
@@ -713,10 +819,11 @@ static void test_too_many_regions(void **state)
     char *text = malloc(cap);
     assert_non_null(text);
     for (unsigned i = 0; i < CW_REGIONS_MAX + 1; i++) {
-        int n = snprintf(text + used, cap - used,
-                         "[region r%u]\nclient = tcp://h:%u\npeer = tcp://h:%u\nadmin = "
-                         "tcp://h:%u\n",
-                         i, 10000 + i * 3, 10001 + i * 3, 10002 + i * 3);
+        int n =
+            snprintf(text + used, cap - used,
+                     "[region r%u]\nclient = tcp://10.0.0.1:%u\npeer = tcp://10.0.0.1:%u\nadmin = "
+                     "tcp://10.0.0.1:%u\n",
+                     i, 10000 + i * 3, 10001 + i * 3, 10002 + i * 3);
         assert_true(n > 0 && (size_t)n < cap - used);
         used += (size_t)n;
     }
@@ -751,8 +858,9 @@ static void test_too_many_buckets(void **state)
     size_t cap = 16384, used = 0;
     char *text = malloc(cap);
     assert_non_null(text);
-    used = (size_t)snprintf(
-        text, cap, "[region a]\nclient = tcp://h:1\npeer = tcp://h:2\nadmin = tcp://h:3\n");
+    used = (size_t)snprintf(text, cap,
+                            "[region a]\nclient = tcp://10.0.0.1:1\npeer = tcp://10.0.0.1:2\nadmin "
+                            "= tcp://10.0.0.1:3\n");
     for (unsigned i = 0; i < CW_CONFIG_BUCKETS_MAX + 1; i++) {
         int n = snprintf(text + used, cap - used, "[bucket b%u]\n", i);
         assert_true(n > 0 && (size_t)n < cap - used);
@@ -890,10 +998,16 @@ static int load_with(const struct tmp *t, bool in_bucket, const char *key, const
     /* max_siblings needs a siblings bucket; a test of conflict itself sets it. */
     const char *conflict =
         in_bucket && strcmp(key, "max_siblings") == 0 ? "conflict = siblings\n" : "";
+    /* The outbox and the dependency buffer must hold the largest value: their
+     * documented minimum holds a small one. */
+    const char *small_values =
+        strcmp(key, "outbox_bytes_max") == 0 || strcmp(key, "dep_buffer_bytes_max") == 0
+            ? "max_value_bytes = 1024\n"
+            : "";
     snprintf(text, sizeof(text),
-             "[cluster]\n%s[region a]\nclient = tcp://h:1\npeer = tcp://h:2\nadmin = "
-             "tcp://h:3\n[bucket b]\n%s%s",
-             in_bucket ? "" : line, conflict, in_bucket ? line : "");
+             "[cluster]\n%s%s[region a]\nclient = tcp://10.0.0.1:1\npeer = tcp://10.0.0.1:2\n"
+             "admin = tcp://10.0.0.1:3\n[bucket b]\n%s%s",
+             small_values, in_bucket ? "" : line, conflict, in_bucket ? line : "");
     return load_text(t, text, c, err, err_len, path, sizeof(path));
 }
 
@@ -908,7 +1022,53 @@ static bool config_equal(const struct cw_config *a, const struct cw_config *b)
     return memcmp(&x, &y, sizeof(x)) == 0;
 }
 
-/* Checks one documented key: its default, and for integers and enums its range. */
+/* A documented size, "64K" or "1048576": its value in bytes; false if malformed. */
+static bool doc_size(const char *s, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s)
+        return false;
+    const char *units = "KMGT";
+    const char *u = *end ? strchr(units, *end) : NULL;
+    if (u != NULL) {
+        v <<= 10 * (unsigned)(u - units + 1);
+        end++;
+    }
+    *out = v;
+    return *end == '\0' || *end == ' ';
+}
+
+/* Checks a documented size key's range "MIN to MAX" (sizes as doc_size reads
+ * them): both ends load, in bytes and with their unit; one byte beyond does not. */
+static void check_documented_size(const struct tmp *t, const char *key, const char *range)
+{
+    char lo[32], hi[32], v[64], err[512];
+    unsigned long long min, max;
+    struct cw_config c;
+    if (sscanf(range, "%31s to %31s", lo, hi) != 2 || !doc_size(lo, &min) || !doc_size(hi, &max))
+        fail_msg("%s: range '%s' is not 'MIN to MAX'", key, range);
+    const char *as_written[2] = {lo, hi};
+    const unsigned long long ok[2] = {min, max};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(v, sizeof(v), "%llu", ok[i]);
+        const char *forms[2] = {v, as_written[i]};
+        for (size_t f = 0; f < 2; f++) {
+            if (load_with(t, false, key, forms[f], &c, err, sizeof(err)) != CW_OK)
+                fail_msg("%s = %s (documented bound): %s", key, forms[f], err);
+            cw_config_free(&c);
+        }
+    }
+    snprintf(v, sizeof(v), "%llu", max + 1);
+    if (load_with(t, false, key, v, &c, err, sizeof(err)) != CW_ECONFIG)
+        fail_msg("%s = %s (past the documented maximum) was accepted", key, v);
+    snprintf(v, sizeof(v), "%llu", min - 1);
+    if (load_with(t, false, key, v, &c, err, sizeof(err)) != CW_ECONFIG)
+        fail_msg("%s = %s (below the documented minimum) was accepted", key, v);
+}
+
+/* Checks one documented key: its default, and for integers, sizes and enums its
+ * range. */
 static void check_documented_key(const struct tmp *t, bool in_bucket, char **cells)
 {
     char key[64], def[64], err[512];
@@ -918,7 +1078,9 @@ static void check_documented_key(const struct tmp *t, bool in_bucket, char **cel
     int rc = load_with(t, in_bucket, key, NULL, &base, err, sizeof(err));
     if (rc != CW_OK)
         fail_msg("%s: %s", key, err);
-    if (strcmp(type, "integer") == 0 || strcmp(type, "enum") == 0) {
+    if (strcmp(type, "size") == 0)
+        check_documented_size(t, key, range);
+    if (strcmp(type, "integer") == 0 || strcmp(type, "enum") == 0 || strcmp(type, "size") == 0) {
         /* The documented default is what leaving the key out gives. */
         assert_true(first_code(cells[2], def, sizeof(def)));
         rc = load_with(t, in_bucket, key, def, &c, err, sizeof(err));

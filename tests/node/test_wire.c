@@ -1134,8 +1134,12 @@ static void sample_status(struct cw_wire_status *st)
     st->stable.ts[0] = 5;
     st->buffered = 6;
     st->outbox_total = 7;
-    st->pending_reads = 8;
+    st->waiting = 8;
     st->keys = 9;
+    st->outbox_bytes = 30;
+    st->buffered_bytes = 31;
+    st->key_cache_bytes = 32;
+    st->outbox_body_bytes = UINT64_MAX;
     st->n_peers = 2;
     st->peers[0] = (struct cw_wire_peer_status){
         .region = 2,
@@ -1148,10 +1152,13 @@ static void sample_status(struct cw_wire_status *st)
         .bytes_sent = 15,
         .outbox_pending = 16,
         .visibility = {17, 18, 19, 20, 21},
+        .inflight_bytes = 23,
     };
-    st->peers[1] = (struct cw_wire_peer_status){.region = 0, .delay_ms = 22};
+    st->peers[1] = (struct cw_wire_peer_status){.region = 0, .delay_ms = 22, .inflight_bytes = 24};
+    /* The replica's counters, all twenty of them. */
+    _Static_assert(sizeof(st->replica) == 20 * sizeof(uint64_t), "every counter is set below");
     uint64_t *c = &st->replica.puts;
-    for (unsigned i = 0; i < 15; i++)
+    for (unsigned i = 0; i < 20; i++)
         c[i] = 100 + i;
     c = &st->node.requests;
     for (unsigned i = 0; i < 6; i++)
@@ -1586,6 +1593,40 @@ static void test_status_decode(void **state)
     assert_int_equal(d.status->peers[1].region, 2);
     assert_true(d.status->replica.puts == 0 && d.status->node.requests == 0);
     assert_true(d.status->peers[0].visibility.count == 0);
+    /* What an older node does not send reads 0. */
+    assert_true(d.status->outbox_bytes == 0 && d.status->buffered_bytes == 0);
+    assert_true(d.status->key_cache_bytes == 0 && d.status->outbox_body_bytes == 0);
+    assert_true(d.status->peers[0].inflight_bytes == 0);
+    assert_true(d.status->replica.keys_loaded == 0 && d.status->replica.store_read_errors == 0);
+    cw_wire_response_free(&d);
+
+    /* Each figure arrives in its own field. */
+    pb_status_init(&p);
+    Causeway__ReplicaCounters rc_pb;
+    causeway__replica_counters__init(&rc_pb);
+    p.st.replica = &rc_pb;
+    p.st.waiting = 1;
+    p.st.outbox_bytes = 2;
+    p.st.buffered_bytes = 3;
+    p.st.key_cache_bytes = 4;
+    p.st.outbox_body_bytes = 5;
+    p.peers[1].inflight_bytes = 6;
+    rc_pb.requests_waited = 7;
+    rc_pb.requests_timed_out = 8;
+    rc_pb.keys_loaded = 9;
+    rc_pb.keys_evicted = 10;
+    rc_pb.bodies_loaded = 11;
+    rc_pb.bodies_evicted = 12;
+    rc_pb.store_read_errors = 13;
+    assert_int_equal(decode_pb_status(&p, &d), CW_OK);
+    const struct cw_wire_status *ds = d.status;
+    assert_true(ds->waiting == 1 && ds->outbox_bytes == 2 && ds->buffered_bytes == 3);
+    assert_true(ds->key_cache_bytes == 4 && ds->outbox_body_bytes == 5);
+    assert_true(ds->peers[0].inflight_bytes == 0 && ds->peers[1].inflight_bytes == 6);
+    assert_true(ds->replica.requests_waited == 7 && ds->replica.requests_timed_out == 8);
+    assert_true(ds->replica.keys_loaded == 9 && ds->replica.keys_evicted == 10);
+    assert_true(ds->replica.bodies_loaded == 11 && ds->replica.bodies_evicted == 12);
+    assert_true(ds->replica.store_read_errors == 13);
     cw_wire_response_free(&d);
 
     /* Every region a cluster may have. */
@@ -1690,6 +1731,66 @@ static void test_status_decode(void **state)
     }
 }
 
+/* Renamed fields keep their numbers, so nodes and clients of the releases before
+ * and after the rename read each other's status alike; the new fields take new
+ * numbers. */
+static void test_status_field_numbers(void **state)
+{
+    (void)state;
+    static const struct {
+        const ProtobufCMessageDescriptor *d;
+        const char *name;
+        unsigned id;
+    } want[] = {
+        {&causeway__status__descriptor, "waiting", 11}, /* was pending_reads */
+        {&causeway__status__descriptor, "outbox_bytes", 16},
+        {&causeway__status__descriptor, "buffered_bytes", 17},
+        {&causeway__status__descriptor, "key_cache_bytes", 18},
+        {&causeway__status__descriptor, "outbox_body_bytes", 19},
+        {&causeway__peer_status__descriptor, "inflight_bytes", 11},
+        {&causeway__replica_counters__descriptor, "requests_waited", 10}, /* was reads_waited */
+        {&causeway__replica_counters__descriptor, "requests_timed_out",
+         11}, /* was reads_timed_out */
+        {&causeway__replica_counters__descriptor, "keys_loaded", 16},
+        {&causeway__replica_counters__descriptor, "keys_evicted", 17},
+        {&causeway__replica_counters__descriptor, "bodies_loaded", 18},
+        {&causeway__replica_counters__descriptor, "bodies_evicted", 19},
+        {&causeway__replica_counters__descriptor, "store_read_errors", 20},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(want[i].d, want[i].name);
+        if (f == NULL || f->id != want[i].id)
+            fail_msg("%s.%s: field %d, expected %u", want[i].d->short_name, want[i].name,
+                     f ? (int)f->id : -1, want[i].id);
+    }
+    /* The bytes an older node sends for pending_reads (field 11 of Status, here
+     * appended to a status that lacks it) decode as waiting. */
+    struct pb_status p;
+    pb_status_init(&p);
+    size_t st_len, head_len;
+    uint8_t *st_bytes = pack_pb(&p.st.base, &st_len);
+    p.pr.status = NULL;
+    uint8_t *head = pack_pb(&p.pr.base, &head_len);
+    uint8_t frame[512];
+    size_t body = st_len + 2;
+    assert_true(body < 128 && head_len + 2 + body <= sizeof(frame));
+    memcpy(frame, head, head_len);
+    size_t n = head_len;
+    frame[n++] = 14 << 3 | 2; /* Response.status, length-delimited */
+    frame[n++] = (uint8_t)body;
+    memcpy(frame + n, st_bytes, st_len);
+    n += st_len;
+    frame[n++] = 11 << 3; /* Status field 11, a varint */
+    frame[n++] = 42;
+    free(head);
+    free(st_bytes);
+    struct cw_wire_response d;
+    assert_int_equal(cw_wire_decode_response(frame, n, NULL, &d), CW_OK);
+    assert_true(d.status->waiting == 42);
+    cw_wire_response_free(&d);
+}
+
 static void test_status_truncated(void **state)
 {
     (void)state;
@@ -1740,6 +1841,7 @@ int main(void)
         cmocka_unit_test(test_response_truncated),
         cmocka_unit_test(test_status_encode_rejects),
         cmocka_unit_test(test_status_decode),
+        cmocka_unit_test(test_status_field_numbers),
         cmocka_unit_test(test_status_truncated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

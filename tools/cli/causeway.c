@@ -14,7 +14,11 @@
  * `causeway --json status` are the same) and "--" ends the options.
  *
  * Exit statuses: 0 success, 1 operational error, 2 bad usage (nothing was
- * sent), 3 key not found.
+ * sent), 3 key not found. An error the server answered with (even one about
+ * the request's content, like a context it refuses) is operational: the
+ * request was sent. Whatever can be checked before sending (the BUCKET/KEY
+ * syntax, a --context token that does not parse) is checked first and is a
+ * usage error.
  */
 #include <causeway.h>
 
@@ -162,10 +166,10 @@ static const char *const status_help =
     "usage: causeway [OPTIONS] status\n"
     "\n"
     "Shows the node's status: its region and the cluster's regions, durability,\n"
-    "uptime, its hybrid-logical clock, the applied and stable vectors, buffered,\n"
-    "pending and outbox counts, every peer's link state and traffic, visibility\n"
-    "latencies of each peer's writes, and the counters. Works on the client and\n"
-    "the admin endpoint.\n"
+    "uptime, its hybrid-logical clock, the applied and stable vectors, the keys,\n"
+    "buffered, waiting and outbox counts with the bytes they hold, every peer's\n"
+    "link state, traffic and bytes in flight, visibility latencies of each peer's\n"
+    "writes, and the counters. Works on the client and the admin endpoint.\n"
     "\n"
     "Stamps (the clock and the vectors) are hybrid-logical: microseconds since\n"
     "the epoch in the high bits, a counter in the low 12. The text output shows\n"
@@ -285,8 +289,24 @@ static int usage(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/* Reports a failed library call: what failed, the general sentence and, when it
- * adds something, the detailed message. Returns the exit status. */
+/* A server's error message is "GENERAL: DETAIL", GENERAL being cw_strerror of
+ * its code (the daemon prefixes it). Returns DETAIL, or NULL when msg does not
+ * start with the general sentence. */
+static const char *after_general(int rc, const char *msg)
+{
+    const char *general = cw_strerror(rc);
+    size_t n = strlen(general);
+    if (msg == NULL || strncmp(msg, general, n) != 0)
+        return NULL;
+    if (msg[n] == '\0')
+        return msg + n;
+    return msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : NULL;
+}
+
+/* Reports a failed library call: what failed, then the general sentence and,
+ * when it adds something, the detailed message; a detail that already starts
+ * with the general sentence (a server's message) is printed alone, so nothing
+ * is said twice. Returns the exit status. */
 static int failed(int rc, const char *detail, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -297,9 +317,12 @@ static int failed(int rc, const char *detail, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, ": %s", cw_strerror(rc));
-    if (detail != NULL && detail[0] != '\0' && strcmp(detail, cw_strerror(rc)) != 0)
-        fprintf(stderr, " (%s)", detail);
+    if (detail != NULL && after_general(rc, detail) != NULL)
+        fprintf(stderr, ": %s", detail);
+    else if (detail != NULL && detail[0] != '\0')
+        fprintf(stderr, ": %s (%s)", cw_strerror(rc), detail);
+    else
+        fprintf(stderr, ": %s", cw_strerror(rc));
     fputc('\n', stderr);
     return EXIT_FAIL;
 }
@@ -605,6 +628,23 @@ static void format_duration(uint64_t us, char *buf, size_t len)
     }
 }
 
+/* A byte count for people: "512 B", "1.5 KiB", "256.0 MiB". */
+static void format_bytes(uint64_t b, char *buf, size_t len)
+{
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (b < 1024) {
+        snprintf(buf, len, "%llu B", (unsigned long long)b);
+        return;
+    }
+    double v = (double)b / 1024.0;
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, len, "%.1f %s", v, unit[u]);
+}
+
 /* Milliseconds with microsecond precision, from a microsecond count. */
 static void format_ms(uint64_t us, char *buf, size_t len)
 {
@@ -668,13 +708,19 @@ static void print_status_text(const struct cw_status *s)
     if (cw_stamp_format((uint64_t)s->now_us << CW_STAMP_LOGICAL_BITS, utc, sizeof(utc)) != CW_OK)
         snprintf(utc, sizeof(utc), "?");
     printf("%-*s %s\n", head, "wall clock", utc);
-    printf("%-*s %llu\n", head, "keys", (unsigned long long)s->keys);
-    printf("%-*s %llu  remote writes waiting for their dependencies\n", head, "buffered",
-           (unsigned long long)s->buffered);
-    printf("%-*s %llu  requests waiting for this region to catch up\n", head, "pending reads",
-           (unsigned long long)s->pending_reads);
-    printf("%-*s %llu  own writes not yet applied by every region\n", head, "outbox",
-           (unsigned long long)s->outbox_total);
+    char b1[32], b2[32];
+    format_bytes(s->key_cache_bytes, b1, sizeof(b1));
+    printf("%-*s %llu  (key states in memory: %s)\n", head, "keys", (unsigned long long)s->keys,
+           b1);
+    format_bytes(s->buffered_bytes, b1, sizeof(b1));
+    printf("%-*s %llu  remote writes waiting for their dependencies (%s)\n", head, "buffered",
+           (unsigned long long)s->buffered, b1);
+    printf("%-*s %llu  requests waiting for this region to catch up\n", head, "waiting",
+           (unsigned long long)s->waiting);
+    format_bytes(s->outbox_bytes, b1, sizeof(b1));
+    format_bytes(s->outbox_body_bytes, b2, sizeof(b2));
+    printf("%-*s %llu  own writes not yet applied by every region (%s; bodies in memory: %s)\n",
+           head, "outbox", (unsigned long long)s->outbox_total, b1, b2);
 
     printf("\n%-*s %20s  %-27s  %12s\n", head, "applied", "stamp", "UTC", "lag ms");
     for (unsigned i = 0; i < rg->n; i++)
@@ -684,15 +730,17 @@ static void print_status_text(const struct cw_status *s)
         print_stamp_row(w, rg->name[i], s->stable[i], s->clock);
 
     if (s->n_peers > 0) {
-        printf("\n%-*s %-4s %8s %7s %10s %10s %10s %12s %8s\n", head, "peers", "link", "delay ms",
-               "queued", "sent", "dropped", "received", "bytes sent", "outbox");
+        printf("\n%-*s %-4s %8s %7s %10s %10s %10s %12s %8s %12s\n", head, "peers", "link",
+               "delay ms", "queued", "sent", "dropped", "received", "bytes sent", "outbox",
+               "in flight B");
         for (unsigned i = 0; i < s->n_peers; i++) {
             const struct cw_status_peer *p = &s->peers[i];
-            printf("  %-*s %-4s %8u %7llu %10llu %10llu %10llu %12llu %8llu\n", w, rg->name[p->id],
-                   p->link_cut ? "cut" : "up", p->delay_ms, (unsigned long long)p->queued,
-                   (unsigned long long)p->frames_sent, (unsigned long long)p->frames_dropped,
-                   (unsigned long long)p->frames_received, (unsigned long long)p->bytes_sent,
-                   (unsigned long long)p->outbox_pending);
+            printf("  %-*s %-4s %8u %7llu %10llu %10llu %10llu %12llu %8llu %12llu\n", w,
+                   rg->name[p->id], p->link_cut ? "cut" : "up", p->delay_ms,
+                   (unsigned long long)p->queued, (unsigned long long)p->frames_sent,
+                   (unsigned long long)p->frames_dropped, (unsigned long long)p->frames_received,
+                   (unsigned long long)p->bytes_sent, (unsigned long long)p->outbox_pending,
+                   (unsigned long long)s->inflight_bytes[i]);
         }
         /* Of each peer's writes: applied here minus committed there. */
         printf("\n%-*s %10s %10s %10s %10s %10s\n", head, "visibility ms", "count", "p50", "p90",
@@ -724,11 +772,16 @@ static void print_status_text(const struct cw_status *s)
         {"nacks_sent", c->nacks_sent},
         {"nacks_received", c->nacks_received},
         {"resent_records", c->resent_records},
-        {"reads_waited", c->reads_waited},
-        {"reads_timed_out", c->reads_timed_out},
+        {"requests_waited", c->requests_waited},
+        {"requests_timed_out", c->requests_timed_out},
         {"buffer_full_drops", c->buffer_full_drops},
         {"tombstones_collected", c->tombstones_collected},
         {"stamps_refused", c->stamps_refused},
+        {"keys_loaded", s->keys_loaded},
+        {"keys_evicted", s->keys_evicted},
+        {"bodies_loaded", s->bodies_loaded},
+        {"bodies_evicted", s->bodies_evicted},
+        {"store_read_errors", s->store_read_errors},
         {"errors", c->errors},
         {"requests", c->requests},
         {"bad_requests", c->bad_requests},
@@ -780,14 +833,55 @@ static int split_key(struct run *r, const char *bk, char *bucket, size_t bucket_
     return EXIT_OK;
 }
 
-/* Input errors that the library found before sending anything are usage errors. */
+/*
+ * Reports a failed put, get or del. A bad bucket or key is found by the library
+ * before anything is sent: a usage error. Every context token was parsed before
+ * the request was sent (--context by check_context, the session's when its file
+ * was loaded), so CW_ECONTEXT here is the region refusing a well-formed
+ * context: a context naming a region this cluster lacks, or holding a stamp
+ * too far ahead of the region's physical time (clock skew). That is the
+ * server's verdict on a request it received, so it is reported with the
+ * server's own detail and the exit status of an operational error.
+ */
 static int op_failed(struct run *r, int rc, const char *what, const char *bk)
 {
     char sb[6 * SHOWN_MAX + 4];
-    if (rc == CW_EBUCKET || rc == CW_EKEY || (rc == CW_ECONTEXT && r->a.context != NULL))
-        return usage(r->a.cmd, "%s %s: %s (%s)", what, shown(bk, sb), cw_strerror(rc),
-                     cw_client_error(r->client));
-    return failed(rc, cw_client_error(r->client), "%s %s", what, shown(bk, sb));
+    const char *detail = cw_client_error(r->client);
+    if (rc == CW_EBUCKET || rc == CW_EKEY)
+        return usage(r->a.cmd, "%s %s: %s (%s)", what, shown(bk, sb), cw_strerror(rc), detail);
+    if (rc == CW_ECONTEXT) {
+        const char *why = after_general(rc, detail);
+        if (why == NULL)
+            why = detail;
+        fprintf(stderr, "causeway: %s %s: the region refused the request's causal context: %s\n",
+                what, shown(bk, sb), why[0] != '\0' ? why : "(it gave no detail)");
+        return EXIT_FAIL;
+    }
+    return failed(rc, detail, "%s %s", what, shown(bk, sb));
+}
+
+/* A --context token must parse before anything is sent: one that does not is a
+ * usage error, told apart from a token the region refuses (op_failed). */
+static int check_context(struct run *r)
+{
+    if (r->a.context == NULL)
+        return EXIT_OK;
+    struct cw_sess *scratch = NULL;
+    int rc = cw_sess_new(1, &scratch);
+    if (rc != CW_OK)
+        return failed(rc, NULL, "check the --context token");
+    rc = cw_sess_import(scratch, r->a.context);
+    cw_sess_free(&scratch);
+    if (rc == CW_ECONTEXT) {
+        char sb[6 * SHOWN_MAX + 4];
+        return usage(r->a.cmd,
+                     "--context '%s' is not a context token (cw1- and hex digits): pass the "
+                     "token exactly as get printed it on its 'context:' line",
+                     shown(r->a.context, sb));
+    }
+    if (rc != CW_OK)
+        return failed(rc, NULL, "check the --context token");
+    return EXIT_OK;
 }
 
 static int read_stdin(uint8_t **out, size_t *len)
@@ -835,6 +929,8 @@ static int cmd_write(struct run *r, bool is_put)
     char bucket[CW_BUCKET_LEN_MAX + 1];
     const char *key;
     int st = split_key(r, bk, bucket, sizeof(bucket), &key);
+    if (st == EXIT_OK)
+        st = check_context(r);
     if (st != EXIT_OK)
         return st;
     struct cw_put_result res;
@@ -996,6 +1092,12 @@ static int resolve_endpoint(struct run *r, const char **ep)
     return EXIT_OK;
 }
 
+/*
+ * Loads the --session file, or creates it. Its errors are about the file, and
+ * say so: cw_sess_load reports a malformed file as CW_ECONTEXT, whose general
+ * sentence is about context tokens on the command line, so it is not shown.
+ * Nothing has been sent yet; the file is not changed.
+ */
 static int open_session(struct run *r)
 {
     const char *path = r->a.session;
@@ -1003,14 +1105,39 @@ static int open_session(struct run *r)
     if (rc != CW_OK)
         return failed(rc, NULL, "session %s", path);
     rc = cw_sess_load(r->sess, path);
-    if (rc == CW_ENOTFOUND) {
+    const char *detail = cw_sess_error(r->sess);
+    switch (rc) {
+    case CW_OK:
+        return EXIT_OK;
+    case CW_ENOTFOUND:
         /* Create it now: a file that cannot be written should stop us before a
          * write is sent whose causal context would then be lost. */
         rc = cw_sess_save(r->sess, path);
+        if (rc == CW_OK)
+            return EXIT_OK;
+        fprintf(stderr,
+                "causeway: cannot create session file %s (%s)\n"
+                "causeway: pass a --session FILE in a directory you can write to\n",
+                path, cw_sess_error(r->sess));
+        return EXIT_FAIL;
+    case CW_EIO:
+        /* The detail names the file: "cannot open/read session file F: why". */
+        fprintf(stderr,
+                "causeway: %s\n"
+                "causeway: make %s a readable session file, or pass another --session FILE\n",
+                detail, path);
+        return EXIT_FAIL;
+    case CW_ECONTEXT:
+        /* The detail is "FILE:LINE: what is wrong with the file". */
+        fprintf(stderr,
+                "causeway: %s\n"
+                "causeway: delete %s to start a new session (which forgets what the old one "
+                "had seen), or pass a fresh --session FILE\n",
+                detail, path);
+        return EXIT_FAIL;
+    default:
+        return failed(rc, detail, "session %s", path);
     }
-    if (rc != CW_OK)
-        return failed(rc, cw_sess_error(r->sess), "session %s", path);
-    return EXIT_OK;
 }
 
 static int run_command(struct run *r, const struct command *cmd)
