@@ -16,8 +16,9 @@
  *              is ts order, so a cursor walks the outbox oldest first)
  *   meta.db    "identity" -> record(the directory's identity, text, see below)
  *              "meta" -> record(the replica's metadata blob)
- * where record(x) is a 4-byte big-endian CRC32C of the record's key bytes
- * followed by x, then x: a record moved to another key fails its check too.
+ * where record(x) is x preceded by a 4-byte big-endian CRC32C computed over the
+ * record's key bytes and then x: a record moved to another key fails its check
+ * too.
  *
  * The identity record is written once, in the transaction that creates the
  * databases, as text lines:
