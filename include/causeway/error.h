@@ -49,6 +49,7 @@ enum cw_err {
     CW_EIO = 20,            /* a file could not be read or written */
     CW_EUNAVAILABLE = 21,   /* the service is not reachable */
     CW_ESTRONG = 22,        /* strong buckets are not available in this build */
+    CW_ECORRUPT = 23,       /* stored data failed a check (checksum, missing file) */
     CW_ERR_COUNT_
 };
 

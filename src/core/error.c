@@ -29,6 +29,8 @@ static const char *const messages[CW_ERR_COUNT_] = {
     [CW_EIO] = "file input/output error",
     [CW_EUNAVAILABLE] = "service unavailable; is causewayd running for that region?",
     [CW_ESTRONG] = "strong buckets are not supported by this build yet",
+    [CW_ECORRUPT] = "stored data is damaged or incomplete and was not used; restore the "
+                    "data directory from a backup (see docs/operations.md)",
 };
 
 const char *cw_strerror(int err)

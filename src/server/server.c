@@ -582,9 +582,30 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
         snprintf(err, err_len, "%s: bad durability '%s'", cfg->path, cfg->durability);
         goto err_after_node;
     }
-    rc = cw_store_open(cfg->regions[region].data_dir, dur, &s->store, err, err_len);
+    /* The directory must be this region's of this cluster; a cluster is named by
+     * its region list in id order, which fixes what every stored dot means. */
+    _Static_assert(CW_REGIONS_MAX * (CW_REGION_NAME_MAX + 1) <= CW_STORE_CLUSTER_MAX &&
+                       CW_REGION_NAME_MAX <= CW_STORE_REGION_MAX,
+                   "every region list fits a store identity");
+    struct cw_store_identity want = {0};
+    for (unsigned i = 0; i < cfg->n_regions; i++) {
+        if (i > 0)
+            strcat(want.cluster, ",");
+        strcat(want.cluster, cfg->regions[i].name);
+    }
+    snprintf(want.region, sizeof(want.region), "%s", cfg->regions[region].name);
+    const char *dir = cfg->regions[region].data_dir;
+    rc = cw_store_open(dir, &want, dur, &s->store, err, err_len);
     if (rc != CW_OK)
         goto err_after_node;
+    const struct cw_store_identity *id = cw_store_get_identity(s->store);
+    if (cw_store_created(s->store))
+        cw_info(
+            "new data directory %s: created for region %s of cluster %s, incarnation %016" PRIx64,
+            dir, id->region, id->cluster, id->incarnation);
+    else
+        cw_info("data directory %s: region %s of cluster %s, incarnation %016" PRIx64, dir,
+                id->region, id->cluster, id->incarnation);
     if (dur == CW_DURABILITY_NOSYNC)
         cw_warn("durability = nosync: commits are not flushed; a crash can lose acknowledged "
                 "writes. Use it for benchmarks only.");
@@ -592,8 +613,7 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     rc = cw_store_load(s->store, s->node, &ls, err, err_len);
     if (rc != CW_OK)
         goto err_after_store;
-    cw_info("recovered %zu keys and %zu outbox records from %s%s", ls.keys, ls.outbox,
-            cfg->regions[region].data_dir, ls.meta ? "" : " (new data directory)");
+    cw_info("recovered %zu keys and %zu outbox records from %s", ls.keys, ls.outbox, dir);
 
     struct cw_net_config ncfg;
     memset(&ncfg, 0, sizeof(ncfg));

@@ -1,7 +1,9 @@
 /*
  * store.c - the Berkeley DB adapter: a transactional environment with three
- * B-trees (keys, outbox, meta), group commit at a chosen durability, and
- * recovery at start. See store.h for the layout and the contracts.
+ * B-trees (keys, outbox, meta) created with page checksums, a CRC32C on every
+ * record, an identity record that ties the directory to its cluster and region,
+ * group commit at a chosen durability, and recovery at start. See store.h for the
+ * layout and the contracts.
  */
 /* db.h uses the BSD types u_int and u_long, which glibc hides under the strict
  * _POSIX_C_SOURCE the build sets; _DEFAULT_SOURCE brings them back. It must come
@@ -13,13 +15,18 @@
 #include "store/store.h"
 
 #include <db.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <causeway/error.h>
@@ -39,9 +46,31 @@
 #define STORE_OUTBOX_FILE "outbox.db"
 #define STORE_META_FILE "meta.db"
 #define STORE_META_KEY "meta"
+#define STORE_IDENTITY_KEY "identity"
+/* The on-disk format this build writes and reads (see store.h). Format 1, before
+ * identities and checksums, is refused. */
+#define STORE_FORMAT 2
+/* Every record's value starts with a big-endian CRC32C of its key and the rest. */
+#define STORE_CRC_BYTES 4
+/* Longest identity text: the two names plus the fixed lines. */
+#define STORE_IDENTITY_MAX (CW_STORE_CLUSTER_MAX + CW_STORE_REGION_MAX + 256)
+/* Where the docs say what to do about a refused directory. */
+#define STORE_SEE_DOCS "docs/operations.md, \"Data directory identity\""
+#define STORE_SEE_DAMAGE "docs/operations.md, \"Damaged data\""
+
+/* Berkeley DB messages kept per operation: the first few (the cause usually
+ * comes first) and the last (what it led to), each cut to STORE_BDB_MSG_MAX. */
+#define STORE_BDB_FIRST 4
+#define STORE_BDB_MSG_MAX 240
+/* Room for those messages joined, plus db_strerror's text. */
+#define STORE_WHY_MAX (STORE_BDB_MSG_MAX * (STORE_BDB_FIRST + 1) + 200)
+#define STORE_ERR_MAX (STORE_WHY_MAX + 768)
 
 /* How much of a key an error message shows. */
 #define STORE_KEY_SHOWN_MAX 64
+
+static const char *const db_files[] = {STORE_KEYS_FILE, STORE_OUTBOX_FILE, STORE_META_FILE};
+#define N_DB_FILES (sizeof(db_files) / sizeof(db_files[0]))
 
 struct cw_store {
     DB_ENV *env;
@@ -51,10 +80,19 @@ struct cw_store {
     int lock_fd;
     enum cw_durability durability;
     struct cw_store_stats stats;
-    /* The last message Berkeley DB gave through its error callback: it often says
-     * more than the return code (which file, which limit). */
-    char bdb_msg[256];
-    char errmsg[512];
+    struct cw_store_identity id; /* as on disk */
+    bool created;                /* this open created the databases */
+    /* The messages Berkeley DB gave through its error callback since the current
+     * operation began (bdb_reset): they say more than the return code, and the
+     * first is usually the cause while the last is what it led to ("unable to
+     * find environment"). Consecutive repeats are kept once. */
+    char bdb_first[STORE_BDB_FIRST][STORE_BDB_MSG_MAX];
+    char bdb_last[STORE_BDB_MSG_MAX];
+    unsigned bdb_count;
+    /* Where a record is framed (checksum + blob) before Berkeley DB copies it. */
+    uint8_t *scratch;
+    size_t scratch_cap;
+    char errmsg[STORE_ERR_MAX];
     char dir[4096];
 };
 
@@ -114,23 +152,113 @@ __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t err_
     va_end(ap);
 }
 
+static void bdb_reset(struct cw_store *s)
+{
+    s->bdb_count = 0;
+    s->bdb_last[0] = '\0';
+}
+
+/* The message kept last, or NULL when there is none. */
+static const char *bdb_latest(const struct cw_store *s)
+{
+    if (s->bdb_count == 0)
+        return NULL;
+    return s->bdb_count <= STORE_BDB_FIRST ? s->bdb_first[s->bdb_count - 1] : s->bdb_last;
+}
+
 static void on_bdb_error(const DB_ENV *env, const char *prefix, const char *msg)
 {
+    (void)prefix;
     struct cw_store *s = env->app_private;
     if (s == NULL || msg == NULL)
         return;
-    set_err(s->bdb_msg, sizeof(s->bdb_msg), "%s", msg);
+    char m[STORE_BDB_MSG_MAX];
+    snprintf(m, sizeof(m), "%s", msg);
+    for (char *c = m; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = ' '; /* one line */
+    const char *prev = bdb_latest(s);
+    if (prev != NULL && strcmp(prev, m) == 0)
+        return; /* a panic repeats "fatal region error detected" for every call */
+    char *slot = s->bdb_count < STORE_BDB_FIRST ? s->bdb_first[s->bdb_count] : s->bdb_last;
+    memcpy(slot, m, sizeof(m));
+    if (s->bdb_count < UINT_MAX)
+        s->bdb_count++;
 }
 
-/* db_strerror(ret), plus Berkeley DB's own message when it gave one. Writes into
- * buf and returns it. */
+/* Whether Berkeley DB said something containing needle during this operation. */
+static bool bdb_said(const struct cw_store *s, const char *needle)
+{
+    unsigned kept = s->bdb_count < STORE_BDB_FIRST ? s->bdb_count : STORE_BDB_FIRST;
+    for (unsigned i = 0; i < kept; i++)
+        if (strstr(s->bdb_first[i], needle) != NULL)
+            return true;
+    return s->bdb_count > STORE_BDB_FIRST && strstr(s->bdb_last, needle) != NULL;
+}
+
+/* Appends to buf[0..len) at *o, cutting at the end of buf. */
+__attribute__((format(printf, 4, 5))) static void append(char *buf, size_t len, size_t *o,
+                                                         const char *fmt, ...)
+{
+    if (*o >= len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *o, len - *o, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *o += (size_t)n < len - *o ? (size_t)n : len - *o - 1;
+}
+
+/* Every message Berkeley DB gave in this operation ("; "-joined: the first
+ * STORE_BDB_FIRST, a count of those left out, the last), then db_strerror(ret)
+ * in brackets; just db_strerror(ret) when it said nothing. Writes into buf and
+ * returns it. */
 static const char *bdb_reason(const struct cw_store *s, int ret, char *buf, size_t len)
 {
-    if (s->bdb_msg[0] != '\0')
-        set_err(buf, len, "%s (%s)", db_strerror(ret), s->bdb_msg);
-    else
-        set_err(buf, len, "%s", db_strerror(ret));
+    size_t o = 0;
+    buf[0] = '\0';
+    if (s->bdb_count == 0) {
+        append(buf, len, &o, "%s", db_strerror(ret));
+        return buf;
+    }
+    unsigned kept = s->bdb_count < STORE_BDB_FIRST ? s->bdb_count : STORE_BDB_FIRST;
+    for (unsigned i = 0; i < kept; i++)
+        append(buf, len, &o, "%s%s", i ? "; " : "", s->bdb_first[i]);
+    if (s->bdb_count > STORE_BDB_FIRST + 1)
+        append(buf, len, &o, "; (%u more)", s->bdb_count - STORE_BDB_FIRST - 1);
+    if (s->bdb_count > STORE_BDB_FIRST)
+        append(buf, len, &o, "; %s", s->bdb_last);
+    append(buf, len, &o, " [%s]", db_strerror(ret));
     return buf;
+}
+
+/* The enum cw_err for a Berkeley DB failure: damaged data is CW_ECORRUPT. */
+static int bdb_code(const struct cw_store *s, int ret)
+{
+    if (ret == DB_VERIFY_BAD || bdb_said(s, "checksum error") ||
+        bdb_said(s, "unexpected file type") || bdb_said(s, "past end of log") ||
+        bdb_said(s, "past current end-of-log"))
+        return CW_ECORRUPT;
+    if (ret == ENOMEM)
+        return CW_ENOMEM;
+    return CW_ESTORE;
+}
+
+/* What the operator should do about a Berkeley DB failure, by its cause. */
+static const char *bdb_advice(const struct cw_store *s, int ret)
+{
+    if (ret == ENOSPC || bdb_said(s, "No space left on device"))
+        return "free space on the data directory's filesystem, then start the node again";
+    if (ret == EACCES || ret == EPERM || ret == EROFS || bdb_said(s, "Permission denied") ||
+        bdb_said(s, "Read-only file system"))
+        return "check that the data directory and its files are writable by this user";
+    if (ret == EIO || bdb_said(s, "Input/output error"))
+        return "the disk reported an I/O error: check the device, and restore the directory "
+               "from a backup if its files are damaged (" STORE_SEE_DAMAGE ")";
+    if (bdb_code(s, ret) == CW_ECORRUPT || ret == DB_RUNRECOVERY)
+        return "the data directory is damaged: restore it from a backup (" STORE_SEE_DAMAGE ")";
+    return "check the data directory and its disk (" STORE_SEE_DAMAGE ")";
 }
 
 /* Quotes up to STORE_KEY_SHOWN_MAX bytes of a key for a message: printable ASCII
@@ -154,7 +282,287 @@ static const char *show_key(const uint8_t *key, size_t len, char *buf, size_t bu
     return buf;
 }
 
-/* ------------------------------------------------------------- directory */
+/* ------------------------------------------------------------- checksums */
+
+/* CRC32C, reflected polynomial 0x82f63b78, one byte at a time. */
+/* clang-format off */
+static const uint32_t crc32c_table[256] = {
+    0x00000000u, 0xf26b8303u, 0xe13b70f7u, 0x1350f3f4u, 0xc79a971fu, 0x35f1141cu,
+    0x26a1e7e8u, 0xd4ca64ebu, 0x8ad958cfu, 0x78b2dbccu, 0x6be22838u, 0x9989ab3bu,
+    0x4d43cfd0u, 0xbf284cd3u, 0xac78bf27u, 0x5e133c24u, 0x105ec76fu, 0xe235446cu,
+    0xf165b798u, 0x030e349bu, 0xd7c45070u, 0x25afd373u, 0x36ff2087u, 0xc494a384u,
+    0x9a879fa0u, 0x68ec1ca3u, 0x7bbcef57u, 0x89d76c54u, 0x5d1d08bfu, 0xaf768bbcu,
+    0xbc267848u, 0x4e4dfb4bu, 0x20bd8edeu, 0xd2d60dddu, 0xc186fe29u, 0x33ed7d2au,
+    0xe72719c1u, 0x154c9ac2u, 0x061c6936u, 0xf477ea35u, 0xaa64d611u, 0x580f5512u,
+    0x4b5fa6e6u, 0xb93425e5u, 0x6dfe410eu, 0x9f95c20du, 0x8cc531f9u, 0x7eaeb2fau,
+    0x30e349b1u, 0xc288cab2u, 0xd1d83946u, 0x23b3ba45u, 0xf779deaeu, 0x05125dadu,
+    0x1642ae59u, 0xe4292d5au, 0xba3a117eu, 0x4851927du, 0x5b016189u, 0xa96ae28au,
+    0x7da08661u, 0x8fcb0562u, 0x9c9bf696u, 0x6ef07595u, 0x417b1dbcu, 0xb3109ebfu,
+    0xa0406d4bu, 0x522bee48u, 0x86e18aa3u, 0x748a09a0u, 0x67dafa54u, 0x95b17957u,
+    0xcba24573u, 0x39c9c670u, 0x2a993584u, 0xd8f2b687u, 0x0c38d26cu, 0xfe53516fu,
+    0xed03a29bu, 0x1f682198u, 0x5125dad3u, 0xa34e59d0u, 0xb01eaa24u, 0x42752927u,
+    0x96bf4dccu, 0x64d4cecfu, 0x77843d3bu, 0x85efbe38u, 0xdbfc821cu, 0x2997011fu,
+    0x3ac7f2ebu, 0xc8ac71e8u, 0x1c661503u, 0xee0d9600u, 0xfd5d65f4u, 0x0f36e6f7u,
+    0x61c69362u, 0x93ad1061u, 0x80fde395u, 0x72966096u, 0xa65c047du, 0x5437877eu,
+    0x4767748au, 0xb50cf789u, 0xeb1fcbadu, 0x197448aeu, 0x0a24bb5au, 0xf84f3859u,
+    0x2c855cb2u, 0xdeeedfb1u, 0xcdbe2c45u, 0x3fd5af46u, 0x7198540du, 0x83f3d70eu,
+    0x90a324fau, 0x62c8a7f9u, 0xb602c312u, 0x44694011u, 0x5739b3e5u, 0xa55230e6u,
+    0xfb410cc2u, 0x092a8fc1u, 0x1a7a7c35u, 0xe811ff36u, 0x3cdb9bddu, 0xceb018deu,
+    0xdde0eb2au, 0x2f8b6829u, 0x82f63b78u, 0x709db87bu, 0x63cd4b8fu, 0x91a6c88cu,
+    0x456cac67u, 0xb7072f64u, 0xa457dc90u, 0x563c5f93u, 0x082f63b7u, 0xfa44e0b4u,
+    0xe9141340u, 0x1b7f9043u, 0xcfb5f4a8u, 0x3dde77abu, 0x2e8e845fu, 0xdce5075cu,
+    0x92a8fc17u, 0x60c37f14u, 0x73938ce0u, 0x81f80fe3u, 0x55326b08u, 0xa759e80bu,
+    0xb4091bffu, 0x466298fcu, 0x1871a4d8u, 0xea1a27dbu, 0xf94ad42fu, 0x0b21572cu,
+    0xdfeb33c7u, 0x2d80b0c4u, 0x3ed04330u, 0xccbbc033u, 0xa24bb5a6u, 0x502036a5u,
+    0x4370c551u, 0xb11b4652u, 0x65d122b9u, 0x97baa1bau, 0x84ea524eu, 0x7681d14du,
+    0x2892ed69u, 0xdaf96e6au, 0xc9a99d9eu, 0x3bc21e9du, 0xef087a76u, 0x1d63f975u,
+    0x0e330a81u, 0xfc588982u, 0xb21572c9u, 0x407ef1cau, 0x532e023eu, 0xa145813du,
+    0x758fe5d6u, 0x87e466d5u, 0x94b49521u, 0x66df1622u, 0x38cc2a06u, 0xcaa7a905u,
+    0xd9f75af1u, 0x2b9cd9f2u, 0xff56bd19u, 0x0d3d3e1au, 0x1e6dcdeeu, 0xec064eedu,
+    0xc38d26c4u, 0x31e6a5c7u, 0x22b65633u, 0xd0ddd530u, 0x0417b1dbu, 0xf67c32d8u,
+    0xe52cc12cu, 0x1747422fu, 0x49547e0bu, 0xbb3ffd08u, 0xa86f0efcu, 0x5a048dffu,
+    0x8ecee914u, 0x7ca56a17u, 0x6ff599e3u, 0x9d9e1ae0u, 0xd3d3e1abu, 0x21b862a8u,
+    0x32e8915cu, 0xc083125fu, 0x144976b4u, 0xe622f5b7u, 0xf5720643u, 0x07198540u,
+    0x590ab964u, 0xab613a67u, 0xb831c993u, 0x4a5a4a90u, 0x9e902e7bu, 0x6cfbad78u,
+    0x7fab5e8cu, 0x8dc0dd8fu, 0xe330a81au, 0x115b2b19u, 0x020bd8edu, 0xf0605beeu,
+    0x24aa3f05u, 0xd6c1bc06u, 0xc5914ff2u, 0x37faccf1u, 0x69e9f0d5u, 0x9b8273d6u,
+    0x88d28022u, 0x7ab90321u, 0xae7367cau, 0x5c18e4c9u, 0x4f48173du, 0xbd23943eu,
+    0xf36e6f75u, 0x0105ec76u, 0x12551f82u, 0xe03e9c81u, 0x34f4f86au, 0xc69f7b69u,
+    0xd5cf889du, 0x27a40b9eu, 0x79b737bau, 0x8bdcb4b9u, 0x988c474du, 0x6ae7c44eu,
+    0xbe2da0a5u, 0x4c4623a6u, 0x5f16d052u, 0xad7d5351u,
+};
+/* clang-format on */
+
+uint32_t cw_store_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    crc = ~crc;
+    while (n-- > 0)
+        crc = crc32c_table[(crc ^ *b++) & 0xffu] ^ (crc >> 8);
+    return ~crc;
+}
+
+static uint32_t record_crc(const void *key, size_t key_len, const void *blob, size_t len)
+{
+    return cw_store_crc32c(cw_store_crc32c(0, key, key_len), blob, len);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void dbt_set(DBT *d, const void *data, uint32_t len)
+{
+    memset(d, 0, sizeof(*d));
+    d->data = (void *)(uintptr_t)data; /* Berkeley DB does not write through it */
+    d->size = len;
+}
+
+/* Frames blob for key k as the record stored on disk (checksum, then the blob)
+ * in s->scratch and points d at it. Returns CW_OK, CW_ETOOBIG or CW_ENOMEM. The
+ * frame is valid until the next call: Berkeley DB copies it at put. */
+static int frame(struct cw_store *s, const DBT *k, const void *blob, uint32_t len, DBT *d)
+{
+    if (len > UINT32_MAX - STORE_CRC_BYTES)
+        return CW_ETOOBIG;
+    size_t need = (size_t)len + STORE_CRC_BYTES;
+    if (need > s->scratch_cap) {
+        size_t cap = s->scratch_cap > 0 ? s->scratch_cap : 4096;
+        while (cap < need)
+            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        uint8_t *p = realloc(s->scratch, cap);
+        if (p == NULL)
+            return CW_ENOMEM;
+        s->scratch = p;
+        s->scratch_cap = cap;
+    }
+    put_be32(s->scratch, record_crc(k->data, k->size, blob, len));
+    if (len > 0)
+        memcpy(s->scratch + STORE_CRC_BYTES, blob, len);
+    dbt_set(d, s->scratch, (uint32_t)need);
+    return CW_OK;
+}
+
+/* Checks the stored record d under key k. Returns true and the blob in
+ * blob and len when its checksum matches; false otherwise, with the stored and
+ * computed checksums (0 when the record is too short to hold one). */
+static bool unframe(const DBT *k, const DBT *d, const uint8_t **blob, uint32_t *len,
+                    uint32_t *stored, uint32_t *computed)
+{
+    *stored = *computed = 0;
+    if (d->size < STORE_CRC_BYTES || d->data == NULL)
+        return false;
+    const uint8_t *p = d->data;
+    *stored = get_be32(p);
+    *computed = record_crc(k->data, k->size, p + STORE_CRC_BYTES, d->size - STORE_CRC_BYTES);
+    if (*stored != *computed)
+        return false;
+    *blob = p + STORE_CRC_BYTES;
+    *len = d->size - STORE_CRC_BYTES;
+    return true;
+}
+
+/* ------------------------------------------------------------- identity */
+
+static bool identity_name_ok(const char *name, size_t max)
+{
+    size_t n = strnlen(name, max + 1);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* Whether s is 1..max_len characters, each a digit of base 10 or 16. */
+static bool all_digits(const char *s, size_t max_len, bool hex)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max_len)
+        return false;
+    for (; *s != '\0'; s++)
+        if (!((*s >= '0' && *s <= '9') || (hex && *s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+/* The identity record's text (see store.h). Returns its length (< len). */
+static size_t identity_encode(const struct cw_store_identity *id, char *buf, size_t len)
+{
+    char created[32] = "unknown";
+    time_t now = time(NULL);
+    struct tm tm;
+    if (now != (time_t)-1 && gmtime_r(&now, &tm) != NULL)
+        strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n = snprintf(buf, len,
+                     "format %d\ncluster %s\nregion %s\nincarnation %016" PRIx64 "\ncreated %s\n",
+                     STORE_FORMAT, id->cluster, id->region, id->incarnation, created);
+    return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
+
+/* Parses an identity record's text. Returns CW_OK; CW_EVERSION with *format set
+ * when it is of another format; CW_ECORRUPT when it is malformed. */
+static int identity_decode(const uint8_t *p, size_t n, struct cw_store_identity *out,
+                           unsigned long *format)
+{
+    char text[STORE_IDENTITY_MAX + 1];
+    memset(out, 0, sizeof(*out));
+    *format = 0;
+    if (n == 0 || n > STORE_IDENTITY_MAX || memchr(p, '\0', n) != NULL)
+        return CW_ECORRUPT;
+    memcpy(text, p, n);
+    text[n] = '\0';
+    bool seen_cluster = false, seen_region = false, seen_inc = false, seen_created = false;
+    char *save = NULL;
+    unsigned line = 0;
+    for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+        char *sp = strchr(l, ' ');
+        if (sp == NULL)
+            return CW_ECORRUPT;
+        *sp = '\0';
+        const char *v = sp + 1;
+        if (line++ == 0) {
+            /* The format comes first, so another format's layout need not parse. */
+            if (strcmp(l, "format") != 0 || !all_digits(v, 9, false))
+                return CW_ECORRUPT;
+            *format = strtoul(v, NULL, 10);
+            if (*format != STORE_FORMAT)
+                return CW_EVERSION;
+        } else if (strcmp(l, "cluster") == 0 && !seen_cluster &&
+                   identity_name_ok(v, CW_STORE_CLUSTER_MAX)) {
+            memcpy(out->cluster, v, strlen(v) + 1);
+            seen_cluster = true;
+        } else if (strcmp(l, "region") == 0 && !seen_region &&
+                   identity_name_ok(v, CW_STORE_REGION_MAX)) {
+            memcpy(out->region, v, strlen(v) + 1);
+            seen_region = true;
+        } else if (strcmp(l, "incarnation") == 0 && !seen_inc && strlen(v) == 16 &&
+                   all_digits(v, 16, true)) {
+            out->incarnation = (uint64_t)strtoull(v, NULL, 16);
+            seen_inc = true;
+        } else if (strcmp(l, "created") == 0 && !seen_created) {
+            seen_created = true; /* for people reading the record */
+        } else {
+            return CW_ECORRUPT;
+        }
+    }
+    return seen_cluster && seen_region && seen_inc && seen_created ? CW_OK : CW_ECORRUPT;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+/* Which of the databases, and whether any log file, a directory holds. */
+struct dir_scan {
+    bool db[N_DB_FILES];
+    unsigned n_db;
+    bool logs;
+};
+
+static bool is_log_file(const char *name)
+{
+    /* Berkeley DB names its log files log.NNNNNNNNNN. */
+    if (strncmp(name, "log.", 4) != 0 || strlen(name) != 14)
+        return false;
+    for (const char *c = name + 4; *c != '\0'; c++)
+        if (*c < '0' || *c > '9')
+            return false;
+    return true;
+}
+
+/* Lists dir. Returns 0, or -1 with errno set. */
+static int scan_dir(const char *dir, struct dir_scan *out)
+{
+    memset(out, 0, sizeof(*out));
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    struct dirent *e;
+    errno = 0;
+    while ((e = readdir(d)) != NULL) {
+        for (size_t i = 0; i < N_DB_FILES; i++) {
+            if (strcmp(e->d_name, db_files[i]) == 0 && !out->db[i]) {
+                out->db[i] = true;
+                out->n_db++;
+            }
+        }
+        if (is_log_file(e->d_name))
+            out->logs = true;
+    }
+    int e_read = errno;
+    closedir(d);
+    if (e_read != 0) {
+        errno = e_read;
+        return -1;
+    }
+    return 0;
+}
+
+/* The databases of sc present (want true) or absent (want false), as
+ * "keys.db and meta.db". */
+static const char *list_files(const struct dir_scan *sc, bool want, char *buf, size_t len)
+{
+    size_t o = 0, n = 0, total = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_DB_FILES; i++)
+        total += sc->db[i] == want;
+    for (size_t i = 0; i < N_DB_FILES; i++) {
+        if (sc->db[i] != want)
+            continue;
+        n++;
+        append(buf, len, &o, "%s%s", n == 1 ? "" : n == total ? " and " : ", ", db_files[i]);
+    }
+    return buf;
+}
 
 /* mkdir -p: creates dir and any missing parent. */
 static int make_dirs(const char *dir)
@@ -219,11 +627,13 @@ static int lock_dir(struct cw_store *s, char *err, size_t err_len)
     return CW_OK;
 }
 
-/* ------------------------------------------------------------ open/close */
-
-static int open_db(struct cw_store *s, DB **out, const char *file, char *err, size_t err_len)
+/* Opens file as a B-tree with page checksums: inside txn and creating it (it must
+ * not exist yet) when txn is not NULL, else an existing file in a transaction of
+ * its own. */
+static int open_db(struct cw_store *s, DB **out, const char *file, DB_TXN *txn, char *err,
+                   size_t err_len)
 {
-    char why[400];
+    char why[STORE_WHY_MAX];
     DB *db = NULL;
     int ret = db_create(&db, s->env, 0);
     if (ret != 0) {
@@ -231,16 +641,22 @@ static int open_db(struct cw_store *s, DB **out, const char *file, char *err, si
                 bdb_reason(s, ret, why, sizeof(why)));
         return CW_ESTORE;
     }
-    /* DB_AUTO_COMMIT: creating the file is itself transactional, so a crash
-     * during the first start leaves either no database or a whole one. */
-    ret = db->open(db, NULL, file, NULL, DB_BTREE, DB_CREATE | DB_AUTO_COMMIT, 0600);
+    /* Before open: it takes effect when the file is created, and is then recorded
+     * in the file (an existing file keeps what it was created with). */
+    ret = db->set_flags(db, DB_CHKSUM);
+    if (ret == 0) {
+        /* DB_AUTO_COMMIT or the creating transaction: a crash during the first
+         * start leaves either no database or a whole one. Never DB_CREATE on an
+         * existing directory: a missing file there is refused, not replaced. */
+        u_int32_t flags = txn != NULL ? DB_CREATE | DB_EXCL : DB_AUTO_COMMIT;
+        ret = db->open(db, txn, file, NULL, DB_BTREE, flags, 0600);
+    }
     if (ret != 0) {
-        set_err(err, err_len,
-                "cannot open database %s in %s: %s; the file may be damaged or not "
-                "a causeway store",
-                file, s->dir, bdb_reason(s, ret, why, sizeof(why)));
+        set_err(err, err_len, "cannot open database %s in %s: %s; %s", file, s->dir,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        int rc = bdb_code(s, ret);
         db->close(db, 0); /* a handle whose open failed must still be closed */
-        return CW_ESTORE;
+        return rc;
     }
     *out = db;
     return CW_OK;
@@ -248,7 +664,7 @@ static int open_db(struct cw_store *s, DB **out, const char *file, char *err, si
 
 static int open_env(struct cw_store *s, char *err, size_t err_len)
 {
-    char why[400];
+    char why[STORE_WHY_MAX];
     DB_ENV *env = NULL;
     int ret = db_env_create(&env, 0);
     if (ret != 0) {
@@ -277,17 +693,19 @@ static int open_env(struct cw_store *s, char *err, size_t err_len)
      * file enforces it), and a killed process then really loses everything not
      * in the log, so what survives a kill is exactly what the durability level
      * promises. The price: db_stat and friends cannot attach to a running node.
+     * DB_CREATE creates the environment (in memory) and the log, not databases.
      * No DB_THREAD: the daemon uses the store from one thread. */
     u_int32_t flags = DB_CREATE | DB_PRIVATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
                       DB_INIT_MPOOL | DB_RECOVER;
     ret = env->open(env, s->dir, flags, 0600);
     if (ret != 0) {
-        set_err(err, err_len,
-                "cannot open Berkeley DB environment in %s: %s; check the directory exists "
-                "and is writable",
-                s->dir, bdb_reason(s, ret, why, sizeof(why)));
+        /* Recovery reads the log and every database it names, so this is where a
+         * truncated file, a damaged log or a full disk shows first. */
+        set_err(err, err_len, "cannot open the Berkeley DB environment in %s (recovery): %s; %s",
+                s->dir, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        int rc = bdb_code(s, ret);
         env->close(env, 0); /* a handle whose open failed must still be closed */
-        return CW_ESTORE;
+        return rc;
     }
     s->env = env;
     return CW_OK;
@@ -299,8 +717,262 @@ err_after_env_create:
     return CW_ESTORE;
 }
 
-int cw_store_open(const char *dir, enum cw_durability durability, struct cw_store **out, char *err,
-                  size_t err_len)
+static DB **db_slot(struct cw_store *s, size_t i)
+{
+    return i == 0 ? &s->keys : i == 1 ? &s->outbox : &s->meta;
+}
+
+/* Closes whichever databases are open. */
+static void close_dbs(struct cw_store *s)
+{
+    for (size_t i = N_DB_FILES; i-- > 0;) {
+        DB **db = db_slot(s, i);
+        if (*db != NULL)
+            (*db)->close(*db, 0);
+        *db = NULL;
+    }
+}
+
+/* A new directory: the three databases and the identity record, in one
+ * transaction flushed to disk whatever the durability, then a checkpoint so
+ * the next start need not replay the creation. */
+static int create_dbs(struct cw_store *s, const struct cw_store_identity *want, char *err,
+                      size_t err_len)
+{
+    char why[STORE_WHY_MAX];
+    s->id = *want;
+    if (getrandom(&s->id.incarnation, sizeof(s->id.incarnation), 0) !=
+        (ssize_t)sizeof(s->id.incarnation)) {
+        set_err(err, err_len, "cannot draw an incarnation id for the new data directory %s: %s",
+                s->dir, strerror(errno));
+        return CW_EIO;
+    }
+    DB_TXN *txn = NULL;
+    int ret = s->env->txn_begin(s->env, NULL, &txn, 0);
+    if (ret != 0) {
+        set_err(err, err_len, "cannot begin a transaction in %s: %s; %s", s->dir,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
+    }
+    int rc = CW_OK;
+    for (size_t i = 0; i < N_DB_FILES && rc == CW_OK; i++)
+        rc = open_db(s, db_slot(s, i), db_files[i], txn, err, err_len);
+    if (rc != CW_OK)
+        goto err_after_txn;
+    char text[STORE_IDENTITY_MAX + 1];
+    size_t n = identity_encode(&s->id, text, sizeof(text));
+    DBT k, d;
+    dbt_set(&k, STORE_IDENTITY_KEY, sizeof(STORE_IDENTITY_KEY) - 1);
+    rc = frame(s, &k, text, (uint32_t)n, &d);
+    if (rc != CW_OK) {
+        set_err(err, err_len, "out of memory creating %s", s->dir);
+        goto err_after_txn;
+    }
+    ret = s->meta->put(s->meta, txn, &k, &d, 0);
+    if (ret != 0) {
+        set_err(err, err_len, "cannot write the identity record to %s/%s: %s; %s", s->dir,
+                STORE_META_FILE, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        rc = bdb_code(s, ret);
+        goto err_after_txn;
+    }
+    ret = txn->commit(txn, DB_TXN_SYNC);
+    txn = NULL; /* gone whatever commit returned */
+    if (ret == 0)
+        ret = s->env->txn_checkpoint(s->env, 0, 0, DB_FORCE);
+    if (ret != 0) {
+        set_err(err, err_len, "cannot create the data directory %s: %s; %s", s->dir,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        rc = bdb_code(s, ret);
+        close_dbs(s);
+        return rc;
+    }
+    s->created = true;
+    return CW_OK;
+
+err_after_txn:
+    /* The abort undoes the files' creation; their handles must still be closed. */
+    (void)txn->abort(txn);
+    close_dbs(s);
+    return rc;
+}
+
+/*
+ * Reads every page of db through the cache: Berkeley DB verifies each page's
+ * checksum as it comes in, and each page's log sequence number must lie before
+ * the end of the log. One past it means the log lost records that the page
+ * already reflects (log files truncated or removed, or the file copied from
+ * another directory): recovery could not undo or redo them, and the first write
+ * to that page would fail with "past end of log". Found here, it is refused at
+ * start, before anything is served.
+ */
+static int check_pages(struct cw_store *s, DB *db, const char *file, const DB_LSN *end, char *err,
+                       size_t err_len)
+{
+    char why[STORE_WHY_MAX];
+    DB_MPOOLFILE *mpf = db->get_mpf(db);
+    db_pgno_t last = 0;
+    int ret = mpf->get_last_pgno(mpf, &last);
+    for (db_pgno_t pg = 0; ret == 0; pg++) {
+        db_pgno_t pgno = pg;
+        void *page = NULL;
+        ret = mpf->get(mpf, &pgno, NULL, 0, &page);
+        if (ret != 0) {
+            set_err(err, err_len, "reading page %lu of %s/%s failed: %s; %s", (unsigned long)pg,
+                    s->dir, file, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+            return bdb_code(s, ret);
+        }
+        DB_LSN lsn; /* every page starts with its LSN */
+        memcpy(&lsn, page, sizeof(lsn));
+        (void)mpf->put(mpf, page, DB_PRIORITY_VERY_LOW, 0);
+        if (log_compare(&lsn, end) >= 0) {
+            set_err(err, err_len,
+                    "%s/%s: page %lu has log sequence number %lu/%lu, past end of log at "
+                    "%lu/%lu: log files were truncated or removed, or the file comes from "
+                    "another directory; restore the whole data directory from a backup (%s)",
+                    s->dir, file, (unsigned long)pg, (unsigned long)lsn.file,
+                    (unsigned long)lsn.offset, (unsigned long)end->file, (unsigned long)end->offset,
+                    STORE_SEE_DAMAGE);
+            return CW_ECORRUPT;
+        }
+        if (pg == last)
+            return CW_OK;
+    }
+    set_err(err, err_len, "cannot size %s/%s: %s; %s", s->dir, file,
+            bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+    return bdb_code(s, ret);
+}
+
+/* Reads and checks the identity record against want. */
+static int check_identity(struct cw_store *s, const struct cw_store_identity *want, char *err,
+                          size_t err_len)
+{
+    char why[STORE_WHY_MAX];
+    DBT k, d;
+    dbt_set(&k, STORE_IDENTITY_KEY, sizeof(STORE_IDENTITY_KEY) - 1);
+    memset(&d, 0, sizeof(d));
+    int ret = s->meta->get(s->meta, NULL, &k, &d, 0);
+    if (ret == DB_NOTFOUND) {
+        set_err(err, err_len,
+                "the data directory %s has no identity record in %s: it was written by a "
+                "causeway older than store format %d (which this build does not read), or "
+                "%s is damaged; restore a backup of this region's directory, or, if the whole "
+                "cluster ran the older version, move every region's directory aside and "
+                "start the cluster empty (%s)",
+                s->dir, STORE_META_FILE, STORE_FORMAT, STORE_META_FILE, STORE_SEE_DOCS);
+        return CW_ECORRUPT;
+    }
+    if (ret != 0) {
+        set_err(err, err_len, "cannot read the identity record from %s/%s: %s; %s", s->dir,
+                STORE_META_FILE, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
+    }
+    const uint8_t *blob = NULL;
+    uint32_t len = 0, stored, computed;
+    if (!unframe(&k, &d, &blob, &len, &stored, &computed)) {
+        set_err(err, err_len,
+                "%s/%s: the identity record fails its checksum (stored %08" PRIx32
+                ", computed %08" PRIx32 "): the file is damaged; restore the data directory "
+                "from a backup (%s)",
+                s->dir, STORE_META_FILE, stored, computed, STORE_SEE_DAMAGE);
+        return CW_ECORRUPT;
+    }
+    unsigned long format = 0;
+    int rc = identity_decode(blob, len, &s->id, &format);
+    if (rc == CW_EVERSION) {
+        set_err(err, err_len,
+                "the data directory %s is in store format %lu; this causeway reads format %d "
+                "only: run the causeway release that wrote it, or restore a backup made by "
+                "this one (%s)",
+                s->dir, format, STORE_FORMAT, STORE_SEE_DOCS);
+        return rc;
+    }
+    if (rc != CW_OK) {
+        set_err(err, err_len,
+                "%s/%s: the identity record is malformed: the file is damaged or not a "
+                "causeway store; restore the data directory from a backup (%s)",
+                s->dir, STORE_META_FILE, STORE_SEE_DAMAGE);
+        return rc;
+    }
+    if (strcmp(s->id.cluster, want->cluster) != 0) {
+        set_err(err, err_len,
+                "the data directory %s belongs to cluster \"%s\", not this one (\"%s\"; a "
+                "cluster is named by its regions in config order): data_dir points at another "
+                "cluster's data, or the config's [region] sections were added, removed, renamed "
+                "or reordered since the directory was created, which is not supported; fix the "
+                "config or data_dir (%s)",
+                s->dir, s->id.cluster, want->cluster, STORE_SEE_DOCS);
+        return CW_ECONFIG;
+    }
+    if (strcmp(s->id.region, want->region) != 0) {
+        set_err(err, err_len,
+                "the data directory %s belongs to region %s, not %s: data_dir points at another "
+                "region's data (or a copy of it); fix data_dir in the config or put region %s's "
+                "own directory back, never start a region on another's data (%s)",
+                s->dir, s->id.region, want->region, want->region, STORE_SEE_DOCS);
+        return CW_ECONFIG;
+    }
+    return CW_OK;
+}
+
+/* An existing directory, recovered: every database there, opened without
+ * creating anything, the identity matching, and every page sound. */
+static int open_existing(struct cw_store *s, const struct cw_store_identity *want, char *err,
+                         size_t err_len)
+{
+    char why[STORE_WHY_MAX];
+    /* Look again after recovery, which redoes or undoes file creations. */
+    struct dir_scan sc;
+    if (scan_dir(s->dir, &sc) != 0) {
+        set_err(err, err_len, "cannot list the data directory %s: %s", s->dir, strerror(errno));
+        return CW_EIO;
+    }
+    if (sc.n_db == 0) {
+        set_err(err, err_len,
+                "the data directory %s holds Berkeley DB log files but none of %s, %s, %s: its "
+                "databases were deleted, or the node stopped while creating the directory; "
+                "restore it from a backup or, if this region never held data, remove the "
+                "directory and start the node again (%s)",
+                s->dir, STORE_KEYS_FILE, STORE_OUTBOX_FILE, STORE_META_FILE, STORE_SEE_DOCS);
+        return CW_ECORRUPT;
+    }
+    if (sc.n_db < N_DB_FILES) {
+        char missing[64], present[64];
+        unsigned n_missing = (unsigned)(N_DB_FILES - sc.n_db);
+        set_err(err, err_len,
+                "the data directory %s is incomplete: %s %s missing while %s %s there; the "
+                "node will not serve part of its region's data: restore the whole directory "
+                "from a backup, and do not create or delete single files in it (%s)",
+                s->dir, list_files(&sc, false, missing, sizeof(missing)),
+                n_missing == 1 ? "is" : "are", list_files(&sc, true, present, sizeof(present)),
+                sc.n_db == 1 ? "is" : "are", STORE_SEE_DOCS);
+        return CW_ECORRUPT;
+    }
+    int rc = CW_OK;
+    for (size_t i = 0; i < N_DB_FILES && rc == CW_OK; i++)
+        rc = open_db(s, db_slot(s, i), db_files[i], NULL, err, err_len);
+    if (rc == CW_OK)
+        rc = check_identity(s, want, err, err_len);
+    if (rc == CW_OK) {
+        DB_LOG_STAT *ls = NULL;
+        int ret = s->env->log_stat(s->env, &ls, 0);
+        if (ret != 0) {
+            set_err(err, err_len, "cannot read the log state of %s: %s; %s", s->dir,
+                    bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+            rc = bdb_code(s, ret);
+        } else {
+            DB_LSN end = {.file = ls->st_cur_file, .offset = ls->st_cur_offset};
+            free(ls);
+            for (size_t i = 0; i < N_DB_FILES && rc == CW_OK; i++)
+                rc = check_pages(s, *db_slot(s, i), db_files[i], &end, err, err_len);
+        }
+    }
+    if (rc != CW_OK)
+        close_dbs(s);
+    return rc;
+}
+
+int cw_store_open(const char *dir, const struct cw_store_identity *want,
+                  enum cw_durability durability, struct cw_store **out, char *err, size_t err_len)
 {
     if (out != NULL)
         *out = NULL;
@@ -308,6 +980,14 @@ int cw_store_open(const char *dir, enum cw_durability durability, struct cw_stor
     if (dir == NULL || dir[0] == '\0' || out == NULL ||
         (unsigned)durability > CW_DURABILITY_NOSYNC) {
         set_err(err, err_len, "cw_store_open: missing data directory or bad durability");
+        return CW_EINVAL;
+    }
+    if (want == NULL || !identity_name_ok(want->cluster, CW_STORE_CLUSTER_MAX) ||
+        !identity_name_ok(want->region, CW_STORE_REGION_MAX)) {
+        set_err(err, err_len,
+                "cw_store_open: the identity needs a cluster name of 1 to %d and a region "
+                "name of 1 to %d printable ASCII characters",
+                CW_STORE_CLUSTER_MAX, CW_STORE_REGION_MAX);
         return CW_EINVAL;
     }
     struct cw_store *s = calloc(1, sizeof(*s));
@@ -337,31 +1017,35 @@ int cw_store_open(const char *dir, enum cw_durability durability, struct cw_stor
     rc = lock_dir(s, err, err_len);
     if (rc != CW_OK)
         goto err_after_alloc;
+    /* New or existing is decided before Berkeley DB touches the directory: no
+     * database and no log file is a new region; anything else must prove to be
+     * this region's, whole. */
+    struct dir_scan sc;
+    if (scan_dir(s->dir, &sc) != 0) {
+        set_err(err, err_len, "cannot list the data directory %s: %s", s->dir, strerror(errno));
+        rc = CW_EIO;
+        goto err_after_lock;
+    }
+    bdb_reset(s);
     rc = open_env(s, err, err_len);
     if (rc != CW_OK)
         goto err_after_lock;
-    rc = open_db(s, &s->keys, STORE_KEYS_FILE, err, err_len);
+    if (sc.n_db == 0 && !sc.logs)
+        rc = create_dbs(s, want, err, err_len);
+    else
+        rc = open_existing(s, want, err, err_len);
     if (rc != CW_OK)
         goto err_after_env;
-    rc = open_db(s, &s->outbox, STORE_OUTBOX_FILE, err, err_len);
-    if (rc != CW_OK)
-        goto err_after_keys;
-    rc = open_db(s, &s->meta, STORE_META_FILE, err, err_len);
-    if (rc != CW_OK)
-        goto err_after_outbox;
-    s->bdb_msg[0] = '\0';
+    bdb_reset(s);
     *out = s;
     return CW_OK;
 
-err_after_outbox:
-    s->outbox->close(s->outbox, 0);
-err_after_keys:
-    s->keys->close(s->keys, 0);
 err_after_env:
     s->env->close(s->env, 0);
 err_after_lock:
     close(s->lock_fd);
 err_after_alloc:
+    free(s->scratch);
     free(s);
     return rc;
 }
@@ -374,13 +1058,22 @@ void cw_store_close(struct cw_store **sp)
     /* A checkpoint now makes the next start's recovery short. A failure here
      * loses nothing: recovery replays the log instead. */
     (void)s->env->txn_checkpoint(s->env, 0, 0, 0);
-    s->meta->close(s->meta, 0);
-    s->outbox->close(s->outbox, 0);
-    s->keys->close(s->keys, 0);
+    close_dbs(s);
     s->env->close(s->env, 0);
     close(s->lock_fd); /* releases the directory lock */
+    free(s->scratch);
     free(s);
     *sp = NULL;
+}
+
+const struct cw_store_identity *cw_store_get_identity(const struct cw_store *s)
+{
+    return &s->id;
+}
+
+bool cw_store_created(const struct cw_store *s)
+{
+    return s->created;
 }
 
 /* ---------------------------------------------------------------- commit */
@@ -402,18 +1095,12 @@ static uint64_t ts_from_key(const uint8_t in[8])
     return ts;
 }
 
-static void dbt_set(DBT *d, const void *data, uint32_t len)
-{
-    memset(d, 0, sizeof(*d));
-    d->data = (void *)(uintptr_t)data; /* Berkeley DB does not write through it */
-    d->size = len;
-}
-
-/* Applies record i inside txn. Returns CW_OK, or CW_EINVAL/CW_ESTORE with
- * s->errmsg saying why. */
+/* Applies record i inside txn. Returns CW_OK, or CW_EINVAL/CW_ENOMEM/CW_ESTORE
+ * (or another code bdb_code gives) with s->errmsg saying why. */
 static int apply_one(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p, size_t i)
 {
-    char why[400];
+    char why[STORE_WHY_MAX];
+    int rc = CW_OK;
     uint8_t tsk[8];
     DBT k, d;
     int ret = 0;
@@ -434,8 +1121,7 @@ static int apply_one(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p
             ret = s->keys->del(s->keys, txn, &k, 0);
             if (ret == DB_NOTFOUND)
                 ret = 0; /* deleting an absent key is a no-op, not an error */
-        } else {
-            dbt_set(&d, p->data, p->data_len);
+        } else if ((rc = frame(s, &k, p->data, p->data_len, &d)) == CW_OK) {
             ret = s->keys->put(s->keys, txn, &k, &d, 0);
         }
         break;
@@ -450,8 +1136,8 @@ static int apply_one(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p
         file = STORE_OUTBOX_FILE;
         ts_key(p->ts, tsk);
         dbt_set(&k, tsk, sizeof(tsk));
-        dbt_set(&d, p->data, p->data_len);
-        ret = s->outbox->put(s->outbox, txn, &k, &d, 0);
+        if ((rc = frame(s, &k, p->data, p->data_len, &d)) == CW_OK)
+            ret = s->outbox->put(s->outbox, txn, &k, &d, 0);
         break;
     case CW_PERSIST_OUTBOX_DEL:
         file = STORE_OUTBOX_FILE;
@@ -469,28 +1155,35 @@ static int apply_one(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p
         }
         file = STORE_META_FILE;
         dbt_set(&k, STORE_META_KEY, sizeof(STORE_META_KEY) - 1);
-        dbt_set(&d, p->data, p->data_len);
-        ret = s->meta->put(s->meta, txn, &k, &d, 0);
+        if ((rc = frame(s, &k, p->data, p->data_len, &d)) == CW_OK)
+            ret = s->meta->put(s->meta, txn, &k, &d, 0);
         break;
     default:
         set_err(s->errmsg, sizeof(s->errmsg),
                 "persist record %zu has unknown kind %d; nothing was committed", i, (int)p->kind);
         return CW_EINVAL;
     }
+    if (rc != CW_OK) {
+        set_err(s->errmsg, sizeof(s->errmsg),
+                "persist record %zu for %s (%u bytes) cannot be framed: %s; nothing was "
+                "committed",
+                i, file, (unsigned)p->data_len, cw_strerror(rc));
+        return rc;
+    }
     if (ret != 0) {
         set_err(s->errmsg, sizeof(s->errmsg),
-                "writing persist record %zu to %s in %s failed: %s; nothing was committed", i, file,
-                s->dir, bdb_reason(s, ret, why, sizeof(why)));
-        return CW_ESTORE;
+                "writing persist record %zu to %s in %s failed: %s; nothing was committed; %s", i,
+                file, s->dir, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
     }
     return CW_OK;
 }
 
 int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
 {
-    char why[400];
+    char why[STORE_WHY_MAX];
     s->errmsg[0] = '\0';
-    s->bdb_msg[0] = '\0';
+    bdb_reset(s);
     if (n == 0)
         return CW_OK;
     if (p == NULL) {
@@ -501,10 +1194,10 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
     DB_TXN *txn = NULL;
     int ret = s->env->txn_begin(s->env, NULL, &txn, 0);
     if (ret != 0) {
-        set_err(s->errmsg, sizeof(s->errmsg), "cannot begin a transaction in %s: %s", s->dir,
-                bdb_reason(s, ret, why, sizeof(why)));
+        set_err(s->errmsg, sizeof(s->errmsg), "cannot begin a transaction in %s: %s; %s", s->dir,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
         s->stats.commit_failures++;
-        return CW_ESTORE;
+        return bdb_code(s, ret);
     }
     for (size_t i = 0; i < n; i++) {
         int rc = apply_one(s, txn, &p[i], i);
@@ -518,18 +1211,17 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
     /* After commit the handle is gone whatever it returns: no abort on failure. */
     ret = txn->commit(txn, commit_flags(s->durability));
     if (ret != 0) {
-        set_err(s->errmsg, sizeof(s->errmsg),
-                "committing %zu persist records in %s failed: %s; check free disk space", n, s->dir,
-                bdb_reason(s, ret, why, sizeof(why)));
+        set_err(s->errmsg, sizeof(s->errmsg), "committing %zu persist records in %s failed: %s; %s",
+                n, s->dir, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
         s->stats.commit_failures++;
-        return CW_ESTORE;
+        return bdb_code(s, ret);
     }
     s->stats.commits++;
     s->stats.records += n;
 
     /* Cheap unless STORE_CHECKPOINT_KBYTES of log accumulated. The commit is
      * already durable, so a failed checkpoint is counted, not returned. */
-    s->bdb_msg[0] = '\0';
+    bdb_reset(s);
     ret = s->env->txn_checkpoint(s->env, STORE_CHECKPOINT_KBYTES, 0, 0);
     if (ret != 0) {
         s->stats.checkpoints_failed++;
@@ -541,10 +1233,22 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
 
 /* ------------------------------------------------------------------ load */
 
+/* The message for a stored record whose checksum does not match. */
+static int bad_checksum(const struct cw_store *s, const char *file, const char *what, uint32_t size,
+                        uint32_t stored, uint32_t computed, char *err, size_t err_len)
+{
+    set_err(err, err_len,
+            "%s/%s: the record %s (%" PRIu32 " bytes) fails its checksum (stored %08" PRIx32
+            ", computed %08" PRIx32 "): the file is damaged and the record was not used; restore "
+            "the data directory from a backup (%s)",
+            s->dir, file, what, size, stored, computed, STORE_SEE_DAMAGE);
+    return CW_ECORRUPT;
+}
+
 static int load_meta(struct cw_store *s, struct cw_node *r, struct cw_store_load_stats *st,
                      char *err, size_t err_len)
 {
-    char why[400];
+    char why[STORE_WHY_MAX];
     DBT k, d;
     dbt_set(&k, STORE_META_KEY, sizeof(STORE_META_KEY) - 1);
     memset(&d, 0, sizeof(d));
@@ -552,18 +1256,23 @@ static int load_meta(struct cw_store *s, struct cw_node *r, struct cw_store_load
      * next call on this handle, long enough for the replica to decode them. */
     int ret = s->meta->get(s->meta, NULL, &k, &d, 0);
     if (ret == DB_NOTFOUND)
-        return CW_OK; /* a fresh directory */
+        return CW_OK; /* a new region that has not written yet */
     if (ret != 0) {
-        set_err(err, err_len, "cannot read %s/%s: %s", s->dir, STORE_META_FILE,
-                bdb_reason(s, ret, why, sizeof(why)));
-        return CW_ESTORE;
+        set_err(err, err_len, "cannot read %s/%s: %s; %s", s->dir, STORE_META_FILE,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
     }
-    int rc = cw_node_restore_meta(r, d.data, d.size);
+    const uint8_t *blob = NULL;
+    uint32_t len = 0, stored, computed;
+    if (!unframe(&k, &d, &blob, &len, &stored, &computed))
+        return bad_checksum(s, STORE_META_FILE, "\"" STORE_META_KEY "\"", d.size, stored, computed,
+                            err, err_len);
+    int rc = cw_node_restore_meta(r, blob, len);
     if (rc == CW_EDECODE) {
         set_err(err, err_len,
-                "%s/%s: the record \"%s\" (%u bytes) is corrupt; restore the data directory "
-                "from a backup, or move it aside to start this region empty",
-                s->dir, STORE_META_FILE, STORE_META_KEY, (unsigned)d.size);
+                "%s/%s: the record \"%s\" (%u bytes) passes its checksum but does not decode: "
+                "it was written wrong; restore the data directory from a backup (%s)",
+                s->dir, STORE_META_FILE, STORE_META_KEY, (unsigned)len, STORE_SEE_DAMAGE);
         return rc;
     }
     if (rc != CW_OK) {
@@ -582,15 +1291,24 @@ static int restore_one(struct cw_store *s, struct cw_node *r, enum walk_kind kin
                        const DBT *d, char *err, size_t err_len)
 {
     char shown[STORE_KEY_SHOWN_MAX * 4 + 8];
+    char what[sizeof(shown) + 32];
+    const uint8_t *blob = NULL;
+    uint32_t len = 0, stored, computed;
     int rc;
     if (kind == WALK_KEYS) {
-        rc = cw_node_restore_key(r, k->data, k->size, d->data, d->size);
+        if (!unframe(k, d, &blob, &len, &stored, &computed)) {
+            snprintf(what, sizeof(what), "for key \"%s\"",
+                     show_key(k->data, k->size, shown, sizeof(shown)));
+            return bad_checksum(s, STORE_KEYS_FILE, what, d->size, stored, computed, err, err_len);
+        }
+        rc = cw_node_restore_key(r, k->data, k->size, blob, len);
         if (rc == CW_EDECODE)
             set_err(err, err_len,
-                    "%s/%s: the record for key \"%s\" (%u bytes) is corrupt; restore the data "
-                    "directory from a backup, or move it aside to start this region empty",
+                    "%s/%s: the record for key \"%s\" (%u bytes) passes its checksum but does "
+                    "not decode: it was written wrong; restore the data directory from a "
+                    "backup (%s)",
                     s->dir, STORE_KEYS_FILE, show_key(k->data, k->size, shown, sizeof(shown)),
-                    (unsigned)d->size);
+                    (unsigned)len, STORE_SEE_DAMAGE);
         else if (rc != CW_OK)
             set_err(err, err_len, "restoring key \"%s\" from %s/%s failed: %s",
                     show_key(k->data, k->size, shown, sizeof(shown)), s->dir, STORE_KEYS_FILE,
@@ -599,19 +1317,23 @@ static int restore_one(struct cw_store *s, struct cw_node *r, enum walk_kind kin
     }
     if (k->size != 8) {
         set_err(err, err_len,
-                "%s/%s: a record has a %u-byte key \"%s\" where an 8-byte ts belongs; restore "
-                "the data directory from a backup, or move it aside to start this region empty",
+                "%s/%s: a record has a %u-byte key \"%s\" where an 8-byte ts belongs; the file "
+                "is damaged; restore the data directory from a backup (%s)",
                 s->dir, STORE_OUTBOX_FILE, (unsigned)k->size,
-                show_key(k->data, k->size, shown, sizeof(shown)));
-        return CW_EDECODE;
+                show_key(k->data, k->size, shown, sizeof(shown)), STORE_SEE_DAMAGE);
+        return CW_ECORRUPT;
     }
     unsigned long long ts = (unsigned long long)ts_from_key(k->data);
-    rc = cw_node_restore_outbox(r, d->data, d->size);
+    if (!unframe(k, d, &blob, &len, &stored, &computed)) {
+        snprintf(what, sizeof(what), "for ts %llu", ts);
+        return bad_checksum(s, STORE_OUTBOX_FILE, what, d->size, stored, computed, err, err_len);
+    }
+    rc = cw_node_restore_outbox(r, blob, len);
     if (rc == CW_EDECODE)
         set_err(err, err_len,
-                "%s/%s: the record for ts %llu (%u bytes) is corrupt; restore the data directory "
-                "from a backup, or move it aside to start this region empty",
-                s->dir, STORE_OUTBOX_FILE, ts, (unsigned)d->size);
+                "%s/%s: the record for ts %llu (%u bytes) passes its checksum but does not "
+                "decode: it was written wrong; restore the data directory from a backup (%s)",
+                s->dir, STORE_OUTBOX_FILE, ts, (unsigned)len, STORE_SEE_DAMAGE);
     else if (rc != CW_OK)
         set_err(err, err_len, "restoring outbox record ts %llu from %s/%s failed: %s", ts, s->dir,
                 STORE_OUTBOX_FILE, cw_strerror(rc));
@@ -621,15 +1343,15 @@ static int restore_one(struct cw_store *s, struct cw_node *r, enum walk_kind kin
 static int walk(struct cw_store *s, struct cw_node *r, enum walk_kind kind, size_t *count,
                 char *err, size_t err_len)
 {
-    char why[400];
+    char why[STORE_WHY_MAX];
     DB *db = kind == WALK_KEYS ? s->keys : s->outbox;
     const char *file = kind == WALK_KEYS ? STORE_KEYS_FILE : STORE_OUTBOX_FILE;
     DBC *cur = NULL;
     int ret = db->cursor(db, NULL, &cur, 0);
     if (ret != 0) {
-        set_err(err, err_len, "cannot open a cursor on %s/%s: %s", s->dir, file,
-                bdb_reason(s, ret, why, sizeof(why)));
-        return CW_ESTORE;
+        set_err(err, err_len, "cannot open a cursor on %s/%s: %s; %s", s->dir, file,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
     }
     int rc = CW_OK;
     DBT k, d;
@@ -644,9 +1366,9 @@ static int walk(struct cw_store *s, struct cw_node *r, enum walk_kind kind, size
         (*count)++;
     }
     if (ret != DB_NOTFOUND) {
-        set_err(err, err_len, "reading %s/%s failed after %zu records: %s", s->dir, file, *count,
-                bdb_reason(s, ret, why, sizeof(why)));
-        rc = CW_ESTORE;
+        set_err(err, err_len, "reading %s/%s failed after %zu records: %s; %s", s->dir, file,
+                *count, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        rc = bdb_code(s, ret);
     }
 done_after_cursor:
     cur->close(cur);
@@ -664,7 +1386,7 @@ int cw_store_load(struct cw_store *s, struct cw_node *r, struct cw_store_load_st
         set_err(err, err_len, "cw_store_load: missing store or replica");
         return CW_EINVAL;
     }
-    s->bdb_msg[0] = '\0';
+    bdb_reset(s);
     /* The order the replica requires: meta sets the clock floor and vectors the
      * keys and outbox are checked against; the outbox must arrive in ts order,
      * which the big-endian keys give. */

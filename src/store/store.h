@@ -6,14 +6,40 @@
  * key states, outbox records and metadata as opaque blobs (their formats live in
  * core/codec.h).
  *
- * Layout on disk: one transactional Berkeley DB environment per node in the data
- * directory, opened with recovery at every start, so a process killed at any
- * moment restarts from its last committed transaction. Three B-tree databases,
- * one file each:
- *   keys.db    full key ("bucket/key" bytes) -> encoded key state
- *   outbox.db  8-byte big-endian ts -> encoded outbox record (byte order is ts
- *              order, so a cursor walks the outbox oldest first)
- *   meta.db    "meta" -> the replica's metadata blob
+ * Layout on disk (store format 2): one transactional Berkeley DB environment per
+ * node in the data directory, opened with recovery at every start, so a process
+ * killed at any moment restarts from its last committed transaction. Three
+ * B-tree databases, one file each, every one created with Berkeley DB page
+ * checksums (DB_CHKSUM):
+ *   keys.db    full key ("bucket/key" bytes) -> record(encoded key state)
+ *   outbox.db  8-byte big-endian ts -> record(encoded outbox record) (byte order
+ *              is ts order, so a cursor walks the outbox oldest first)
+ *   meta.db    "identity" -> record(the directory's identity, text, see below)
+ *              "meta" -> record(the replica's metadata blob)
+ * where record(x) is x preceded by a 4-byte big-endian CRC32C computed over the
+ * record's key bytes and then x: a record moved to another key fails its check
+ * too.
+ *
+ * The identity record is written once, in the transaction that creates the
+ * databases, as text lines:
+ *   format 2
+ *   cluster <the cluster name: the config's region names in id order, ','-joined>
+ *   region <this region's name>
+ *   incarnation <16 hex digits from getrandom(): which creation of the region>
+ *   created <UTC time of creation, ISO 8601>
+ * Every open checks it against the identity the caller expects.
+ *
+ * Which directory opens: one with none of the three databases and no log file
+ * is new (it is created, parents included, and cw_store_created says so); one
+ * with all three and an identity naming the expected cluster and region is
+ * this region's. Anything else is refused and nothing is created in it: some
+ * databases missing (partial), only log files left, no identity record (a
+ * directory of store format 1, which had none, or a damaged one), another
+ * format, another cluster or region (foreign), or a page whose log sequence
+ * number lies past the end of the log (log files truncated or removed). Every
+ * page of every database is read at open, so Berkeley DB's page checksums are
+ * checked for the whole directory at each start.
+ *
  * A lock file (causeway.lock) keeps a second process from opening, and running
  * recovery on, an environment that is in use. The cache, locks and log buffer
  * live in the process's memory (DB_PRIVATE), so what survives a killed process
@@ -26,9 +52,14 @@
  * stopped, or copy the whole directory).
  *
  * Errors: every function returns CW_OK or an enum cw_err; Berkeley DB codes never
- * cross this boundary. Functions that take err/err_len write a sentence there that
- * says what failed and what to do; cw_store_commit leaves its explanation in
- * cw_store_errmsg.
+ * cross this boundary. Functions that take err/err_len write one line there that
+ * says what failed and what to do, with every message Berkeley DB gave during the
+ * failed operation (the first few and the last, joined with "; "), so the real
+ * cause ("past end of log", "unexpected file type", "No space left on device")
+ * is not hidden behind its consequence; cw_store_commit leaves its explanation
+ * in cw_store_errmsg. Damaged data (a checksum that does not match, a file that
+ * is not what it should be, a log that ends before the pages it logged) is
+ * CW_ECORRUPT and is never handed on as data.
  *
  * Ownership: cw_store_open transfers a new store to *out on success (*out is
  * NULL on failure); cw_store_close frees it and sets the pointer to NULL. Every
@@ -84,15 +115,44 @@ struct cw_store_load_stats {
     bool meta; /* false on a fresh directory */
 };
 
+/* Longest cluster name and region name an identity holds. */
+#define CW_STORE_CLUSTER_MAX 1023
+#define CW_STORE_REGION_MAX 63
+
+/* Which cluster and region a data directory belongs to. */
+struct cw_store_identity {
+    char cluster[CW_STORE_CLUSTER_MAX + 1]; /* 1..max printable ASCII bytes */
+    char region[CW_STORE_REGION_MAX + 1];   /* 1..max printable ASCII bytes */
+    uint64_t incarnation; /* drawn when the directory was created; ignored by open */
+};
+
 /*
- * Opens (creating when missing, parents included) the data directory dir and the
- * environment in it, running recovery. Returns CW_OK and a new store in *out, or
- * CW_EINVAL (bad arguments), CW_EIO (the directory cannot be created or is in use
- * by another process) or CW_ESTORE (Berkeley DB refused), with *out = NULL and a
- * message in err (err may be NULL when err_len is 0).
+ * Opens the data directory dir as region want->region of cluster want->cluster,
+ * runs recovery, and checks the directory is that region's, whole and consistent
+ * (see the layout above); a new directory (absent, empty, or holding no database
+ * and no log file) is created with that identity and a fresh incarnation.
+ *
+ * Returns CW_OK and a new store in *out, or, with *out = NULL and one line in err
+ * naming the directory, what is wrong and what to do (err may be NULL when err_len
+ * is 0):
+ *   CW_EINVAL   bad arguments;
+ *   CW_EIO      the directory cannot be created or read, or another process uses it;
+ *   CW_ECONFIG  the directory belongs to another region or cluster;
+ *   CW_EVERSION its identity has another store format;
+ *   CW_ECORRUPT it is partial, has no identity, or is damaged (checksum, file type,
+ *               pages past the end of the log);
+ *   CW_ESTORE   Berkeley DB failed otherwise (a full disk, for instance);
+ *   CW_ENOMEM.
  */
-int cw_store_open(const char *dir, enum cw_durability durability, struct cw_store **out, char *err,
-                  size_t err_len);
+int cw_store_open(const char *dir, const struct cw_store_identity *want,
+                  enum cw_durability durability, struct cw_store **out, char *err, size_t err_len);
+
+/* The identity of the open directory, its incarnation included. Borrowed: valid
+ * until cw_store_close. */
+const struct cw_store_identity *cw_store_get_identity(const struct cw_store *s);
+
+/* Whether cw_store_open created the directory's databases (a new region). */
+bool cw_store_created(const struct cw_store *s);
 
 /* Checkpoints, closes the databases and the environment, frees the store and sets
  * *s to NULL. Safe to call with *s == NULL. */
@@ -117,9 +177,12 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n);
  * metadata first (cw_replica_restore_meta), then every key
  * (cw_replica_restore_key), then the outbox in ts order
  * (cw_replica_restore_outbox). stats may be NULL; when not, it is filled in as far
- * as the load got. Returns CW_OK; CW_EDECODE for a corrupt record, with err
- * naming the database and the key; CW_ENOMEM; or CW_ESTORE when Berkeley DB
- * fails. After a failure r holds a partial state and should be destroyed.
+ * as the load got. Every record's checksum is verified before the replica sees
+ * it. Returns CW_OK; CW_ECORRUPT for a record whose checksum does not match (or
+ * a page whose Berkeley DB checksum does not), CW_EDECODE for a record that
+ * checks but does not decode, each with err naming the database and the key;
+ * CW_ENOMEM; or CW_ESTORE when Berkeley DB fails. After a failure r holds a
+ * partial state and should be destroyed.
  */
 int cw_store_load(struct cw_store *s, struct cw_node *r, struct cw_store_load_stats *stats,
                   char *err, size_t err_len);
@@ -128,6 +191,10 @@ int cw_store_load(struct cw_store *s, struct cw_node *r, struct cw_store_load_st
  * (a failed checkpoint); "" when it succeeded cleanly. Borrowed: valid until the
  * next call on s. */
 const char *cw_store_errmsg(const struct cw_store *s);
+
+/* CRC32C (Castagnoli, as in iSCSI and ext4) of p[0..n), continuing from crc
+ * (0 to start): the per-record checksum. Exposed for tests and tools. */
+uint32_t cw_store_crc32c(uint32_t crc, const void *p, size_t n);
 
 /* The store's durability and counters. */
 enum cw_durability cw_store_durability(const struct cw_store *s);
