@@ -560,27 +560,11 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
         goto err_after_alloc;
     }
 
-    struct cw_node_config ncfg_core = {0};
-    cw_config_replica(cfg, region, &ncfg_core.replica);
-    s->context_ahead_max_us = ncfg_core.replica.context_ahead_max_us;
-    /* The node's randomness: a seed from the kernel, or CAUSEWAY_SEED to replay
-     * a run; logged either way. */
-    s->seed = pick_seed();
-    s->rng_state = s->seed;
-    cw_info("random seed %" PRIu64 " (set CAUSEWAY_SEED to reuse it)", s->seed);
-    ncfg_core.rand = (struct cw_rand){.next = server_rand, .ctx = &s->rng_state};
-    s->node = cw_node_create(&ncfg_core);
-    if (s->node == NULL) {
-        rc = CW_ENOMEM;
-        snprintf(err, err_len, "cannot create the replica (out of memory or bad config)");
-        goto err_after_alloc;
-    }
-
     enum cw_durability dur;
     if (cw_durability_parse(cfg->durability, &dur) != CW_OK) {
         rc = CW_ECONFIG;
         snprintf(err, err_len, "%s: bad durability '%s'", cfg->path, cfg->durability);
-        goto err_after_node;
+        goto err_after_alloc;
     }
     /* The directory must be this region's of this cluster; a cluster is named by
      * its region list in id order, which fixes what every stored dot means. */
@@ -595,9 +579,9 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     }
     snprintf(want.region, sizeof(want.region), "%s", cfg->regions[region].name);
     const char *dir = cfg->regions[region].data_dir;
-    rc = cw_store_open(dir, &want, dur, &s->store, err, err_len);
+    rc = cw_store_open_cache(dir, &want, dur, cfg->store_cache_bytes, &s->store, err, err_len);
     if (rc != CW_OK)
-        goto err_after_node;
+        goto err_after_alloc;
     const struct cw_store_identity *id = cw_store_get_identity(s->store);
     if (cw_store_created(s->store))
         cw_info(
@@ -609,10 +593,29 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     if (dur == CW_DURABILITY_NOSYNC)
         cw_warn("durability = nosync: commits are not flushed; a crash can lose acknowledged "
                 "writes. Use it for benchmarks only.");
+    struct cw_node_config ncfg_core = {0};
+    cw_config_replica(cfg, region, &ncfg_core.replica);
+    s->context_ahead_max_us = ncfg_core.replica.context_ahead_max_us;
+    /* The node's randomness: a seed from the kernel, or CAUSEWAY_SEED to replay
+     * a run; logged either way. */
+    s->seed = pick_seed();
+    s->rng_state = s->seed;
+    cw_info("random seed %" PRIu64 " (set CAUSEWAY_SEED to reuse it)", s->seed);
+    ncfg_core.rand = (struct cw_rand){.next = server_rand, .ctx = &s->rng_state};
+    /* Berkeley DB is the store of record: the replica keeps what it decides
+     * with and reads key states and outbox bodies back through the store. */
+    ncfg_core.replica.reader = cw_store_reader(s->store);
+    s->node = cw_node_create(&ncfg_core);
+    if (s->node == NULL) {
+        rc = CW_ENOMEM;
+        snprintf(err, err_len, "cannot create the replica (out of memory or bad config)");
+        goto err_after_store;
+    }
+
     struct cw_store_load_stats ls = {0};
     rc = cw_store_load(s->store, s->node, &ls, err, err_len);
     if (rc != CW_OK)
-        goto err_after_store;
+        goto err_after_node;
     cw_info("recovered %zu keys and %zu outbox records from %s", ls.keys, ls.outbox, dir);
 
     struct cw_net_config ncfg;
@@ -632,14 +635,14 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     ncfg.frame_bytes_max = s->limits.frame_bytes_max;
     rc = cw_net_open(&ncfg, &s->net, err, err_len);
     if (rc != CW_OK)
-        goto err_after_store;
+        goto err_after_node;
     *out = s;
     return CW_OK;
 
-err_after_store:
-    cw_store_close(&s->store);
 err_after_node:
     cw_node_destroy(&s->node);
+err_after_store:
+    cw_store_close(&s->store);
 err_after_alloc:
     free(s->pending);
     free(s->free_slots);
@@ -742,8 +745,8 @@ void cw_server_destroy(struct cw_server **sp)
     if (s == NULL)
         return;
     cw_net_close(&s->net);
+    cw_node_destroy(&s->node); /* before the store it reads from */
     cw_store_close(&s->store);
-    cw_node_destroy(&s->node);
     free(s->pending);
     free(s->free_slots);
     free(s);

@@ -31,9 +31,11 @@
 
 #include <causeway/error.h>
 
+#include "core/codec.h"
+
 /* The page cache: big enough that the working set of a demo or benchmark node
  * stays in memory, small enough for several nodes on one host. */
-#define STORE_CACHE_BYTES (32u << 20)
+#define STORE_CACHE_BYTES CW_DEFAULT_STORE_CACHE_BYTES
 /* The in-memory log buffer. A transaction larger than this is written in
  * several pieces; 1 MiB holds a group commit of typical values in one. */
 #define STORE_LOG_BUFFER_BYTES (1u << 20)
@@ -80,6 +82,7 @@ struct cw_store {
     int lock_fd;
     enum cw_durability durability;
     struct cw_store_stats stats;
+    uint64_t cache_bytes;        /* Berkeley DB's cache (store_cache_bytes) */
     struct cw_store_identity id; /* as on disk */
     bool created;                /* this open created the databases */
     /* The messages Berkeley DB gave through its error callback since the current
@@ -675,7 +678,9 @@ static int open_env(struct cw_store *s, char *err, size_t err_len)
     env->app_private = s;
     env->set_errcall(env, on_bdb_error);
     const char *what = "set the cache size";
-    if ((ret = env->set_cachesize(env, 0, STORE_CACHE_BYTES, 1)) != 0)
+    uint64_t cache = s->cache_bytes ? s->cache_bytes : STORE_CACHE_BYTES;
+    if ((ret = env->set_cachesize(env, (u_int32_t)(cache >> 30),
+                                  (u_int32_t)(cache & ((1u << 30) - 1)), 1)) != 0)
         goto err_after_env_create;
     what = "set the log buffer size";
     if ((ret = env->set_lg_bsize(env, STORE_LOG_BUFFER_BYTES)) != 0)
@@ -974,6 +979,13 @@ static int open_existing(struct cw_store *s, const struct cw_store_identity *wan
 int cw_store_open(const char *dir, const struct cw_store_identity *want,
                   enum cw_durability durability, struct cw_store **out, char *err, size_t err_len)
 {
+    return cw_store_open_cache(dir, want, durability, 0, out, err, err_len);
+}
+
+int cw_store_open_cache(const char *dir, const struct cw_store_identity *want,
+                        enum cw_durability durability, uint64_t cache_bytes,
+                        struct cw_store **out, char *err, size_t err_len)
+{
     if (out != NULL)
         *out = NULL;
     set_err(err, err_len, "%s", "");
@@ -997,6 +1009,7 @@ int cw_store_open(const char *dir, const struct cw_store_identity *want,
     }
     s->lock_fd = -1;
     s->durability = durability;
+    s->cache_bytes = cache_bytes;
     if (strlen(dir) >= sizeof(s->dir)) {
         set_err(err, err_len, "the data directory path is too long (%zu bytes, at most %zu)",
                 strlen(dir), sizeof(s->dir) - 1);
@@ -1414,4 +1427,91 @@ enum cw_durability cw_store_durability(const struct cw_store *s)
 void cw_store_stats(const struct cw_store *s, struct cw_store_stats *out)
 {
     *out = s->stats;
+}
+
+/* ------------------------------------------------------ the store of record */
+
+/* Reads one record of db under key (checksum checked); on CW_OK *blob is malloc'd. */
+static int read_record(struct cw_store *s, DB *db, const char *file, const void *key,
+                       uint32_t key_len, uint8_t **blob, uint32_t *len)
+{
+    DBT k = {.data = (void *)key, .size = key_len};
+    DBT d = {.flags = DB_DBT_MALLOC};
+    bdb_reset(s);
+    int ret = db->get(db, NULL, &k, &d, 0);
+    if (ret == DB_NOTFOUND)
+        return CW_ENOTFOUND;
+    if (ret != 0) {
+        char why[400];
+        set_err(s->errmsg, sizeof(s->errmsg), "reading %s in %s failed: %s", file, s->dir,
+                bdb_reason(s, ret, why, sizeof(why)));
+        return CW_ESTORE;
+    }
+    const uint8_t *b = NULL;
+    uint32_t n = 0, stored, computed;
+    if (!unframe(&k, &d, &b, &n, &stored, &computed)) {
+        set_err(s->errmsg, sizeof(s->errmsg),
+                "%s/%s: a record fails its checksum (stored %08x, computed %08x); restore the "
+                "data directory from a backup or rebuild the region",
+                s->dir, file, (unsigned)stored, (unsigned)computed);
+        free(d.data);
+        return CW_ECORRUPT;
+    }
+    *blob = malloc(n ? n : 1);
+    if (*blob == NULL) {
+        free(d.data);
+        return CW_ENOMEM;
+    }
+    memcpy(*blob, b, n);
+    *len = n;
+    free(d.data);
+    return CW_OK;
+}
+
+static int reader_key(void *ctx, const uint8_t *key, uint32_t key_len, struct cw_keystate *out)
+{
+    struct cw_store *s = ctx;
+    uint8_t *blob = NULL;
+    uint32_t len = 0;
+    int rc = read_record(s, s->keys, STORE_KEYS_FILE, key, key_len, &blob, &len);
+    if (rc != CW_OK)
+        return rc;
+    rc = cw_decode_keystate(out, blob, len, CW_VALUE_HARD_MAX);
+    free(blob);
+    if (rc != CW_OK) {
+        cw_keystate_free(out);
+        set_err(s->errmsg, sizeof(s->errmsg),
+                "%s/%s: a key state passes its checksum but does not decode", s->dir,
+                STORE_KEYS_FILE);
+        return CW_ECORRUPT;
+    }
+    return CW_OK;
+}
+
+static int reader_outbox(void *ctx, uint64_t ts, struct cw_record *out)
+{
+    struct cw_store *s = ctx;
+    uint8_t k[8];
+    ts_key(ts, k);
+    uint8_t *blob = NULL;
+    uint32_t len = 0;
+    int rc = read_record(s, s->outbox, STORE_OUTBOX_FILE, k, sizeof(k), &blob, &len);
+    if (rc != CW_OK)
+        return rc;
+    rc = cw_decode_record(out, blob, len, CW_VALUE_HARD_MAX);
+    free(blob);
+    if (rc != CW_OK) {
+        cw_record_free(out);
+        set_err(s->errmsg, sizeof(s->errmsg),
+                "%s/%s: an outbox record passes its checksum but does not decode", s->dir,
+                STORE_OUTBOX_FILE);
+        return CW_ECORRUPT;
+    }
+    return CW_OK;
+}
+
+struct cw_reader cw_store_reader(struct cw_store *s)
+{
+    struct cw_reader r = {.key = reader_key, .outbox = reader_outbox, .ctx = s};
+    return r;
 }

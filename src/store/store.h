@@ -147,6 +147,18 @@ struct cw_store_identity {
 int cw_store_open(const char *dir, const struct cw_store_identity *want,
                   enum cw_durability durability, struct cw_store **out, char *err, size_t err_len);
 
+/* cw_store_open with Berkeley DB's cache set to cache_bytes (0: the default,
+ * CW_DEFAULT_STORE_CACHE_BYTES). */
+int cw_store_open_cache(const char *dir, const struct cw_store_identity *want,
+                        enum cw_durability durability, uint64_t cache_bytes,
+                        struct cw_store **out, char *err, size_t err_len);
+
+/* The store as the replica's store of record (core/reader.h): key states and
+ * outbox records read back by key, checksums checked (a failure is
+ * CW_ECORRUPT with cw_store_errmsg saying where, never wrong data). The reads
+ * see every committed transaction. Valid until cw_store_close. */
+struct cw_reader cw_store_reader(struct cw_store *s);
+
 /* The identity of the open directory, its incarnation included. Borrowed: valid
  * until cw_store_close. */
 const struct cw_store_identity *cw_store_get_identity(const struct cw_store *s);
