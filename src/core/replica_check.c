@@ -32,6 +32,7 @@ static bool check_keys(const struct cw_replica *r, char *why, size_t why_len)
          e = cw_keymap_next(&r->keys, &slot, e)) {
         const struct cw_keystate *s = &e->state;
         n++;
+        bool has_tomb = false;
         if (s->n == 0)
             return fail(why, why_len, "key %.*s is stored with no versions", (int)e->key_len,
                         (const char *)e->key);
@@ -49,8 +50,8 @@ static bool check_keys(const struct cw_replica *r, char *why, size_t why_len)
             if (v->tombstone && v->value_len != 0)
                 return fail(why, why_len, "key %.*s: a tombstone with a value", (int)e->key_len,
                             (const char *)e->key);
+            has_tomb |= v->tombstone;
         }
-        bool has_tomb = cw_keystate_live(s) != s->n;
         bool is_flagged = (e->flags & KE_HAS_TOMB) != 0;
         if (has_tomb && !is_flagged)
             return fail(why, why_len, "key %.*s holds a tombstone but is not on the list",
@@ -69,15 +70,32 @@ static bool check_keys(const struct cw_replica *r, char *why, size_t why_len)
     return true;
 }
 
-static bool check_chain(const struct recq *q, uint64_t prev, char *why, size_t why_len,
-                        const char *what)
+/* Whose chain q is, for a failure's description: a peer's buffer or, with
+ * origin < 0, the outbox. Formatted only on failure: this runs after every event. */
+static bool chain_fail(char *why, size_t why_len, int origin, size_t i, const char *problem)
 {
+    if (origin < 0)
+        return fail(why, why_len, "outbox: record %zu %s", i, problem);
+    return fail(why, why_len, "buffer of region %d: record %zu %s", origin, i, problem);
+}
+
+/* Walks q once (this runs after every event, over every buffered and outbox
+ * record): each record continues the chain from prev and, when own >= 0 (the
+ * outbox), is this region's own. */
+static bool check_chain(const struct recq *q, uint64_t prev, char *why, size_t why_len, int origin,
+                        int own)
+{
+    if (q->n == 0)
+        return true;
+    const struct cw_record *v = rp_recq_at(q, 0);
     for (size_t i = 0; i < q->n; i++) {
-        const struct cw_record *rec = rp_recq_at(q, i);
+        const struct cw_record *rec = &v[i];
         if (rec->prev_ts != prev)
-            return fail(why, why_len, "%s: record %zu does not continue the chain", what, i);
+            return chain_fail(why, why_len, origin, i, "does not continue the chain");
         if (rec->version.dot.ts <= prev)
-            return fail(why, why_len, "%s: record %zu is not after its predecessor", what, i);
+            return chain_fail(why, why_len, origin, i, "is not after its predecessor");
+        if (own >= 0 && rec->version.dot.origin != (unsigned)own)
+            return fail(why, why_len, "outbox record %zu is not this region's own", i);
         prev = rec->version.dot.ts;
     }
     return true;
@@ -86,7 +104,6 @@ static bool check_chain(const struct recq *q, uint64_t prev, char *why, size_t w
 static bool check_streams(const struct cw_replica *r, char *why, size_t why_len)
 {
     size_t buffered = 0;
-    char what[32];
     for (unsigned o = 0; o < CW_REGIONS_MAX; o++) {
         const struct origin_in *in = &r->in[o];
         buffered += in->q.n;
@@ -95,8 +112,7 @@ static bool check_streams(const struct cw_replica *r, char *why, size_t why_len)
                 return fail(why, why_len, "records buffered from region %u", o);
             continue;
         }
-        snprintf(what, sizeof(what), "buffer of region %u", o);
-        if (!check_chain(&in->q, in->chain, why, why_len, what))
+        if (!check_chain(&in->q, in->chain, why, why_len, (int)o, -1))
             return false;
         uint64_t last = in->q.n ? rp_recq_at(&in->q, in->q.n - 1)->version.dot.ts : in->chain;
         if (in->received != last)
@@ -114,13 +130,10 @@ static bool check_streams(const struct cw_replica *r, char *why, size_t why_len)
         return fail(why, why_len, "outbox over its bound");
     if (r->outbox.n) {
         uint64_t prev = rp_recq_at(&r->outbox, 0)->prev_ts;
-        if (!check_chain(&r->outbox, prev, why, why_len, "outbox"))
+        if (!check_chain(&r->outbox, prev, why, why_len, -1, (int)r->cfg.region))
             return false;
         if (rp_recq_at(&r->outbox, r->outbox.n - 1)->version.dot.ts != r->stream_end)
             return fail(why, why_len, "outbox does not end at stream_end");
-        for (size_t i = 0; i < r->outbox.n; i++)
-            if (rp_recq_at(&r->outbox, i)->version.dot.origin != r->cfg.region)
-                return fail(why, why_len, "outbox record %zu is not this region's own", i);
     }
     if (r->stream_end > r->hlc.last)
         return fail(why, why_len, "stream end above the clock");
