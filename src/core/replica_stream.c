@@ -258,6 +258,13 @@ void cw_replica_recv(struct cw_replica *r, struct cw_now now, const struct cw_ms
     cw_vc_join(&po->applied, &m->applied);
     po->received = m->received;
     uint64_t peer_has = m->received.ts[r->cfg.region];
+    if (peer_has > r->stream_end) {
+        /* A peer cannot hold records of ours past the end of our stream: the
+         * acknowledgement is forged or corrupt. Believed, it would put
+         * sent_upto past the stream end and skip our next records. */
+        r->stats.errors++;
+        peer_has = r->stream_end;
+    }
     if (!po->known || peer_has > po->sent_upto) {
         po->known = true;
         po->sent_upto = peer_has;
