@@ -34,6 +34,7 @@ static bool check_keys(const struct cw_replica *r, char *why, size_t why_len)
         const struct cw_keystate *s = &e->state;
         n++;
         bytes += rp_entry_bytes(e);
+        bool has_tomb = false;
         if (s->n == 0)
             return fail(why, why_len, "key %.*s is stored with no versions", (int)e->key_len,
                         (const char *)e->key);
@@ -51,8 +52,8 @@ static bool check_keys(const struct cw_replica *r, char *why, size_t why_len)
             if (v->tombstone && v->value_len != 0)
                 return fail(why, why_len, "key %.*s: a tombstone with a value", (int)e->key_len,
                             (const char *)e->key);
+            has_tomb |= v->tombstone;
         }
-        bool has_tomb = cw_keystate_live(s) != s->n;
         bool is_flagged = (e->flags & KE_HAS_TOMB) != 0;
         if (has_tomb && !is_flagged)
             return fail(why, why_len, "key %.*s holds a tombstone but is not on the list",
@@ -74,30 +75,53 @@ static bool check_keys(const struct cw_replica *r, char *why, size_t why_len)
     return true;
 }
 
-static bool check_chain(const struct recq *q, uint64_t prev, char *why, size_t why_len,
-                        const char *what)
+/* Whose chain q is, for a failure's description: a peer's buffer or, with
+ * origin < 0, the outbox. Formatted only on failure: this runs after every event. */
+static bool chain_fail(char *why, size_t why_len, int origin, size_t i, const char *problem)
 {
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < q->n; i++)
-        bytes += rp_record_bytes(rp_recq_at(q, i));
-    if (bytes != q->bytes)
-        return fail(why, why_len, "%s: counts %llu bytes, holds %llu", what,
-                    (unsigned long long)q->bytes, (unsigned long long)bytes);
+    if (origin < 0)
+        return fail(why, why_len, "outbox: record %zu %s", i, problem);
+    return fail(why, why_len, "buffer of region %d: record %zu %s", origin, i, problem);
+}
+
+/* Walks q once (this runs after every event, over every buffered and outbox
+ * record): each record continues the chain from prev and, when own >= 0 (the
+ * outbox), is this region's own; the queue's byte count matches its records;
+ * *body (may be NULL) gets the key and value bytes of the bodies in memory. */
+static bool check_chain(const struct recq *q, uint64_t prev, char *why, size_t why_len, int origin,
+                        int own, uint64_t *body)
+{
+    uint64_t bytes = 0, in_memory = 0;
+    if (body != NULL)
+        *body = 0;
+    if (q->n == 0)
+        return q->bytes == 0 ? true : chain_fail(why, why_len, origin, 0, "counted but absent");
+    const struct cw_record *v = rp_recq_at(q, 0);
     for (size_t i = 0; i < q->n; i++) {
-        const struct cw_record *rec = rp_recq_at(q, i);
+        const struct cw_record *rec = &v[i];
+        bytes += rp_record_bytes(rec);
+        if (rec->key != NULL)
+            in_memory += rec->key_len + rec->version.value_len;
         if (rec->prev_ts != prev)
-            return fail(why, why_len, "%s: record %zu does not continue the chain", what, i);
+            return chain_fail(why, why_len, origin, i, "does not continue the chain");
         if (rec->version.dot.ts <= prev)
-            return fail(why, why_len, "%s: record %zu is not after its predecessor", what, i);
+            return chain_fail(why, why_len, origin, i, "is not after its predecessor");
+        if (own >= 0 && rec->version.dot.origin != (unsigned)own)
+            return fail(why, why_len, "outbox record %zu is not this region's own", i);
         prev = rec->version.dot.ts;
     }
+    if (bytes != q->bytes)
+        return fail(why, why_len, "%s %d: counts %llu bytes, holds %llu",
+                    origin < 0 ? "outbox of region" : "buffer of region", origin < 0 ? own : origin,
+                    (unsigned long long)q->bytes, (unsigned long long)bytes);
+    if (body != NULL)
+        *body = in_memory;
     return true;
 }
 
 static bool check_streams(const struct cw_replica *r, char *why, size_t why_len)
 {
     size_t buffered = 0;
-    char what[32];
     for (unsigned o = 0; o < CW_REGIONS_MAX; o++) {
         const struct origin_in *in = &r->in[o];
         buffered += in->q.n;
@@ -106,8 +130,7 @@ static bool check_streams(const struct cw_replica *r, char *why, size_t why_len)
                 return fail(why, why_len, "records buffered from region %u", o);
             continue;
         }
-        snprintf(what, sizeof(what), "buffer of region %u", o);
-        if (!check_chain(&in->q, in->chain, why, why_len, what))
+        if (!check_chain(&in->q, in->chain, why, why_len, (int)o, -1, NULL))
             return false;
         uint64_t last = in->q.n ? rp_recq_at(&in->q, in->q.n - 1)->version.dot.ts : in->chain;
         if (in->received != last)
@@ -119,28 +142,23 @@ static bool check_streams(const struct cw_replica *r, char *why, size_t why_len)
     }
     if (buffered != r->buffered)
         return fail(why, why_len, "dependency buffer counts %zu, holds %zu", r->buffered, buffered);
+    /* Past the bound only by records admitted to apply at once whose key could
+     * not be read (one per origin). */
     if (r->buffered > r->cfg.dep_buffer_max + r->cfg.n_regions)
         return fail(why, why_len, "dependency buffer over its bound");
     if (r->outbox.n > r->cfg.outbox_max)
         return fail(why, why_len, "outbox over its bound");
+    uint64_t body = 0;
     if (r->outbox.n) {
         uint64_t prev = rp_recq_at(&r->outbox, 0)->prev_ts;
-        if (!check_chain(&r->outbox, prev, why, why_len, "outbox"))
+        if (!check_chain(&r->outbox, prev, why, why_len, -1, (int)r->cfg.region, &body))
             return false;
         if (rp_recq_at(&r->outbox, r->outbox.n - 1)->version.dot.ts != r->stream_end)
             return fail(why, why_len, "outbox does not end at stream_end");
-        uint64_t body = 0;
-        for (size_t i = 0; i < r->outbox.n; i++) {
-            const struct cw_record *rec = rp_recq_at(&r->outbox, i);
-            if (rec->version.dot.origin != r->cfg.region)
-                return fail(why, why_len, "outbox record %zu is not this region's own", i);
-            if (rec->key != NULL)
-                body += rec->key_len + rec->version.value_len;
-        }
-        if (body != r->body_bytes)
-            return fail(why, why_len, "outbox bodies count %llu bytes, hold %llu",
-                        (unsigned long long)r->body_bytes, (unsigned long long)body);
     }
+    if (body != r->body_bytes)
+        return fail(why, why_len, "outbox bodies count %llu bytes, hold %llu",
+                    (unsigned long long)r->body_bytes, (unsigned long long)body);
     if (r->stream_end > r->hlc.last)
         return fail(why, why_len, "stream end above the clock");
     for (unsigned p = 0; p < r->cfg.n_regions; p++)

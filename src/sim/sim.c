@@ -1,9 +1,11 @@
 /*
  * sim.c - the deterministic multi-region simulator.
  *
- * Everything runs on one simulated timeline (microseconds), ordered by a binary
- * heap of events with a sequence number to break ties, so the same seed gives
- * the same run bit for bit.
+ * The regions, their stores, the links between them and the one timeline
+ * (events ordered by time, then by a sequence number that breaks ties) are the
+ * fixture's (sim/fixture.h), which also checks every region's invariants after
+ * every event. This file adds the workload, the faults, the recorded history
+ * and the checker. The same seed gives the same run bit for bit.
  */
 #include "sim/sim.h"
 
@@ -16,6 +18,7 @@
 #include "core/node.h"
 #include "core/replica.h"
 #include "core/session.h"
+#include "sim/fixture.h"
 #include "sim/rng.h"
 
 #define MS 1000ull
@@ -29,62 +32,22 @@
 #define SESSION_KEYS_MAX 64
 #define N_BUCKETS 4
 
+/* The simulator's own events, scheduled on the fixture's timeline (deliveries,
+ * ticks and group commits are the fixture's). */
 enum ev_type {
-    EV_DELIVER,    /* a message reaches region `region` */
-    EV_TICK,       /* region tick */
-    EV_FLUSH,      /* region's group commit completes */
-    EV_OP,         /* session issues its next operation */
-    EV_OP_TIMEOUT, /* session gives up on an operation */
+    EV_OP,         /* session `a` issues its next operation (at `region`) */
+    EV_OP_TIMEOUT, /* session `a` gives up on operation `b` (sent to `region`) */
     EV_CRASH,
     EV_RESTART,
-    EV_CUT,
+    EV_CUT, /* region -> peer, and back when `a` */
     EV_HEAL,
-    EV_CLOCK_JUMP,
+    EV_CLOCK_JUMP, /* region's wall clock moves by `b` */
 };
 
-struct event {
-    uint64_t time;
-    uint64_t seq;
-    enum ev_type type;
-    unsigned region, peer, session;
-    uint64_t op; /* EV_OP_TIMEOUT: which operation */
-    int64_t jump_us;
-    struct cw_msg msg; /* EV_DELIVER */
-};
-
-struct blob {
-    uint64_t ts;
-    uint32_t key_len, len;
-    uint8_t *key, *data;
-};
-
-struct store {
-    struct blob *keys;
-    size_t n_keys, cap_keys;
-    struct blob *outbox;
-    size_t n_outbox, cap_outbox;
-    uint8_t *meta;
-    uint32_t meta_len;
-};
-
-struct held_msg {
-    struct cw_msg msg;
-};
+static const char *const ev_names[] = {"op",  "op timeout", "crash",     "restart",
+                                       "cut", "heal",       "clock jump"};
 
 struct region {
-    struct cw_node *node;
-    struct cw_rng node_rng; /* the node's own generator */
-    bool up;
-    int64_t clock_offset_us;
-    struct store durable;
-    /* Effects waiting for the group commit. */
-    struct cw_persist *pending;
-    size_t n_pending, cap_pending;
-    struct cw_msg *held_msgs;
-    size_t n_held_msgs, cap_held_msgs;
-    struct cw_reply *held_replies;
-    size_t n_held_replies, cap_held_replies;
-    bool flush_scheduled;
     /* History indices of writes decided since the last group commit: a crash
      * before the commit makes them never have happened. */
     size_t *unflushed;
@@ -116,25 +79,18 @@ struct sim {
     struct cw_sim_config cfg;
     struct oprec *ops;
     size_t n_ops, cap_ops;
-    struct cw_rng rng;
-    uint64_t now;
-    uint64_t seq;
-    struct event **heap;
-    size_t n_heap, cap_heap;
+    struct cw_fixture *fx; /* regions, stores, links and the timeline */
+    struct cw_rng *rng;    /* the fixture's: one seed decides everything */
+    uint64_t now;          /* the fixture's now, as of the event being handled */
     struct region regions[CW_REGIONS_MAX];
     struct session *sessions;
     struct cw_bucket_policy buckets[N_BUCKETS];
     enum cw_hist_mode modes[N_BUCKETS];
-    uint64_t link_delay_us[CW_REGIONS_MAX][CW_REGIONS_MAX];
-    uint64_t link_last_us[CW_REGIONS_MAX][CW_REGIONS_MAX];
-    bool link_cut[CW_REGIONS_MAX][CW_REGIONS_MAX];
-    uint32_t drop_ppm, dup_ppm;
     bool faults_on;
     unsigned ops_issued;
     uint64_t next_value_id;
     uint32_t next_orphan;
     uint64_t next_lost_dot;
-    struct cw_replica_config rcfg;
     struct cw_sim_result *res;
     bool oom;
 };
@@ -171,331 +127,83 @@ static void *xgrow(struct sim *sim, void **arr, size_t *cap, size_t n, size_t si
     return (char *)*arr + n * size;
 }
 
-static uint8_t *dup_bytes(const uint8_t *p, uint32_t n)
-{
-    uint8_t *d = malloc(n ? n : 1);
-    if (d && n)
-        memcpy(d, p, n);
-    return d;
-}
-
-/* ---------------------------------------------------------------- heap */
-
-static bool ev_less(const struct event *a, const struct event *b)
-{
-    return a->time != b->time ? a->time < b->time : a->seq < b->seq;
-}
-
-static struct event *schedule(struct sim *sim, uint64_t at, enum ev_type type)
-{
-    struct event *e = calloc(1, sizeof(*e));
-    struct event **slot =
-        e ? xgrow(sim, (void **)&sim->heap, &sim->cap_heap, sim->n_heap, sizeof(*sim->heap)) : NULL;
-    if (slot == NULL) {
-        free(e);
-        sim->oom = true;
-        return NULL;
-    }
-    e->time = at;
-    e->seq = sim->seq++;
-    e->type = type;
-    size_t i = sim->n_heap++;
-    while (i > 0 && ev_less(e, sim->heap[(i - 1) / 2])) {
-        sim->heap[i] = sim->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    sim->heap[i] = e;
-    return e;
-}
-
-static struct event *pop_event(struct sim *sim)
-{
-    if (sim->n_heap == 0)
-        return NULL;
-    struct event *top = sim->heap[0];
-    struct event *last = sim->heap[--sim->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= sim->n_heap)
-            break;
-        if (c + 1 < sim->n_heap && ev_less(sim->heap[c + 1], sim->heap[c]))
-            c++;
-        if (!ev_less(sim->heap[c], last))
-            break;
-        sim->heap[i] = sim->heap[c];
-        i = c;
-    }
-    if (sim->n_heap)
-        sim->heap[i] = last;
-    return top;
-}
-
-static void event_free(struct event *e)
-{
-    if (e->type == EV_DELIVER)
-        cw_msg_free(&e->msg);
-    free(e);
-}
-
-/* ---------------------------------------------------------------- store */
-
-static void blob_free(struct blob *b)
-{
-    free(b->key);
-    free(b->data);
-}
-
-static void store_free(struct store *s)
-{
-    for (size_t i = 0; i < s->n_keys; i++)
-        blob_free(&s->keys[i]);
-    for (size_t i = 0; i < s->n_outbox; i++)
-        blob_free(&s->outbox[i]);
-    free(s->keys);
-    free(s->outbox);
-    free(s->meta);
-    memset(s, 0, sizeof(*s));
-}
-
-/* Applies one persisted record to the durable image (takes ownership of p's
- * buffers, leaving p empty). */
-static void store_apply(struct sim *sim, struct store *s, struct cw_persist *p)
-{
-    switch (p->kind) {
-    case CW_PERSIST_KEY: {
-        size_t i = 0;
-        while (i < s->n_keys && !(s->keys[i].key_len == p->key_len &&
-                                  memcmp(s->keys[i].key, p->key, p->key_len) == 0))
-            i++;
-        if (p->data_len == 0) {
-            if (i < s->n_keys) {
-                blob_free(&s->keys[i]);
-                s->keys[i] = s->keys[--s->n_keys];
-            }
-            break;
-        }
-        if (i == s->n_keys) {
-            struct blob *b = xgrow(sim, (void **)&s->keys, &s->cap_keys, s->n_keys, sizeof(*b));
-            if (b == NULL)
-                return;
-            memset(b, 0, sizeof(*b));
-            b->key = p->key;
-            b->key_len = p->key_len;
-            p->key = NULL;
-            s->n_keys++;
-        }
-        free(s->keys[i].data);
-        s->keys[i].data = p->data;
-        s->keys[i].len = p->data_len;
-        p->data = NULL;
-        break;
-    }
-    case CW_PERSIST_OUTBOX_PUT: {
-        struct blob *b = xgrow(sim, (void **)&s->outbox, &s->cap_outbox, s->n_outbox, sizeof(*b));
-        if (b == NULL)
-            return;
-        memset(b, 0, sizeof(*b));
-        b->ts = p->ts;
-        b->data = p->data;
-        b->len = p->data_len;
-        p->data = NULL;
-        s->n_outbox++;
-        break;
-    }
-    case CW_PERSIST_OUTBOX_DEL:
-        for (size_t i = 0; i < s->n_outbox; i++) {
-            if (s->outbox[i].ts == p->ts) {
-                blob_free(&s->outbox[i]);
-                memmove(&s->outbox[i], &s->outbox[i + 1],
-                        (s->n_outbox - i - 1) * sizeof(*s->outbox));
-                s->n_outbox--;
-                break;
-            }
-        }
-        break;
-    case CW_PERSIST_META:
-        free(s->meta);
-        s->meta = p->data;
-        s->meta_len = p->data_len;
-        p->data = NULL;
-        break;
-    }
-}
-
 /* ---------------------------------------------------------------- regions */
 
-static uint64_t phys_us(const struct sim *sim, unsigned r)
+/* The node of region r, or NULL while it is down. */
+static struct cw_node *node_of(struct sim *sim, unsigned r)
 {
-    int64_t t = (int64_t)sim->now + sim->regions[r].clock_offset_us;
-    return t < 0 ? 0 : (uint64_t)t;
+    return cw_fixture_node(sim->fx, r);
 }
 
-/* The time an input of region r happens at: its wall clock (which faults may
- * jump) and the simulation's monotonic time. */
-static struct cw_now now_of(const struct sim *sim, unsigned r)
+static void schedule(struct sim *sim, uint64_t at, enum ev_type type, unsigned region,
+                     unsigned peer, uint64_t a, int64_t b)
 {
-    struct cw_now n = {.real_us = phys_us(sim, r), .mono_us = sim->now};
-    return n;
-}
-
-static uint64_t node_rand(void *ctx)
-{
-    return cw_rng_next(ctx);
-}
-
-static void drop_held(struct region *g)
-{
-    for (size_t i = 0; i < g->n_pending; i++) {
-        free(g->pending[i].key);
-        free(g->pending[i].data);
-    }
-    for (size_t i = 0; i < g->n_held_msgs; i++)
-        cw_msg_free(&g->held_msgs[i]);
-    for (size_t i = 0; i < g->n_held_replies; i++)
-        cw_keystate_free(&g->held_replies[i].state);
-    g->n_pending = g->n_held_msgs = g->n_held_replies = 0;
+    struct cw_fixture_event ev = {
+        .name = ev_names[type], .kind = type, .region = region, .peer = peer, .a = a, .b = b};
+    if (!cw_fixture_schedule(sim->fx, at, &ev))
+        sim->oom = true;
 }
 
 static void record_write(struct sim *sim, const struct cw_reply *rep);
+static void complete_op(struct sim *sim, unsigned r, const struct cw_reply *rep);
 
-/* Moves the replica's effects into the region's group-commit batch. */
-static void collect_ready(struct sim *sim, unsigned r)
+/* The fixture's hooks: every one first brings the simulator's clock along. */
+static struct sim *sim_at(void *ctx, struct cw_fixture *f)
 {
-    struct region *g = &sim->regions[r];
-    if (!cw_node_has_ready(g->node))
-        return;
-    const struct cw_ready *rd = cw_node_ready(g->node);
-    for (size_t i = 0; i < rd->n_persist; i++) {
-        struct cw_persist *p =
-            xgrow(sim, (void **)&g->pending, &g->cap_pending, g->n_pending, sizeof(*p));
-        if (p == NULL)
-            return;
-        *p = rd->persist[i];
-        p->key =
-            rd->persist[i].key_len ? dup_bytes(rd->persist[i].key, rd->persist[i].key_len) : NULL;
-        p->data = rd->persist[i].data_len ? dup_bytes(rd->persist[i].data, rd->persist[i].data_len)
-                                          : NULL;
-        g->n_pending++;
-    }
-    for (size_t i = 0; i < rd->n_msgs; i++) {
-        struct cw_msg *m =
-            xgrow(sim, (void **)&g->held_msgs, &g->cap_held_msgs, g->n_held_msgs, sizeof(*m));
-        if (m == NULL || cw_msg_copy(m, &rd->msgs[i]) != CW_OK) {
-            sim->oom = true;
-            return;
-        }
-        g->n_held_msgs++;
-    }
+    struct sim *sim = ctx;
+    sim->now = cw_fixture_now(f);
+    return sim;
+}
+
+/* A region decided: seen before its group commit. */
+static void on_ready(void *ctx, struct cw_fixture *f, unsigned r, const struct cw_ready *rd)
+{
+    struct sim *sim = sim_at(ctx, f);
+    (void)r;
     for (size_t i = 0; i < rd->n_replies; i++) {
-        struct cw_reply *p = xgrow(sim, (void **)&g->held_replies, &g->cap_held_replies,
-                                   g->n_held_replies, sizeof(*p));
-        if (p == NULL)
-            return;
-        *p = rd->replies[i];
-        cw_keystate_init(&p->state);
-        if (cw_keystate_copy(&p->state, &rd->replies[i].state) != CW_OK) {
-            sim->oom = true;
-            return;
-        }
-        g->n_held_replies++;
+        const struct cw_reply *p = &rd->replies[i];
         /* The simulator, unlike a client, sees the write the moment the region
          * decides it, so a write whose reply is lost in a crash is still known. */
         if (p->kind == CW_REPLY_PUT && p->err == CW_OK)
             record_write(sim, p);
     }
-    cw_node_advance(g->node);
-    if (!g->flush_scheduled) {
-        struct event *e = schedule(sim, sim->now + cw_rng_range(&sim->rng, 50, 3000), EV_FLUSH);
-        if (e)
-            e->region = r;
-        g->flush_scheduled = true;
-    }
 }
 
-static void send_msg(struct sim *sim, unsigned from, struct cw_msg *m)
+/* A region's group commit completed: what it decided can no longer be lost. */
+static void on_committed(void *ctx, struct cw_fixture *f, unsigned r)
 {
-    unsigned to = m->to;
-    sim->res->msgs_sent++;
-    if (sim->link_cut[from][to] || (sim->faults_on && cw_rng_chance(&sim->rng, sim->drop_ppm))) {
-        sim->res->msgs_dropped++;
-        cw_msg_free(m);
-        return;
-    }
-    int copies = sim->faults_on && cw_rng_chance(&sim->rng, sim->dup_ppm) ? 2 : 1;
-    uint64_t jitter = cw_rng_below(&sim->rng, sim->link_delay_us[from][to] / 10 + 1);
-    uint64_t at = sim->now + sim->link_delay_us[from][to] + jitter;
-    /* A link never reorders: a message leaves no earlier than the one before. */
-    if (at < sim->link_last_us[from][to])
-        at = sim->link_last_us[from][to];
-    sim->link_last_us[from][to] = at;
-    for (int c = 0; c < copies; c++) {
-        struct event *e = schedule(sim, at, EV_DELIVER);
-        if (e == NULL)
-            break;
-        e->region = to;
-        e->peer = from;
-        if (c + 1 < copies) {
-            if (cw_msg_copy(&e->msg, m) != CW_OK)
-                sim->oom = true;
-        } else {
-            e->msg = *m;
-            m->records = NULL;
-            m->n_records = 0;
-        }
-    }
-    cw_msg_free(m);
+    struct sim *sim = sim_at(ctx, f);
+    sim->regions[r].n_unflushed = 0;
 }
 
-static void complete_op(struct sim *sim, unsigned r, struct cw_reply *rep);
-
-static void flush_region(struct sim *sim, unsigned r)
+/* Durable now: the client hears back. */
+static void on_reply(void *ctx, struct cw_fixture *f, unsigned r, const struct cw_reply *rep)
 {
-    struct region *g = &sim->regions[r];
-    g->flush_scheduled = false;
-    if (!g->up)
-        return;
-    g->n_unflushed = 0;
-    for (size_t i = 0; i < g->n_pending; i++) {
-        store_apply(sim, &g->durable, &g->pending[i]);
-        free(g->pending[i].key);
-        free(g->pending[i].data);
-    }
-    g->n_pending = 0;
-    /* Durable now: messages may leave and clients may hear back. */
-    size_t n_msgs = g->n_held_msgs, n_replies = g->n_held_replies;
-    g->n_held_msgs = g->n_held_replies = 0;
-    for (size_t i = 0; i < n_msgs; i++)
-        send_msg(sim, r, &g->held_msgs[i]);
-    for (size_t i = 0; i < n_replies; i++) {
-        complete_op(sim, r, &g->held_replies[i]);
-        cw_keystate_free(&g->held_replies[i].state);
-    }
+    complete_op(sim_at(ctx, f), r, rep);
 }
 
-static int restore_region(struct sim *sim, unsigned r)
+static void on_deliver(void *ctx, struct cw_fixture *f, unsigned from, unsigned to,
+                       const struct cw_msg *m)
 {
-    struct region *g = &sim->regions[r];
-    struct cw_node_config c = {.replica = sim->rcfg};
-    c.replica.region = r;
-    /* Each region draws from its own generator, derived from the run's seed, so
-     * what one node draws never shifts the simulator's own sequence. */
-    cw_rng_seed(&g->node_rng, sim->cfg.seed * 1000003u + r + 1);
-    c.rand = (struct cw_rand){.next = node_rand, .ctx = &g->node_rng};
-    g->node = cw_node_create(&c);
-    if (g->node == NULL)
-        return -1;
-    struct store *s = &g->durable;
-    int rc = CW_OK;
-    if (s->meta)
-        rc = cw_node_restore_meta(g->node, s->meta, s->meta_len);
-    for (size_t i = 0; rc == CW_OK && i < s->n_keys; i++)
-        rc = cw_node_restore_key(g->node, s->keys[i].key, s->keys[i].key_len, s->keys[i].data,
-                                 s->keys[i].len);
-    for (size_t i = 0; rc == CW_OK && i < s->n_outbox; i++)
-        rc = cw_node_restore_outbox(g->node, s->outbox[i].data, s->outbox[i].len);
-    g->up = true;
-    return rc == CW_OK ? 0 : -1;
+    struct sim *sim = sim_at(ctx, f);
+    if (sim->cfg.trace)
+        trace(sim,
+              "deliver r%u->r%u %s records %u [%" PRIx64 "..%" PRIx64 "] recv[me] %" PRIx64
+              " applied[me] %" PRIx64 " sent %" PRIx64 " nack %" PRIx64,
+              from, to,
+              m->type == CW_MSG_RECORDS     ? "RECORDS"
+              : m->type == CW_MSG_HEARTBEAT ? "HEARTBEAT"
+                                            : "NACK",
+              m->n_records, m->n_records ? m->records[0].version.dot.ts : 0,
+              m->n_records ? m->records[m->n_records - 1].version.dot.ts : 0, m->received.ts[to],
+              m->applied.ts[to], m->stream_sent, m->resend_after);
+}
+
+static void handle(struct sim *sim, const struct cw_fixture_event *e);
+
+static void on_event(void *ctx, struct cw_fixture *f, const struct cw_fixture_event *ev)
+{
+    handle(sim_at(ctx, f), ev);
 }
 
 /* -------------------------------------------------------------- sessions */
@@ -568,7 +276,7 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
         uint32_t fkl;
         full_key(sim, o->key, fk, &fkl);
         const struct cw_keyentry *ke = cw_keymap_find(
-            cw_replica_keys(cw_node_replica(sim->regions[rep->dot.origin].node)), fk, fkl);
+            cw_replica_keys(cw_node_replica(node_of(sim, rep->dot.origin))), fk, fkl);
         for (uint32_t i = 0; ke && i < ke->state.n; i++)
             if (cw_dot_cmp(ke->state.v[i].dot, rep->dot) == 0)
                 ev.write.kctx = ke->state.v[i].kctx;
@@ -590,14 +298,12 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
 
 static void schedule_op(struct sim *sim, unsigned s, uint64_t delay)
 {
-    struct event *e = schedule(sim, sim->now + delay, EV_OP);
-    if (e)
-        e->session = s;
+    schedule(sim, sim->now + delay, EV_OP, sim->sessions[s].region, 0, s, 0);
 }
 
 static void move_session(struct sim *sim, struct session *ss)
 {
-    ss->region = (unsigned)cw_rng_below(&sim->rng, sim->cfg.n_regions);
+    ss->region = (unsigned)cw_rng_below(sim->rng, sim->cfg.n_regions);
 }
 
 static void finish_op(struct sim *sim, unsigned s)
@@ -605,12 +311,12 @@ static void finish_op(struct sim *sim, unsigned s)
     struct session *ss = &sim->sessions[s];
     ss->busy = false;
     ss->done++;
-    if (cw_rng_chance(&sim->rng, 50000))
+    if (cw_rng_chance(sim->rng, 50000))
         move_session(sim, ss);
-    schedule_op(sim, s, cw_rng_range(&sim->rng, 0, 20 * MS));
+    schedule_op(sim, s, cw_rng_range(sim->rng, 0, 20 * MS));
 }
 
-static void complete_op(struct sim *sim, unsigned r, struct cw_reply *rep)
+static void complete_op(struct sim *sim, unsigned r, const struct cw_reply *rep)
 {
     unsigned s = (unsigned)(rep->req_id >> 40);
     if (s >= sim->cfg.n_sessions)
@@ -668,17 +374,13 @@ static void issue_op(struct sim *sim, unsigned s)
     ss->op = ++sim->n_ops; /* numbered across sessions, from 1 */
     ss->write_event = SIZE_MAX;
     unsigned n_keys_total = N_BUCKETS * sim->cfg.n_keys;
-    ss->key = (unsigned)cw_rng_below(&sim->rng, n_keys_total);
-    uint64_t roll = cw_rng_below(&sim->rng, 100);
+    ss->key = (unsigned)cw_rng_below(sim->rng, n_keys_total);
+    uint64_t roll = cw_rng_below(sim->rng, 100);
     ss->is_write = roll < 50;
     bool del = roll >= 40 && roll < 50;
     unsigned r = ss->region;
-    struct event *t = schedule(sim, sim->now + OP_TIMEOUT_US, EV_OP_TIMEOUT);
-    if (t) {
-        t->session = s;
-        t->op = ss->op;
-    }
-    if (!sim->regions[r].up) {
+    schedule(sim, sim->now + OP_TIMEOUT_US, EV_OP_TIMEOUT, ss->region, 0, s, (int64_t)ss->op);
+    if (!cw_fixture_up(sim->fx, r)) {
         /* The client cannot reach the region; it will time out and move. */
         trace(sim, "session %u op %" PRIu64 ": region r%u is down", s, ss->op, r);
         return;
@@ -690,7 +392,6 @@ static void issue_op(struct sim *sim, unsigned s)
     uint8_t fk[32];
     uint32_t fkl;
     full_key(sim, ss->key, fk, &fkl);
-    struct region *g = &sim->regions[r];
     if (ss->is_write) {
         ss->value_id = del ? 0 : ++sim->next_value_id;
         orec->key = ss->key;
@@ -710,13 +411,13 @@ static void issue_op(struct sim *sim, unsigned s)
             req.kctx = *kc;
         enum cw_hist_mode mode = sim->modes[ss->key / sim->cfg.n_keys];
         if ((mode == CW_HIST_SIBLINGS || mode == CW_HIST_EVENTUAL_SIBLINGS) &&
-            cw_rng_chance(&sim->rng, 50000)) {
+            cw_rng_chance(sim->rng, 50000)) {
             /* A hand-made context, as a client passing one version's token: it
              * names a single version held here, not what that version replaced. */
             const struct cw_keyentry *ke =
-                cw_keymap_find(cw_replica_keys(cw_node_replica(g->node)), fk, fkl);
+                cw_keymap_find(cw_replica_keys(cw_node_replica(node_of(sim, r))), fk, fkl);
             if (ke && ke->state.n) {
-                const struct cw_version *v = &ke->state.v[cw_rng_below(&sim->rng, ke->state.n)];
+                const struct cw_version *v = &ke->state.v[cw_rng_below(sim->rng, ke->state.n)];
                 cw_vc_zero(&req.kctx);
                 cw_vc_join_dot(&req.kctx, v->dot.origin, v->dot.ts);
             }
@@ -724,7 +425,7 @@ static void issue_op(struct sim *sim, unsigned s)
         orec->kctx = req.kctx;
         trace(sim, "session %u op %" PRIu64 " r%u %s %s/%.*s value %" PRIu64, s, ss->op, r,
               del ? "del" : "put", bucket, (int)kl, (const char *)k, ss->value_id);
-        cw_node_put(g->node, now_of(sim, r), &req);
+        cw_fixture_put(sim->fx, r, &req);
     } else {
         struct cw_get_req req = {
             .req_id = req_id(s, ss->op),
@@ -735,9 +436,8 @@ static void issue_op(struct sim *sim, unsigned s)
         };
         trace(sim, "session %u op %" PRIu64 " r%u get %s/%.*s", s, ss->op, r, bucket, (int)kl,
               (const char *)k);
-        cw_node_get(g->node, now_of(sim, r), &req);
+        cw_fixture_get(sim->fx, r, &req);
     }
-    collect_ready(sim, r);
 }
 
 static void op_timeout(struct sim *sim, unsigned s, uint64_t op)
@@ -761,56 +461,43 @@ static void schedule_faults(struct sim *sim, uint64_t horizon)
 {
     unsigned n = sim->cfg.n_regions;
     /* Crashes. */
-    unsigned crashes = (unsigned)cw_rng_range(&sim->rng, 0, 3);
+    unsigned crashes = (unsigned)cw_rng_range(sim->rng, 0, 3);
     for (unsigned i = 0; i < crashes; i++) {
-        struct event *e = schedule(sim, START_US + cw_rng_below(&sim->rng, horizon), EV_CRASH);
-        if (e)
-            e->region = (unsigned)cw_rng_below(&sim->rng, n);
+        uint64_t at = START_US + cw_rng_below(sim->rng, horizon);
+        schedule(sim, at, EV_CRASH, (unsigned)cw_rng_below(sim->rng, n), 0, 0, 0);
     }
     /* Partitions: cut links one by one, heal them in random order. */
-    unsigned episodes = n >= 2 ? (unsigned)cw_rng_range(&sim->rng, 0, 2) : 0;
+    unsigned episodes = n >= 2 ? (unsigned)cw_rng_range(sim->rng, 0, 2) : 0;
     for (unsigned ep = 0; ep < episodes; ep++) {
-        uint64_t t = START_US + cw_rng_below(&sim->rng, horizon);
-        unsigned cuts = (unsigned)cw_rng_range(&sim->rng, 1, n);
-        uint64_t heal_base = t + cw_rng_range(&sim->rng, 200 * MS, 3 * SEC);
+        uint64_t t = START_US + cw_rng_below(sim->rng, horizon);
+        unsigned cuts = (unsigned)cw_rng_range(sim->rng, 1, n);
+        uint64_t heal_base = t + cw_rng_range(sim->rng, 200 * MS, 3 * SEC);
         for (unsigned c = 0; c < cuts; c++) {
-            unsigned a = (unsigned)cw_rng_below(&sim->rng, n);
-            unsigned b = (unsigned)cw_rng_below(&sim->rng, n - 1);
+            unsigned a = (unsigned)cw_rng_below(sim->rng, n);
+            unsigned b = (unsigned)cw_rng_below(sim->rng, n - 1);
             if (b >= a)
                 b++;
-            bool both = cw_rng_chance(&sim->rng, 700000);
-            struct event *e = schedule(sim, t + c * cw_rng_range(&sim->rng, 0, 300 * MS), EV_CUT);
-            if (e) {
-                e->region = a;
-                e->peer = b;
-                e->op = both;
-            }
-            e = schedule(sim, heal_base + cw_rng_below(&sim->rng, 2 * SEC), EV_HEAL);
-            if (e) {
-                e->region = a;
-                e->peer = b;
-                e->op = both;
-            }
+            bool both = cw_rng_chance(sim->rng, 700000);
+            schedule(sim, t + c * cw_rng_range(sim->rng, 0, 300 * MS), EV_CUT, a, b, both, 0);
+            schedule(sim, heal_base + cw_rng_below(sim->rng, 2 * SEC), EV_HEAL, a, b, both, 0);
         }
     }
     /* Clock jumps, forwards and backwards. */
-    unsigned jumps = (unsigned)cw_rng_range(&sim->rng, 0, 3);
+    unsigned jumps = (unsigned)cw_rng_range(sim->rng, 0, 3);
     for (unsigned i = 0; i < jumps; i++) {
-        struct event *e = schedule(sim, START_US + cw_rng_below(&sim->rng, horizon), EV_CLOCK_JUMP);
-        if (e) {
-            e->region = (unsigned)cw_rng_below(&sim->rng, n);
-            e->jump_us = (int64_t)cw_rng_range(&sim->rng, 0, 2 * SEC) - (int64_t)SEC;
-        }
+        uint64_t at = START_US + cw_rng_below(sim->rng, horizon);
+        unsigned r = (unsigned)cw_rng_below(sim->rng, n);
+        int64_t jump_us = (int64_t)cw_rng_range(sim->rng, 0, 2 * SEC) - (int64_t)SEC;
+        schedule(sim, at, EV_CLOCK_JUMP, r, 0, 0, jump_us);
     }
 }
 
 static void crash_region(struct sim *sim, unsigned r)
 {
     struct region *g = &sim->regions[r];
-    if (!g->up)
+    if (!cw_fixture_up(sim->fx, r))
         return;
-    trace(sim, "crash r%u (losing %zu unpersisted records)", r, g->n_pending);
-    drop_held(g);
+    trace(sim, "crash r%u (losing %zu unpersisted records)", r, cw_fixture_pending(sim->fx, r));
     /* Writes decided but not committed were seen by nobody (their replies and
      * messages waited for the commit), and the restarted region may stamp a new
      * write with the same dot. Give each a dot no region will ever issue, so the
@@ -822,73 +509,31 @@ static void crash_region(struct sim *sim, unsigned r)
         ev->lost = true; /* checker: it never happened, so it replaces nothing */
     }
     g->n_unflushed = 0;
-    cw_node_destroy(&g->node);
-    g->up = false;
+    cw_fixture_crash(sim->fx, r);
     sim->res->crashes++;
-    struct event *e =
-        schedule(sim, sim->now + cw_rng_range(&sim->rng, 100 * MS, 2 * SEC), EV_RESTART);
-    if (e)
-        e->region = r;
+    schedule(sim, sim->now + cw_rng_range(sim->rng, 100 * MS, 2 * SEC), EV_RESTART, r, 0, 0, 0);
 }
 
 static void restart_region(struct sim *sim, unsigned r)
 {
-    struct region *g = &sim->regions[r];
-    if (g->up)
+    if (cw_fixture_up(sim->fx, r))
         return;
     trace(sim, "restart r%u", r);
-    if (restore_region(sim, r) != 0)
-        sim->oom = true;
+    cw_fixture_start(sim->fx, r);
 }
 
 /* ------------------------------------------------------------- the run */
 
-static void handle(struct sim *sim, struct event *e)
+/* The simulator's own events (the fixture runs deliveries, ticks, commits). */
+static void handle(struct sim *sim, const struct cw_fixture_event *e)
 {
     unsigned r = e->region;
-    struct region *g = &sim->regions[r];
-    switch (e->type) {
-    case EV_DELIVER:
-        if (!g->up || sim->link_cut[e->peer][r]) {
-            sim->res->msgs_dropped++;
-            break;
-        }
-        if (sim->cfg.trace)
-            trace(sim,
-                  "deliver r%u->r%u %s records %u [%" PRIx64 "..%" PRIx64 "] recv[me] %" PRIx64
-                  " applied[me] %" PRIx64 " sent %" PRIx64 " nack %" PRIx64,
-                  e->peer, r,
-                  e->msg.type == CW_MSG_RECORDS     ? "RECORDS"
-                  : e->msg.type == CW_MSG_HEARTBEAT ? "HEARTBEAT"
-                                                    : "NACK",
-                  e->msg.n_records, e->msg.n_records ? e->msg.records[0].version.dot.ts : 0,
-                  e->msg.n_records ? e->msg.records[e->msg.n_records - 1].version.dot.ts : 0,
-                  e->msg.received.ts[r], e->msg.applied.ts[r], e->msg.stream_sent,
-                  e->msg.resend_after);
-        cw_node_recv(g->node, now_of(sim, r), &e->msg);
-        collect_ready(sim, r);
-        if (cw_replica_buffered(cw_node_replica(g->node)) > sim->res->max_buffered)
-            sim->res->max_buffered = cw_replica_buffered(cw_node_replica(g->node));
-        break;
-    case EV_TICK:
-        if (g->up) {
-            cw_node_tick(g->node, now_of(sim, r));
-            collect_ready(sim, r);
-        }
-        {
-            struct event *t = schedule(sim, sim->now + TICK_US, EV_TICK);
-            if (t)
-                t->region = r;
-        }
-        break;
-    case EV_FLUSH:
-        flush_region(sim, r);
-        break;
+    switch ((enum ev_type)e->kind) {
     case EV_OP:
-        issue_op(sim, e->session);
+        issue_op(sim, (unsigned)e->a);
         break;
     case EV_OP_TIMEOUT:
-        op_timeout(sim, e->session, e->op);
+        op_timeout(sim, (unsigned)e->a, (uint64_t)e->b);
         break;
     case EV_CRASH:
         if (sim->faults_on)
@@ -899,23 +544,23 @@ static void handle(struct sim *sim, struct event *e)
         break;
     case EV_CUT:
         if (sim->faults_on) {
-            trace(sim, "cut r%u->r%u%s", r, e->peer, e->op ? " and back" : "");
+            trace(sim, "cut r%u->r%u%s", r, e->peer, e->a ? " and back" : "");
             sim->res->partitions++;
-            sim->link_cut[r][e->peer] = true;
-            if (e->op)
-                sim->link_cut[e->peer][r] = true;
+            cw_fixture_cut(sim->fx, r, e->peer);
+            if (e->a)
+                cw_fixture_cut(sim->fx, e->peer, r);
         }
         break;
     case EV_HEAL:
-        trace(sim, "heal r%u->r%u%s", r, e->peer, e->op ? " and back" : "");
-        sim->link_cut[r][e->peer] = false;
-        if (e->op)
-            sim->link_cut[e->peer][r] = false;
+        trace(sim, "heal r%u->r%u%s", r, e->peer, e->a ? " and back" : "");
+        cw_fixture_heal(sim->fx, r, e->peer);
+        if (e->a)
+            cw_fixture_heal(sim->fx, e->peer, r);
         break;
     case EV_CLOCK_JUMP:
         if (sim->faults_on) {
-            trace(sim, "clock jump r%u by %" PRId64 " us", r, e->jump_us);
-            g->clock_offset_us += e->jump_us;
+            trace(sim, "clock jump r%u by %" PRId64 " us", r, e->b);
+            cw_fixture_clock_jump(sim->fx, r, e->b);
         }
         break;
     }
@@ -933,13 +578,27 @@ void cw_sim_config_defaults(struct cw_sim_config *c)
         c->n_ops = 300;
 }
 
+bool cw_sim_frames_encoded(const struct cw_sim_config *c)
+{
+    switch (c->frames) {
+    case CW_SIM_FRAMES_ENCODED:
+        return true;
+    case CW_SIM_FRAMES_COPIED:
+        return false;
+    case CW_SIM_FRAMES_MIXED:
+        break;
+    }
+    return c->seed % 3 == 0;
+}
+
 static void heal_all(struct sim *sim)
 {
     sim->faults_on = false;
+    cw_fixture_set_loss(sim->fx, 0, 0);
     for (unsigned a = 0; a < sim->cfg.n_regions; a++) {
         for (unsigned b = 0; b < sim->cfg.n_regions; b++)
-            sim->link_cut[a][b] = false;
-        if (!sim->regions[a].up)
+            cw_fixture_heal(sim->fx, a, b);
+        if (!cw_fixture_up(sim->fx, a))
             restart_region(sim, a);
     }
 }
@@ -950,14 +609,12 @@ static bool check_quiet(struct sim *sim, uint64_t healed_at)
 {
     struct cw_sim_result *res = sim->res;
     for (unsigned r = 0; r < sim->cfg.n_regions; r++) {
-        struct region *g = &sim->regions[r];
-        if (cw_replica_buffered(cw_node_replica(g->node)) ||
-            cw_replica_outbox_len(cw_node_replica(g->node))) {
+        const struct cw_replica *rp = cw_node_replica(node_of(sim, r));
+        if (cw_replica_buffered(rp) || cw_replica_outbox_len(rp)) {
             snprintf(res->not_quiet, sizeof(res->not_quiet),
                      "region r%u still holds %zu buffered and %zu outbox records %.1f s after "
                      "every fault was healed",
-                     r, cw_replica_buffered(cw_node_replica(g->node)),
-                     cw_replica_outbox_len(cw_node_replica(g->node)),
+                     r, cw_replica_buffered(rp), cw_replica_outbox_len(rp),
                      (double)(sim->now - healed_at) / 1e6);
             return false;
         }
@@ -968,7 +625,7 @@ static bool check_quiet(struct sim *sim, uint64_t healed_at)
 static void final_reads(struct sim *sim)
 {
     for (unsigned r = 0; r < sim->cfg.n_regions; r++) {
-        const struct cw_keymap *km = cw_replica_keys(cw_node_replica(sim->regions[r].node));
+        const struct cw_keymap *km = cw_replica_keys(cw_node_replica(node_of(sim, r)));
         for (unsigned key = 0; key < N_BUCKETS * sim->cfg.n_keys; key++) {
             uint8_t fk[32];
             uint32_t fkl;
@@ -990,6 +647,23 @@ static void final_reads(struct sim *sim)
     }
 }
 
+/* Copies the fixture's failure, if any, into the result; true when there was
+ * one. Out of memory is the caller's error, not the run's. */
+static bool fixture_failed(struct sim *sim)
+{
+    const struct cw_fixture_failure *fail = cw_fixture_failure(sim->fx);
+    if (fail == NULL)
+        return false;
+    if (fail->kind == CW_FIXTURE_FAIL_NOMEM) {
+        sim->oom = true;
+        return true;
+    }
+    sim->res->fixture_failed = true;
+    snprintf(sim->res->fixture_failure, sizeof(sim->res->fixture_failure), "%s", fail->text);
+    trace(sim, "stopped: %s", fail->text);
+    return true;
+}
+
 int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
 {
     struct sim *sim = calloc(1, sizeof(*sim));
@@ -1005,10 +679,10 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
     }
     sim->res = res;
     cw_history_init(&res->history, n);
-    cw_rng_seed(&sim->rng, sim->cfg.seed);
     sim->now = START_US;
     sim->faults_on = sim->cfg.faults;
     sim->next_orphan = 1u << 30;
+    res->encoded = cw_sim_frames_encoded(&sim->cfg);
 
     struct cw_bucket_policy b[N_BUCKETS] = {
         {.name = "lww", .consistency = CW_CAUSAL, .conflict = CW_CONFLICT_LWW},
@@ -1027,36 +701,70 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
     sim->modes[1] = CW_HIST_SIBLINGS;
     sim->modes[2] = CW_HIST_EVENTUAL;
     sim->modes[3] = CW_HIST_EVENTUAL_SIBLINGS;
-    sim->rcfg = (struct cw_replica_config){
+
+    /* The regions, their stores and links, and the timeline: the fixture's. A
+     * region's effects wait for a simulated group commit of 0.05-3 ms. */
+    struct cw_fixture_config fc = {
+        .seed = sim->cfg.seed,
         .n_regions = n,
-        .buckets = sim->buckets,
+        .replica = {.n_regions = n, .buckets = sim->buckets, .n_buckets = N_BUCKETS},
+        .frames = res->encoded ? CW_FIXTURE_ENCODED : CW_FIXTURE_COPIED,
+        .start_us = START_US,
+        .tick_us = TICK_US,
+        .commit_min_us = 50,
+        .commit_max_us = 3000,
+        .hooks = {.ctx = sim,
+                  .event = on_event,
+                  .ready = on_ready,
+                  .committed = on_committed,
+                  .reply = on_reply,
+                  .deliver = on_deliver},
+    };
+    sim->fx = cw_fixture_create(&fc);
+    if (sim->fx == NULL) {
+        cw_history_free(&res->history);
+        free(sim);
+        return -1;
+    }
+    sim->rng = cw_fixture_rng(sim->fx);
+    struct cw_replica_config rcfg = {
+        .n_regions = n,
+        .buckets = cw_fixture_buckets(sim->fx),
         .n_buckets = N_BUCKETS,
-        .dep_buffer_max = (uint32_t)cw_rng_range(&sim->rng, 8, 256),
-        .batch_records_max = (uint32_t)cw_rng_range(&sim->rng, 1, 16),
-        .window_records = (uint32_t)cw_rng_range(&sim->rng, 4, 64),
         .heartbeat_us = 50 * MS,
         .nack_retry_us = 300 * MS,
         .wait_us = 1000 * MS,
         .force_eventual = sim->cfg.force_eventual,
     };
+    rcfg.dep_buffer_max = (uint32_t)cw_rng_range(sim->rng, 8, 256);
+    rcfg.batch_records_max = (uint32_t)cw_rng_range(sim->rng, 1, 16);
+    rcfg.window_records = (uint32_t)cw_rng_range(sim->rng, 4, 64);
+    for (unsigned r = 0; r < n; r++) {
+        *cw_fixture_replica_config(sim->fx, r) = rcfg;
+        cw_fixture_replica_config(sim->fx, r)->region = r;
+    }
 
-    /* Links: realistic one-way WAN delays, different per direction pair. */
+    /* Links: realistic one-way WAN delays, different per direction pair, and a
+     * jitter of up to a tenth of the delay. */
     for (unsigned a = 0; a < n; a++)
-        for (unsigned c = 0; c < n; c++)
-            sim->link_delay_us[a][c] = a == c ? 0 : cw_rng_range(&sim->rng, 2 * MS, 150 * MS);
+        for (unsigned c = 0; c < n; c++) {
+            uint64_t delay = a == c ? 0 : cw_rng_range(sim->rng, 2 * MS, 150 * MS);
+            cw_fixture_set_link(sim->fx, a, c, delay, delay / 10);
+        }
     if (sim->cfg.faults) {
-        sim->drop_ppm = (uint32_t)cw_rng_range(&sim->rng, 0, 50000);
-        sim->dup_ppm = (uint32_t)cw_rng_range(&sim->rng, 0, 50000);
+        uint32_t drop_ppm = (uint32_t)cw_rng_range(sim->rng, 0, 50000);
+        uint32_t dup_ppm = (uint32_t)cw_rng_range(sim->rng, 0, 50000);
+        cw_fixture_set_loss(sim->fx, drop_ppm, dup_ppm);
     }
     int rc = 0;
     for (unsigned r = 0; r < n; r++) {
-        sim->regions[r].clock_offset_us =
-            sim->cfg.faults ? (int64_t)cw_rng_range(&sim->rng, 0, 400 * MS) - 200 * (int64_t)MS : 0;
-        if (restore_region(sim, r) != 0)
+        cw_fixture_set_clock_offset(
+            sim->fx, r,
+            sim->cfg.faults ? (int64_t)cw_rng_range(sim->rng, 0, 400 * MS) - 200 * (int64_t)MS : 0);
+        if (!cw_fixture_start(sim->fx, r))
             rc = -1;
-        struct event *t = schedule(sim, START_US + cw_rng_below(&sim->rng, TICK_US), EV_TICK);
-        if (t)
-            t->region = r;
+        if (!cw_fixture_start_ticks(sim->fx, r, START_US + cw_rng_below(sim->rng, TICK_US)))
+            rc = -1;
     }
     sim->sessions = calloc(sim->cfg.n_sessions, sizeof(*sim->sessions));
     if (sim->sessions == NULL)
@@ -1065,7 +773,7 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         cw_session_init(&sim->sessions[s].s, SESSION_KEYS_MAX);
         sim->sessions[s].region = s % n;
         sim->sessions[s].write_event = SIZE_MAX;
-        schedule_op(sim, s, cw_rng_below(&sim->rng, 50 * MS));
+        schedule_op(sim, s, cw_rng_below(sim->rng, 50 * MS));
     }
     /* Without faults a session completes an operation about every 14 ms (think
      * time and replies); faults are spread over that span so they land inside the
@@ -1076,16 +784,21 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
 
     /* After the workload every fault is healed; the run goes on until every region
      * is quiet (at least QUIET_MIN_US, for heartbeats and garbage collection), and
-     * a run not quiet within QUIET_MAX_US has stalled. */
+     * a run not quiet within QUIET_MAX_US has stalled. The fixture checks every
+     * region's invariants after every event and stops the run at the first
+     * failure. */
     uint64_t healed_at = 0;
     bool quiet = false;
     while (rc == 0 && !sim->oom) {
-        struct event *e = pop_event(sim);
-        if (e == NULL)
+        if (!cw_fixture_step(sim->fx))
             break;
-        sim->now = e->time;
-        handle(sim, e);
-        event_free(e);
+        sim->now = cw_fixture_now(sim->fx);
+        const struct cw_fixture_event *e = cw_fixture_last_event(sim->fx);
+        if (e->type == CW_FIXTURE_EV_DELIVER && cw_fixture_up(sim->fx, e->region)) {
+            size_t buffered = cw_replica_buffered(cw_fixture_replica(sim->fx, e->region));
+            if (buffered > res->max_buffered)
+                res->max_buffered = buffered;
+        }
         if (healed_at == 0) {
             bool workload_done = sim->ops_issued >= sim->cfg.n_ops;
             for (unsigned s = 0; workload_done && s < sim->cfg.n_sessions; s++)
@@ -1104,11 +817,19 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         if ((healed_at && sim->now >= healed_at + QUIET_MAX_US) || sim->now > START_US + MAX_SIM_US)
             break;
     }
+    bool stopped = fixture_failed(sim);
     if (sim->oom)
         rc = -1;
     res->sim_time_us = sim->now - START_US;
-    if (rc == 0) {
+    if (rc == 0 && !stopped) {
         heal_all(sim);
+        stopped = fixture_failed(sim);
+    }
+    if (sim->oom)
+        rc = -1;
+    if (rc == 0 && stopped) {
+        snprintf(res->not_quiet, sizeof(res->not_quiet), "the fixture stopped the run");
+    } else if (rc == 0) {
         res->quiet = quiet;
         if (healed_at == 0)
             snprintf(res->not_quiet, sizeof(res->not_quiet), "the workload did not finish");
@@ -1118,19 +839,15 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         if (cw_check_history(&res->history, &res->report) != 0)
             rc = -1;
     }
+    const struct cw_fixture_stats *st = cw_fixture_stats(sim->fx);
+    res->msgs_sent = st->sent;
+    res->msgs_dropped = st->dropped;
+    res->steps = st->steps;
+    res->invariant_checks = st->invariant_checks;
 
-    while (sim->n_heap)
-        event_free(pop_event(sim));
-    free(sim->heap);
-    for (unsigned r = 0; r < n; r++) {
-        drop_held(&sim->regions[r]);
-        free(sim->regions[r].pending);
-        free(sim->regions[r].held_msgs);
-        free(sim->regions[r].held_replies);
+    cw_fixture_destroy(&sim->fx);
+    for (unsigned r = 0; r < n; r++)
         free(sim->regions[r].unflushed);
-        cw_node_destroy(&sim->regions[r].node);
-        store_free(&sim->regions[r].durable);
-    }
     for (unsigned s = 0; sim->sessions && s < sim->cfg.n_sessions; s++)
         cw_session_free(&sim->sessions[s].s);
     free(sim->ops);

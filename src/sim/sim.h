@@ -1,6 +1,7 @@
 /*
  * sim.h - the deterministic simulator: 3 to 7 regions of the real replica core in
- * one process, driven by a seeded fake network, clock and store.
+ * one process, driven by a seeded fake network, clock and store (the fixture,
+ * sim/fixture.h, which checks every region's invariants after every event).
  *
  * One seed decides everything: link delays and jitter (a link never reorders),
  * message drops and duplicates, partitions (links cut one by one and healed in
@@ -22,6 +23,13 @@
 #include "sim/checker.h"
 #include "sim/history.h"
 
+/* How messages cross the simulated links (see cw_fixture_frames). */
+enum cw_sim_frames {
+    CW_SIM_FRAMES_MIXED = 0, /* encoded wire frames when seed % 3 == 0, else copied structs */
+    CW_SIM_FRAMES_COPIED,
+    CW_SIM_FRAMES_ENCODED,
+};
+
 struct cw_sim_config {
     uint64_t seed;
     unsigned n_regions; /* 1..CW_REGIONS_MAX; the command line allows 3..7 */
@@ -31,9 +39,13 @@ struct cw_sim_config {
     bool faults;         /* drops, duplicates, partitions, crashes, clock jumps */
     bool force_eventual; /* turn causal dependency checks off in every region */
     FILE *trace;         /* every event, or NULL */
+    /* How messages cross the links (0: mixed). */
+    enum cw_sim_frames frames;
 };
 
 void cw_sim_config_defaults(struct cw_sim_config *c);
+/* Whether the run of c (its seed and frames) carries messages as wire frames. */
+bool cw_sim_frames_encoded(const struct cw_sim_config *c);
 
 struct cw_sim_result {
     struct cw_history history;
@@ -44,6 +56,13 @@ struct cw_sim_result {
     uint64_t workload_us; /* from the start until the last operation completed */
     uint64_t ops_done, ops_failed, crashes, partitions /* links cut */, msgs_sent, msgs_dropped;
     uint64_t max_buffered;
+    bool encoded; /* links carried encoded wire frames */
+    /* The fixture stopped the run: an invariant broke after some event, or a
+     * frame did not decode; fixture_failure says the seed, the event and why.
+     * The history is then not checked. */
+    bool fixture_failed;
+    char fixture_failure[1024];
+    uint64_t steps, invariant_checks;
 };
 
 /* Runs one simulation. Returns 0, or -1 when memory ran out. The result owns its

@@ -34,9 +34,15 @@ static void usage(FILE *f)
                "                      behave as eventual) - to show what causality prevents\n"
                "  --expect-violations succeed only if some seed shows a causal violation\n"
                "                      (proves the checker is not vacuous)\n"
+               "  --frames MODE       how messages cross the links: 'encoded' (wire frames,\n"
+               "                      decoded at delivery), 'copied' (struct copies) or\n"
+               "                      'mixed' (default: encoded when seed %% 3 == 0)\n"
                "  --trace             print every simulated event (use with --seed)\n"
                "  --verbose           print a line per seed\n"
                "  --help              this text\n"
+               "\n"
+               "The fixture checks every region's invariants after every event and stops a\n"
+               "run at the first failure (or frame that does not decode); that seed fails.\n"
                "\n"
                "Exit status: 0 when every seed is clean (or, with --expect-violations, when some\n"
                "seed was caught), 1 on violations, 2 on bad usage.\n");
@@ -105,6 +111,20 @@ int main(int argc, char **argv)
             else
                 cfg.n_keys = (unsigned)x;
             i++;
+        } else if (strcmp(a, "--frames") == 0) {
+            if (v != NULL && strcmp(v, "encoded") == 0)
+                cfg.frames = CW_SIM_FRAMES_ENCODED;
+            else if (v != NULL && strcmp(v, "copied") == 0)
+                cfg.frames = CW_SIM_FRAMES_COPIED;
+            else if (v != NULL && strcmp(v, "mixed") == 0)
+                cfg.frames = CW_SIM_FRAMES_MIXED;
+            else {
+                fprintf(stderr,
+                        "causeway-sim: --frames must be encoded, copied or mixed, got '%s'\n",
+                        v ? v : "");
+                return 2;
+            }
+            i++;
         } else if (strcmp(a, "--no-faults") == 0) {
             cfg.faults = false;
         } else if (strcmp(a, "--no-causal") == 0) {
@@ -132,11 +152,17 @@ int main(int argc, char **argv)
     if (trace)
         cfg.trace = stdout;
 
-    printf("causeway-sim: regions %u, seeds %" PRIu64 "..%" PRIu64 ", ops %u, faults %s%s\n",
+    const char *frames_name = cfg.frames == CW_SIM_FRAMES_ENCODED  ? "encoded"
+                              : cfg.frames == CW_SIM_FRAMES_COPIED ? "copied"
+                                                                   : "mixed";
+    printf("causeway-sim: regions %u, seeds %" PRIu64 "..%" PRIu64 ", ops %u, faults %s%s, "
+           "frames %s%s\n",
            cfg.n_regions, first, first + count - 1, cfg.n_ops, cfg.faults ? "on" : "off",
-           cfg.force_eventual ? ", causal checks OFF" : "");
+           cfg.force_eventual ? ", causal checks OFF" : "", frames_name,
+           cfg.frames == CW_SIM_FRAMES_MIXED ? " (encoded when seed % 3 == 0)" : "");
     fflush(stdout);
-    uint64_t bad_seeds = 0, caught_seeds = 0, not_quiet = 0, total_ops = 0;
+    uint64_t bad_seeds = 0, caught_seeds = 0, not_quiet = 0, total_ops = 0, encoded_seeds = 0;
+    uint64_t stopped_seeds = 0, total_steps = 0;
     uint64_t kinds[CW_CHECK_KINDS] = {0};
     for (uint64_t seed = first; seed < first + count; seed++) {
         cfg.seed = seed;
@@ -147,6 +173,9 @@ int main(int argc, char **argv)
             return 1;
         }
         total_ops += res.ops_done;
+        total_steps += res.steps;
+        encoded_seeds += res.encoded;
+        stopped_seeds += res.fixture_failed;
         size_t total = 0, causal = 0;
         for (int k = 0; k < CW_CHECK_KINDS; k++) {
             total += res.report.n_by_kind[k];
@@ -156,27 +185,37 @@ int main(int argc, char **argv)
             res.report.n_by_kind[CW_CHECK_CAUSAL_MISS] + res.report.n_by_kind[CW_CHECK_SESSION];
         if (causal)
             caught_seeds++;
-        if (!res.quiet)
+        if (!res.quiet && !res.fixture_failed)
             not_quiet++;
-        bool bad = total > 0 || !res.quiet;
-        if (verbose || (bad && !expect_violations)) {
-            printf("seed %" PRIu64 ": %s: %" PRIu64 " ops (%" PRIu64 " failed), %zu events, "
-                   "%.1f s simulated (workload %.1f s), %" PRIu64 " crashes, %" PRIu64 " links cut, %" PRIu64
-                   "/%" PRIu64 " msgs dropped, max buffered %" PRIu64 "\n",
-                   seed, bad ? "VIOLATIONS" : "ok", res.ops_done, res.ops_failed, res.history.n,
-                   (double)res.sim_time_us / 1e6, (double)res.workload_us / 1e6, res.crashes, res.partitions, res.msgs_dropped,
+        bool bad = total > 0 || !res.quiet || res.fixture_failed;
+        if (verbose || (bad && (!expect_violations || res.fixture_failed))) {
+            printf("seed %" PRIu64 " (%s frames): %s: %" PRIu64 " ops (%" PRIu64
+                   " failed), %zu events, "
+                   "%.1f s simulated (workload %.1f s), %" PRIu64 " crashes, %" PRIu64
+                   " links cut, %" PRIu64 "/%" PRIu64 " msgs dropped, max buffered %" PRIu64 "\n",
+                   seed, res.encoded ? "encoded" : "copied",
+                   res.fixture_failed ? "STOPPED"
+                   : bad              ? "VIOLATIONS"
+                                      : "ok",
+                   res.ops_done, res.ops_failed, res.history.n, (double)res.sim_time_us / 1e6,
+                   (double)res.workload_us / 1e6, res.crashes, res.partitions, res.msgs_dropped,
                    res.msgs_sent, res.max_buffered);
         }
         if (bad) {
             bad_seeds++;
-            if (!expect_violations) {
-                if (!res.quiet)
+            if (res.fixture_failed)
+                printf("  fixture stopped the run: %s\n", res.fixture_failure);
+            if (!expect_violations || res.fixture_failed) {
+                if (!res.quiet && !res.fixture_failed)
                     printf("  not quiet: %s\n", res.not_quiet);
-                cw_check_report_print(&res.report, &res.history, stdout, 5);
+                if (!res.fixture_failed)
+                    cw_check_report_print(&res.report, &res.history, stdout, 5);
                 printf("  replay: causeway-sim --seed %" PRIu64
-                       " --regions %u --ops %u --sessions %u --keys %u%s%s\n",
+                       " --regions %u --ops %u --sessions %u --keys %u%s%s%s%s\n",
                        seed, cfg.n_regions, cfg.n_ops, cfg.n_sessions, cfg.n_keys,
-                       cfg.faults ? "" : " --no-faults", cfg.force_eventual ? " --no-causal" : "");
+                       cfg.faults ? "" : " --no-faults", cfg.force_eventual ? " --no-causal" : "",
+                       cfg.frames == CW_SIM_FRAMES_MIXED ? "" : " --frames ",
+                       cfg.frames == CW_SIM_FRAMES_MIXED ? "" : frames_name);
             }
         }
         cw_sim_result_free(&res);
@@ -186,14 +225,21 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
-    printf("causeway-sim: %" PRIu64 " seeds, %" PRIu64 " operations, %" PRIu64
+    printf("causeway-sim: %" PRIu64 " seeds (%" PRIu64 " with encoded frames), %" PRIu64
+           " operations, %" PRIu64 " events with invariants checked after each, %" PRIu64
            " seeds with violations (%" PRIu64 " with causal or session violations), %" PRIu64
-           " not quiet\n",
-           count, total_ops, bad_seeds, caught_seeds, not_quiet);
+           " not quiet, %" PRIu64 " stopped by the fixture\n",
+           count, encoded_seeds, total_ops, total_steps, bad_seeds, caught_seeds, not_quiet,
+           stopped_seeds);
     for (int k = 0; k < CW_CHECK_KINDS; k++)
         if (kinds[k])
             printf("  %s: %" PRIu64 "\n", cw_check_kind_name((enum cw_check_kind)k), kinds[k]);
     if (expect_violations) {
+        if (stopped_seeds > 0) {
+            printf("causeway-sim: FAILED: the fixture stopped %" PRIu64 " runs (see above)\n",
+                   stopped_seeds);
+            return 1;
+        }
         if (caught_seeds == 0) {
             printf("causeway-sim: FAILED: expected the checker to catch causal violations, "
                    "it caught none\n");

@@ -1,8 +1,13 @@
 /*
- * test_replica.c - the replication state machine, driven by hand. Two or three
- * real replicas; the test carries every message from cw_replica_ready() itself,
- * so it can hold, drop, duplicate and reorder them, and it keeps a model of what
- * the driver persisted so a replica can be rebuilt from it.
+ * test_replica.c - the replication state machine, driven by hand through the
+ * fixture (src/sim/fixture.h). Two or three real regions, each a node with its
+ * in-memory store; the links are in manual mode, so the test moves every
+ * message itself and can hold, drop, duplicate and reorder them; commits are
+ * synchronous, so every input's effects are persisted, sent and answered
+ * before the input returns; and the fixture checks every region's invariants
+ * after every step (a broken one fails the test with the step that broke it).
+ * Every test runs twice: with messages copied, and as wire frames encoded at
+ * the sender and decoded at delivery.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,73 +24,40 @@
 #include "core/codec.h"
 #include "core/replica.h"
 #include "core/session.h"
+#include "sim/fixture.h"
 
 /* ------------------------------------------------------------ harness */
 
 #define NR 3
-#define LINK_MAX 128
-#define REPLIES_MAX 256
-#define DISK_KEYS_MAX 64
-#define DISK_OUTBOX_MAX 64
+#define OUTBOX_SHADOW_MAX 64
 #define HB_US 1000000u   /* heartbeat period */
 #define WAIT_US 5000000u /* read wait */
 #define VALUE_MAX 1024u  /* max_value_bytes */
-#define T0 1000000000ull /* the harness clock starts here (1000 s) */
+#define T0 1000000000ull /* the fixture's clock starts here (1000 s) */
 /* A context entry a little in the future: plausible, but never applied here in
  * tests that do not deliver the heartbeats that would cover it. */
 #define AHEAD_US 10000000u
 
 enum { A = 0, B = 1, C = 2 };
 
-struct link {
-    struct cw_msg q[LINK_MAX];
-    size_t n; /* q[0] is the head */
-};
+/* How this run of the tests carries messages (main runs both). */
+static enum cw_fixture_frames g_frames = CW_FIXTURE_COPIED;
 
-struct disk_key {
-    uint32_t key_len;
-    uint8_t *key;
-    uint32_t len;
-    uint8_t *data;
-};
-
-struct disk_outbox {
-    uint64_t ts;
-    uint32_t len;
-    uint8_t *data;
-};
-
-/* What the driver made durable, as a store would hold it. */
-struct disk {
-    struct disk_key keys[DISK_KEYS_MAX];
-    size_t n_keys;
-    struct disk_outbox outbox[DISK_OUTBOX_MAX]; /* in ts order */
-    size_t n_outbox;
-    uint32_t meta_len;
-    uint8_t *meta;
-    size_t key_deletes; /* KEY effects with an empty value */
-};
-
-/* The effects of the last ready of one replica, counted by kind. */
-struct effects {
-    size_t key, outbox_put, outbox_del, meta, msgs, replies;
-};
-
+/* A thin layer over the fixture: the regions' configuration before they start,
+ * and what the test observes of the effects. */
 struct harness {
     unsigned n;
-    uint64_t now;
+    struct cw_fixture *f; /* NULL until h_start */
     struct cw_bucket_policy buckets[4];
     struct cw_replica_config cfg[NR];
-    struct cw_replica *r[NR];
-    struct link link[NR][NR];
-    struct cw_reply replies[NR][REPLIES_MAX];
-    size_t n_replies[NR];
-    struct disk disk[NR];
-    struct effects last[NR];
-    /* The join of every applied vector a replica received from each peer. */
+    /* The join of every applied vector a region received from each peer. */
     struct cw_vclock acked[NR][NR];
-    /* The largest stamp each replica issued: dots and heartbeat clocks. */
+    /* The largest stamp each region issued: dots and heartbeat clocks. */
     uint64_t issued_max[NR];
+    /* The stamps of each region's persisted outbox, to check the order of its
+     * OUTBOX records (the store itself accepts any order). */
+    uint64_t outbox[NR][OUTBOX_SHADOW_MAX];
+    size_t n_outbox[NR];
     uint64_t next_req;
 };
 
@@ -94,12 +66,20 @@ static const char *const BUCKET_SIB = "sib";     /* causal, siblings, max 3 */
 static const char *const BUCKET_EV = "ev";       /* eventual, lww */
 static const char *const BUCKET_STRONG = "strong";
 
+/* The harness of the running test, freed by the group teardown when a failed
+ * assertion left the test before h_free. */
+static struct harness *g_live;
+
 static struct harness *h_new(unsigned n)
 {
     struct harness *h = calloc(1, sizeof(*h));
     assert_non_null(h);
+    if (g_live != NULL) { /* left over by a failed test */
+        cw_fixture_destroy(&g_live->f);
+        free(g_live);
+    }
+    g_live = h;
     h->n = n;
-    h->now = T0;
     h->next_req = 1;
     struct cw_bucket_policy *b = h->buckets;
     snprintf(b[0].name, sizeof(b[0].name), "%s", BUCKET_POSTS);
@@ -129,208 +109,204 @@ static struct harness *h_new(unsigned n)
     return h;
 }
 
-static struct cw_replica *h_start_one(struct harness *h, unsigned i)
+/* Fails the test when the fixture stopped: which step broke what. */
+static void fx_ok(struct harness *h)
 {
-    h->r[i] = cw_replica_create(&h->cfg[i]);
-    assert_non_null(h->r[i]);
-    return h->r[i];
+    const struct cw_fixture_failure *x = cw_fixture_failure(h->f);
+    if (x != NULL)
+        fail_msg("the fixture stopped: %s", x->text);
 }
 
-static void disk_free(struct disk *d)
+static const struct cw_replica *rep_of(const struct harness *h, unsigned i)
 {
-    for (size_t i = 0; i < d->n_keys; i++) {
-        free(d->keys[i].key);
-        free(d->keys[i].data);
+    const struct cw_replica *r = cw_fixture_replica(h->f, i);
+    assert_non_null(r);
+    return r;
+}
+
+static const struct cw_fixture_store *disk_of(const struct harness *h, unsigned i)
+{
+    return cw_fixture_store(h->f, i);
+}
+
+/* The effects of region i's last input, counted by kind. */
+static const struct cw_fixture_effects *last_of(const struct harness *h, unsigned i)
+{
+    return cw_fixture_effects(h->f, i);
+}
+
+static uint64_t now_us(const struct harness *h)
+{
+    return cw_fixture_now(h->f);
+}
+
+static void advance(struct harness *h, uint64_t us)
+{
+    assert_true(cw_fixture_advance(h->f, us));
+}
+
+static void set_now(struct harness *h, uint64_t t)
+{
+    assert_true(t >= now_us(h)); /* the monotonic clock never goes back */
+    assert_true(cw_fixture_run_until(h->f, t));
+}
+
+/* Every ready set a region produces, before the fixture persists it. */
+static void on_ready(void *ctx, struct cw_fixture *f, unsigned i, const struct cw_ready *rd)
+{
+    struct harness *h = ctx;
+    (void)f;
+    for (size_t k = 0; k < rd->n_persist; k++) {
+        const struct cw_persist *p = &rd->persist[k];
+        uint64_t *ob = h->outbox[i];
+        size_t *n = &h->n_outbox[i];
+        if (p->kind == CW_PERSIST_OUTBOX_PUT) {
+            assert_true(*n < OUTBOX_SHADOW_MAX);
+            assert_true(p->data_len > 0);
+            /* The outbox is appended in stamp order. */
+            if (*n && ob[*n - 1] >= p->ts)
+                fail_msg("outbox record %llu persisted after %llu: a region's stamps went back",
+                         (unsigned long long)p->ts, (unsigned long long)ob[*n - 1]);
+            ob[(*n)++] = p->ts;
+        } else if (p->kind == CW_PERSIST_OUTBOX_DEL) {
+            size_t j = 0;
+            while (j < *n && ob[j] != p->ts)
+                j++;
+            if (j == *n)
+                fail_msg("OUTBOX_DEL of a record never put (ts %llu)", (unsigned long long)p->ts);
+            memmove(&ob[j], &ob[j + 1], (*n - j - 1) * sizeof(*ob));
+            (*n)--;
+        }
     }
-    for (size_t i = 0; i < d->n_outbox; i++)
-        free(d->outbox[i].data);
-    free(d->meta);
-    memset(d, 0, sizeof(*d));
+    for (size_t k = 0; k < rd->n_msgs; k++) {
+        const struct cw_msg *m = &rd->msgs[k];
+        if (m->type == CW_MSG_HEARTBEAT && m->clock > h->issued_max[i])
+            h->issued_max[i] = m->clock;
+    }
+    for (size_t k = 0; k < rd->n_replies; k++) {
+        const struct cw_reply *p = &rd->replies[k];
+        if (p->kind == CW_REPLY_PUT && p->err == CW_OK && p->dot.ts > h->issued_max[i])
+            h->issued_max[i] = p->dot.ts;
+    }
+}
+
+static void on_deliver(void *ctx, struct cw_fixture *f, unsigned from, unsigned to,
+                       const struct cw_msg *m)
+{
+    struct harness *h = ctx;
+    (void)f;
+    cw_vc_join(&h->acked[to][from], &m->applied);
+}
+
+/* Creates the fixture from the configuration set so far and starts region i
+ * (regions not started stay down). */
+static void h_create(struct harness *h)
+{
+    struct cw_fixture_config fc = {
+        .seed = 1,
+        .n_regions = h->n,
+        .replica = h->cfg[0],
+        .frames = g_frames,
+        .start_us = T0,
+        .manual_delivery = true,
+        .keep_replies = true,
+        .hooks = {.ctx = h, .ready = on_ready, .deliver = on_deliver},
+    };
+    h->f = cw_fixture_create(&fc);
+    assert_non_null(h->f);
+    for (unsigned i = 0; i < h->n; i++) {
+        struct cw_replica_config *c = cw_fixture_replica_config(h->f, i);
+        *c = h->cfg[i];
+        c->buckets = cw_fixture_buckets(h->f);
+    }
+}
+
+static void h_start_one(struct harness *h, unsigned i)
+{
+    if (h->f == NULL)
+        h_create(h);
+    assert_true(cw_fixture_start(h->f, i));
 }
 
 static void h_free(struct harness *h)
 {
-    for (unsigned i = 0; i < NR; i++) {
-        cw_replica_destroy(&h->r[i]);
-        assert_null(h->r[i]);
-        for (unsigned j = 0; j < NR; j++)
-            for (size_t k = 0; k < h->link[i][j].n; k++)
-                cw_msg_free(&h->link[i][j].q[k]);
-        for (size_t k = 0; k < h->n_replies[i]; k++)
-            cw_keystate_free(&h->replies[i][k].state);
-        disk_free(&h->disk[i]);
-    }
+    if (h->f != NULL)
+        fx_ok(h);
+    cw_fixture_destroy(&h->f);
+    assert_null(h->f);
+    if (g_live == h)
+        g_live = NULL;
     free(h);
 }
 
-static uint8_t *dup_bytes(const uint8_t *p, uint32_t len)
+/* Direct inputs at the current time. */
+static void fx_put(struct harness *h, unsigned i, const struct cw_put_req *req)
 {
-    uint8_t *c = malloc(len ? len : 1);
-    assert_non_null(c);
-    if (len)
-        memcpy(c, p, len);
-    return c;
+    cw_fixture_put(h->f, i, req);
+    fx_ok(h);
 }
 
-static void disk_apply(struct disk *d, const struct cw_persist *p)
+static void fx_get(struct harness *h, unsigned i, const struct cw_get_req *req)
 {
-    switch (p->kind) {
-    case CW_PERSIST_KEY: {
-        size_t i = 0;
-        while (i < d->n_keys && !(d->keys[i].key_len == p->key_len &&
-                                  memcmp(d->keys[i].key, p->key, p->key_len) == 0))
-            i++;
-        if (p->data_len == 0) {
-            d->key_deletes++;
-            if (i < d->n_keys) {
-                free(d->keys[i].key);
-                free(d->keys[i].data);
-                d->keys[i] = d->keys[--d->n_keys];
-            }
-            return;
-        }
-        if (i == d->n_keys) {
-            assert_true(d->n_keys < DISK_KEYS_MAX);
-            d->keys[i].key = dup_bytes(p->key, p->key_len);
-            d->keys[i].key_len = p->key_len;
-            d->keys[i].data = NULL;
-            d->n_keys++;
-        }
-        free(d->keys[i].data);
-        d->keys[i].data = dup_bytes(p->data, p->data_len);
-        d->keys[i].len = p->data_len;
-        return;
-    }
-    case CW_PERSIST_OUTBOX_PUT:
-        assert_true(d->n_outbox < DISK_OUTBOX_MAX);
-        assert_true(p->data_len > 0);
-        /* The outbox is appended in stamp order. */
-        if (d->n_outbox && d->outbox[d->n_outbox - 1].ts >= p->ts)
-            fail_msg("outbox record %llu persisted after %llu: a region's stamps went back",
-                     (unsigned long long)p->ts, (unsigned long long)d->outbox[d->n_outbox - 1].ts);
-        d->outbox[d->n_outbox].ts = p->ts;
-        d->outbox[d->n_outbox].data = dup_bytes(p->data, p->data_len);
-        d->outbox[d->n_outbox].len = p->data_len;
-        d->n_outbox++;
-        return;
-    case CW_PERSIST_OUTBOX_DEL:
-        for (size_t i = 0; i < d->n_outbox; i++) {
-            if (d->outbox[i].ts == p->ts) {
-                free(d->outbox[i].data);
-                memmove(&d->outbox[i], &d->outbox[i + 1],
-                        (d->n_outbox - i - 1) * sizeof(d->outbox[0]));
-                d->n_outbox--;
-                return;
-            }
-        }
-        fail_msg("OUTBOX_DEL of a record never put (ts %llu)", (unsigned long long)p->ts);
-        return;
-    case CW_PERSIST_META:
-        free(d->meta);
-        d->meta = dup_bytes(p->data, p->data_len);
-        d->meta_len = p->data_len;
-        return;
-    }
-    fail_msg("unknown persist kind %d", (int)p->kind);
+    cw_fixture_get(h->f, i, req);
+    fx_ok(h);
 }
 
-/* Carries out one replica's effects: persist, send (into the links), reply. */
-static void pump(struct harness *h, unsigned i)
+static void fx_recv(struct harness *h, unsigned i, const struct cw_msg *m)
 {
-    struct effects *e = &h->last[i];
-    memset(e, 0, sizeof(*e));
-    const struct cw_ready *rd = cw_replica_ready(h->r[i]);
-    for (size_t k = 0; k < rd->n_persist; k++) {
-        const struct cw_persist *p = &rd->persist[k];
-        e->key += p->kind == CW_PERSIST_KEY;
-        e->outbox_put += p->kind == CW_PERSIST_OUTBOX_PUT;
-        e->outbox_del += p->kind == CW_PERSIST_OUTBOX_DEL;
-        e->meta += p->kind == CW_PERSIST_META;
-        disk_apply(&h->disk[i], p);
-    }
-    for (size_t k = 0; k < rd->n_msgs; k++) {
-        const struct cw_msg *m = &rd->msgs[k];
-        assert_int_equal(m->from, i);
-        assert_true(m->to < h->n);
-        assert_int_not_equal(m->to, i);
-        struct link *l = &h->link[i][m->to];
-        assert_true(l->n < LINK_MAX);
-        assert_int_equal(cw_msg_copy(&l->q[l->n], m), CW_OK);
-        l->n++;
-        if (m->type == CW_MSG_HEARTBEAT && m->clock > h->issued_max[i])
-            h->issued_max[i] = m->clock;
-        e->msgs++;
-    }
-    for (size_t k = 0; k < rd->n_replies; k++) {
-        const struct cw_reply *p = &rd->replies[k];
-        assert_true(h->n_replies[i] < REPLIES_MAX);
-        struct cw_reply *c = &h->replies[i][h->n_replies[i]++];
-        *c = *p;
-        cw_keystate_init(&c->state);
-        assert_int_equal(cw_keystate_copy(&c->state, &p->state), CW_OK);
-        if (p->kind == CW_REPLY_PUT && p->err == CW_OK && p->dot.ts > h->issued_max[i])
-            h->issued_max[i] = p->dot.ts;
-        e->replies++;
-    }
-    cw_replica_advance(h->r[i]);
-    assert_false(cw_replica_has_ready(h->r[i]));
+    cw_fixture_recv(h->f, i, m);
+    fx_ok(h);
+}
+
+static void fx_tick(struct harness *h, unsigned i)
+{
+    cw_fixture_tick(h->f, i);
+    fx_ok(h);
 }
 
 static const struct cw_reply *reply_of(const struct harness *h, unsigned i, uint64_t req_id)
 {
-    for (size_t k = 0; k < h->n_replies[i]; k++)
-        if (h->replies[i][k].req_id == req_id)
-            return &h->replies[i][k];
-    return NULL;
+    return cw_fixture_reply(h->f, i, req_id);
 }
 
 static size_t link_len(const struct harness *h, unsigned from, unsigned to)
 {
-    return h->link[from][to].n;
+    return cw_fixture_link_len(h->f, from, to);
+}
+
+/* The i-th message on a link (decoded, when frames are encoded). */
+static const struct cw_msg *link_at(const struct harness *h, unsigned from, unsigned to, size_t i)
+{
+    const struct cw_msg *m = cw_fixture_link_peek(h->f, from, to, i);
+    assert_non_null(m);
+    return m;
 }
 
 static const struct cw_msg *link_head(const struct harness *h, unsigned from, unsigned to)
 {
-    return h->link[from][to].n ? &h->link[from][to].q[0] : NULL;
-}
-
-static void link_pop(struct link *l, struct cw_msg *out)
-{
-    assert_true(l->n > 0);
-    *out = l->q[0];
-    memmove(&l->q[0], &l->q[1], (l->n - 1) * sizeof(l->q[0]));
-    l->n--;
+    return link_len(h, from, to) ? link_at(h, from, to, 0) : NULL;
 }
 
 /* Delivers the head of a link; returns its type. */
 static enum cw_msg_type deliver(struct harness *h, unsigned from, unsigned to)
 {
-    struct cw_msg m;
-    link_pop(&h->link[from][to], &m);
-    h->now += 10;
-    cw_vc_join(&h->acked[to][from], &m.applied);
-    cw_replica_recv(h->r[to], cw_now_both(h->now), &m);
-    enum cw_msg_type type = m.type;
-    cw_msg_free(&m);
-    pump(h, to);
-    return type;
+    assert_true(link_len(h, from, to) > 0);
+    advance(h, 10);
+    int type = cw_fixture_deliver(h->f, from, to);
+    fx_ok(h);
+    assert_true(type != 0);
+    return (enum cw_msg_type)type;
 }
 
 static void drop(struct harness *h, unsigned from, unsigned to)
 {
-    struct cw_msg m;
-    link_pop(&h->link[from][to], &m);
-    cw_msg_free(&m);
+    assert_true(cw_fixture_drop(h->f, from, to));
 }
 
 /* Puts a copy of the head right behind it (a transport that duplicates). */
 static void duplicate_head(struct harness *h, unsigned from, unsigned to)
 {
-    struct link *l = &h->link[from][to];
-    assert_true(l->n > 0 && l->n < LINK_MAX);
-    memmove(&l->q[2], &l->q[1], (l->n - 1) * sizeof(l->q[0]));
-    assert_int_equal(cw_msg_copy(&l->q[1], &l->q[0]), CW_OK);
-    l->n++;
+    assert_true(cw_fixture_duplicate(h->f, from, to));
 }
 
 static void deliver_link(struct harness *h, unsigned from, unsigned to)
@@ -354,13 +330,12 @@ static bool deliver_all(struct harness *h)
     return any;
 }
 
-/* Ticks one replica at the current time: within a heartbeat period this only
+/* Ticks one region at the current time: within a heartbeat period this only
  * flushes its streams. */
 static void flush(struct harness *h, unsigned i)
 {
-    h->now += 10;
-    cw_replica_tick(h->r[i], cw_now_both(h->now));
-    pump(h, i);
+    advance(h, 10);
+    fx_tick(h, i);
 }
 
 static void flush_all(struct harness *h)
@@ -369,14 +344,12 @@ static void flush_all(struct harness *h)
         flush(h, i);
 }
 
-/* One heartbeat period passes: every replica ticks (and sends heartbeats). */
+/* One heartbeat period passes: every region ticks (and sends heartbeats). */
 static void heartbeat_round(struct harness *h)
 {
-    h->now += HB_US;
-    for (unsigned i = 0; i < h->n; i++) {
-        cw_replica_tick(h->r[i], cw_now_both(h->now));
-        pump(h, i);
-    }
+    advance(h, HB_US);
+    for (unsigned i = 0; i < h->n; i++)
+        fx_tick(h, i);
 }
 
 /* Everything flushed and delivered, until the network is quiet. */
@@ -387,16 +360,14 @@ static void settle(struct harness *h)
     while (deliver_all(h));
 }
 
-/* Starts every replica and exchanges a first round of heartbeats, so every
- * replica has heard from every peer (streams start flowing only then). */
+/* Starts every region and exchanges a first round of heartbeats, so every
+ * region has heard from every peer (streams start flowing only then). */
 static void h_start(struct harness *h)
 {
     for (unsigned i = 0; i < h->n; i++)
         h_start_one(h, i);
-    for (unsigned i = 0; i < h->n; i++) {
-        cw_replica_tick(h->r[i], cw_now_both(h->now));
-        pump(h, i);
-    }
+    for (unsigned i = 0; i < h->n; i++)
+        fx_tick(h, i);
     deliver_all(h);
 }
 
@@ -417,9 +388,8 @@ static uint64_t put_full(struct harness *h, unsigned i, const char *bucket, cons
         req.context = *ctx;
     if (kctx)
         req.kctx = *kctx;
-    h->now += 10;
-    cw_replica_put(h->r[i], cw_now_both(h->now), &req);
-    pump(h, i);
+    advance(h, 10);
+    fx_put(h, i, &req);
     return req.req_id;
 }
 
@@ -449,9 +419,8 @@ static uint64_t get_req(struct harness *h, unsigned i, const char *bucket, const
     req.key_len = (uint32_t)strlen(key);
     if (ctx)
         req.context = *ctx;
-    h->now += 10;
-    cw_replica_get(h->r[i], cw_now_both(h->now), &req);
-    pump(h, i);
+    advance(h, 10);
+    fx_get(h, i, &req);
     return req.req_id;
 }
 
@@ -552,13 +521,14 @@ static void test_buckets_copied(void **state)
     (void)state;
     struct harness *h = h_new(2);
     h_start(h);
-    /* The replica copied the policies: changing the caller's array has no effect. */
-    h->buckets[0].conflict = CW_CONFLICT_SIBLINGS;
-    const struct cw_bucket_policy *p = cw_replica_bucket(h->r[A], "posts");
+    /* The replica copied the policies: changing the array it was created from
+     * (the fixture's copy) has no effect. */
+    cw_fixture_buckets(h->f)[0].conflict = CW_CONFLICT_SIBLINGS;
+    const struct cw_bucket_policy *p = cw_replica_bucket(rep_of(h, A), "posts");
     assert_non_null(p);
     assert_int_equal(p->conflict, CW_CONFLICT_LWW);
-    assert_int_equal(cw_replica_bucket(h->r[A], "sib")->max_siblings, 3);
-    assert_null(cw_replica_bucket(h->r[A], "nosuch"));
+    assert_int_equal(cw_replica_bucket(rep_of(h, A), "sib")->max_siblings, 3);
+    assert_null(cw_replica_bucket(rep_of(h, A), "nosuch"));
     h_free(h);
 }
 
@@ -600,11 +570,9 @@ static void put_fails(struct harness *h, const char *bucket, const uint8_t *key,
     req.key_len = key_len;
     req.value = value;
     req.value_len = value_len;
-    uint64_t errors = cw_replica_stats(h->r[A])->errors;
-    h->now += 10;
-    cw_replica_put(h->r[A], cw_now_both(h->now), &req);
-    assert_true(cw_replica_has_ready(h->r[A]));
-    pump(h, A);
+    uint64_t errors = cw_replica_stats(rep_of(h, A))->errors;
+    advance(h, 10);
+    fx_put(h, A, &req);
     const struct cw_reply *rep = reply_of(h, A, req.req_id);
     assert_non_null(rep);
     assert_int_equal(rep->kind, CW_REPLY_PUT);
@@ -612,13 +580,16 @@ static void put_fails(struct harness *h, const char *bucket, const uint8_t *key,
         fail_msg("put to \"%s\" (key %u bytes, value %u bytes): got %d, want %d", bucket, key_len,
                  value_len, rep->err, want);
     /* Nothing stored, nothing persisted (not even metadata), nothing sent. */
-    assert_int_equal(h->last[A].key + h->last[A].outbox_put + h->last[A].meta, 0);
-    assert_int_equal(h->last[A].msgs, 0);
-    assert_int_equal(h->last[A].replies, 1);
-    assert_int_equal(cw_replica_keys(h->r[A])->count, 0);
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 0);
-    assert_int_equal(cw_replica_stats(h->r[A])->errors, errors + 1);
-    assert_int_equal(cw_replica_stats(h->r[A])->puts, 0);
+    assert_int_equal(last_of(h, A)->key + last_of(h, A)->outbox_put + last_of(h, A)->meta, 0);
+    assert_int_equal(last_of(h, A)->msgs, 0);
+    assert_int_equal(last_of(h, A)->replies, 1);
+    assert_int_equal(cw_replica_keys(rep_of(h, A))->count, 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 0);
+    /* The node answers a bucket it cannot route (invalid, unknown, strong) without
+     * the replica; the replica counts the refusals it makes itself. */
+    bool routed = want != CW_EBUCKET && want != CW_EUNKNOWNBUCKET && want != CW_ESTRONG;
+    assert_int_equal(cw_replica_stats(rep_of(h, A))->errors, errors + (routed ? 1 : 0));
+    assert_int_equal(cw_replica_stats(rep_of(h, A))->puts, 0);
 
     struct cw_get_req g;
     memset(&g, 0, sizeof(g));
@@ -626,14 +597,13 @@ static void put_fails(struct harness *h, const char *bucket, const uint8_t *key,
     g.bucket = bucket;
     g.key = key;
     g.key_len = key_len;
-    cw_replica_get(h->r[A], cw_now_both(h->now), &g);
-    pump(h, A);
+    fx_get(h, A, &g);
     rep = reply_of(h, A, g.req_id);
     assert_non_null(rep);
     assert_int_equal(rep->kind, CW_REPLY_GET);
     /* A get validates bucket and key the same way (values do not apply). */
     assert_int_equal(rep->err, want == CW_EVALUE ? CW_OK : want);
-    assert_int_equal(h->last[A].key + h->last[A].outbox_put + h->last[A].meta, 0);
+    assert_int_equal(last_of(h, A)->key + last_of(h, A)->outbox_put + last_of(h, A)->meta, 0);
 }
 
 static void test_validation(void **state)
@@ -670,8 +640,7 @@ static void test_validation(void **state)
     req.key_len = CW_KEY_BYTES_MAX;
     req.value = value;
     req.value_len = VALUE_MAX;
-    cw_replica_put(h->r[A], cw_now_both(h->now), &req);
-    pump(h, A);
+    fx_put(h, A, &req);
     assert_int_equal(reply_of(h, A, req.req_id)->err, CW_OK);
     /* A delete ignores the value, whatever its length. */
     req.req_id = h->next_req++;
@@ -679,10 +648,9 @@ static void test_validation(void **state)
     req.key_len = 1;
     req.value_len = VALUE_MAX + 1;
     req.tombstone = true;
-    cw_replica_put(h->r[A], cw_now_both(h->now), &req);
-    pump(h, A);
+    fx_put(h, A, &req);
     assert_int_equal(reply_of(h, A, req.req_id)->err, CW_OK);
-    assert_int_equal(cw_replica_stats(h->r[A])->deletes, 1);
+    assert_int_equal(cw_replica_stats(rep_of(h, A))->deletes, 1);
     h_free(h);
 }
 
@@ -700,14 +668,14 @@ static void test_local_put_effects(void **state)
     assert_int_equal(rep->seen.ts[A], dot.ts);
     assert_int_equal(rep->conflict, CW_CONFLICT_LWW);
     /* One ready: the key, the outbox record and the metadata. */
-    assert_int_equal(h->last[A].key, 1);
-    assert_int_equal(h->last[A].outbox_put, 1);
-    assert_int_equal(h->last[A].meta, 1);
-    assert_int_equal(h->last[A].outbox_del, 0);
-    assert_int_equal(h->last[A].replies, 1);
+    assert_int_equal(last_of(h, A)->key, 1);
+    assert_int_equal(last_of(h, A)->outbox_put, 1);
+    assert_int_equal(last_of(h, A)->meta, 1);
+    assert_int_equal(last_of(h, A)->outbox_del, 0);
+    assert_int_equal(last_of(h, A)->replies, 1);
 
     /* The persisted bytes decode to what was written. */
-    struct disk *d = &h->disk[A];
+    const struct cw_fixture_store *d = disk_of(h, A);
     assert_int_equal(d->n_keys, 1);
     assert_int_equal(d->keys[0].key_len, strlen("posts/k"));
     assert_memory_equal(d->keys[0].key, "posts/k", strlen("posts/k"));
@@ -733,17 +701,17 @@ static void test_local_put_effects(void **state)
     assert_true(meta.hlc >= dot.ts);
 
     /* Applied at once: visible, and the applied vector moved. */
-    assert_int_equal(cw_replica_applied(h->r[A])->ts[A], dot.ts);
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 1);
-    assert_int_equal(cw_replica_stats(h->r[A])->puts, 1);
+    assert_int_equal(cw_replica_applied(rep_of(h, A))->ts[A], dot.ts);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 1);
+    assert_int_equal(cw_replica_stats(rep_of(h, A))->puts, 1);
     const struct cw_reply *g = get_now(h, A, BUCKET_POSTS, "k", NULL);
     assert_int_equal(g->state.n, 1);
     assert_int_equal(cw_dot_cmp(g->state.v[0].dot, dot), 0);
     assert_true(reply_has_value(g, "hello"));
     assert_int_equal(g->seen.ts[A], dot.ts);
-    assert_int_equal(cw_replica_stats(h->r[A])->gets, 1);
+    assert_int_equal(cw_replica_stats(rep_of(h, A))->gets, 1);
     /* A read persists nothing. */
-    assert_int_equal(h->last[A].key + h->last[A].outbox_put + h->last[A].meta, 0);
+    assert_int_equal(last_of(h, A)->key + last_of(h, A)->outbox_put + last_of(h, A)->meta, 0);
 
     /* A second put chains to the first and gets a greater stamp. */
     const struct cw_reply *rep2 = put_ok(h, A, BUCKET_POSTS, "k", "again", NULL, NULL);
@@ -765,10 +733,10 @@ static void test_single_region_drops_outbox_at_once(void **state)
     struct harness *h = h_new(1);
     h_start(h);
     put_ok(h, A, BUCKET_POSTS, "k", "v", NULL, NULL);
-    assert_int_equal(h->last[A].outbox_put, 1);
-    assert_int_equal(h->last[A].outbox_del, 1);
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 0);
-    assert_int_equal(h->disk[A].n_outbox, 0);
+    assert_int_equal(last_of(h, A)->outbox_put, 1);
+    assert_int_equal(last_of(h, A)->outbox_del, 1);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 0);
+    assert_int_equal(disk_of(h, A)->n_outbox, 0);
     assert_reads(h, A, BUCKET_POSTS, "k", "v");
     h_free(h);
 }
@@ -791,17 +759,18 @@ static void test_stream_and_duplicates(void **state)
     deliver(h, A, B);
     assert_reads(h, B, BUCKET_POSTS, "k1", "v1");
     assert_reads(h, B, BUCKET_POSTS, "k2", "v2");
-    assert_int_equal(cw_replica_stats(h->r[B])->remote_applied, 2);
+    assert_int_equal(cw_replica_stats(rep_of(h, B))->remote_applied, 2);
     /* The duplicate is ignored record by record. */
     deliver(h, A, B);
-    assert_int_equal(cw_replica_stats(h->r[B])->remote_duplicates, 2);
-    assert_int_equal(cw_replica_stats(h->r[B])->remote_applied, 2);
-    assert_int_equal(h->last[B].key, 0); /* nothing re-persisted */
+    assert_int_equal(cw_replica_stats(rep_of(h, B))->remote_duplicates, 2);
+    assert_int_equal(cw_replica_stats(rep_of(h, B))->remote_applied, 2);
+    assert_int_equal(last_of(h, B)->key, 0); /* nothing re-persisted */
     assert_reads(h, B, BUCKET_POSTS, "k2", "v2");
     /* The remote apply persisted the keys and moved B's applied vector. */
-    assert_int_equal(h->disk[B].n_keys, 2);
-    assert_int_equal(h->disk[B].n_outbox, 0); /* remote records are not in B's outbox */
-    assert_int_equal(cw_replica_applied(h->r[B])->ts[A], cw_replica_applied(h->r[A])->ts[A]);
+    assert_int_equal(disk_of(h, B)->n_keys, 2);
+    assert_int_equal(disk_of(h, B)->n_outbox, 0); /* remote records are not in B's outbox */
+    assert_int_equal(cw_replica_applied(rep_of(h, B))->ts[A],
+                     cw_replica_applied(rep_of(h, A))->ts[A]);
     h_free(h);
 }
 
@@ -814,34 +783,32 @@ static void test_malformed_messages_ignored(void **state)
     flush(h, A);
     struct cw_msg m;
     assert_int_equal(cw_msg_copy(&m, link_head(h, A, B)), CW_OK);
-    uint64_t errors = cw_replica_stats(h->r[B])->errors;
+    uint64_t errors = cw_replica_stats(rep_of(h, B))->errors;
     m.to = A; /* not addressed to B */
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    fx_recv(h, B, &m);
     m.to = B;
     m.from = B; /* from itself */
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    fx_recv(h, B, &m);
     m.from = 7; /* an unknown region */
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    fx_recv(h, B, &m);
     m.from = A;
     m.records[0].version.dot.origin = B; /* a record that is not the sender's own */
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    fx_recv(h, B, &m);
     m.records[0].version.dot.origin = A;
     m.records[0].key[0] = 'P'; /* a key whose bucket part is invalid */
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    fx_recv(h, B, &m);
     m.records[0].key[0] = 'p';
     m.records[0].deps.ts[5] = 1; /* a dependency on a region that does not exist */
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    fx_recv(h, B, &m);
     m.records[0].deps.ts[5] = 0;
     m.records[0].consistency = CW_STRONG; /* strong writes are not streamed */
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    fx_recv(h, B, &m);
     m.records[0].consistency = CW_CAUSAL;
-    pump(h, B);
-    assert_int_equal(cw_replica_stats(h->r[B])->errors, errors + 7);
-    assert_int_equal(cw_replica_stats(h->r[B])->remote_applied, 0);
-    assert_int_equal(cw_replica_keys(h->r[B])->count, 0);
+    assert_int_equal(cw_replica_stats(rep_of(h, B))->errors, errors + 7);
+    assert_int_equal(cw_replica_stats(rep_of(h, B))->remote_applied, 0);
+    assert_int_equal(cw_replica_keys(rep_of(h, B))->count, 0);
     /* The intact message still applies. */
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
-    pump(h, B);
+    fx_recv(h, B, &m);
     cw_msg_free(&m);
     assert_reads(h, B, BUCKET_POSTS, "k", "v");
     h_free(h);
@@ -859,7 +826,7 @@ static void test_crafted_contexts_ahead_of_stamp_refused(void **state)
     (void)state;
     struct harness *h = h_new(2);
     h_start(h);
-    uint64_t base = cw_hlc_from_us(h->now);
+    uint64_t base = cw_hlc_from_us(now_us(h));
     uint64_t ts[4] = {base + 10, base + 20, base + 30, base + 40};
     struct cw_msg m;
     memset(&m, 0, sizeof(m));
@@ -885,20 +852,18 @@ static void test_crafted_contexts_ahead_of_stamp_refused(void **state)
         if (i >= 2)
             rec->version.kctx.ts[A] = base + 1000; /* covers itself and what follows */
     }
-    uint64_t errors = cw_replica_stats(h->r[B])->errors;
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
-    pump(h, B);
+    uint64_t errors = cw_replica_stats(rep_of(h, B))->errors;
+    fx_recv(h, B, &m);
     /* The tombstone applies; the first record whose context names a stamp at or
      * past its own is refused, and the rest of the batch with it. */
-    assert_int_equal(cw_replica_stats(h->r[B])->remote_applied, 1);
-    assert_int_equal(cw_replica_stats(h->r[B])->errors, errors + 1);
+    assert_int_equal(cw_replica_stats(rep_of(h, B))->remote_applied, 1);
+    assert_int_equal(cw_replica_stats(rep_of(h, B))->errors, errors + 1);
     /* A dependency at or past the record's own stamp is refused the same way. */
     m.records[1].version.kctx.ts[A] = 0;
     m.records[1].deps.ts[A] = ts[1];
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
-    pump(h, B);
-    assert_int_equal(cw_replica_stats(h->r[B])->remote_applied, 1);
-    assert_int_equal(cw_replica_stats(h->r[B])->errors, errors + 2);
+    fx_recv(h, B, &m);
+    assert_int_equal(cw_replica_stats(rep_of(h, B))->remote_applied, 1);
+    assert_int_equal(cw_replica_stats(rep_of(h, B))->errors, errors + 2);
     cw_msg_free(&m);
     /* Tombstone collection runs over a consistent list (ASan would see a freed
      * entry here). */
@@ -906,7 +871,7 @@ static void test_crafted_contexts_ahead_of_stamp_refused(void **state)
         heartbeat_round(h);
         deliver_all(h);
     }
-    assert_true(cw_replica_keys(h->r[B])->count <= 1);
+    assert_true(cw_replica_keys(rep_of(h, B))->count <= 1);
     h_free(h);
 }
 
@@ -943,20 +908,20 @@ static void test_causal_delivery_buffers_until_dependency(void **state)
     assert_int_equal(link_head(h, B, C)->records[0].deps.ts[A], post.ts);
 
     deliver_link(h, B, C); /* the reply before the post */
-    assert_int_equal(cw_replica_buffered(h->r[C]), 1);
-    assert_int_equal(cw_replica_stats(h->r[C])->remote_applied, 0);
+    assert_int_equal(cw_replica_buffered(rep_of(h, C)), 1);
+    assert_int_equal(cw_replica_stats(rep_of(h, C))->remote_applied, 0);
     assert_reads(h, C, BUCKET_POSTS, "reply", NULL);
     assert_reads(h, C, BUCKET_POSTS, "post", NULL);
-    assert_true(cw_replica_applied(h->r[C])->ts[B] < reply.ts);
-    assert_int_equal(h->last[C].key, 0);
+    assert_true(cw_replica_applied(rep_of(h, C))->ts[B] < reply.ts);
+    assert_int_equal(last_of(h, C)->key, 0);
 
     deliver_link(h, A, C);
-    assert_int_equal(cw_replica_buffered(h->r[C]), 0);
-    assert_int_equal(cw_replica_stats(h->r[C])->remote_applied, 2);
+    assert_int_equal(cw_replica_buffered(rep_of(h, C)), 0);
+    assert_int_equal(cw_replica_stats(rep_of(h, C))->remote_applied, 2);
     assert_reads(h, C, BUCKET_POSTS, "post", "hello");
     assert_reads(h, C, BUCKET_POSTS, "reply", "hi back");
-    assert_true(cw_replica_applied(h->r[C])->ts[A] >= post.ts);
-    assert_true(cw_replica_applied(h->r[C])->ts[B] >= reply.ts);
+    assert_true(cw_replica_applied(rep_of(h, C))->ts[A] >= post.ts);
+    assert_true(cw_replica_applied(rep_of(h, C))->ts[B] >= reply.ts);
     h_free(h);
 }
 
@@ -969,7 +934,7 @@ static void test_eventual_bucket_skips_dependencies(void **state)
     post_and_reply(h, BUCKET_EV, &post, &note);
     /* Eventual: applied at once, although the post it depends on is missing. */
     deliver_link(h, B, C);
-    assert_int_equal(cw_replica_buffered(h->r[C]), 0);
+    assert_int_equal(cw_replica_buffered(rep_of(h, C)), 0);
     assert_reads(h, C, BUCKET_EV, "reply", "hi back");
     assert_reads(h, C, BUCKET_POSTS, "post", NULL);
 
@@ -980,11 +945,11 @@ static void test_eventual_bucket_skips_dependencies(void **state)
     put_ok(h, B, BUCKET_EV, "note2", "eventual", &ctx, NULL);
     flush(h, B);
     deliver_link(h, B, C);
-    assert_int_equal(cw_replica_buffered(h->r[C]), 2);
+    assert_int_equal(cw_replica_buffered(rep_of(h, C)), 2);
     assert_reads(h, C, BUCKET_EV, "note2", NULL);
     assert_reads(h, C, BUCKET_POSTS, "reply2", NULL);
     deliver_link(h, A, C);
-    assert_int_equal(cw_replica_buffered(h->r[C]), 0);
+    assert_int_equal(cw_replica_buffered(rep_of(h, C)), 0);
     assert_reads(h, C, BUCKET_EV, "note2", "eventual");
     assert_reads(h, C, BUCKET_POSTS, "reply2", "causal");
     assert_reads(h, C, BUCKET_POSTS, "post", "hello");
@@ -1001,7 +966,7 @@ static void test_force_eventual_applies_out_of_causal_order(void **state)
     post_and_reply(h, BUCKET_POSTS, &post, &reply);
     deliver_link(h, B, C);
     /* The knob turns the dependency check off: the anomaly causality prevents. */
-    assert_int_equal(cw_replica_buffered(h->r[C]), 0);
+    assert_int_equal(cw_replica_buffered(rep_of(h, C)), 0);
     assert_reads(h, C, BUCKET_POSTS, "reply", "hi back");
     assert_reads(h, C, BUCKET_POSTS, "post", NULL);
     deliver_link(h, A, C);
@@ -1026,10 +991,10 @@ static void test_put_waits_for_context(void **state)
 
     uint64_t id = put_full(h, C, BUCKET_POSTS, "reply", "hi back", false, &session, NULL);
     assert_null(reply_of(h, C, id));
-    assert_int_equal(cw_replica_waiting(h->r[C]), 1);
-    assert_int_equal(h->last[C].key + h->last[C].outbox_put, 0);
+    assert_int_equal(cw_replica_waiting(rep_of(h, C)), 1);
+    assert_int_equal(last_of(h, C)->key + last_of(h, C)->outbox_put, 0);
     assert_reads(h, C, BUCKET_POSTS, "reply", NULL);
-    assert_int_equal(cw_replica_outbox_len(h->r[C]), 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, C)), 0);
 
     deliver_link(h, A, C);
     const struct cw_reply *rep = reply_of(h, C, id);
@@ -1037,8 +1002,8 @@ static void test_put_waits_for_context(void **state)
     assert_int_equal(rep->kind, CW_REPLY_PUT);
     assert_int_equal(rep->err, CW_OK);
     assert_true(rep->dot.ts > post.ts);
-    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
-    assert_int_equal(cw_replica_outbox_len(h->r[C]), 1);
+    assert_int_equal(cw_replica_waiting(rep_of(h, C)), 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, C)), 1);
     /* Whoever sees the reply at C can see the post. */
     const struct cw_reply *g = get_now(h, C, BUCKET_POSTS, "reply", NULL);
     assert_true(reply_has_value(g, "hi back"));
@@ -1055,19 +1020,18 @@ static void test_waiting_put_times_out(void **state)
     h_start(h);
     struct cw_vclock session;
     cw_vc_zero(&session);
-    session.ts[A] = cw_hlc_from_us(h->now + AHEAD_US); /* never arrives */
+    session.ts[A] = cw_hlc_from_us(now_us(h) + AHEAD_US); /* never arrives */
     uint64_t id = put_full(h, C, BUCKET_SIB, "k", "v", false, &session, NULL);
-    uint64_t asked_at = h->now;
+    uint64_t asked_at = now_us(h);
     assert_null(reply_of(h, C, id));
-    h->now = asked_at + WAIT_US;
-    cw_replica_tick(h->r[C], cw_now_both(h->now));
-    pump(h, C);
+    set_now(h, asked_at + WAIT_US);
+    fx_tick(h, C);
     const struct cw_reply *rep = reply_of(h, C, id);
     assert_non_null(rep);
     assert_int_equal(rep->kind, CW_REPLY_PUT);
     assert_int_equal(rep->err, CW_ENOTREADY);
-    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
-    assert_int_equal(cw_replica_outbox_len(h->r[C]), 0);
+    assert_int_equal(cw_replica_waiting(rep_of(h, C)), 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, C)), 0);
     assert_reads(h, C, BUCKET_SIB, "k", NULL);
     h_free(h);
 }
@@ -1079,13 +1043,13 @@ static void test_eventual_requests_do_not_wait(void **state)
     h_start(h);
     struct cw_vclock session;
     cw_vc_zero(&session);
-    session.ts[A] = cw_hlc_from_us(h->now + AHEAD_US);
+    session.ts[A] = cw_hlc_from_us(now_us(h) + AHEAD_US);
     /* An eventual bucket skips the session check: applied and served at once. */
     const struct cw_reply *p = put_ok(h, C, BUCKET_EV, "k", "v", &session, NULL);
     assert_true(p->dot.ts > session.ts[A]); /* still stamped after the context */
     const struct cw_reply *g = get_now(h, C, BUCKET_EV, "k", &session);
     assert_true(reply_has_value(g, "v"));
-    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
+    assert_int_equal(cw_replica_waiting(rep_of(h, C)), 0);
     h_free(h);
 }
 
@@ -1109,7 +1073,7 @@ static void check_context_out_of_range(const char *bucket, bool in_kctx)
     const struct cw_reply *rep = reply_of(h, A, id);
     assert_non_null(rep);
     assert_int_equal(rep->err, CW_ECONTEXT);
-    assert_int_equal(h->last[A].key + h->last[A].outbox_put + h->last[A].meta, 0);
+    assert_int_equal(last_of(h, A)->key + last_of(h, A)->outbox_put + last_of(h, A)->meta, 0);
     /* A read with such a context is refused the same way (it could only time out). */
     uint64_t gid = get_req(h, A, bucket, "bad", &bad);
     assert_non_null(reply_of(h, A, gid));
@@ -1126,9 +1090,9 @@ static void check_context_out_of_range(const char *bucket, bool in_kctx)
                      "for region 7 was accepted (err %d) and its record is refused by peers "
                      "(errors=%llu), blocking A's stream",
                      i, bucket, in_kctx ? "a key-context" : "a context", rep->err,
-                     (unsigned long long)cw_replica_stats(h->r[i])->errors);
+                     (unsigned long long)cw_replica_stats(rep_of(h, i))->errors);
     }
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 0);
     h_free(h);
 }
 
@@ -1220,10 +1184,9 @@ static void check_remote_stamp_at_top(bool in_record)
         drop(h, A, B);
         m.clock = UINT64_MAX;
     }
-    h->now += 10;
-    cw_replica_recv(h->r[B], cw_now_both(h->now), &m);
+    advance(h, 10);
+    fx_recv(h, B, &m);
     cw_msg_free(&m);
-    pump(h, B);
     uint64_t id = put_full(h, B, BUCKET_POSTS, "mine", "v2", false, NULL, NULL);
     const struct cw_reply *rep = reply_of(h, B, id);
     assert_non_null(rep);
@@ -1265,13 +1228,13 @@ static void test_gap_nack_resend(void **state)
     deliver(h, A, B);
 
     /* B saw the gap: nothing applied out of order, nothing buffered, a NACK. */
-    const struct cw_replica_stats *sb = cw_replica_stats(h->r[B]);
+    const struct cw_replica_stats *sb = cw_replica_stats(rep_of(h, B));
     assert_int_equal(sb->remote_gaps, 1);
     assert_int_equal(sb->nacks_sent, 1);
     assert_int_equal(sb->remote_applied, 0);
-    assert_int_equal(cw_replica_buffered(h->r[B]), 0);
+    assert_int_equal(cw_replica_buffered(rep_of(h, B)), 0);
     assert_reads(h, B, BUCKET_POSTS, "k2", NULL);
-    assert_true(cw_replica_applied(h->r[B])->ts[A] < d1.ts);
+    assert_true(cw_replica_applied(rep_of(h, B))->ts[A] < d1.ts);
     assert_int_equal(link_len(h, B, A), 1);
     const struct cw_msg *nack = link_head(h, B, A);
     assert_int_equal(nack->type, CW_MSG_NACK);
@@ -1279,8 +1242,8 @@ static void test_gap_nack_resend(void **state)
 
     /* A resends from there. */
     assert_int_equal(deliver(h, B, A), CW_MSG_NACK);
-    assert_int_equal(cw_replica_stats(h->r[A])->nacks_received, 1);
-    assert_int_equal(cw_replica_stats(h->r[A])->resent_records, 2);
+    assert_int_equal(cw_replica_stats(rep_of(h, A))->nacks_received, 1);
+    assert_int_equal(cw_replica_stats(rep_of(h, A))->resent_records, 2);
     assert_int_equal(link_len(h, A, B), 1);
     const struct cw_msg *m = link_head(h, A, B);
     assert_int_equal(m->type, CW_MSG_RECORDS);
@@ -1292,7 +1255,7 @@ static void test_gap_nack_resend(void **state)
     assert_int_equal(sb->remote_applied, 2);
     assert_reads(h, B, BUCKET_POSTS, "k1", "v1");
     assert_reads(h, B, BUCKET_POSTS, "k2", "v2");
-    assert_int_equal(cw_replica_applied(h->r[B])->ts[A], d2.ts);
+    assert_int_equal(cw_replica_applied(rep_of(h, B))->ts[A], d2.ts);
     /* The duplicated resend is ignored. */
     deliver(h, A, B);
     assert_int_equal(sb->remote_duplicates, 2);
@@ -1310,11 +1273,11 @@ static void test_heartbeat_advances_idle_origin(void **state)
     assert_non_null(hb);
     assert_int_equal(hb->type, CW_MSG_HEARTBEAT);
     uint64_t clock = hb->clock;
-    assert_true(clock >= cw_hlc_from_us(h->now));
-    assert_true(cw_replica_applied(h->r[B])->ts[A] < clock);
+    assert_true(clock >= cw_hlc_from_us(now_us(h)));
+    assert_true(cw_replica_applied(rep_of(h, B))->ts[A] < clock);
     deliver(h, A, B);
     /* A is idle and B holds all of A's stream: B's entry for A moves to the clock. */
-    assert_int_equal(cw_replica_applied(h->r[B])->ts[A], clock);
+    assert_int_equal(cw_replica_applied(rep_of(h, B))->ts[A], clock);
     /* The heartbeat's clock is a promise: A's next stamp exceeds it. */
     struct cw_dot d = put_ok(h, A, BUCKET_POSTS, "k", "v", NULL, NULL)->dot;
     assert_true(d.ts > clock);
@@ -1337,18 +1300,18 @@ static void test_heartbeat_detects_lost_tail(void **state)
     uint64_t clock = hb->clock;
     deliver_link(h, B, A); /* B's own heartbeat first, so links stay FIFO */
     deliver(h, A, B);
-    const struct cw_replica_stats *sb = cw_replica_stats(h->r[B]);
+    const struct cw_replica_stats *sb = cw_replica_stats(rep_of(h, B));
     assert_int_equal(sb->nacks_sent, 1);
     /* B must not move its entry for A past the lost record. */
-    assert_true(cw_replica_applied(h->r[B])->ts[A] < d.ts);
-    assert_true(cw_replica_applied(h->r[B])->ts[A] < clock);
+    assert_true(cw_replica_applied(rep_of(h, B))->ts[A] < d.ts);
+    assert_true(cw_replica_applied(rep_of(h, B))->ts[A] < clock);
     assert_int_equal(link_len(h, B, A), 1);
     assert_int_equal(link_head(h, B, A)->type, CW_MSG_NACK);
     deliver(h, B, A);
     assert_int_equal(link_head(h, A, B)->type, CW_MSG_RECORDS);
     deliver(h, A, B);
     assert_reads(h, B, BUCKET_POSTS, "k", "v");
-    assert_int_equal(cw_replica_applied(h->r[B])->ts[A], d.ts);
+    assert_int_equal(cw_replica_applied(rep_of(h, B))->ts[A], d.ts);
     h_free(h);
 }
 
@@ -1372,9 +1335,8 @@ static void test_window_bounds_records_in_flight(void **state)
     flush(h, A);
     assert_int_equal(link_len(h, A, B), 0); /* no ack yet: the window is full */
     /* B's heartbeat acknowledges; the next records flow. */
-    h->now += HB_US;
-    cw_replica_tick(h->r[B], cw_now_both(h->now));
-    pump(h, B);
+    advance(h, HB_US);
+    fx_tick(h, B);
     deliver_link(h, B, A);
     assert_int_equal(link_len(h, A, B), 2);
     settle(h);
@@ -1402,9 +1364,9 @@ static void test_batch_bytes_bound(void **state)
     flush(h, A);
     assert_int_equal(link_len(h, A, B), 3);
     /* A record larger than the bound still goes, alone. */
-    assert_int_equal(h->link[A][B].q[0].n_records, 1);
-    assert_int_equal(h->link[A][B].q[1].n_records, 2);
-    assert_int_equal(h->link[A][B].q[2].n_records, 1);
+    assert_int_equal(link_at(h, A, B, 0)->n_records, 1);
+    assert_int_equal(link_at(h, A, B, 1)->n_records, 2);
+    assert_int_equal(link_at(h, A, B, 2)->n_records, 1);
     deliver_link(h, A, B);
     assert_reads(h, B, BUCKET_POSTS, "k1", "0123456789012345678901234567890123456789");
     assert_reads(h, B, BUCKET_POSTS, "k3", "");
@@ -1418,18 +1380,18 @@ static void test_visibility_latency_recorded(void **state)
     struct harness *h = h_new(2);
     h_start(h);
     put_ok(h, A, BUCKET_POSTS, "k", "v", NULL, NULL);
-    uint64_t written_us = h->now;
+    uint64_t written_us = now_us(h);
     flush(h, A);
-    h->now += 12345;
+    advance(h, 12345);
     deliver(h, A, B);
-    uint64_t applied_us = h->now;
-    const struct cw_hist *vis = cw_replica_visibility(h->r[B], A);
+    uint64_t applied_us = now_us(h);
+    const struct cw_hist *vis = cw_replica_visibility(rep_of(h, B), A);
     assert_non_null(vis);
     assert_int_equal(vis->count, 1);
     assert_int_equal(vis->max, applied_us - written_us);
     assert_int_equal(vis->sum, applied_us - written_us);
-    assert_int_equal(cw_replica_visibility(h->r[A], B)->count, 0);
-    assert_null(cw_replica_visibility(h->r[B], CW_REGIONS_MAX));
+    assert_int_equal(cw_replica_visibility(rep_of(h, A), B)->count, 0);
+    assert_null(cw_replica_visibility(rep_of(h, B), CW_REGIONS_MAX));
     h_free(h);
 }
 
@@ -1442,34 +1404,32 @@ static void test_outbox_dropped_after_every_peer_acked(void **state)
     h_start(h);
     struct cw_dot d = put_ok(h, A, BUCKET_POSTS, "k", "v", NULL, NULL)->dot;
     flush(h, A);
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 1);
-    assert_int_equal(cw_replica_outbox_pending(h->r[A], B), 1);
-    assert_int_equal(cw_replica_outbox_pending(h->r[A], C), 1);
-    assert_int_equal(cw_replica_outbox_pending(h->r[A], A), 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 1);
+    assert_int_equal(cw_replica_outbox_pending(rep_of(h, A), B), 1);
+    assert_int_equal(cw_replica_outbox_pending(rep_of(h, A), C), 1);
+    assert_int_equal(cw_replica_outbox_pending(rep_of(h, A), A), 0);
     deliver_link(h, A, B);
     deliver_link(h, A, C);
-    assert_int_equal(cw_replica_applied(h->r[B])->ts[A], d.ts);
-    assert_int_equal(cw_replica_applied(h->r[C])->ts[A], d.ts);
+    assert_int_equal(cw_replica_applied(rep_of(h, B))->ts[A], d.ts);
+    assert_int_equal(cw_replica_applied(rep_of(h, C))->ts[A], d.ts);
 
     /* Only B acknowledges: the record stays, C still lacks it. */
-    h->now += HB_US;
-    cw_replica_tick(h->r[B], cw_now_both(h->now));
-    pump(h, B);
+    advance(h, HB_US);
+    fx_tick(h, B);
     deliver_link(h, B, A);
-    assert_int_equal(h->last[A].outbox_del, 0);
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 1);
-    assert_int_equal(cw_replica_outbox_pending(h->r[A], B), 0);
-    assert_int_equal(cw_replica_outbox_pending(h->r[A], C), 1);
-    assert_int_equal(h->disk[A].n_outbox, 1);
+    assert_int_equal(last_of(h, A)->outbox_del, 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 1);
+    assert_int_equal(cw_replica_outbox_pending(rep_of(h, A), B), 0);
+    assert_int_equal(cw_replica_outbox_pending(rep_of(h, A), C), 1);
+    assert_int_equal(disk_of(h, A)->n_outbox, 1);
 
     /* C acknowledges too: the record is dropped, durably. */
-    cw_replica_tick(h->r[C], cw_now_both(h->now));
-    pump(h, C);
+    fx_tick(h, C);
     deliver_link(h, C, A);
-    assert_int_equal(h->last[A].outbox_del, 1);
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 0);
-    assert_int_equal(cw_replica_outbox_pending(h->r[A], C), 0);
-    assert_int_equal(h->disk[A].n_outbox, 0);
+    assert_int_equal(last_of(h, A)->outbox_del, 1);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 0);
+    assert_int_equal(cw_replica_outbox_pending(rep_of(h, A), C), 0);
+    assert_int_equal(disk_of(h, A)->n_outbox, 0);
     h_free(h);
 }
 
@@ -1483,13 +1443,13 @@ static void test_outbox_bound(void **state)
     put_ok(h, A, BUCKET_POSTS, "k2", "v", NULL, NULL);
     uint64_t id = put_full(h, A, BUCKET_POSTS, "k3", "v", false, NULL, NULL);
     assert_int_equal(reply_of(h, A, id)->err, CW_EFULL);
-    assert_int_equal(h->last[A].key + h->last[A].outbox_put, 0);
+    assert_int_equal(last_of(h, A)->key + last_of(h, A)->outbox_put, 0);
     assert_reads(h, A, BUCKET_POSTS, "k3", NULL);
     /* Once B has applied and acknowledged, there is room again. */
     settle(h);
     heartbeat_round(h);
     deliver_all(h);
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 0);
     put_ok(h, A, BUCKET_POSTS, "k3", "v", NULL, NULL);
     h_free(h);
 }
@@ -1508,12 +1468,11 @@ static void test_read_waits_for_context(void **state)
     /* The session moves to C, which has not applied its write yet. */
     uint64_t id = get_req(h, C, BUCKET_POSTS, "post", &session);
     assert_null(reply_of(h, C, id));
-    assert_int_equal(cw_replica_waiting(h->r[C]), 1);
-    assert_int_equal(cw_replica_stats(h->r[C])->reads_waited, 1);
+    assert_int_equal(cw_replica_waiting(rep_of(h, C)), 1);
+    assert_int_equal(cw_replica_stats(rep_of(h, C))->reads_waited, 1);
     /* Time passing (short of the bound) does not answer it. */
-    h->now += WAIT_US / 2;
-    cw_replica_tick(h->r[C], cw_now_both(h->now));
-    pump(h, C);
+    advance(h, WAIT_US / 2);
+    fx_tick(h, C);
     assert_null(reply_of(h, C, id));
 
     /* Served the moment the write is applied. */
@@ -1522,7 +1481,7 @@ static void test_read_waits_for_context(void **state)
     assert_non_null(rep);
     assert_int_equal(rep->err, CW_OK);
     assert_true(reply_has_value(rep, "hello"));
-    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
+    assert_int_equal(cw_replica_waiting(rep_of(h, C)), 0);
     h_free(h);
 }
 
@@ -1533,25 +1492,23 @@ static void test_read_wait_times_out(void **state)
     h_start(h);
     struct cw_vclock session;
     cw_vc_zero(&session);
-    session.ts[A] = cw_hlc_from_us(h->now + AHEAD_US); /* never arrives */
+    session.ts[A] = cw_hlc_from_us(now_us(h) + AHEAD_US); /* never arrives */
     uint64_t id = get_req(h, C, BUCKET_POSTS, "post", &session);
-    uint64_t asked_at = h->now;
+    uint64_t asked_at = now_us(h);
     assert_null(reply_of(h, C, id));
-    assert_int_equal(cw_replica_waiting(h->r[C]), 1);
-    h->now = asked_at + WAIT_US - 1;
-    cw_replica_tick(h->r[C], cw_now_both(h->now));
-    pump(h, C);
+    assert_int_equal(cw_replica_waiting(rep_of(h, C)), 1);
+    set_now(h, asked_at + WAIT_US - 1);
+    fx_tick(h, C);
     assert_null(reply_of(h, C, id));
-    h->now = asked_at + WAIT_US;
-    cw_replica_tick(h->r[C], cw_now_both(h->now));
-    pump(h, C);
+    set_now(h, asked_at + WAIT_US);
+    fx_tick(h, C);
     const struct cw_reply *rep = reply_of(h, C, id);
     assert_non_null(rep);
     assert_int_equal(rep->kind, CW_REPLY_GET);
     assert_int_equal(rep->err, CW_ENOTREADY);
     assert_int_equal(rep->state.n, 0);
-    assert_int_equal(cw_replica_waiting(h->r[C]), 0);
-    assert_int_equal(cw_replica_stats(h->r[C])->reads_timed_out, 1);
+    assert_int_equal(cw_replica_waiting(rep_of(h, C)), 0);
+    assert_int_equal(cw_replica_stats(rep_of(h, C))->reads_timed_out, 1);
     h_free(h);
 }
 
@@ -1563,7 +1520,7 @@ static void test_pending_reads_bound(void **state)
     h_start(h);
     struct cw_vclock session;
     cw_vc_zero(&session);
-    session.ts[A] = cw_hlc_from_us(h->now + AHEAD_US);
+    session.ts[A] = cw_hlc_from_us(now_us(h) + AHEAD_US);
     uint64_t id1 = get_req(h, B, BUCKET_POSTS, "k", &session);
     uint64_t id2 = get_req(h, B, BUCKET_POSTS, "k", &session);
     uint64_t id3 = get_req(h, B, BUCKET_POSTS, "k", &session);
@@ -1571,7 +1528,7 @@ static void test_pending_reads_bound(void **state)
     assert_null(reply_of(h, B, id2));
     assert_non_null(reply_of(h, B, id3));
     assert_int_equal(reply_of(h, B, id3)->err, CW_EFULL);
-    assert_int_equal(cw_replica_waiting(h->r[B]), 2);
+    assert_int_equal(cw_replica_waiting(rep_of(h, B)), 2);
     h_free(h);
 }
 
@@ -1596,14 +1553,14 @@ static void test_dependency_buffer_bound(void **state)
     a3 = put_ok(h, A, BUCKET_POSTS, "a3", "3", &ctx, NULL)->dot;
     flush(h, A);
     deliver_link(h, A, B);
-    const struct cw_replica_stats *sb = cw_replica_stats(h->r[B]);
-    assert_int_equal(cw_replica_buffered(h->r[B]), 2);
+    const struct cw_replica_stats *sb = cw_replica_stats(rep_of(h, B));
+    assert_int_equal(cw_replica_buffered(rep_of(h, B)), 2);
     assert_int_equal(sb->buffer_full_drops, 1);
     assert_reads(h, B, BUCKET_POSTS, "a1", NULL);
 
     /* C's write arrives: it applies although the buffer is full, and unblocks. */
     deliver_link(h, C, B);
-    assert_int_equal(cw_replica_buffered(h->r[B]), 0);
+    assert_int_equal(cw_replica_buffered(rep_of(h, B)), 0);
     assert_reads(h, B, BUCKET_POSTS, "c1", "from c");
     assert_reads(h, B, BUCKET_POSTS, "a1", "1");
     assert_reads(h, B, BUCKET_POSTS, "a2", "2");
@@ -1614,8 +1571,8 @@ static void test_dependency_buffer_bound(void **state)
     deliver_all(h);
     settle(h);
     assert_reads(h, B, BUCKET_POSTS, "a3", "3");
-    assert_true(cw_replica_applied(h->r[B])->ts[A] >= a3.ts);
-    assert_int_equal(cw_replica_buffered(h->r[B]), 0);
+    assert_true(cw_replica_applied(rep_of(h, B))->ts[A] >= a3.ts);
+    assert_int_equal(cw_replica_buffered(rep_of(h, B)), 0);
     h_free(h);
 }
 
@@ -1704,17 +1661,16 @@ static void test_own_entry_met_by_clock(void **state)
     settle(h);
     struct cw_vclock ctx;
     cw_vc_zero(&ctx);
-    ctx.ts[B] = cw_replica_applied(h->r[A])->ts[B]; /* B's clock as A knows it */
+    ctx.ts[B] = cw_replica_applied(rep_of(h, A))->ts[B]; /* B's clock as A knows it */
     assert_true(ctx.ts[B] > 0);
-    assert_int_equal(cw_replica_applied(h->r[B])->ts[B], 0); /* B never wrote */
+    assert_int_equal(cw_replica_applied(rep_of(h, B))->ts[B], 0); /* B never wrote */
     uint64_t id = get_req(h, B, BUCKET_POSTS, "k", &ctx);
-    pump(h, B);
-    assert_int_equal(cw_replica_waiting(h->r[B]), 0);
+    assert_int_equal(cw_replica_waiting(rep_of(h, B)), 0);
     assert_non_null(reply_of(h, B, id));
     assert_int_equal(reply_of(h, B, id)->err, CW_OK);
     put_ok(h, A, BUCKET_POSTS, "k", "v", &ctx, NULL);
     settle(h);
-    assert_int_equal(cw_replica_buffered(h->r[B]), 0);
+    assert_int_equal(cw_replica_buffered(rep_of(h, B)), 0);
     assert_reads(h, B, BUCKET_POSTS, "k", "v");
     h_free(h);
 }
@@ -1731,16 +1687,16 @@ static void test_unreal_context_entry_does_not_wedge(void **state)
     settle(h);
     struct cw_vclock ctx;
     cw_vc_zero(&ctx);
-    ctx.ts[A] = cw_replica_clock(h->r[A]); /* above A's last write, below its clock */
+    ctx.ts[A] = cw_replica_clock(rep_of(h, A)); /* above A's last write, below its clock */
     put_ok(h, A, BUCKET_POSTS, "second", "2", &ctx, NULL);
     settle(h);
     for (int round = 0; round < 3; round++) {
         heartbeat_round(h);
         settle(h);
     }
-    assert_int_equal(cw_replica_buffered(h->r[B]), 0);
+    assert_int_equal(cw_replica_buffered(rep_of(h, B)), 0);
     assert_reads(h, B, BUCKET_POSTS, "second", "2");
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 0);
     h_free(h);
 }
 
@@ -1767,7 +1723,7 @@ static void test_tombstone_kept_until_every_region_has_it(void **state)
         }
         deliver_link(h, B, A);
     }
-    assert_int_equal(cw_replica_stats(h->r[A])->tombstones_collected, 0);
+    assert_int_equal(cw_replica_stats(rep_of(h, A))->tombstones_collected, 0);
     const struct cw_reply *g = get_now(h, A, BUCKET_POSTS, "k", NULL);
     assert_int_equal(g->state.n, 1);
     assert_true(g->state.v[0].tombstone); /* still there, so a reader's context sees it */
@@ -1824,8 +1780,8 @@ static void test_siblings_limit_refuses_write_at_limit(void **state)
     assert_non_null(full);
     assert_int_equal(full->err, CW_ESIBLINGS);
     /* Nothing stored, persisted or queued. */
-    assert_int_equal(h->last[A].key + h->last[A].outbox_put + h->last[A].meta, 0);
-    assert_int_equal(cw_replica_outbox_len(h->r[A]), 3);
+    assert_int_equal(last_of(h, A)->key + last_of(h, A)->outbox_put + last_of(h, A)->meta, 0);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), 3);
     const struct cw_reply *g = get_now(h, A, BUCKET_SIB, "k", NULL);
     assert_int_equal(g->state.n, 3);
     assert_false(reply_has_value(g, "one too many"));
@@ -1848,7 +1804,7 @@ static void test_siblings_limit_on_new_key_leaves_nothing(void **state)
     put_ok(h, A, BUCKET_SIB, "k", "only", NULL, NULL);
     uint64_t id = put_full(h, A, BUCKET_SIB, "k", "second", false, NULL, NULL);
     assert_int_equal(reply_of(h, A, id)->err, CW_ESIBLINGS);
-    assert_int_equal(cw_replica_keys(h->r[A])->count, 1);
+    assert_int_equal(cw_replica_keys(rep_of(h, A))->count, 1);
     /* Remote writes are never refused: they were accepted at their origin. */
     put_ok(h, B, BUCKET_SIB, "k", "from b", NULL, NULL);
     settle(h);
@@ -1903,7 +1859,7 @@ static void test_tombstone_collected_when_stable(void **state)
         assert_true(g->state.v[0].tombstone);
         assert_int_equal(cw_keystate_live(&g->state), 0); /* ... and reads as not found */
         assert_int_equal(g->seen.ts[A], tomb.ts);
-        assert_int_equal(cw_replica_stats(h->r[i])->tombstones_collected, 0);
+        assert_int_equal(cw_replica_stats(rep_of(h, i))->tombstones_collected, 0);
     }
     /* Heartbeats move every region's applied vector past the tombstone; one more
      * round carries those vectors back as acknowledgements (causal stability),
@@ -1913,17 +1869,17 @@ static void test_tombstone_collected_when_stable(void **state)
     heartbeat_round(h);
     deliver_all(h);
     for (unsigned i = 0; i < 3; i++)
-        assert_int_equal(cw_replica_stats(h->r[i])->tombstones_collected, 0);
+        assert_int_equal(cw_replica_stats(rep_of(h, i))->tombstones_collected, 0);
     heartbeat_round(h);
     deliver_all(h);
     for (unsigned i = 0; i < 3; i++) {
         for (unsigned o = 0; o < 3; o++)
             if (o != i) /* a region's own entry moves only with its own writes */
-                assert_true(cw_replica_applied(h->r[i])->ts[o] >= tomb.ts);
-        assert_int_equal(cw_replica_stats(h->r[i])->tombstones_collected, 1);
-        assert_int_equal(cw_replica_keys(h->r[i])->count, 0);
-        assert_int_equal(h->disk[i].key_deletes, 1); /* a KEY effect with data_len 0 */
-        assert_int_equal(h->disk[i].n_keys, 0);
+                assert_true(cw_replica_applied(rep_of(h, i))->ts[o] >= tomb.ts);
+        assert_int_equal(cw_replica_stats(rep_of(h, i))->tombstones_collected, 1);
+        assert_int_equal(cw_replica_keys(rep_of(h, i))->count, 0);
+        assert_int_equal(disk_of(h, i)->key_deletes, 1); /* a KEY effect with data_len 0 */
+        assert_int_equal(disk_of(h, i)->n_keys, 0);
         const struct cw_reply *g = get_now(h, i, BUCKET_POSTS, "k", NULL);
         assert_int_equal(g->state.n, 0);
     }
@@ -1948,7 +1904,7 @@ static void test_live_versions_never_collected(void **state)
         deliver_all(h);
     }
     for (unsigned i = 0; i < 2; i++) {
-        assert_int_equal(cw_replica_stats(h->r[i])->tombstones_collected, 1);
+        assert_int_equal(cw_replica_stats(rep_of(h, i))->tombstones_collected, 1);
         assert_reads(h, i, BUCKET_SIB, "k", "live");
         const struct cw_reply *g = get_now(h, i, BUCKET_SIB, "k", NULL);
         assert_int_equal(g->state.n, 1);
@@ -1957,22 +1913,6 @@ static void test_live_versions_never_collected(void **state)
 }
 
 /* ------------------------------------------------------------ restore */
-
-static struct cw_replica *restore_from(struct harness *h, unsigned i)
-{
-    struct cw_replica *r = cw_replica_create(&h->cfg[i]);
-    assert_non_null(r);
-    struct disk *d = &h->disk[i];
-    assert_non_null(d->meta);
-    assert_int_equal(cw_replica_restore_meta(r, d->meta, d->meta_len), CW_OK);
-    for (size_t k = 0; k < d->n_keys; k++)
-        assert_int_equal(cw_replica_restore_key(r, d->keys[k].key, d->keys[k].key_len,
-                                                d->keys[k].data, d->keys[k].len),
-                         CW_OK);
-    for (size_t k = 0; k < d->n_outbox; k++)
-        assert_int_equal(cw_replica_restore_outbox(r, d->outbox[k].data, d->outbox[k].len), CW_OK);
-    return r;
-}
 
 static void test_restore_from_persisted_effects(void **state)
 {
@@ -1991,49 +1931,58 @@ static void test_restore_from_persisted_effects(void **state)
     put_ok(h, A, BUCKET_POSTS, "k1", "one again", NULL, NULL);
     put_ok(h, A, BUCKET_POSTS, "k3", "three", NULL, NULL);
     flush(h, A);
-    assert_true(cw_replica_outbox_len(h->r[A]) >= 2);
+    assert_true(cw_replica_outbox_len(rep_of(h, A)) >= 2);
     /* A heartbeat promises peers that every later stamp exceeds its clock; that
      * promise must survive the restart too (it is persisted in the metadata). */
     heartbeat_round(h);
-    assert_true(h->issued_max[A] > cw_replica_applied(h->r[A])->ts[A]);
+    assert_true(h->issued_max[A] > cw_replica_applied(rep_of(h, A))->ts[A]);
 
-    struct cw_replica *r2 = restore_from(h, A);
-    assert_int_equal(cw_replica_outbox_len(r2), cw_replica_outbox_len(h->r[A]));
-    assert_memory_equal(cw_replica_applied(r2), cw_replica_applied(h->r[A]),
-                        sizeof(struct cw_vclock));
-    assert_int_equal(cw_replica_keys(r2)->count, cw_replica_keys(h->r[A])->count);
-
-    /* It serves the same reads. */
-    struct cw_replica *old = h->r[A];
+    /* What the running region holds and serves, before it is rebuilt from what
+     * it persisted (the replies stay the fixture's until the end). */
+    size_t outbox_len = cw_replica_outbox_len(rep_of(h, A));
+    struct cw_vclock applied = *cw_replica_applied(rep_of(h, A));
+    size_t key_count = cw_replica_keys(rep_of(h, A))->count;
     const char *keys[][2] = {{BUCKET_POSTS, "k1"},   {BUCKET_POSTS, "k2"},   {BUCKET_SIB, "s"},
                              {BUCKET_EV, "e"},       {BUCKET_POSTS, "gone"}, {BUCKET_POSTS, "k3"},
                              {BUCKET_POSTS, "never"}};
-    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-        h->r[A] = old;
-        const struct cw_reply *a = get_now(h, A, keys[k][0], keys[k][1], NULL);
-        h->r[A] = r2;
+    enum { N_KEYS = sizeof(keys) / sizeof(keys[0]) };
+    const struct cw_reply *before[N_KEYS];
+    for (size_t k = 0; k < N_KEYS; k++)
+        before[k] = get_now(h, A, keys[k][0], keys[k][1], NULL);
+
+    /* The node is destroyed and a new one restored from the store. */
+    assert_true(cw_fixture_crash(h->f, A));
+    assert_null(cw_fixture_node(h->f, A));
+    assert_true(cw_fixture_start(h->f, A));
+    fx_ok(h);
+    assert_int_equal(cw_replica_outbox_len(rep_of(h, A)), outbox_len);
+    assert_memory_equal(cw_replica_applied(rep_of(h, A)), &applied, sizeof(struct cw_vclock));
+    assert_int_equal(cw_replica_keys(rep_of(h, A))->count, key_count);
+
+    /* It serves the same reads. */
+    for (size_t k = 0; k < N_KEYS; k++) {
+        const struct cw_reply *a = before[k];
         const struct cw_reply *b = get_now(h, A, keys[k][0], keys[k][1], NULL);
         assert_true(cw_keystate_equal(&a->state, &b->state));
         assert_memory_equal(&a->kctx, &b->kctx, sizeof(a->kctx));
         assert_memory_equal(&a->seen, &b->seen, sizeof(a->seen));
     }
-    h->r[A] = r2;
     assert_reads(h, A, BUCKET_POSTS, "k1", "one again");
     const struct cw_reply *s = get_now(h, A, BUCKET_SIB, "s", NULL);
     assert_int_equal(s->state.n, 2);
 
-    /* Its next stamp exceeds every stamp the old replica issued, even with the
-     * physical clock set back. */
+    /* Its next stamp exceeds every stamp the old node issued, even with the
+     * physical clock set back (a wall-clock jump: the monotonic clock goes on). */
     uint64_t old_max = h->issued_max[A];
     assert_true(old_max > 0);
-    h->now -= 100 * HB_US;
+    cw_fixture_clock_jump(h->f, A, -(int64_t)(100 * HB_US));
     const struct cw_reply *p = put_ok(h, A, BUCKET_POSTS, "k4", "four", NULL, NULL);
     assert_true(p->dot.ts > old_max);
-    cw_replica_destroy(&old);
+    cw_fixture_clock_jump(h->f, A, (int64_t)(100 * HB_US));
 
-    /* The restored replica keeps replicating: the unacknowledged records and the new
-     * one reach the peers (who ask again from where they are). */
-    h->now += 200 * HB_US;
+    /* The restored region keeps replicating: the unacknowledged records and the
+     * new one reach the peers (who ask again from where they are). */
+    advance(h, 100 * HB_US);
     heartbeat_round(h);
     deliver_all(h);
     settle(h);
@@ -2055,8 +2004,8 @@ static void test_restore_rejects_corrupt_bytes(void **state)
     h_start(h);
     put_ok(h, A, BUCKET_POSTS, "k", "v", NULL, NULL);
     put_ok(h, A, BUCKET_POSTS, "k2", "v", NULL, NULL);
-    struct disk *d = &h->disk[A];
-    struct cw_replica *r = cw_replica_create(&h->cfg[A]);
+    const struct cw_fixture_store *d = disk_of(h, A);
+    struct cw_replica *r = cw_replica_create(cw_fixture_replica_config(h->f, A));
     assert_non_null(r);
     assert_int_equal(cw_replica_restore_meta(r, d->meta, d->meta_len - 1), CW_EDECODE);
     assert_int_equal(cw_replica_restore_meta(r, d->keys[0].data, d->keys[0].len), CW_EDECODE);
@@ -2079,7 +2028,7 @@ static void test_restore_rejects_corrupt_bytes(void **state)
     assert_int_equal(cw_replica_outbox_len(r), 1);
     cw_replica_destroy(&r);
     /* Another region's record is not this region's outbox. */
-    struct cw_replica *rb = cw_replica_create(&h->cfg[B]);
+    struct cw_replica *rb = cw_replica_create(cw_fixture_replica_config(h->f, B));
     assert_non_null(rb);
     assert_int_equal(cw_replica_restore_outbox(rb, d->outbox[0].data, d->outbox[0].len),
                      CW_EDECODE);
@@ -2091,7 +2040,7 @@ static void test_restore_rejects_corrupt_bytes(void **state)
 
 static void check_stability(struct harness *h, unsigned i)
 {
-    struct cw_vclock want = *cw_replica_applied(h->r[i]);
+    struct cw_vclock want = *cw_replica_applied(rep_of(h, i));
     for (unsigned p = 0; p < h->n; p++) {
         if (p == i)
             continue;
@@ -2101,7 +2050,7 @@ static void check_stability(struct harness *h, unsigned i)
     }
     struct cw_vclock got;
     memset(&got, 0x55, sizeof(got));
-    cw_replica_stability(h->r[i], &got);
+    cw_replica_stability(rep_of(h, i), &got);
     assert_memory_equal(&got, &want, sizeof(got));
 }
 
@@ -2123,8 +2072,8 @@ static void test_stability_is_min_of_acknowledged(void **state)
     deliver_link(h, B, A); /* B has A's write; C has not */
     deliver_link(h, C, A);
     struct cw_vclock st;
-    cw_replica_stability(h->r[A], &st);
-    assert_true(st.ts[A] < cw_replica_applied(h->r[A])->ts[A]);
+    cw_replica_stability(rep_of(h, A), &st);
+    assert_true(st.ts[A] < cw_replica_applied(rep_of(h, A))->ts[A]);
     for (unsigned i = 0; i < 3; i++)
         check_stability(h, i);
     deliver_all(h);
@@ -2134,7 +2083,7 @@ static void test_stability_is_min_of_acknowledged(void **state)
     for (unsigned i = 0; i < 3; i++)
         check_stability(h, i);
     /* Everyone has everything: A's stable entry covers its write. */
-    cw_replica_stability(h->r[A], &st);
+    cw_replica_stability(rep_of(h, A), &st);
     assert_true(st.ts[A] >= da.ts);
     for (unsigned k = h->n; k < CW_REGIONS_MAX; k++)
         assert_int_equal(st.ts[k], 0);
@@ -2174,6 +2123,31 @@ static void test_session_read_your_writes_across_regions(void **state)
     assert_true(reply_has_value(fin, "theirs"));
     cw_session_free(&s);
     h_free(h);
+}
+
+static int frames_copied(void **state)
+{
+    (void)state;
+    g_frames = CW_FIXTURE_COPIED;
+    return 0;
+}
+
+static int frames_encoded(void **state)
+{
+    (void)state;
+    g_frames = CW_FIXTURE_ENCODED;
+    return 0;
+}
+
+static int free_leftover(void **state)
+{
+    (void)state;
+    if (g_live != NULL) {
+        cw_fixture_destroy(&g_live->f);
+        free(g_live);
+        g_live = NULL;
+    }
+    return 0;
 }
 
 int main(void)
@@ -2230,5 +2204,9 @@ int main(void)
         cmocka_unit_test(test_siblings_limit_refuses_write_at_limit),
         cmocka_unit_test(test_siblings_limit_on_new_key_leaves_nothing),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* Once with messages copied, once as encoded wire frames. */
+    int failed =
+        cmocka_run_group_tests_name("copied messages", tests, frames_copied, free_leftover);
+    failed += cmocka_run_group_tests_name("encoded frames", tests, frames_encoded, free_leftover);
+    return failed;
 }
