@@ -81,8 +81,9 @@ struct cw_msg {
     struct cw_record *records; /* owned */
     /* CW_MSGF_* */
     uint32_t flags;
-    /* HEARTBEAT of a rebuilt region: its records at or below stream_base that a
-     * receiver lacks were lost with its disk; the receiver skips to it. */
+    /* HEARTBEAT: the sender can resend its records after stream_base (its
+     * outbox's first prev_ts, or its stream end); a receiver holding less lost
+     * them with the sender's disk (a rebuilt region) and skips to it. */
     uint64_t stream_base;
     /* SNAP_REQUEST: keys after snap_after. SNAP_CHUNK: snap_after echoed, the
      * chunk's keys (all > snap_after, ascending), and snap_next, the key to ask

@@ -217,7 +217,10 @@ void rp_send_heartbeat(struct cw_replica *r, unsigned p, uint64_t clock)
     m->clock = clock;
     m->stream_end = r->stream_end;
     m->stream_sent = r->out[p].known ? r->out[p].sent_upto : 0;
-    m->stream_base = r->stream_base; /* a rebuilt region: see replica_snap.c */
+    /* Where this region can still resend from: every peer applied what came
+     * before (the outbox keeps what some peer has not). A peer holding less lost
+     * it with this region's disk (a rebuilt region, replica_snap.c) and skips. */
+    m->stream_base = r->outbox.n ? rp_recq_at(&r->outbox, 0)->prev_ts : r->stream_end;
     r->meta_dirty = true;
 }
 

@@ -114,9 +114,6 @@ struct cw_replica {
     bool adv_valid;
     struct cw_vclock adv_applied, adv_chain;
     uint64_t adv_clock;
-    /* A rebuilt region: its records at or below this were lost with its disk;
-     * every heartbeat tells peers to skip to it (0: not rebuilt). */
-    uint64_t stream_base;
     struct rebuild rb;
     struct cw_ready ready;
     size_t cap_persist, cap_msgs, cap_replies;

@@ -27,10 +27,14 @@
  *    (its `after` is not what was asked) is ignored.
  * 3. Join. After the last chunk the region adopts the snapshot's V and chain
  *    positions (never more: V does not move past what the copied states
- *    contain), restarts its own stream above every stamp peers hold or saw from
- *    it (stream_base), NACKs every peer from the snapshot's chain position, and
- *    tells every peer in each heartbeat that its records at or below stream_base
- *    that they lack are lost (they skip to it instead of asking forever).
+ *    contain), continues its own stream from the last of its old records any
+ *    peer holds, with stamps above every stamp peers saw from it, and NACKs
+ *    every peer from the snapshot's chain position. Every heartbeat carries
+ *    stream_base, the point a region can still resend from (its outbox's first
+ *    prev_ts, or its stream end): a peer holding less of its stream lost those
+ *    records with the region's disk and skips to it instead of asking forever.
+ *    For a region that never lost its disk no peer ever holds less (the outbox
+ *    drops a record only once every peer applied it), so nothing is skipped.
  *
  * Donor side: with a reader (the daemon) keys are iterated from the store in
  * byte order (reader.next_key) and a key's in-memory state, newer than the
@@ -387,7 +391,6 @@ static void finish(struct cw_replica *r, struct cw_now now)
     cw_hlc_observe(&r->hlc, r->rb.own_clock);
     cw_hlc_observe(&r->hlc, r->rb.clock);
     r->stream_end = base;
-    r->stream_base = base;
     r->applied.ts[self] = base;
     r->rb.phase = RB_DONE;
     r->meta_dirty = true;

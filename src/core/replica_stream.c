@@ -195,9 +195,10 @@ static void recv_heartbeat(struct cw_replica *r, struct cw_now now, const struct
         return;
     }
     cw_hlc_observe(&r->hlc, m->clock);
-    /* o was rebuilt (replica_snap.c): its records at or below stream_base that
-     * this region lacks were lost with its disk; skip to it rather than ask for
-     * them forever. Only once nothing of o waits here. */
+    /* o cannot resend its records up to stream_base: every region that kept its
+     * disk applied them, so lacking some means o was rebuilt (replica_snap.c)
+     * and they were lost with its disk; skip to it rather than ask for them
+     * forever. Only once nothing of o waits here. */
     if (m->stream_base > in->received && m->stream_base <= m->stream_end && in->q.n == 0 &&
         rp_stamp_plausible(r, now, m->stream_base)) {
         in->received = in->chain = m->stream_base;
