@@ -72,10 +72,16 @@ int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src)
     dst->snapkeys = NULL;
     dst->n_snapkeys = 0;
     dst->snap_after = dst->snap_next = NULL;
-    if (src->snap_after != NULL && (dst->snap_after = dup_bytes(src->snap_after, src->snap_after_len)) == NULL)
-        goto oom;
-    if (src->snap_next != NULL && (dst->snap_next = dup_bytes(src->snap_next, src->snap_next_len)) == NULL)
-        goto oom;
+    if (src->snap_after != NULL) {
+        dst->snap_after = dup_bytes(src->snap_after, src->snap_after_len);
+        if (dst->snap_after == NULL)
+            goto oom;
+    }
+    if (src->snap_next != NULL) {
+        dst->snap_next = dup_bytes(src->snap_next, src->snap_next_len);
+        if (dst->snap_next == NULL)
+            goto oom;
+    }
     if (src->n_snapkeys) {
         dst->snapkeys = calloc(src->n_snapkeys, sizeof(*dst->snapkeys));
         if (dst->snapkeys == NULL)

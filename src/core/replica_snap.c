@@ -338,8 +338,8 @@ static bool chunk_valid(const struct cw_replica *r, struct cw_now now, const str
     uint32_t prev_len = r->rb.next_len;
     for (uint32_t i = 0; i < m->n_snapkeys; i++) {
         const struct cw_snapkey *k = &m->snapkeys[i];
-        if (!cw_full_key_valid(k->key, k->key_len) || key_cmp(k->key, k->key_len, prev, prev_len) <= 0 ||
-            !state_sane(r, now, &k->state))
+        if (!cw_full_key_valid(k->key, k->key_len) ||
+            key_cmp(k->key, k->key_len, prev, prev_len) <= 0 || !state_sane(r, now, &k->state))
             return false;
         prev = k->key;
         prev_len = k->key_len;

@@ -135,5 +135,19 @@ def main():
                        timeout=30)
         log("every write acknowledged by the other regions is at the rebuilt region; all converged")
 
+        # A directory left by an interrupted rebuild is refused.
+        check(cl.stop(C) == 0, f"{C} did not stop cleanly")
+        with open(os.path.join(data_c, "REBUILDING"), "w") as f:
+            f.write("")
+        p = subprocess.run([os.path.join(BIN, "causewayd"), "--config", cl.config, "--region", C],
+                           capture_output=True, timeout=30)
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        check(p.returncode != 0 and "interrupted rebuild" in out,
+              f"start on an interrupted rebuild: status {p.returncode}, output {out!r}")
+        os.remove(os.path.join(data_c, "REBUILDING"))
+        cl.start(C)
+        check(value_at(cl, C, "kv/later-r1-0") == ["l0"], f"{C} lost its state over a restart")
+        log("an interrupted rebuild is refused; the rebuilt region restarts from its own directory")
+
 
 run(main)
