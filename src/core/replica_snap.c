@@ -460,7 +460,12 @@ bool rp_snap_recv(struct cw_replica *r, struct cw_now now, const struct cw_msg *
         observe_own(r, now, m);
         if (m->type == CW_MSG_HEARTBEAT && (m->flags & CW_MSGF_REBUILD_ACK))
             r->rb.acked |= 1u << p;
-        else if (m->type == CW_MSG_SNAP_CHUNK)
+        if (m->type == CW_MSG_HEARTBEAT && (m->flags & CW_MSGF_REBUILDING)) {
+            /* Two regions rebuilding at once: this one collects nothing yet, so
+             * it can answer at once (else each would wait for the other). */
+            rp_send_heartbeat(r, p, r->hlc.last);
+            r->ready.msgs[r->ready.n_msgs - 1].flags |= CW_MSGF_REBUILD_ACK;
+        } else if (m->type == CW_MSG_SNAP_CHUNK)
             recv_chunk(r, now, m);
         return true;
     }

@@ -431,6 +431,36 @@ static void test_rebuild_holds_collection(void **state)
     h_free(h);
 }
 
+/* Two regions lose their disks at once and rebuild from the third. */
+static void test_two_rebuilds_at_once(void **state)
+{
+    (void)state;
+    struct harness *h = h_new();
+    load(h, "t", 6);
+    settle(h, 5);
+    wipe_and_rebuild(h, A);
+    cw_node_destroy(&h->n[B]);
+    clear_links(h, B);
+    struct cw_node_config cb = h->cfg[B];
+    cb.replica.rebuild = true;
+    cb.replica.rebuild_from = A;
+    h->n[B] = cw_node_create(&cb);
+    assert_non_null(h->n[B]);
+    int rounds = 0;
+    while ((cw_replica_rebuilding(rep(h, B)) || cw_replica_rebuilding(rep(h, C))) && rounds++ < 500)
+        settle(h, 1);
+    assert_false(cw_replica_rebuilding(rep(h, B)));
+    assert_false(cw_replica_rebuilding(rep(h, C)));
+    assert_int_equal(put(h, B, "posts", "after-b", "1", false), CW_OK);
+    assert_int_equal(put(h, C, "posts", "after-c", "1", false), CW_OK);
+    settle(h, 10);
+    assert_same_keys(h, A, B, NULL);
+    assert_same_keys(h, A, C, NULL);
+    for (unsigned i = 0; i < NR; i++)
+        assert_int_equal(cw_replica_outbox_len(rep(h, i)), 0);
+    h_free(h);
+}
+
 static void test_rebuild_config_checked(void **state)
 {
     (void)state;
@@ -469,6 +499,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rebuild_copies_and_joins),
         cmocka_unit_test(test_rebuild_holds_collection),
+        cmocka_unit_test(test_two_rebuilds_at_once),
         cmocka_unit_test(test_rebuild_config_checked),
         cmocka_unit_test(test_unsolicited_chunk_refused),
     };
