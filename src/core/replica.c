@@ -351,6 +351,7 @@ void cw_replica_destroy(struct cw_replica **rp)
     for (unsigned o = 0; o < CW_REGIONS_MAX; o++)
         rp_recq_free(&r->in[o].q);
     rp_recq_free(&r->outbox);
+    rp_snap_free(r);
     cw_keymap_free(&r->keys);
     free(r->tomb_keys.v);
     struct waiting *wv = r->waiting.v;

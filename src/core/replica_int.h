@@ -85,6 +85,13 @@ struct rebuild {
     uint64_t own_clock; /* highest clock peers saw for this region */
 };
 
+/* Donor side: its key names sorted at a transfer's first request. */
+struct snap_cursor {
+    bool valid;
+    uint8_t **keys; /* each: uint32 length, then the key bytes */
+    size_t n;
+};
+
 struct cw_replica {
     struct cw_replica_config cfg;
     struct cw_bucket_policy *buckets;
@@ -115,6 +122,7 @@ struct cw_replica {
     struct cw_vclock adv_applied, adv_chain;
     uint64_t adv_clock;
     struct rebuild rb;
+    struct snap_cursor snap_cur[CW_REGIONS_MAX]; /* per rebuilding peer */
     struct cw_ready ready;
     size_t cap_persist, cap_msgs, cap_replies;
     struct cw_replica_stats stats;
@@ -181,6 +189,7 @@ int rp_outbox_body(struct cw_replica *r, const struct cw_record *stub, struct cw
 void rp_remove_key(struct cw_replica *r, struct cw_keyentry *e);
 /* State transfer (replica_snap.c). */
 void rp_snap_advanced(struct cw_replica *r);
+void rp_snap_free(struct cw_replica *r);
 void rp_snap_tick(struct cw_replica *r, struct cw_now now);
 /* Messages a rebuilding region or a donor handles before the stream: true when
  * m was consumed. */

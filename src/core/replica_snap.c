@@ -39,8 +39,10 @@
  * Donor side: with a reader (the daemon) keys are iterated from the store in
  * byte order (reader.next_key) and a key's in-memory state, newer than the
  * store's, replaces it; keys only in memory are new this round, so after the
- * snapshot, and the stream delivers them. Without a reader (tests, simulator)
- * every key is in memory and a chunk is the next keys of a sorted scan.
+ * snapshot, and the stream delivers them. Without a reader (the daemon, tests,
+ * the simulator) every key is in memory: at a transfer's first request the
+ * donor sorts a copy of its key names once (freed after the last chunk), and
+ * each chunk walks on from `after` with the keys' current states.
  */
 #include "core/replica_int.h"
 
@@ -113,38 +115,89 @@ static bool chunk_add(struct cw_msg *c, uint32_t cap, const uint8_t *key, uint32
     return true;
 }
 
-static int entry_cmp(const void *a, const void *b)
+/* The donor's sorted copy of its key names, per rebuilding peer. */
+static void cursor_free(struct snap_cursor *cur)
 {
-    const struct cw_keyentry *x = *(const struct cw_keyentry *const *)a;
-    const struct cw_keyentry *y = *(const struct cw_keyentry *const *)b;
-    return key_cmp(x->key, x->key_len, y->key, y->key_len);
+    for (size_t i = 0; i < cur->n; i++)
+        free(cur->keys[i]);
+    free(cur->keys);
+    memset(cur, 0, sizeof(*cur));
+}
+
+void rp_snap_free(struct cw_replica *r)
+{
+    for (unsigned p = 0; p < CW_REGIONS_MAX; p++)
+        cursor_free(&r->snap_cur[p]);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
+    uint32_t xl, yl;
+    memcpy(&xl, x, sizeof(xl));
+    memcpy(&yl, y, sizeof(yl));
+    return key_cmp(x + sizeof(xl), xl, y + sizeof(yl), yl);
+}
+
+/* Every key name in memory, sorted once per transfer (each name a uint32
+ * length then its bytes). Keys created later are after the snapshot and come
+ * with the stream; keys removed since are skipped. */
+static void cursor_build(struct cw_replica *r, struct snap_cursor *cur)
+{
+    cursor_free(cur);
+    cur->keys = malloc((r->keys.count ? r->keys.count : 1) * sizeof(*cur->keys));
+    if (cur->keys == NULL)
+        rp_oom();
+    size_t slot = 0;
+    for (struct cw_keyentry *e = cw_keymap_next(&r->keys, &slot, NULL); e != NULL;
+         e = cw_keymap_next(&r->keys, &slot, e)) {
+        uint8_t *k = malloc(sizeof(uint32_t) + e->key_len);
+        if (k == NULL)
+            rp_oom();
+        memcpy(k, &e->key_len, sizeof(uint32_t));
+        memcpy(k + sizeof(uint32_t), e->key, e->key_len);
+        cur->keys[cur->n++] = k;
+    }
+    qsort(cur->keys, cur->n, sizeof(*cur->keys), name_cmp);
+    cur->valid = true;
 }
 
 /* Without a reader: every key is in memory. */
 static bool fill_from_memory(struct cw_replica *r, const struct cw_msg *m, struct cw_msg *c,
                              uint32_t cap)
 {
-    size_t n = 0;
-    struct cw_keyentry **v = malloc((r->keys.count ? r->keys.count : 1) * sizeof(*v));
-    if (v == NULL)
-        rp_oom();
-    size_t slot = 0;
-    for (struct cw_keyentry *e = cw_keymap_next(&r->keys, &slot, NULL); e != NULL;
-         e = cw_keymap_next(&r->keys, &slot, e))
-        if (e->state.n > 0 && key_cmp(e->key, e->key_len, m->snap_after, m->snap_after_len) > 0)
-            v[n++] = e;
-    qsort(v, n, sizeof(*v), entry_cmp);
+    struct snap_cursor *cur = &r->snap_cur[m->from];
+    if ((m->flags & CW_MSGF_SNAP_FIRST) || !cur->valid)
+        cursor_build(r, cur); /* a new transfer, or this donor restarted */
+    /* The first name after snap_after. */
+    size_t lo = 0, hi = cur->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t ml;
+        memcpy(&ml, cur->keys[mid], sizeof(ml));
+        if (key_cmp(cur->keys[mid] + sizeof(ml), ml, m->snap_after, m->snap_after_len) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     uint64_t bytes = 0;
-    size_t i = 0;
-    for (; i < n && c->n_snapkeys < cap; i++) {
-        uint64_t b = state_bytes(v[i]->key_len, &v[i]->state);
+    size_t i = lo;
+    for (; i < cur->n && c->n_snapkeys < cap; i++) {
+        uint32_t kl;
+        memcpy(&kl, cur->keys[i], sizeof(kl));
+        const uint8_t *k = cur->keys[i] + sizeof(kl);
+        const struct cw_keyentry *e = cw_keymap_find(&r->keys, k, kl);
+        if (e == NULL || e->state.n == 0)
+            continue; /* removed since */
+        uint64_t b = state_bytes(kl, &e->state);
         if (c->n_snapkeys > 0 && bytes + b > r->cfg.batch_bytes_max)
             break;
         bytes += b;
-        chunk_add(c, cap, v[i]->key, v[i]->key_len, &v[i]->state);
+        chunk_add(c, cap, k, kl, &e->state);
     }
-    bool done = i == n;
-    free(v);
+    bool done = i == cur->n;
+    if (done)
+        cursor_free(cur);
     return done;
 }
 
