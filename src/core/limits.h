@@ -56,6 +56,8 @@
 #define CW_DEFAULT_WAIT_MS 5000u
 #define CW_DEFAULT_CONTEXT_AHEAD_MAX_MS 60000u
 #define CW_DEFAULT_MAX_SIBLINGS 64u
+#define CW_DEFAULT_SNAP_KEYS_MAX 512u /* key states per snapshot chunk */
+#define CW_SNAP_KEYS_HARD_MAX 4096u   /* what a receiver accepts in one chunk */
 #define CW_DEFAULT_OUTBOX_BYTES_MAX (256ull << 20)
 #define CW_DEFAULT_DEP_BUFFER_BYTES_MAX (256ull << 20)
 #define CW_DEFAULT_INFLIGHT_BYTES_MAX (64ull << 20)

@@ -138,6 +138,12 @@ void cw_node_put(struct cw_node *n, struct cw_now now, const struct cw_put_req *
 {
     CW_ASSERT(!n->in_ready);
     int err;
+    if (cw_replica_rebuilding(n->replica)) {
+        own_reply(n, CW_REPLY_PUT, req->req_id, CW_EUNAVAILABLE,
+                  "rebuilding: copying state from a peer region (%s)",
+                  cw_replica_rebuild_phase(n->replica));
+        return;
+    }
     if (route(n, req->bucket, &err) == NULL) {
         route_error(n, CW_REPLY_PUT, req->req_id, req->bucket, err);
         return;
@@ -149,6 +155,12 @@ void cw_node_get(struct cw_node *n, struct cw_now now, const struct cw_get_req *
 {
     CW_ASSERT(!n->in_ready);
     int err;
+    if (cw_replica_rebuilding(n->replica)) {
+        own_reply(n, CW_REPLY_GET, req->req_id, CW_EUNAVAILABLE,
+                  "rebuilding: copying state from a peer region (%s)",
+                  cw_replica_rebuild_phase(n->replica));
+        return;
+    }
     if (route(n, req->bucket, &err) == NULL) {
         route_error(n, CW_REPLY_GET, req->req_id, req->bucket, err);
         return;

@@ -32,6 +32,13 @@ struct cw_reader {
     int (*key)(void *ctx, const uint8_t *key, uint32_t key_len, struct cw_keystate *out);
     /* The outbox record stamped ts: CW_OK, CW_ENOTFOUND, or an error. */
     int (*outbox)(void *ctx, uint64_t ts, struct cw_record *out);
+    /* Optional (state transfer, donor side): the first persisted key strictly
+     * after `after` in byte order (memcmp, a shorter prefix first), with its
+     * state: CW_OK with key (CW_FULL_KEY_MAX bytes of room), *key_len and *out
+     * filled, CW_ENOTFOUND past the last key, or an error. Without it a donor
+     * with a reader cannot serve a snapshot (its keys are not all in memory). */
+    int (*next_key)(void *ctx, const uint8_t *after, uint32_t after_len, uint8_t *key,
+                    uint32_t *key_len, struct cw_keystate *out);
     void *ctx; /* the driver's, borrowed for the replica's lifetime */
 };
 

@@ -43,6 +43,25 @@ void cw_msg_free(struct cw_msg *m)
     free(m->records);
     m->records = NULL;
     m->n_records = 0;
+    for (uint32_t i = 0; i < m->n_snapkeys; i++) {
+        free(m->snapkeys[i].key);
+        cw_keystate_free(&m->snapkeys[i].state);
+    }
+    free(m->snapkeys);
+    m->snapkeys = NULL;
+    m->n_snapkeys = 0;
+    free(m->snap_after);
+    free(m->snap_next);
+    m->snap_after = m->snap_next = NULL;
+    m->snap_after_len = m->snap_next_len = 0;
+}
+
+static uint8_t *dup_bytes(const uint8_t *b, uint32_t n)
+{
+    uint8_t *d = malloc(n ? n : 1);
+    if (d != NULL && n)
+        memcpy(d, b, n);
+    return d;
 }
 
 int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src)
@@ -50,6 +69,33 @@ int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src)
     *dst = *src;
     dst->records = NULL;
     dst->n_records = 0;
+    dst->snapkeys = NULL;
+    dst->n_snapkeys = 0;
+    dst->snap_after = dst->snap_next = NULL;
+    if (src->snap_after != NULL) {
+        dst->snap_after = dup_bytes(src->snap_after, src->snap_after_len);
+        if (dst->snap_after == NULL)
+            goto oom;
+    }
+    if (src->snap_next != NULL) {
+        dst->snap_next = dup_bytes(src->snap_next, src->snap_next_len);
+        if (dst->snap_next == NULL)
+            goto oom;
+    }
+    if (src->n_snapkeys) {
+        dst->snapkeys = calloc(src->n_snapkeys, sizeof(*dst->snapkeys));
+        if (dst->snapkeys == NULL)
+            goto oom;
+        for (uint32_t i = 0; i < src->n_snapkeys; i++) {
+            struct cw_snapkey *k = &dst->snapkeys[i];
+            cw_keystate_init(&k->state);
+            dst->n_snapkeys++;
+            k->key_len = src->snapkeys[i].key_len;
+            k->key = dup_bytes(src->snapkeys[i].key, k->key_len);
+            if (k->key == NULL || cw_keystate_copy(&k->state, &src->snapkeys[i].state) != CW_OK)
+                goto oom;
+        }
+    }
     if (src->n_records == 0)
         return CW_OK;
     dst->records = calloc(src->n_records, sizeof(*dst->records));
@@ -63,6 +109,9 @@ int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src)
         dst->n_records++;
     }
     return CW_OK;
+oom:
+    cw_msg_free(dst);
+    return CW_ENOMEM;
 }
 
 static bool bucket_char(uint8_t c)

@@ -38,6 +38,26 @@ enum cw_msg_type {
     CW_MSG_RECORDS = 1,   /* a batch of the sender's own records, in chain order */
     CW_MSG_HEARTBEAT = 2, /* clock, end of stream and acknowledgements */
     CW_MSG_NACK = 3,      /* please resend your records after resend_after */
+    /* State transfer (rebuilding a region whose disk was lost, see
+     * docs/operations.md): a rebuilding region asks a donor for its key states
+     * with keys after snap_after (byte order); the donor answers with a chunk. */
+    CW_MSG_SNAP_REQUEST = 4,
+    CW_MSG_SNAP_CHUNK = 5,
+};
+
+/* cw_msg.flags */
+#define CW_MSGF_REBUILDING 1u   /* HEARTBEAT: the sender is rebuilding; its acks restart */
+#define CW_MSGF_REBUILD_ACK 2u  /* HEARTBEAT: answer to a REBUILDING heartbeat, sent after
+                                 * the sender took the rebuilding region's acks as they are */
+#define CW_MSGF_SNAP_FIRST 4u   /* SNAP_*: the transfer's first chunk (carries the snapshot) */
+#define CW_MSGF_SNAP_DONE 8u    /* SNAP_CHUNK: nothing after this chunk */
+#define CW_MSGF_ALL 15u
+
+/* One key of a snapshot chunk. */
+struct cw_snapkey {
+    uint32_t key_len;
+    uint8_t *key; /* "bucket/key", owned */
+    struct cw_keystate state;
 };
 
 struct cw_msg {
@@ -59,11 +79,30 @@ struct cw_msg {
     /* RECORDS */
     uint32_t n_records;
     struct cw_record *records; /* owned */
+    /* CW_MSGF_* */
+    uint32_t flags;
+    /* HEARTBEAT: the sender can resend its records after stream_base (its
+     * outbox's first prev_ts, or its stream end); a receiver holding less lost
+     * them with the sender's disk (a rebuilt region) and skips to it. */
+    uint64_t stream_base;
+    /* SNAP_REQUEST: keys after snap_after. SNAP_CHUNK: snap_after echoed, the
+     * chunk's keys (all > snap_after, ascending), and snap_next, the key to ask
+     * after next (the last key of the chunk). Keys are owned. */
+    uint32_t snap_after_len, snap_next_len;
+    uint8_t *snap_after, *snap_next;
+    uint32_t n_snapkeys;
+    struct cw_snapkey *snapkeys;
+    /* SNAP_CHUNK with CW_MSGF_SNAP_FIRST: the donor's state the copied key states
+     * contain at least: applied vector, chain positions (its own entry: its
+     * stream end) and clock. */
+    struct cw_vclock snap_applied, snap_chain;
+    uint64_t snap_clock;
 };
 
 void cw_record_free(struct cw_record *r);
 /* Deep copy into dst (overwritten, not freed). On failure dst owns nothing. */
 int cw_record_copy(struct cw_record *dst, const struct cw_record *src);
+/* Frees what m owns: records, snapshot keys and states. */
 void cw_msg_free(struct cw_msg *m);
 /* Deep copy (for transports that duplicate, and the simulator). */
 int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src);

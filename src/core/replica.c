@@ -217,6 +217,10 @@ void rp_send_heartbeat(struct cw_replica *r, unsigned p, uint64_t clock)
     m->clock = clock;
     m->stream_end = r->stream_end;
     m->stream_sent = r->out[p].known ? r->out[p].sent_upto : 0;
+    /* Where this region can still resend from: every peer applied what came
+     * before (the outbox keeps what some peer has not). A peer holding less lost
+     * it with this region's disk (a rebuilt region, replica_snap.c) and skips. */
+    m->stream_base = r->outbox.n ? rp_recq_at(&r->outbox, 0)->prev_ts : r->stream_end;
     r->meta_dirty = true;
 }
 
@@ -283,6 +287,8 @@ void cw_replica_config_defaults(struct cw_replica_config *cfg)
         cfg->key_cache_bytes_max = CW_DEFAULT_KEY_CACHE_BYTES_MAX;
     if (!cfg->outbox_cache_bytes_max)
         cfg->outbox_cache_bytes_max = CW_DEFAULT_OUTBOX_CACHE_BYTES_MAX;
+    if (!cfg->snap_keys_max || cfg->snap_keys_max > CW_SNAP_KEYS_HARD_MAX)
+        cfg->snap_keys_max = CW_DEFAULT_SNAP_KEYS_MAX;
     if (!cfg->context_ahead_max_us)
         cfg->context_ahead_max_us = CW_DEFAULT_CONTEXT_AHEAD_MAX_MS * 1000ull;
 }
@@ -290,6 +296,8 @@ void cw_replica_config_defaults(struct cw_replica_config *cfg)
 struct cw_replica *cw_replica_create(const struct cw_replica_config *cfg)
 {
     if (cfg->n_regions == 0 || cfg->n_regions > CW_REGIONS_MAX || cfg->region >= cfg->n_regions)
+        return NULL;
+    if (cfg->rebuild && (cfg->rebuild_from >= cfg->n_regions || cfg->rebuild_from == cfg->region))
         return NULL;
     struct cw_replica *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -307,6 +315,7 @@ struct cw_replica *cw_replica_create(const struct cw_replica_config *cfg)
     r->cfg.buckets = r->buckets;
     cw_hlc_init(&r->hlc, 0);
     cw_keymap_init(&r->keys);
+    r->rb.phase = cfg->rebuild ? RB_ANNOUNCE : RB_DONE;
     return r;
 }
 
@@ -342,6 +351,7 @@ void cw_replica_destroy(struct cw_replica **rp)
     for (unsigned o = 0; o < CW_REGIONS_MAX; o++)
         rp_recq_free(&r->in[o].q);
     rp_recq_free(&r->outbox);
+    rp_snap_free(r);
     cw_keymap_free(&r->keys);
     free(r->tomb_keys.v);
     struct waiting *wv = r->waiting.v;
@@ -370,6 +380,7 @@ int cw_replica_restore_meta(struct cw_replica *r, const uint8_t *data, uint32_t 
     r->stream_end = m.stream_end;
     cw_hlc_observe(&r->hlc, m.hlc);
     cw_hlc_observe(&r->hlc, m.stream_end);
+    rp_snap_advanced(r);
     return CW_OK;
 }
 
@@ -602,6 +613,7 @@ int cw_replica_restore_key(struct cw_replica *r, const uint8_t *key, uint32_t ke
      * collector walks them); the rest is read back when needed. */
     if (has_reader(r) && !(e->flags & KE_HAS_TOMB))
         rp_remove_key(r, e);
+    rp_snap_advanced(r);
     return CW_OK;
 }
 
@@ -630,6 +642,7 @@ int cw_replica_restore_outbox(struct cw_replica *r, const uint8_t *data, uint32_
     cw_hlc_observe(&r->hlc, rec.version.dot.ts);
     if (rec.version.dot.ts > r->stream_end)
         r->stream_end = rec.version.dot.ts;
+    rp_snap_advanced(r);
     return CW_OK;
 }
 
@@ -693,7 +706,8 @@ void cw_replica_advance(struct cw_replica *r)
      * that is safe (acks only ever understate). */
     ready_clear(r);
     r->in_ready = false;
-    rp_cache_trim(r); /* everything is persisted now */
+    rp_snap_advanced(r); /* what a donor's snapshot names: persisted state */
+    rp_cache_trim(r);    /* everything is persisted now */
 }
 
 /* ---------------------------------------------------------- observation */

@@ -93,6 +93,15 @@ struct cw_replica_config {
      * physical time is refused (CW_ECONTEXT), and so are peer stamps that far
      * ahead: they would drag the HLC into the future. */
     uint64_t context_ahead_max_us;
+    /* Rebuilding a region whose disk was lost (docs/operations.md): start with
+     * an empty store and copy a consistent state from region rebuild_from, then
+     * join the streams. Until then client requests are refused (the node answers
+     * CW_EUNAVAILABLE) and the stream is not applied. */
+    bool rebuild;
+    unsigned rebuild_from;
+    /* Donor side: key states per snapshot chunk (0: CW_DEFAULT_SNAP_KEYS_MAX);
+     * a chunk is also cut at batch_bytes_max of keys and values (at least one). */
+    uint32_t snap_keys_max;
     /* Testing only: treat every bucket as eventual (no dependency checks), so the
      * simulator can prove its checker catches what causality prevents. */
     bool force_eventual;
@@ -182,6 +191,9 @@ struct cw_replica_stats {
     uint64_t keys_loaded, keys_evicted; /* key cache traffic (with a reader) */
     uint64_t bodies_loaded, bodies_evicted; /* outbox bodies read back / dropped */
     uint64_t store_read_errors;             /* reader calls that failed */
+    uint64_t snap_chunks_served, snap_keys_served; /* donor side of state transfers */
+    uint64_t snap_keys_copied;                     /* rebuilding side */
+    uint64_t stream_skips; /* a rebuilt peer's lost records skipped (stream_base) */
     uint64_t errors;
 };
 
@@ -236,6 +248,12 @@ void cw_replica_advance(struct cw_replica *r);
  * simulator, after every event.
  */
 bool cw_replica_check_invariants(struct cw_replica *r, char *why, size_t why_len);
+
+/* Rebuilding (cfg.rebuild): true until the state transfer is complete. The
+ * phase for the progress line: "announcing" (waiting for every peer to answer),
+ * "copying", or "" when done. */
+bool cw_replica_rebuilding(const struct cw_replica *r);
+const char *cw_replica_rebuild_phase(const struct cw_replica *r);
 
 /* Observation (status, tests, the simulator's checker). */
 const struct cw_vclock *cw_replica_applied(const struct cw_replica *r);

@@ -85,6 +85,10 @@ void rp_collect_tombstones(struct cw_replica *r)
 void cw_replica_tick(struct cw_replica *r, struct cw_now now)
 {
     RP_INPUT(r);
+    if (r->rb.phase != RB_DONE) {
+        rp_snap_tick(r, now); /* rebuilding: nothing else runs yet */
+        return;
+    }
     /* A head blocked on this region's own entry is released by the clock moving,
      * which no message announces. */
     if (r->buffered)

@@ -68,6 +68,30 @@ struct vec {
     size_t n, cap;
 };
 
+/* The rebuilding side of a state transfer (replica_snap.c). */
+enum rebuild_phase { RB_DONE = 0, RB_ANNOUNCE = 1, RB_COPY = 2 };
+
+struct rebuild {
+    enum rebuild_phase phase;
+    uint32_t acked;  /* bit p: peer p answered a REBUILDING heartbeat */
+    bool started;    /* the first chunk (with the snapshot) arrived */
+    uint64_t req_at_us; /* when the outstanding request was sent (0: none) */
+    uint64_t announce_at_us;
+    uint32_t next_len;  /* ask for keys after next */
+    uint8_t next[CW_FULL_KEY_MAX];
+    struct cw_vclock applied, chain; /* the donor's snapshot */
+    uint64_t clock;
+    uint64_t own_floor; /* highest stamp of this region's old stream peers hold */
+    uint64_t own_clock; /* highest clock peers saw for this region */
+};
+
+/* Donor side: its key names sorted at a transfer's first request. */
+struct snap_cursor {
+    bool valid;
+    uint8_t **keys; /* each: uint32 length, then the key bytes */
+    size_t n;
+};
+
 struct cw_replica {
     struct cw_replica_config cfg;
     struct cw_bucket_policy *buckets;
@@ -92,6 +116,13 @@ struct cw_replica {
     uint64_t body_bytes;              /* key and value bytes of outbox bodies in memory */
     size_t clock_hand;                /* key map slot where the next eviction sweep starts */
     size_t body_hand;                 /* outbox index below which bodies may be dropped */
+    /* The state at the last advance (everything persisted): what a donor's
+     * snapshot names, so every key state it copies contains at least it. */
+    bool adv_valid;
+    struct cw_vclock adv_applied, adv_chain;
+    uint64_t adv_clock;
+    struct rebuild rb;
+    struct snap_cursor snap_cur[CW_REGIONS_MAX]; /* per rebuilding peer */
     struct cw_ready ready;
     size_t cap_persist, cap_msgs, cap_replies;
     struct cw_replica_stats stats;
@@ -156,6 +187,13 @@ int rp_outbox_body(struct cw_replica *r, const struct cw_record *stub, struct cw
 /* Removes a key from the map, and from the tombstone list when it is there:
  * never free an entry the list still points to. */
 void rp_remove_key(struct cw_replica *r, struct cw_keyentry *e);
+/* State transfer (replica_snap.c). */
+void rp_snap_advanced(struct cw_replica *r);
+void rp_snap_free(struct cw_replica *r);
+void rp_snap_tick(struct cw_replica *r, struct cw_now now);
+/* Messages a rebuilding region or a donor handles before the stream: true when
+ * m was consumed. */
+bool rp_snap_recv(struct cw_replica *r, struct cw_now now, const struct cw_msg *m);
 /* Every input starts with this: the ready/advance contract. */
 #define RP_INPUT(r) CW_ASSERT(!(r)->in_ready)
 

@@ -195,6 +195,20 @@ static void recv_heartbeat(struct cw_replica *r, struct cw_now now, const struct
         return;
     }
     cw_hlc_observe(&r->hlc, m->clock);
+    /* o cannot resend its records up to stream_base: every region that kept its
+     * disk applied them, so lacking some means o was rebuilt (replica_snap.c)
+     * and they were lost with its disk; skip to it rather than ask for them
+     * forever. Only once nothing of o waits here. */
+    if (m->stream_base > in->received && m->stream_base <= m->stream_end && in->q.n == 0 &&
+        rp_stamp_plausible(r, now, m->stream_base)) {
+        in->received = in->chain = m->stream_base;
+        if (r->applied.ts[o] < m->stream_base)
+            r->applied.ts[o] = m->stream_base;
+        in->nack_at_us = 0;
+        r->meta_dirty = true;
+        r->stats.stream_skips++;
+        rp_drain(r, now);
+    }
     if (m->stream_sent > in->received) {
         r->stats.remote_gaps++;
         send_nack(r, o, now);
@@ -295,6 +309,8 @@ void cw_replica_recv(struct cw_replica *r, struct cw_now now, const struct cw_ms
         r->stats.errors++;
         return;
     }
+    if (rp_snap_recv(r, now, m))
+        return; /* state transfer, or this region is rebuilding */
     struct peer_out *po = &r->out[p];
     cw_vc_join(&po->applied, &m->applied);
     po->received = m->received;

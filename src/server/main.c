@@ -28,6 +28,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: causewayd --config FILE --region NAME [--log-level LEVEL] [--check]\n"
+            "                 [--rebuild-from REGION]\n"
             "\n"
             "Runs one causeway region: it accepts client writes and applies them at once,\n"
             "replicates them to the other regions in FILE with their causal dependencies,\n"
@@ -37,6 +38,9 @@ static void usage(FILE *f)
             "  --region NAME      which [region NAME] of FILE this process is\n"
             "  --log-level LEVEL  debug, info, warn or error (default: the config's log_level)\n"
             "  --check            validate the config and exit (0 if valid)\n"
+            "  --rebuild-from REGION\n"
+            "                     start on an empty data directory and copy REGION's state\n"
+            "                     first (a region whose disk was lost; docs/operations.md)\n"
             "  --help             this text\n"
             "\n"
             "Logs go to stderr. SIGTERM or SIGINT stops the node cleanly after committing\n"
@@ -79,7 +83,7 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL, *region_name = NULL, *level_arg = NULL;
+    const char *config_path = NULL, *region_name = NULL, *level_arg = NULL, *rebuild_arg = NULL;
     int check_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -89,10 +93,12 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--check") == 0) {
             check_only = 1;
         } else if ((strcmp(a, "--config") == 0 || strcmp(a, "--region") == 0 ||
-                    strcmp(a, "--log-level") == 0) &&
+                    strcmp(a, "--log-level") == 0 || strcmp(a, "--rebuild-from") == 0) &&
                    i + 1 < argc) {
             const char *v = argv[++i];
-            if (strcmp(a, "--config") == 0)
+            if (strcmp(a, "--rebuild-from") == 0)
+                rebuild_arg = v;
+            else if (strcmp(a, "--config") == 0)
                 config_path = v;
             else if (strcmp(a, "--region") == 0)
                 region_name = v;
@@ -140,6 +146,17 @@ int main(int argc, char **argv)
         cw_config_free(&cfg);
         return 0;
     }
+    int rebuild_from = -1;
+    if (rebuild_arg != NULL) {
+        const struct cw_region_config *donor = cw_config_region(&cfg, rebuild_arg);
+        if (donor == NULL || donor->id == region->id) {
+            fprintf(stderr, "causewayd: --rebuild-from %s: name another region of %s\n",
+                    rebuild_arg, config_path);
+            cw_config_free(&cfg);
+            return 2;
+        }
+        rebuild_from = (int)donor->id;
+    }
     int level = cw_log_level_parse(level_arg ? level_arg : cfg.log_level);
     if (level < 0) {
         fprintf(stderr, "causewayd: bad log level '%s'; use debug, info, warn or error\n",
@@ -161,7 +178,7 @@ int main(int argc, char **argv)
     raise_fd_limit();
 
     struct cw_server *server = NULL;
-    rc = cw_server_open(&cfg, region->id, &server, err, sizeof(err));
+    rc = cw_server_open_rebuild(&cfg, region->id, rebuild_from, &server, err, sizeof(err));
     if (rc != CW_OK) {
         cw_error("cannot start: %s", err);
         cw_config_free(&cfg);

@@ -12,6 +12,9 @@
 
 #include <causeway/error.h>
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -60,7 +63,64 @@ struct cw_server {
         uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
         uint64_t commit_records;
     } counters;
+    /* --rebuild-from (docs/operations.md, "Rebuilding a region"). */
+    int rebuild_from;  /* region id, or -1 */
+    bool rebuilding;   /* the marker file is in the data directory */
+    uint64_t rebuild_logged_us;
 };
+
+/* A data directory holding this file is an interrupted rebuild: incomplete. */
+#define REBUILD_MARKER "REBUILDING"
+
+static void rebuild_marker_path(const struct cw_server *s, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s", s->cfg->regions[s->region].data_dir, REBUILD_MARKER);
+}
+
+/* True when dir does not exist or holds nothing but "." and "..". */
+static bool dir_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT;
+    bool empty = true;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            empty = false;
+            break;
+        }
+    closedir(d);
+    return empty;
+}
+
+/* After a round: the end of a rebuild is committed, remove the marker; while
+ * it runs, a progress line every few seconds. */
+static void rebuild_progress(struct cw_server *s)
+{
+    if (!s->rebuilding)
+        return;
+    const struct cw_replica *r = cw_node_replica(s->node);
+    uint64_t copied = cw_replica_stats(r)->snap_keys_copied;
+    const char *donor = s->cfg->regions[s->rebuild_from].name;
+    if (!cw_replica_rebuilding(r)) {
+        char path[1200];
+        rebuild_marker_path(s, path, sizeof(path));
+        if (unlink(path) != 0 && errno != ENOENT)
+            cw_warn("cannot remove %s: %s", path, strerror(errno));
+        s->rebuilding = false;
+        cw_info("rebuild complete: %" PRIu64 " keys copied from %s; joined the streams, "
+                "serving clients",
+                copied, donor);
+        return;
+    }
+    uint64_t now = cw_net_mono_us();
+    if (now - s->rebuild_logged_us >= 5000000ull) {
+        s->rebuild_logged_us = now;
+        cw_info("rebuilding from %s: %s, %" PRIu64 " keys copied", donor,
+                cw_replica_rebuild_phase(r), copied);
+    }
+}
 
 /* ------------------------------------------------------------ pending map */
 
@@ -506,6 +566,7 @@ static int process_ready(struct cw_server *s)
     for (size_t i = 0; i < rd->n_replies; i++)
         deliver_reply(s, &rd->replies[i]);
     cw_node_advance(s->node);
+    rebuild_progress(s);
     return CW_OK;
 }
 
@@ -540,7 +601,36 @@ static uint64_t server_rand(void *ctx)
 int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_server **out, char *err,
                    size_t err_len)
 {
+    return cw_server_open_rebuild(cfg, region, -1, out, err, err_len);
+}
+
+int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int rebuild_from,
+                           struct cw_server **out, char *err, size_t err_len)
+{
     *out = NULL;
+    const char *data_dir = cfg->regions[region].data_dir;
+    char marker[1200];
+    snprintf(marker, sizeof(marker), "%s/%s", data_dir, REBUILD_MARKER);
+    if (rebuild_from >= 0) {
+        if (rebuild_from >= (int)cfg->n_regions || (unsigned)rebuild_from == region) {
+            snprintf(err, err_len, "--rebuild-from must name another region of the cluster");
+            return CW_ECONFIG;
+        }
+        if (!dir_empty(data_dir)) {
+            snprintf(err, err_len,
+                     "--rebuild-from needs an empty data directory, and %s is not empty: a "
+                     "rebuild replaces a lost disk; move the directory away first (or start "
+                     "without --rebuild-from to recover from it)",
+                     data_dir);
+            return CW_ECONFIG;
+        }
+    } else if (access(marker, F_OK) == 0) {
+        snprintf(err, err_len,
+                 "%s holds an interrupted rebuild (%s): its state is incomplete; remove the "
+                 "directory and start again with --rebuild-from REGION",
+                 data_dir, REBUILD_MARKER);
+        return CW_ECONFIG;
+    }
     struct cw_server *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         snprintf(err, err_len, "out of memory");
@@ -548,6 +638,7 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     }
     s->cfg = cfg;
     s->region = region;
+    s->rebuild_from = rebuild_from;
     s->started_mono_us = cw_net_mono_us();
     cw_wire_limits_default(&s->limits);
     /* The transport accepts any value that fits in a frame, so that the replica,
@@ -596,6 +687,10 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     struct cw_node_config ncfg_core = {0};
     cw_config_replica(cfg, region, &ncfg_core.replica);
     s->context_ahead_max_us = ncfg_core.replica.context_ahead_max_us;
+    if (rebuild_from >= 0) {
+        ncfg_core.replica.rebuild = true;
+        ncfg_core.replica.rebuild_from = (unsigned)rebuild_from;
+    }
     /* The node's randomness: a seed from the kernel, or CAUSEWAY_SEED to replay
      * a run; logged either way. */
     s->seed = pick_seed();
@@ -617,6 +712,23 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
     if (rc != CW_OK)
         goto err_after_node;
     cw_info("recovered %zu keys and %zu outbox records from %s", ls.keys, ls.outbox, dir);
+    if (rebuild_from >= 0) {
+        /* Until the rebuild is committed, a restart must not take this
+         * directory for a complete one. */
+        int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || fsync(fd) != 0) {
+            snprintf(err, err_len, "cannot create %s: %s", marker, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            rc = CW_EIO;
+            goto err_after_node;
+        }
+        close(fd);
+        s->rebuilding = true;
+        cw_info("rebuilding: copying the state of region %s; clients are refused until it "
+                "is done",
+                cfg->regions[rebuild_from].name);
+    }
 
     struct cw_net_config ncfg;
     memset(&ncfg, 0, sizeof(ncfg));

@@ -28,6 +28,12 @@ struct cw_server;
  */
 int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_server **out, char *err,
                    size_t err_len);
+/* The same, rebuilding a region whose disk was lost (docs/operations.md): with
+ * rebuild_from >= 0 the data directory must be empty (else CW_ECONFIG); the node
+ * copies region rebuild_from's state before it serves clients. A directory left
+ * by an interrupted rebuild (its marker file) is refused by either call. */
+int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int rebuild_from,
+                           struct cw_server **out, char *err, size_t err_len);
 
 /* Runs until *stop becomes nonzero (set it from a signal handler). Returns CW_OK
  * after a clean stop, or the error that forced the node down (e.g. the store

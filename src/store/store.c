@@ -1510,8 +1510,68 @@ static int reader_outbox(void *ctx, uint64_t ts, struct cw_record *out)
     return CW_OK;
 }
 
+/* The first key after `after` in byte order (a donor's snapshot walks the
+ * store with it): a cursor positioned with DB_SET_RANGE, stepped past an exact
+ * match. Berkeley DB's default B-tree order is byte order (shorter first on a
+ * common prefix), the order the core's snapshot uses. */
+static int reader_next_key(void *ctx, const uint8_t *after, uint32_t after_len, uint8_t *key,
+                           uint32_t *key_len, struct cw_keystate *out)
+{
+    struct cw_store *s = ctx;
+    DBC *cur = NULL;
+    bdb_reset(s);
+    int ret = s->keys->cursor(s->keys, NULL, &cur, 0);
+    if (ret != 0) {
+        char why[400];
+        set_err(s->errmsg, sizeof(s->errmsg), "cannot open a cursor on %s in %s: %s",
+                STORE_KEYS_FILE, s->dir, bdb_reason(s, ret, why, sizeof(why)));
+        return CW_ESTORE;
+    }
+    uint8_t start[CW_FULL_KEY_MAX + 1];
+    uint32_t start_len = after_len <= CW_FULL_KEY_MAX ? after_len : CW_FULL_KEY_MAX;
+    if (start_len)
+        memcpy(start, after, start_len);
+    DBT k = {.data = start, .size = start_len, .ulen = sizeof(start), .flags = DB_DBT_USERMEM};
+    DBT d = {.flags = DB_DBT_MALLOC};
+    ret = start_len ? cur->get(cur, &k, &d, DB_SET_RANGE) : cur->get(cur, &k, &d, DB_FIRST);
+    if (ret == 0 && start_len && k.size == after_len && memcmp(k.data, after, after_len) == 0) {
+        free(d.data);
+        d.data = NULL;
+        ret = cur->get(cur, &k, &d, DB_NEXT);
+    }
+    int rc = CW_OK;
+    if (ret == DB_NOTFOUND) {
+        rc = CW_ENOTFOUND;
+    } else if (ret != 0) {
+        char why[400];
+        set_err(s->errmsg, sizeof(s->errmsg), "walking %s in %s failed: %s", STORE_KEYS_FILE,
+                s->dir, bdb_reason(s, ret, why, sizeof(why)));
+        rc = CW_ESTORE;
+    } else {
+        const uint8_t *blob = NULL;
+        uint32_t n = 0, stored, computed;
+        if (k.size > CW_FULL_KEY_MAX || !unframe(&k, &d, &blob, &n, &stored, &computed)) {
+            set_err(s->errmsg, sizeof(s->errmsg),
+                    "%s/%s: a record fails its checksum; restore the data directory from a "
+                    "backup or rebuild the region",
+                    s->dir, STORE_KEYS_FILE);
+            rc = CW_ECORRUPT;
+        } else if (cw_decode_keystate(out, blob, n, CW_VALUE_HARD_MAX) != CW_OK) {
+            cw_keystate_free(out);
+            rc = CW_ECORRUPT;
+        } else {
+            memcpy(key, k.data, k.size);
+            *key_len = k.size;
+        }
+    }
+    free(d.data);
+    cur->close(cur);
+    return rc;
+}
+
 struct cw_reader cw_store_reader(struct cw_store *s)
 {
-    struct cw_reader r = {.key = reader_key, .outbox = reader_outbox, .ctx = s};
+    struct cw_reader r = {
+        .key = reader_key, .outbox = reader_outbox, .next_key = reader_next_key, .ctx = s};
     return r;
 }

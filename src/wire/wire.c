@@ -548,6 +548,12 @@ static int peer_type_to_pb(enum cw_msg_type t, Causeway__PeerType *out)
     case CW_MSG_NACK:
         *out = CAUSEWAY__PEER_TYPE__PEER_NACK;
         return CW_OK;
+    case CW_MSG_SNAP_REQUEST:
+        *out = CAUSEWAY__PEER_TYPE__PEER_SNAPSHOT_REQUEST;
+        return CW_OK;
+    case CW_MSG_SNAP_CHUNK:
+        *out = CAUSEWAY__PEER_TYPE__PEER_SNAPSHOT_CHUNK;
+        return CW_OK;
     }
     return CW_EINVAL;
 }
@@ -641,9 +647,56 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
     pf.stream_end = m->stream_end;
     pf.stream_sent = m->stream_sent;
     pf.resend_after = m->resend_after;
+    pf.flags = m->flags;
+    pf.stream_base = m->stream_base;
 
     uint8_t *batch = NULL;
     int rc;
+    /* State transfer: keys and their states (the store's encoding). */
+    Causeway__SnapshotKey *sk = NULL, **skp = NULL;
+    if (m->n_snapkeys > CW_SNAP_KEYS_HARD_MAX || m->snap_after_len > CW_WIRE_FULL_KEY_MAX ||
+        m->snap_next_len > CW_WIRE_FULL_KEY_MAX || (m->n_snapkeys && m->snapkeys == NULL) ||
+        (m->snap_after_len && m->snap_after == NULL) || (m->snap_next_len && m->snap_next == NULL))
+        return CW_EINVAL;
+    if (m->type == CW_MSG_SNAP_REQUEST || m->type == CW_MSG_SNAP_CHUNK) {
+        pf.snap_after.len = m->snap_after_len;
+        pf.snap_after.data = m->snap_after_len ? m->snap_after : NULL;
+        pf.snap_next.len = m->snap_next_len;
+        pf.snap_next.data = m->snap_next_len ? m->snap_next : NULL;
+        vc_to_pb(&m->snap_applied, &pf.n_snap_applied, &pf.snap_applied);
+        vc_to_pb(&m->snap_chain, &pf.n_snap_chain, &pf.snap_chain);
+        pf.snap_clock = m->snap_clock;
+    } else if (m->n_snapkeys || m->snap_after_len || m->snap_next_len) {
+        return CW_EINVAL;
+    }
+    if (m->n_snapkeys) {
+        sk = calloc(m->n_snapkeys, sizeof(*sk));
+        skp = calloc(m->n_snapkeys, sizeof(*skp));
+        if (sk == NULL || skp == NULL) {
+            rc = CW_ENOMEM;
+            goto err_after_snap;
+        }
+        for (uint32_t i = 0; i < m->n_snapkeys; i++) {
+            const struct cw_snapkey *k = &m->snapkeys[i];
+            causeway__snapshot_key__init(&sk[i]);
+            skp[i] = &sk[i];
+            if (k->key_len > CW_WIRE_FULL_KEY_MAX || (k->key_len && k->key == NULL)) {
+                rc = CW_EINVAL;
+                goto err_after_snap;
+            }
+            sk[i].key.len = k->key_len;
+            sk[i].key.data = k->key_len ? k->key : NULL;
+            uint8_t *st;
+            uint32_t st_len;
+            rc = cw_encode_keystate(&k->state, &st, &st_len);
+            if (rc != CW_OK)
+                goto err_after_snap;
+            sk[i].state.len = st_len;
+            sk[i].state.data = st;
+        }
+        pf.n_snap_keys = m->n_snapkeys;
+        pf.snap_keys = skp;
+    }
     if (m->type == CW_MSG_RECORDS) {
         /* The envelope without its batch, plus the largest n_records field and
          * the batch field's tag and length. */
@@ -652,7 +705,7 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
         size_t batch_len;
         rc = encode_batch(m, first, envelope_max, next, &batch, &batch_len);
         if (rc != CW_OK)
-            return rc;
+            goto err_after_snap;
         pf.n_records = *next - first;
         pf.batch.len = batch_len;
         pf.batch.data = batch;
@@ -672,11 +725,19 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
     free(batch);
     *out = buf;
     *len = packed;
-    return CW_OK;
+    rc = CW_OK;
+    goto out_snap;
 
 err_after_batch:
     free(batch);
     *next = 0;
+out_snap:
+err_after_snap:
+    if (sk != NULL)
+        for (uint32_t i = 0; i < m->n_snapkeys; i++)
+            free(sk[i].state.data);
+    free(sk);
+    free(skp);
     return rc;
 }
 
@@ -755,6 +816,12 @@ static int peer_from_pb(const Causeway__PeerFrame *pf, const struct cw_wire_limi
     case CAUSEWAY__PEER_TYPE__PEER_NACK:
         out->type = CW_MSG_NACK;
         break;
+    case CAUSEWAY__PEER_TYPE__PEER_SNAPSHOT_REQUEST:
+        out->type = CW_MSG_SNAP_REQUEST;
+        break;
+    case CAUSEWAY__PEER_TYPE__PEER_SNAPSHOT_CHUNK:
+        out->type = CW_MSG_SNAP_CHUNK;
+        break;
     default:
         return CW_EDECODE;
     }
@@ -771,6 +838,62 @@ static int peer_from_pb(const Causeway__PeerFrame *pf, const struct cw_wire_limi
     out->stream_end = pf->stream_end;
     out->stream_sent = pf->stream_sent;
     out->resend_after = pf->resend_after;
+    if (pf->flags & ~(uint32_t)CW_MSGF_ALL)
+        return CW_EDECODE;
+    out->flags = pf->flags;
+    out->stream_base = pf->stream_base;
+    bool snap = out->type == CW_MSG_SNAP_REQUEST || out->type == CW_MSG_SNAP_CHUNK;
+    if (!snap && (pf->n_snap_keys || pf->snap_after.len || pf->snap_next.len ||
+                  pf->n_snap_applied || pf->n_snap_chain || pf->snap_clock))
+        return CW_EDECODE;
+    if (snap) {
+        if (pf->n_records != 0 || pf->batch.len != 0 ||
+            (out->type == CW_MSG_SNAP_REQUEST && pf->n_snap_keys))
+            return CW_EDECODE;
+        if (pf->snap_after.len > CW_WIRE_FULL_KEY_MAX || pf->snap_next.len > CW_WIRE_FULL_KEY_MAX ||
+            pf->n_snap_keys > CW_SNAP_KEYS_HARD_MAX)
+            return CW_ETOOBIG;
+        rc = vc_from_pb(&out->snap_applied, pf->n_snap_applied, pf->snap_applied);
+        if (rc == CW_OK)
+            rc = vc_from_pb(&out->snap_chain, pf->n_snap_chain, pf->snap_chain);
+        if (rc != CW_OK)
+            return rc;
+        out->snap_clock = pf->snap_clock;
+        /* Never NULL, even empty, so the core never hands memcpy a NULL. */
+        out->snap_after = malloc(pf->snap_after.len ? pf->snap_after.len : 1);
+        out->snap_next = malloc(pf->snap_next.len ? pf->snap_next.len : 1);
+        if (out->snap_after == NULL || out->snap_next == NULL)
+            return CW_ENOMEM;
+        if (pf->snap_after.len)
+            memcpy(out->snap_after, pf->snap_after.data, pf->snap_after.len);
+        if (pf->snap_next.len)
+            memcpy(out->snap_next, pf->snap_next.data, pf->snap_next.len);
+        out->snap_after_len = (uint32_t)pf->snap_after.len;
+        out->snap_next_len = (uint32_t)pf->snap_next.len;
+        if (pf->n_snap_keys) {
+            out->snapkeys = calloc(pf->n_snap_keys, sizeof(*out->snapkeys));
+            if (out->snapkeys == NULL)
+                return CW_ENOMEM;
+        }
+        for (size_t i = 0; i < pf->n_snap_keys; i++) {
+            const Causeway__SnapshotKey *k = pf->snap_keys[i];
+            struct cw_snapkey *d = &out->snapkeys[i];
+            cw_keystate_init(&d->state);
+            out->n_snapkeys++; /* counted before it is filled: an empty one frees */
+            if (k->key.len > CW_WIRE_FULL_KEY_MAX)
+                return CW_ETOOBIG;
+            d->key = malloc(k->key.len ? k->key.len : 1);
+            if (d->key == NULL)
+                return CW_ENOMEM;
+            if (k->key.len)
+                memcpy(d->key, k->key.data, k->key.len);
+            d->key_len = (uint32_t)k->key.len;
+            rc = cw_decode_keystate(&d->state, k->state.data, k->state.len, lim->value_bytes_max);
+            if (rc != CW_OK)
+                return rc;
+        }
+        return CW_OK;
+    }
     if (out->type == CW_MSG_RECORDS)
         return decode_batch(pf, lim, out);
     return pf->n_records == 0 && pf->batch.len == 0 ? CW_OK : CW_EDECODE;
@@ -787,7 +910,7 @@ int cw_wire_decode_peer(const uint8_t *in, size_t len, const struct cw_wire_limi
     int rc = check_frame(in, len, lim, &pk);
     if (rc != CW_OK)
         return rc;
-    struct scan_bounds sb = {.repeated_messages_max = 0};
+    struct scan_bounds sb = {.repeated_messages_max = CW_SNAP_KEYS_HARD_MAX};
     rc = scan_message(&causeway__peer_frame__descriptor, in, len, 0, &sb);
     if (rc != CW_OK)
         return rc;

@@ -127,6 +127,55 @@ static void gen_peer(void)
             write_batch_seed(i, buf, len);
         free(buf);
     }
+
+    /* State transfer (rebuilding a region): a request, a first-and-last chunk
+     * with two keys, a REBUILDING heartbeat and a rebuilt region's heartbeat. */
+    struct cw_snapkey keys[2];
+    for (int k = 0; k < 2; k++) {
+        keys[k].key = (uint8_t *)(k ? "photos/dog" : "photos/cat");
+        keys[k].key_len = (uint32_t)strlen((const char *)keys[k].key);
+        cw_keystate_init(&keys[k].state);
+        bool changed;
+        if (cw_keystate_apply(&keys[k].state, CW_CONFLICT_LWW, &recs[k].version, 0, &changed) !=
+            CW_OK)
+            fail("cw_keystate_apply");
+    }
+    struct cw_msg sm;
+    for (int i = 4; i < 8; i++) {
+        memset(&sm, 0, sizeof(sm));
+        sm.from = 1;
+        sm.to = 0;
+        sm.applied.ts[1] = 1020;
+        if (i == 4) {
+            sm.type = CW_MSG_SNAP_REQUEST;
+            sm.flags = CW_MSGF_SNAP_FIRST;
+        } else if (i == 5) {
+            sm.type = CW_MSG_SNAP_CHUNK;
+            sm.flags = CW_MSGF_SNAP_FIRST | CW_MSGF_SNAP_DONE;
+            sm.n_snapkeys = 2;
+            sm.snapkeys = keys;
+            sm.snap_next = keys[1].key;
+            sm.snap_next_len = keys[1].key_len;
+            sm.snap_applied.ts[0] = 900;
+            sm.snap_applied.ts[1] = 1020;
+            sm.snap_chain.ts[1] = 1010;
+            sm.snap_clock = 1020;
+        } else {
+            sm.type = CW_MSG_HEARTBEAT;
+            sm.flags = i == 6 ? CW_MSGF_REBUILDING : 0;
+            sm.clock = 5000;
+            sm.stream_end = 1020;
+            sm.stream_base = i == 7 ? 1010 : 0;
+        }
+        uint8_t *buf;
+        size_t len;
+        if (cw_wire_encode_peer(&sm, &buf, &len) != CW_OK)
+            fail("cw_wire_encode_peer (snapshot)");
+        write_seed("wire_peer", i, buf, len);
+        free(buf);
+    }
+    for (int k = 0; k < 2; k++)
+        cw_keystate_free(&keys[k].state);
 }
 
 static void gen_request(void)

@@ -324,6 +324,20 @@ static void round_trip_msg(struct fx *f, const struct cw_msg *m)
                     again.n_records == n;
         for (uint32_t i = 0; same && i < n; i++)
             same = record_equal(&again.records[i], &m->records[first + i]);
+        /* State transfer fields (rebuilding a region). */
+        same = same && again.flags == m->flags && again.stream_base == m->stream_base &&
+               again.n_snapkeys == m->n_snapkeys && again.snap_after_len == m->snap_after_len &&
+               again.snap_next_len == m->snap_next_len && again.snap_clock == m->snap_clock &&
+               memcmp(&again.snap_applied, &m->snap_applied, sizeof(m->snap_applied)) == 0 &&
+               memcmp(&again.snap_chain, &m->snap_chain, sizeof(m->snap_chain)) == 0 &&
+               (m->snap_after_len == 0 ||
+                memcmp(again.snap_after, m->snap_after, m->snap_after_len) == 0) &&
+               (m->snap_next_len == 0 ||
+                memcmp(again.snap_next, m->snap_next, m->snap_next_len) == 0);
+        for (uint32_t i = 0; same && i < m->n_snapkeys; i++)
+            same = again.snapkeys[i].key_len == m->snapkeys[i].key_len &&
+                   memcmp(again.snapkeys[i].key, m->snapkeys[i].key, m->snapkeys[i].key_len) == 0 &&
+                   cw_keystate_equal(&again.snapkeys[i].state, &m->snapkeys[i].state);
         if (!same)
             fx_fail("a message of type %d changed through the wire codec", (int)m->type);
         cw_msg_free(&again);
@@ -383,6 +397,20 @@ static void check_msg(struct fx *f, const struct cw_msg *m)
             if (i > 0 && rec->prev_ts != m->records[i - 1].version.dot.ts)
                 fx_fail("records sent to %u do not form a chain", m->to);
         }
+        break;
+    case CW_MSG_SNAP_CHUNK:
+        /* An answer to a snapshot request: persisted key states, and a snapshot
+         * of persisted positions. */
+        if (m->n_records != 0 || m->records != NULL)
+            fx_fail("a snapshot chunk carries records");
+        for (uint32_t i = 0; i < m->n_snapkeys; i++)
+            if (!cw_full_key_valid(m->snapkeys[i].key, m->snapkeys[i].key_len) ||
+                m->snapkeys[i].state.n == 0)
+                fx_fail("snapshot chunk to %u holds a bad key or an empty state", m->to);
+        for (unsigned o = 0; o < CW_REGIONS_MAX; o++)
+            if (o == FX_REGION ? m->snap_applied.ts[o] > dm->hlc
+                               : m->snap_applied.ts[o] > dm->applied.ts[o])
+                fx_fail("snapshot chunk to %u names applied[%u] past the persisted one", m->to, o);
         break;
     default:
         fx_fail("message of unknown type %d", (int)m->type);

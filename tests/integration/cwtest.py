@@ -80,11 +80,12 @@ class Cluster:
             f.write("\n".join(lines) + "\n")
 
     # -- processes -----------------------------------------------------------
-    def start(self, region):
+    def start(self, region, extra_args=()):
         logf = open(os.path.join(self.dir, f"{region}.log"), "ab")
         self.logs[region] = logf
         self.procs[region] = subprocess.Popen(
-            [os.path.join(BIN, "causewayd"), "--config", self.config, "--region", region],
+            [os.path.join(BIN, "causewayd"), "--config", self.config, "--region", region,
+             *extra_args],
             stdout=logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:

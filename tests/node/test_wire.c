@@ -585,7 +585,7 @@ static void test_peer_bad_envelopes(void **state)
     free(buf);
     pf.n_applied = 0;
 
-    pf.type = (Causeway__PeerType)4;
+    pf.type = (Causeway__PeerType)6; /* past PEER_SNAPSHOT_CHUNK */
     buf = pack_pb(&pf.base, &len);
     assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
     free(buf);
