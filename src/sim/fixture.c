@@ -12,6 +12,8 @@
 
 #include <causeway/error.h>
 
+#include "core/codec.h"
+
 #include "wire/wire.h"
 
 /* What the daemon's store refuses (src/store/store.c). */
@@ -733,6 +735,114 @@ static void commit_now(struct cw_fixture *f, unsigned r)
     }
 }
 
+/* ------------------------------------------------ the store of record */
+
+/* The latest pending (decided, not yet committed) KEY record for key, or NULL. */
+static const struct cw_persist *pending_key(const struct region *g, const uint8_t *key,
+                                            uint32_t len)
+{
+    for (size_t i = g->n_pending; i-- > 0;) {
+        const struct cw_persist *p = &g->pending[i];
+        if (p->kind == CW_PERSIST_KEY && key_cmp(p->key, p->key_len, key, len) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+static int decode_key_blob(const uint8_t *data, uint32_t len, struct cw_keystate *out)
+{
+    if (len == 0)
+        return CW_ENOTFOUND; /* a KEY record without data deletes the key */
+    int rc = cw_decode_keystate(out, data, len, CW_VALUE_HARD_MAX);
+    if (rc != CW_OK)
+        cw_keystate_free(out);
+    return rc;
+}
+
+static int fx_read_key(void *ctx, const uint8_t *key, uint32_t key_len, struct cw_keystate *out)
+{
+    const struct region *g = ctx;
+    const struct cw_persist *p = pending_key(g, key, key_len);
+    if (p != NULL)
+        return decode_key_blob(p->data, p->data_len, out);
+    bool found;
+    size_t i = key_find(&g->store, key, key_len, &found);
+    if (!found)
+        return CW_ENOTFOUND;
+    return decode_key_blob(g->store.keys[i].data, g->store.keys[i].len, out);
+}
+
+static int fx_read_outbox(void *ctx, uint64_t ts, struct cw_record *out)
+{
+    const struct region *g = ctx;
+    for (size_t i = g->n_pending; i-- > 0;) {
+        const struct cw_persist *p = &g->pending[i];
+        if ((p->kind == CW_PERSIST_OUTBOX_PUT || p->kind == CW_PERSIST_OUTBOX_DEL) && p->ts == ts) {
+            if (p->kind == CW_PERSIST_OUTBOX_DEL)
+                return CW_ENOTFOUND;
+            int rc = cw_decode_record(out, p->data, p->data_len, CW_VALUE_HARD_MAX);
+            if (rc != CW_OK)
+                cw_record_free(out);
+            return rc;
+        }
+    }
+    bool found;
+    size_t i = ts_find(&g->store, ts, &found);
+    if (!found)
+        return CW_ENOTFOUND;
+    int rc =
+        cw_decode_record(out, g->store.outbox[i].data, g->store.outbox[i].len, CW_VALUE_HARD_MAX);
+    if (rc != CW_OK)
+        cw_record_free(out);
+    return rc;
+}
+
+/* The first key after `after` with a state, over the store and the pending
+ * records together, in the store's key order. */
+static int fx_next_key(void *ctx, const uint8_t *after, uint32_t after_len, uint8_t *key,
+                       uint32_t *key_len, struct cw_keystate *out)
+{
+    const struct region *g = ctx;
+    uint8_t cur[CW_FULL_KEY_MAX];
+    uint32_t cur_len = after_len <= CW_FULL_KEY_MAX ? after_len : CW_FULL_KEY_MAX;
+    memcpy(cur, after, cur_len);
+    for (;;) {
+        const uint8_t *best = NULL;
+        uint32_t best_len = 0;
+        bool found;
+        size_t i = key_find(&g->store, cur, cur_len, &found);
+        if (found)
+            i++;
+        if (cur_len == 0 && !found)
+            i = 0;
+        if (i < g->store.n_keys) {
+            best = g->store.keys[i].key;
+            best_len = g->store.keys[i].key_len;
+        }
+        for (size_t k = 0; k < g->n_pending; k++) {
+            const struct cw_persist *p = &g->pending[k];
+            if (p->kind != CW_PERSIST_KEY || key_cmp(p->key, p->key_len, cur, cur_len) <= 0)
+                continue;
+            if (best == NULL || key_cmp(p->key, p->key_len, best, best_len) < 0) {
+                best = p->key;
+                best_len = p->key_len;
+            }
+        }
+        if (best == NULL)
+            return CW_ENOTFOUND;
+        memcpy(cur, best, best_len);
+        cur_len = best_len;
+        int rc = fx_read_key(ctx, cur, cur_len, out);
+        if (rc == CW_ENOTFOUND)
+            continue; /* deleted by a pending record: on to the next */
+        if (rc != CW_OK)
+            return rc;
+        memcpy(key, cur, cur_len);
+        *key_len = cur_len;
+        return CW_OK;
+    }
+}
+
 static void restore(struct cw_fixture *f, unsigned r)
 {
     struct region *g = &f->regions[r];
@@ -744,6 +854,9 @@ static void restore(struct cw_fixture *f, unsigned r)
      * one node draws never shifts the fixture's own sequence. */
     cw_rng_seed(&g->node_rng, f->cfg.seed * 1000003u + r + 1);
     c.rand = (struct cw_rand){.next = node_rand, .ctx = &g->node_rng};
+    if (f->cfg.store_of_record)
+        c.replica.reader = (struct cw_reader){
+            .key = fx_read_key, .outbox = fx_read_outbox, .next_key = fx_next_key, .ctx = g};
     g->node = cw_node_create(&c);
     if (g->node == NULL) {
         fail(f, CW_FIXTURE_FAIL_RESTORE, r, "cw_node_create refused region r%u's configuration", r);

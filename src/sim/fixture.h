@@ -165,6 +165,11 @@ struct cw_fixture_config {
     bool manual_delivery;
     /* Keep a copy of every reply, for cw_fixture_reply (tests). */
     bool keep_replies;
+    /* The store is the store of record: every node gets a reader (core/reader.h)
+     * over its region's store, overlaid with the records decided but not yet
+     * committed (what the core has advanced past), so it may drop key states
+     * and outbox bodies beyond its cache budgets and read them back. */
+    bool store_of_record;
     struct cw_fixture_hooks hooks;
 };
 

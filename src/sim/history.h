@@ -32,9 +32,9 @@ enum cw_hist_kind { CW_HIST_WRITE, CW_HIST_READ };
 /* How the bucket of the key promises to behave (from the config, not from what
  * the replica did): the checker holds causal buckets to causal rules. */
 enum cw_hist_mode {
-    CW_HIST_LWW,      /* causal, last-writer-wins */
-    CW_HIST_SIBLINGS, /* causal, siblings kept and exposed */
-    CW_HIST_EVENTUAL, /* eventual, last-writer-wins: only convergence is promised */
+    CW_HIST_LWW,               /* causal, last-writer-wins */
+    CW_HIST_SIBLINGS,          /* causal, siblings kept and exposed */
+    CW_HIST_EVENTUAL,          /* eventual, last-writer-wins: only convergence is promised */
     CW_HIST_EVENTUAL_SIBLINGS, /* eventual, siblings: convergence and sibling rules */
 };
 

@@ -144,6 +144,24 @@ static void schedule(struct sim *sim, uint64_t at, enum ev_type type, unsigned r
         sim->oom = true;
 }
 
+/* A key's state at region r as a reader would see it: from the node's memory or,
+ * for a state the store-backed core dropped, from its store. An unreadable
+ * state is a failure of the run (the fixture's store never fails). */
+static void read_state(struct sim *sim, unsigned r, const uint8_t *fk, uint32_t fkl,
+                       struct cw_keystate *out)
+{
+    int rc = cw_replica_read_key(cw_node_replica(node_of(sim, r)), fk, fkl, out);
+    if (rc != CW_OK && rc != CW_ENOTFOUND) {
+        trace(sim, "region %u: reading a key state failed: %s", r, cw_strerror(rc));
+        sim->res->fixture_failed = true;
+        snprintf(sim->res->fixture_failure, sizeof(sim->res->fixture_failure),
+                 "seed %llu: region %u could not read a key state back: %s",
+                 (unsigned long long)sim->cfg.seed, r, cw_strerror(rc));
+    }
+    if (rc != CW_OK)
+        cw_keystate_init(out);
+}
+
 static void record_write(struct sim *sim, const struct cw_reply *rep);
 static void complete_op(struct sim *sim, unsigned r, const struct cw_reply *rep);
 
@@ -275,11 +293,12 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
         uint8_t fk[32];
         uint32_t fkl;
         full_key(sim, o->key, fk, &fkl);
-        const struct cw_keyentry *ke = cw_keymap_find(
-            cw_replica_keys(cw_node_replica(node_of(sim, rep->dot.origin))), fk, fkl);
-        for (uint32_t i = 0; ke && i < ke->state.n; i++)
-            if (cw_dot_cmp(ke->state.v[i].dot, rep->dot) == 0)
-                ev.write.kctx = ke->state.v[i].kctx;
+        struct cw_keystate ks;
+        read_state(sim, rep->dot.origin, fk, fkl, &ks);
+        for (uint32_t i = 0; i < ks.n; i++)
+            if (cw_dot_cmp(ks.v[i].dot, rep->dot) == 0)
+                ev.write.kctx = ks.v[i].kctx;
+        cw_keystate_free(&ks);
     }
     size_t idx = cw_history_add(&sim->res->history, &ev);
     if (idx == SIZE_MAX)
@@ -414,13 +433,14 @@ static void issue_op(struct sim *sim, unsigned s)
             cw_rng_chance(sim->rng, 50000)) {
             /* A hand-made context, as a client passing one version's token: it
              * names a single version held here, not what that version replaced. */
-            const struct cw_keyentry *ke =
-                cw_keymap_find(cw_replica_keys(cw_node_replica(node_of(sim, r))), fk, fkl);
-            if (ke && ke->state.n) {
-                const struct cw_version *v = &ke->state.v[cw_rng_below(sim->rng, ke->state.n)];
+            struct cw_keystate ks;
+            read_state(sim, r, fk, fkl, &ks);
+            if (ks.n) {
+                const struct cw_version *v = &ks.v[cw_rng_below(sim->rng, ks.n)];
                 cw_vc_zero(&req.kctx);
                 cw_vc_join_dot(&req.kctx, v->dot.origin, v->dot.ts);
             }
+            cw_keystate_free(&ks);
         }
         orec->kctx = req.kctx;
         trace(sim, "session %u op %" PRIu64 " r%u %s %s/%.*s value %" PRIu64, s, ss->op, r,
@@ -625,7 +645,11 @@ static bool check_quiet(struct sim *sim, uint64_t healed_at)
 static void final_reads(struct sim *sim)
 {
     for (unsigned r = 0; r < sim->cfg.n_regions; r++) {
-        const struct cw_keymap *km = cw_replica_keys(cw_node_replica(node_of(sim, r)));
+        const struct cw_replica_stats *st = cw_replica_stats(cw_node_replica(node_of(sim, r)));
+        sim->res->keys_loaded += st->keys_loaded;
+        sim->res->bodies_loaded += st->bodies_loaded;
+    }
+    for (unsigned r = 0; r < sim->cfg.n_regions; r++) {
         for (unsigned key = 0; key < N_BUCKETS * sim->cfg.n_keys; key++) {
             uint8_t fk[32];
             uint32_t fkl;
@@ -638,9 +662,11 @@ static void final_reads(struct sim *sim)
             ev.key = key;
             ev.mode = sim->modes[key / sim->cfg.n_keys];
             ev.time_us = sim->now;
-            const struct cw_keyentry *e = cw_keymap_find(km, fk, fkl);
-            for (uint32_t i = 0; e && i < e->state.n && i < CW_HIST_READ_MAX; i++)
-                hist_version(&ev.read[ev.n_read++], &e->state.v[i]);
+            struct cw_keystate ks;
+            read_state(sim, r, fk, fkl, &ks);
+            for (uint32_t i = 0; i < ks.n && i < CW_HIST_READ_MAX; i++)
+                hist_version(&ev.read[ev.n_read++], &ks.v[i]);
+            cw_keystate_free(&ks);
             if (cw_history_add(&sim->res->history, &ev) == SIZE_MAX)
                 sim->oom = true;
         }
@@ -683,6 +709,10 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
     sim->faults_on = sim->cfg.faults;
     sim->next_orphan = 1u << 30;
     res->encoded = cw_sim_frames_encoded(&sim->cfg);
+    /* Half the seeds run with the store as the store of record and caches far
+     * smaller than the data, so key states and outbox bodies leave memory and
+     * are read back (independent of the frames choice: seed % 3 vs seed % 2). */
+    res->store_backed = sim->cfg.seed % 2 == 1;
 
     struct cw_bucket_policy b[N_BUCKETS] = {
         {.name = "lww", .consistency = CW_CAUSAL, .conflict = CW_CONFLICT_LWW},
@@ -709,6 +739,7 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         .n_regions = n,
         .replica = {.n_regions = n, .buckets = sim->buckets, .n_buckets = N_BUCKETS},
         .frames = res->encoded ? CW_FIXTURE_ENCODED : CW_FIXTURE_COPIED,
+        .store_of_record = res->store_backed,
         .start_us = START_US,
         .tick_us = TICK_US,
         .commit_min_us = 50,
@@ -739,6 +770,11 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
     rcfg.dep_buffer_max = (uint32_t)cw_rng_range(sim->rng, 8, 256);
     rcfg.batch_records_max = (uint32_t)cw_rng_range(sim->rng, 1, 16);
     rcfg.window_records = (uint32_t)cw_rng_range(sim->rng, 4, 64);
+    if (res->store_backed) {
+        /* A few keys' worth: most states and bodies live only in the store. */
+        rcfg.key_cache_bytes_max = 2048;
+        rcfg.outbox_cache_bytes_max = 512;
+    }
     for (unsigned r = 0; r < n; r++) {
         *cw_fixture_replica_config(sim->fx, r) = rcfg;
         cw_fixture_replica_config(sim->fx, r)->region = r;

@@ -56,7 +56,9 @@ struct cw_sim_result {
     uint64_t workload_us; /* from the start until the last operation completed */
     uint64_t ops_done, ops_failed, crashes, partitions /* links cut */, msgs_sent, msgs_dropped;
     uint64_t max_buffered;
-    bool encoded; /* links carried encoded wire frames */
+    bool encoded;      /* links carried encoded wire frames */
+    bool store_backed; /* nodes read key states and outbox bodies back from the store */
+    uint64_t keys_loaded, bodies_loaded; /* ... this many, at the final reads (since restarts) */
     /* The fixture stopped the run: an invariant broke after some event, or a
      * frame did not decode; fixture_failure says the seed, the event and why.
      * The history is then not checked. */

@@ -162,7 +162,7 @@ int main(int argc, char **argv)
            cfg.frames == CW_SIM_FRAMES_MIXED ? " (encoded when seed % 3 == 0)" : "");
     fflush(stdout);
     uint64_t bad_seeds = 0, caught_seeds = 0, not_quiet = 0, total_ops = 0, encoded_seeds = 0;
-    uint64_t stopped_seeds = 0, total_steps = 0;
+    uint64_t stopped_seeds = 0, total_steps = 0, store_seeds = 0, loads = 0;
     uint64_t kinds[CW_CHECK_KINDS] = {0};
     for (uint64_t seed = first; seed < first + count; seed++) {
         cfg.seed = seed;
@@ -175,6 +175,8 @@ int main(int argc, char **argv)
         total_ops += res.ops_done;
         total_steps += res.steps;
         encoded_seeds += res.encoded;
+        store_seeds += res.store_backed;
+        loads += res.keys_loaded + res.bodies_loaded;
         stopped_seeds += res.fixture_failed;
         size_t total = 0, causal = 0;
         for (int k = 0; k < CW_CHECK_KINDS; k++) {
@@ -225,12 +227,13 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
-    printf("causeway-sim: %" PRIu64 " seeds (%" PRIu64 " with encoded frames), %" PRIu64
+    printf("causeway-sim: %" PRIu64 " seeds (%" PRIu64 " with encoded frames, %" PRIu64
+           " with the store of record, %" PRIu64 " states and bodies read back), %" PRIu64
            " operations, %" PRIu64 " events with invariants checked after each, %" PRIu64
            " seeds with violations (%" PRIu64 " with causal or session violations), %" PRIu64
            " not quiet, %" PRIu64 " stopped by the fixture\n",
-           count, encoded_seeds, total_ops, total_steps, bad_seeds, caught_seeds, not_quiet,
-           stopped_seeds);
+           count, encoded_seeds, store_seeds, loads, total_ops, total_steps, bad_seeds,
+           caught_seeds, not_quiet, stopped_seeds);
     for (int k = 0; k < CW_CHECK_KINDS; k++)
         if (kinds[k])
             printf("  %s: %" PRIu64 "\n", cw_check_kind_name((enum cw_check_kind)k), kinds[k]);
