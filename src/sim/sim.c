@@ -744,6 +744,8 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
         .tick_us = TICK_US,
         .commit_min_us = 50,
         .commit_max_us = 3000,
+        .check =
+            sim->cfg.check_changed_only ? CW_FIXTURE_CHECK_CHANGED : CW_FIXTURE_CHECK_EVERY_REGION,
         .hooks = {.ctx = sim,
                   .event = on_event,
                   .ready = on_ready,

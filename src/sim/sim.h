@@ -41,6 +41,9 @@ struct cw_sim_config {
     FILE *trace;         /* every event, or NULL */
     /* How messages cross the links (0: mixed). */
     enum cw_sim_frames frames;
+    /* Check the invariants only of the regions an event changed (long runs),
+     * not of every region after every event. */
+    bool check_changed_only;
 };
 
 void cw_sim_config_defaults(struct cw_sim_config *c);

@@ -106,7 +106,8 @@ static void on_deliver(void *ctx, struct cw_fixture *f, unsigned from, unsigned 
 
 /* Three regions with WAN-like links, ticks and group commit, as the simulator
  * runs them. */
-static struct world *world_new(uint64_t seed, enum cw_fixture_frames frames)
+static struct world *world_new_checking(uint64_t seed, enum cw_fixture_frames frames,
+                                        enum cw_fixture_check check)
 {
     struct world *w = calloc(1, sizeof(*w));
     assert_non_null(w);
@@ -132,6 +133,7 @@ static struct world *world_new(uint64_t seed, enum cw_fixture_frames frames)
         .tick_us = 10 * MS,
         .commit_min_us = 50,
         .commit_max_us = 3000,
+        .check = check,
         .hooks = {.ctx = w, .event = on_event, .reply = on_reply, .deliver = on_deliver},
     };
     w->f = cw_fixture_create(&fc);
@@ -148,6 +150,11 @@ static struct world *world_new(uint64_t seed, enum cw_fixture_frames frames)
         assert_true(cw_fixture_start_ticks(w->f, r, T0 + cw_rng_below(rng, 10 * MS)));
     }
     return w;
+}
+
+static struct world *world_new(uint64_t seed, enum cw_fixture_frames frames)
+{
+    return world_new_checking(seed, frames, CW_FIXTURE_CHECK_EVERY_REGION);
 }
 
 static void world_free(struct world *w)
@@ -271,6 +278,37 @@ static void test_direct_start_from_corrupt_store_fails(void **state)
     assert_non_null(strstr(x->text, "'start r2'"));
     assert_non_null(strstr(x->text, "seed 7"));
     world_free(w);
+}
+
+/* Checking only the regions a step changed: fewer checks than every region
+ * after every step, the same run, and a restart from a corrupt store is still
+ * caught at that restart. */
+static void test_checking_changed_regions_only(void **state)
+{
+    (void)state;
+    struct world *every = world_new(21, CW_FIXTURE_COPIED);
+    struct world *changed = world_new_checking(21, CW_FIXTURE_COPIED, CW_FIXTURE_CHECK_CHANGED);
+    schedule_workload(every, 30, 300 * MS);
+    schedule_workload(changed, 30, 300 * MS);
+    assert_true(cw_fixture_run_until(every->f, T0 + 1000 * MS));
+    assert_true(cw_fixture_run_until(changed->f, T0 + 1000 * MS));
+    const struct cw_fixture_stats *se = cw_fixture_stats(every->f);
+    const struct cw_fixture_stats *sc = cw_fixture_stats(changed->f);
+    assert_int_equal(se->steps, sc->steps);
+    assert_true(se->invariant_checks >= 3 * (se->steps - 3)); /* all up from the start */
+    assert_true(sc->invariant_checks > 0);
+    assert_true(sc->invariant_checks < se->invariant_checks / 2);
+    assert_string_equal(every->log, changed->log);
+
+    struct cw_persist p = {.kind = CW_PERSIST_KEY, .key = (uint8_t *)"posts/bad", .key_len = 9};
+    corrupt_key_record(&p.data, &p.data_len);
+    assert_true(cw_fixture_store_inject(changed->f, B, &p));
+    free(p.data);
+    assert_true(cw_fixture_crash(changed->f, B));
+    assert_false(cw_fixture_start(changed->f, B));
+    assert_non_null(strstr(cw_fixture_failure(changed->f)->why, "a replaced version"));
+    world_free(every);
+    world_free(changed);
 }
 
 /* A frame that does not decode on a link is a failure of the run, reported
@@ -472,6 +510,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broken_invariant_stops_the_run),
         cmocka_unit_test(test_direct_start_from_corrupt_store_fails),
+        cmocka_unit_test(test_checking_changed_regions_only),
         cmocka_unit_test(test_undecodable_frame_stops_the_run),
         cmocka_unit_test(test_seed_replays_exactly),
         cmocka_unit_test(test_store_follows_the_daemons_rules),
