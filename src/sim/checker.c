@@ -136,39 +136,39 @@ struct ck {
 
 /* ---- small helpers ---- */
 
-static const struct cw_hist_event *ev(const struct ck *c, size_t i)
+static const struct cw_history_event *ev(const struct ck *c, size_t i)
 {
     return &c->h->events[i];
 }
 
 /* A write that happened: not lost in a crash before its commit. */
-static bool is_real_write(const struct cw_hist_event *e)
+static bool is_real_write(const struct cw_history_event *e)
 {
-    return e->kind == CW_HIST_WRITE && !e->lost;
+    return e->kind == CW_HISTORY_WRITE && !e->lost;
 }
 
-static bool is_siblings_mode(enum cw_hist_mode m)
+static bool is_siblings_mode(enum cw_history_mode m)
 {
-    return m == CW_HIST_SIBLINGS || m == CW_HIST_EVENTUAL_SIBLINGS;
+    return m == CW_HISTORY_SIBLINGS || m == CW_HISTORY_EVENTUAL_SIBLINGS;
 }
 
 /* Part of CO: a non-final operation on a causal key, lost writes excepted (see
  * the file comment). */
 static bool is_node(const struct ck *c, size_t i)
 {
-    const struct cw_hist_event *e = ev(c, i);
-    return !(e->kind == CW_HIST_READ && e->final) && !(e->kind == CW_HIST_WRITE && e->lost) &&
-           e->mode != CW_HIST_EVENTUAL && e->mode != CW_HIST_EVENTUAL_SIBLINGS;
+    const struct cw_history_event *e = ev(c, i);
+    return !(e->kind == CW_HISTORY_READ && e->final) && !(e->kind == CW_HISTORY_WRITE && e->lost) &&
+           e->mode != CW_HISTORY_EVENTUAL && e->mode != CW_HISTORY_EVENTUAL_SIBLINGS;
 }
 
 /* On its session's chain: reads and acked writes (see the file comment). */
 static bool is_main(const struct ck *c, size_t i)
 {
-    return is_node(c, i) && (ev(c, i)->kind == CW_HIST_READ || ev(c, i)->acked);
+    return is_node(c, i) && (ev(c, i)->kind == CW_HISTORY_READ || ev(c, i)->acked);
 }
 
 /* LWW order: ts first, origin breaks ties. */
-static int dot_cmp(const struct cw_hist_version *a, const struct cw_hist_version *b)
+static int dot_cmp(const struct cw_history_version *a, const struct cw_history_version *b)
 {
     if (a->ts != b->ts)
         return a->ts < b->ts ? -1 : 1;
@@ -177,18 +177,18 @@ static int dot_cmp(const struct cw_hist_version *a, const struct cw_hist_version
     return 0;
 }
 
-static bool same_dot(const struct cw_hist_version *a, const struct cw_hist_version *b)
+static bool same_dot(const struct cw_history_version *a, const struct cw_history_version *b)
 {
     return a->ts == b->ts && a->origin == b->origin;
 }
 
 /* A zero entry means "nothing from that region", so it never covers a dot. */
-static bool covers(const struct cw_vclock *ctx, const struct cw_hist_version *v)
+static bool covers(const struct cw_vclock *ctx, const struct cw_history_version *v)
 {
     return ctx->ts[v->origin] != 0 && ctx->ts[v->origin] >= v->ts;
 }
 
-static size_t winner(const struct cw_hist_event *r)
+static size_t winner(const struct cw_history_event *r)
 {
     size_t best = NONE;
     for (size_t j = 0; j < r->n_read; j++)
@@ -197,7 +197,7 @@ static size_t winner(const struct cw_hist_event *r)
     return best;
 }
 
-static bool in_read(const struct cw_hist_event *r, const struct cw_hist_version *v)
+static bool in_read(const struct cw_history_event *r, const struct cw_history_version *v)
 {
     for (size_t j = 0; j < r->n_read; j++)
         if (same_dot(&r->read[j], v))
@@ -261,13 +261,13 @@ static size_t dot_lower(const struct ck *c, uint8_t origin, uint64_t ts)
     return lo;
 }
 
-static bool dot_at(const struct ck *c, size_t i, const struct cw_hist_version *v)
+static bool dot_at(const struct ck *c, size_t i, const struct cw_history_version *v)
 {
     return i < c->n_dots && c->dots[i].origin == v->origin && c->dots[i].ts == v->ts;
 }
 
 /* The first real write to key with v's dot, or NONE: the write v reads from. */
-static size_t find_write(const struct ck *c, const struct cw_hist_version *v, uint32_t key)
+static size_t find_write(const struct ck *c, const struct cw_history_version *v, uint32_t key)
 {
     for (size_t i = dot_lower(c, v->origin, v->ts); dot_at(c, i, v); i++)
         if (ev(c, c->dots[i].ev)->key == key)
@@ -310,7 +310,7 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
     b->len += (size_t)k;
 }
 
-static void sb_version(struct sbuf *b, const struct cw_hist_version *v)
+static void sb_version(struct sbuf *b, const struct cw_history_version *v)
 {
     if (v->tombstone)
         sb_printf(b, "%u:%llx=del", v->origin, (unsigned long long)v->ts);
@@ -319,7 +319,7 @@ static void sb_version(struct sbuf *b, const struct cw_hist_version *v)
                   (unsigned long long)v->value_id);
 }
 
-static void sb_read_set(struct sbuf *b, const struct cw_hist_event *r)
+static void sb_read_set(struct sbuf *b, const struct cw_history_event *r)
 {
     sb_printf(b, "{");
     for (size_t j = 0; j < r->n_read; j++) {
@@ -332,8 +332,8 @@ static void sb_read_set(struct sbuf *b, const struct cw_hist_event *r)
 
 static void sb_event(struct sbuf *b, const struct cw_history *h, size_t i)
 {
-    const struct cw_hist_event *e = &h->events[i];
-    if (e->kind == CW_HIST_WRITE) {
+    const struct cw_history_event *e = &h->events[i];
+    if (e->kind == CW_HISTORY_WRITE) {
         sb_printf(b, "write #%zu (session %u, region %u, key %u) ", i, e->session, e->region,
                   e->key);
         sb_version(b, &e->write);
@@ -398,17 +398,17 @@ static int validate(const struct cw_history *h)
     if (h->n > 0 && h->events == NULL)
         return CW_EINVAL;
     for (size_t i = 0; i < h->n; i++) {
-        const struct cw_hist_event *e = &h->events[i];
+        const struct cw_history_event *e = &h->events[i];
         if (e->region >= CW_REGIONS_MAX)
             return CW_EINVAL;
-        if (e->mode != CW_HIST_LWW && e->mode != CW_HIST_SIBLINGS && e->mode != CW_HIST_EVENTUAL &&
-            e->mode != CW_HIST_EVENTUAL_SIBLINGS)
+        if (e->mode != CW_HISTORY_LWW && e->mode != CW_HISTORY_SIBLINGS &&
+            e->mode != CW_HISTORY_EVENTUAL && e->mode != CW_HISTORY_EVENTUAL_SIBLINGS)
             return CW_EINVAL;
-        if (e->kind == CW_HIST_WRITE) {
+        if (e->kind == CW_HISTORY_WRITE) {
             if (e->write.origin >= CW_REGIONS_MAX)
                 return CW_EINVAL;
-        } else if (e->kind == CW_HIST_READ) {
-            if (e->n_read > CW_HIST_READ_MAX)
+        } else if (e->kind == CW_HISTORY_READ) {
+            if (e->n_read > CW_HISTORY_READ_MAX)
                 return CW_EINVAL;
             for (size_t j = 0; j < e->n_read; j++)
                 if (e->read[j].origin >= CW_REGIONS_MAX)
@@ -483,7 +483,7 @@ static int build_dots(struct ck *c)
     /* Lost writes are left out: no read can return them, nothing is replaced or
      * explained by them. */
     for (size_t i = 0; i < c->n; i++) {
-        const struct cw_hist_event *e = ev(c, i);
+        const struct cw_history_event *e = ev(c, i);
         if (is_real_write(e))
             c->dots[c->n_dots++] = (struct dotref){e->write.ts, e->write.origin, i};
     }
@@ -517,11 +517,11 @@ static size_t gen_edges(const struct ck *c, size_t *from, size_t *to, uint8_t *k
         }
     }
     for (size_t r = 0; r < c->n; r++) {
-        const struct cw_hist_event *re = ev(c, r);
-        if (re->kind != CW_HIST_READ || !is_node(c, r))
+        const struct cw_history_event *re = ev(c, r);
+        if (re->kind != CW_HISTORY_READ || !is_node(c, r))
             continue;
         for (size_t j = 0; j < re->n_read; j++) {
-            const struct cw_hist_version *v = &re->read[j];
+            const struct cw_history_version *v = &re->read[j];
             for (size_t i = dot_lower(c, v->origin, v->ts); dot_at(c, i, v); i++) {
                 size_t w = c->dots[i].ev;
                 if (ev(c, w)->key != re->key || !is_node(c, w))
@@ -647,11 +647,11 @@ static int build_readers(struct ck *c)
         return CW_ENOMEM;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t r = 0; r < c->n; r++) {
-            const struct cw_hist_event *re = ev(c, r);
-            if (re->kind != CW_HIST_READ || !is_node(c, r))
+            const struct cw_history_event *re = ev(c, r);
+            if (re->kind != CW_HISTORY_READ || !is_node(c, r))
                 continue;
             for (size_t j = 0; j < re->n_read; j++) {
-                const struct cw_hist_version *v = &re->read[j];
+                const struct cw_history_version *v = &re->read[j];
                 for (size_t i = dot_lower(c, v->origin, v->ts); dot_at(c, i, v); i++) {
                     size_t u = c->dots[i].ev;
                     /* Only CO writes off the main chain: the unacked ones. */
@@ -708,7 +708,7 @@ static int build_replaced(struct ck *c)
         c->key_maxtomb[k] = NONE;
     for (size_t d = 0; d < c->n_dots; d++) {
         size_t x = c->dots[d].ev, k = c->key_of[x];
-        const struct cw_hist_version *xv = &ev(c, x)->write;
+        const struct cw_history_version *xv = &ev(c, x)->write;
         const struct cw_vclock *xs = &ev(c, x)->sent_kctx;
         for (size_t o = 0; o < CW_REGIONS_MAX; o++) {
             if (w1[k * CW_REGIONS_MAX + o] == NONE || xs->ts[o] > b1[k * CW_REGIONS_MAX + o]) {
@@ -722,7 +722,7 @@ static int build_replaced(struct ck *c)
     }
     for (size_t d = 0; d < c->n_dots; d++) {
         size_t x = c->dots[d].ev, k = c->key_of[x];
-        const struct cw_hist_version *xv = &ev(c, x)->write;
+        const struct cw_history_version *xv = &ev(c, x)->write;
         const struct cw_vclock *xs = &ev(c, x)->sent_kctx;
         for (size_t o = 0; o < CW_REGIONS_MAX; o++) {
             size_t at = k * CW_REGIONS_MAX + o;
@@ -732,7 +732,7 @@ static int build_replaced(struct ck *c)
     }
     for (size_t d = 0; d < c->n_dots; d++) {
         size_t w = c->dots[d].ev;
-        const struct cw_hist_version *wv = &ev(c, w)->write;
+        const struct cw_history_version *wv = &ev(c, w)->write;
         size_t at = c->key_of[w] * CW_REGIONS_MAX + wv->origin;
         uint64_t cover = same_dot(wv, &ev(c, w1[at])->write) ? b2[at] : b1[at];
         c->replaced[w] = cover != 0 && cover >= wv->ts;
@@ -774,7 +774,7 @@ static int bucket(const struct ck *c, size_t n_groups, pick_fn pick, group_fn gr
 
 static bool pick_acked(const struct ck *c, size_t e)
 {
-    return ev(c, e)->kind == CW_HIST_WRITE && is_main(c, e);
+    return ev(c, e)->kind == CW_HISTORY_WRITE && is_main(c, e);
 }
 
 static bool pick_unreplaced(const struct ck *c, size_t e)
@@ -784,7 +784,7 @@ static bool pick_unreplaced(const struct ck *c, size_t e)
 
 static bool pick_observed_unacked(const struct ck *c, size_t e)
 {
-    return ev(c, e)->kind == CW_HIST_WRITE && is_node(c, e) && !is_main(c, e) && c->rd_n[e] > 0;
+    return ev(c, e)->kind == CW_HISTORY_WRITE && is_node(c, e) && !is_main(c, e) && c->rd_n[e] > 0;
 }
 
 /* Acked writes that happened; an acked lost write is reported by check_lost. */
@@ -795,7 +795,7 @@ static bool pick_acked_any(const struct ck *c, size_t e)
 
 static bool pick_final(const struct ck *c, size_t e)
 {
-    return ev(c, e)->kind == CW_HIST_READ && ev(c, e)->final;
+    return ev(c, e)->kind == CW_HISTORY_READ && ev(c, e)->final;
 }
 
 static size_t group_key_sess(const struct ck *c, size_t e)
@@ -832,7 +832,7 @@ static int build_groups(struct ck *c)
         return CW_ENOMEM;
     for (size_t g = 0; g < G; g++) {
         for (size_t i = c->kw_off[g]; i < c->kw_off[g + 1]; i++) {
-            const struct cw_hist_version *wv = &ev(c, c->kw[i])->write;
+            const struct cw_history_version *wv = &ev(c, c->kw[i])->write;
             bool first = i == c->kw_off[g];
             size_t mx = first ? NONE : c->kw_max[i - 1];
             size_t ml = first ? NONE : c->kw_maxlive[i - 1];
@@ -949,11 +949,11 @@ static void sb_path(struct sbuf *b, const struct ck *c, size_t len)
 /* ---- the checks ---- */
 
 /* A lost write to key with v's dot, or NONE (for witnesses only: a linear scan). */
-static size_t find_lost(const struct ck *c, const struct cw_hist_version *v, uint32_t key)
+static size_t find_lost(const struct ck *c, const struct cw_history_version *v, uint32_t key)
 {
     for (size_t i = 0; i < c->n; i++) {
-        const struct cw_hist_event *e = ev(c, i);
-        if (e->kind == CW_HIST_WRITE && e->lost && e->key == key && same_dot(&e->write, v))
+        const struct cw_history_event *e = ev(c, i);
+        if (e->kind == CW_HISTORY_WRITE && e->lost && e->key == key && same_dot(&e->write, v))
             return i;
     }
     return NONE;
@@ -962,15 +962,15 @@ static size_t find_lost(const struct ck *c, const struct cw_hist_version *v, uin
 static int check_thin_air(struct ck *c)
 {
     for (size_t r = 0; r < c->n; r++) {
-        const struct cw_hist_event *re = ev(c, r);
-        if (re->kind != CW_HIST_READ)
+        const struct cw_history_event *re = ev(c, r);
+        if (re->kind != CW_HISTORY_READ)
             continue;
         for (size_t j = 0; j < re->n_read; j++) {
-            const struct cw_hist_version *v = &re->read[j];
+            const struct cw_history_version *v = &re->read[j];
             size_t first = NONE;
             bool ok = false;
             for (size_t i = dot_lower(c, v->origin, v->ts); dot_at(c, i, v) && !ok; i++) {
-                const struct cw_hist_event *we = ev(c, c->dots[i].ev);
+                const struct cw_history_event *we = ev(c, c->dots[i].ev);
                 if (first == NONE)
                     first = c->dots[i].ev;
                 ok = we->key == re->key && we->write.tombstone == v->tombstone &&
@@ -1025,8 +1025,8 @@ static int check_contexts(struct ck *c)
     char a[CW_VC_TEXT_MAX], b2[CW_VC_TEXT_MAX];
     unsigned nr = n_regions(c);
     for (size_t i = 0; i < c->n; i++) {
-        const struct cw_hist_event *e = ev(c, i);
-        if (e->kind == CW_HIST_WRITE) {
+        const struct cw_history_event *e = ev(c, i);
+        if (e->kind == CW_HISTORY_WRITE) {
             if (e->lost || !is_siblings_mode(e->mode) ||
                 cw_vc_dominates(&e->write.kctx, &e->sent_kctx))
                 continue;
@@ -1046,11 +1046,11 @@ static int check_contexts(struct ck *c)
             continue;
         }
         for (size_t j = 0; j < e->n_read; j++) {
-            const struct cw_hist_version *v = &e->read[j];
+            const struct cw_history_version *v = &e->read[j];
             size_t z = find_write(c, v, e->key);
             if (z == NONE)
                 continue;
-            const struct cw_hist_version *zv = &ev(c, z)->write;
+            const struct cw_history_version *zv = &ev(c, z)->write;
             if (zv->tombstone != v->tombstone || (!v->tombstone && zv->value_id != v->value_id))
                 continue; /* thin-air */
             if (cw_vc_compare(&v->kctx, &zv->kctx) == CW_VC_EQUAL)
@@ -1079,11 +1079,11 @@ static int check_contexts(struct ck *c)
 static int check_siblings(struct ck *c)
 {
     for (size_t r = 0; r < c->n; r++) {
-        const struct cw_hist_event *re = ev(c, r);
-        if (re->kind != CW_HIST_READ)
+        const struct cw_history_event *re = ev(c, r);
+        if (re->kind != CW_HISTORY_READ)
             continue;
         size_t bad = NONE, by = NONE;
-        if (re->mode == CW_HIST_SIBLINGS || re->mode == CW_HIST_EVENTUAL_SIBLINGS) {
+        if (re->mode == CW_HISTORY_SIBLINGS || re->mode == CW_HISTORY_EVENTUAL_SIBLINGS) {
             for (size_t i = 0; i < re->n_read && bad == NONE; i++) {
                 for (size_t j = 0; j < re->n_read; j++) {
                     if (j == i)
@@ -1195,9 +1195,9 @@ static size_t prefix_end(const struct ck *c, const size_t *arr, size_t a, size_t
 }
 
 /* LWW: does a read whose winner is x (NULL: nothing found) miss write w? */
-static bool lww_misses(const struct ck *c, const struct cw_hist_version *x, size_t w, size_t k)
+static bool lww_misses(const struct ck *c, const struct cw_history_version *x, size_t w, size_t k)
 {
-    const struct cw_hist_version *wv = &ev(c, w)->write;
+    const struct cw_history_version *wv = &ev(c, w)->write;
     if (x)
         return dot_cmp(x, wv) < 0;
     if (wv->tombstone)
@@ -1210,11 +1210,11 @@ static bool lww_misses(const struct ck *c, const struct cw_hist_version *x, size
 /* Finds a write of r's key in set that r fails to reflect (see checker.h). */
 static bool find_miss(const struct ck *c, size_t r, const struct vset *set, struct miss *m)
 {
-    const struct cw_hist_event *re = ev(c, r);
+    const struct cw_history_event *re = ev(c, r);
     size_t S = c->n_sess, k = c->key_of[r], g0 = k * S;
-    if (re->mode == CW_HIST_LWW) {
+    if (re->mode == CW_HISTORY_LWW) {
         size_t xi = winner(re);
-        const struct cw_hist_version *x = xi == NONE ? NULL : &re->read[xi];
+        const struct cw_history_version *x = xi == NONE ? NULL : &re->read[xi];
         m->rule = x ? MISS_LWW_OLDER : MISS_LWW_NONE;
         m->vj = xi;
         for (size_t s = 0; s < S; s++) {
@@ -1256,7 +1256,7 @@ static bool find_miss(const struct ck *c, size_t r, const struct vset *set, stru
     }
     for (size_t i = c->kx_off[k]; i < c->kx_off[k + 1]; i++) {
         size_t u = c->kx[i];
-        const struct cw_hist_version *uv = &ev(c, u)->write;
+        const struct cw_history_version *uv = &ev(c, u)->write;
         if (!uv->tombstone && !c->replaced[u] && !in_read(re, uv) && in_set(c, u, set)) {
             m->w = u;
             return true;
@@ -1265,7 +1265,7 @@ static bool find_miss(const struct ck *c, size_t r, const struct vset *set, stru
     /* Second: no returned version may be replaced by a write in the set. */
     m->rule = MISS_SIB_REPLACED;
     for (size_t j = 0; j < re->n_read; j++) {
-        const struct cw_hist_version *v = &re->read[j];
+        const struct cw_history_version *v = &re->read[j];
         m->vj = j;
         for (size_t s = 0; s < S; s++) {
             if (set->row[s] == 0)
@@ -1284,7 +1284,7 @@ static bool find_miss(const struct ck *c, size_t r, const struct vset *set, stru
                     lo = mid + 1;
             }
             for (size_t i = lo; i < b; i++) {
-                const struct cw_hist_version *wv = &ev(c, c->kw[i])->write;
+                const struct cw_history_version *wv = &ev(c, c->kw[i])->write;
                 if (covers(&wv->kctx, v) && !same_dot(wv, v)) {
                     m->w = c->kw[i];
                     return true;
@@ -1293,7 +1293,7 @@ static bool find_miss(const struct ck *c, size_t r, const struct vset *set, stru
         }
         for (size_t i = c->kx_off[k]; i < c->kx_off[k + 1]; i++) {
             size_t u = c->kx[i];
-            const struct cw_hist_version *uv = &ev(c, u)->write;
+            const struct cw_history_version *uv = &ev(c, u)->write;
             if (covers(&uv->kctx, v) && !same_dot(uv, v) && in_set(c, u, set)) {
                 m->w = u;
                 return true;
@@ -1309,8 +1309,8 @@ static size_t find_mr_read(const struct ck *c, size_t r, size_t w)
     size_t S = c->n_sess, s = c->sess_of[r];
     for (size_t i = c->sess_off[s]; i < c->sess_off[s] + c->pos[r] - 1; i++) {
         size_t e = c->sess_ev[i];
-        const struct cw_hist_event *ee = ev(c, e);
-        if (ee->kind != CW_HIST_READ || ee->key != ev(c, r)->key)
+        const struct cw_history_event *ee = ev(c, e);
+        if (ee->kind != CW_HISTORY_READ || ee->key != ev(c, r)->key)
             continue;
         for (size_t j = 0; j < ee->n_read; j++) {
             size_t z = find_write(c, &ee->read[j], ee->key);
@@ -1329,7 +1329,7 @@ enum why { WHY_CAUSAL, WHY_RYW, WHY_MR };
 static void witness_miss(struct ck *c, struct cw_check_violation *slot, size_t r,
                          const struct miss *m, enum why why)
 {
-    const struct cw_hist_event *re = ev(c, r);
+    const struct cw_history_event *re = ev(c, r);
     struct sbuf b = slot_buf(slot);
     slot_event(slot, r);
     slot_event(slot, m->w);
@@ -1421,10 +1421,10 @@ static int check_causal(struct ck *c)
         size_t n_touched = 0;
         for (size_t i = c->sess_off[s]; i < c->sess_off[s + 1]; i++) {
             size_t e = c->sess_ev[i];
-            const struct cw_hist_event *re = ev(c, e);
-            if (re->kind != CW_HIST_READ)
+            const struct cw_history_event *re = ev(c, e);
+            if (re->kind != CW_HISTORY_READ)
                 continue;
-            if (re->mode != CW_HIST_EVENTUAL && re->mode != CW_HIST_EVENTUAL_SIBLINGS) {
+            if (re->mode != CW_HISTORY_EVENTUAL && re->mode != CW_HISTORY_EVENTUAL_SIBLINGS) {
                 int rc = check_read(c, e);
                 if (rc != CW_OK)
                     return rc;
@@ -1454,12 +1454,12 @@ static int check_causal(struct ck *c)
 }
 
 /* Is acked write w kept, or legitimately replaced, in final read f? */
-static bool kept(const struct ck *c, size_t w, const struct cw_hist_event *f)
+static bool kept(const struct ck *c, size_t w, const struct cw_history_event *f)
 {
-    const struct cw_hist_version *wv = &ev(c, w)->write;
+    const struct cw_history_version *wv = &ev(c, w)->write;
     if (in_read(f, wv))
         return true;
-    if (f->mode == CW_HIST_SIBLINGS || f->mode == CW_HIST_EVENTUAL_SIBLINGS)
+    if (f->mode == CW_HISTORY_SIBLINGS || f->mode == CW_HISTORY_EVENTUAL_SIBLINGS)
         return c->replaced[w] || wv->tombstone; /* tombstones may be collected */
     size_t xi = winner(f);
     if (xi != NONE && dot_cmp(&f->read[xi], wv) > 0)
@@ -1474,8 +1474,8 @@ static int check_lost(struct ck *c)
 {
     /* An acknowledged write must be durable: lost in a crash, it is lost. */
     for (size_t w = 0; w < c->n; w++) {
-        const struct cw_hist_event *we = ev(c, w);
-        if (we->kind != CW_HIST_WRITE || !we->lost || !we->acked)
+        const struct cw_history_event *we = ev(c, w);
+        if (we->kind != CW_HISTORY_WRITE || !we->lost || !we->acked)
             continue;
         struct cw_check_violation *slot;
         int rc = report_add(c->rep, CW_CHECK_LOST_WRITE, &slot);
@@ -1519,7 +1519,7 @@ static int check_lost(struct ck *c)
 }
 
 /* Sorted, de-duplicated live dots of a read. */
-static size_t live_dots(const struct cw_hist_event *r, struct dotref *out)
+static size_t live_dots(const struct cw_history_event *r, struct dotref *out)
 {
     size_t m = 0;
     for (size_t j = 0; j < r->n_read; j++)
@@ -1536,7 +1536,7 @@ static size_t live_dots(const struct cw_hist_event *r, struct dotref *out)
 
 static int check_divergence(struct ck *c)
 {
-    struct dotref a[CW_HIST_READ_MAX], b[CW_HIST_READ_MAX];
+    struct dotref a[CW_HISTORY_READ_MAX], b[CW_HISTORY_READ_MAX];
     for (size_t k = 0; k < c->n_keys; k++) {
         size_t lo = c->kf_off[k], hi = c->kf_off[k + 1];
         if (hi - lo < 2)

@@ -88,7 +88,7 @@ struct cw_check_report {
  * Checks h and fills *out (any previous contents are overwritten, not freed).
  * Returns CW_OK (0) when the check ran, whatever it found; CW_ENOMEM when memory
  * ran out, or CW_EINVAL for a malformed history (a region or origin >=
- * CW_REGIONS_MAX, n_read > CW_HIST_READ_MAX). On error *out holds no violations.
+ * CW_REGIONS_MAX, n_read > CW_HISTORY_READ_MAX). On error *out holds no violations.
  */
 int cw_check_history(const struct cw_history *h, struct cw_check_report *out);
 void cw_check_report_free(struct cw_check_report *r);

@@ -29,7 +29,7 @@ void cw_history_free(struct cw_history *h)
     h->cap = 0;
 }
 
-size_t cw_history_add(struct cw_history *h, const struct cw_hist_event *ev)
+size_t cw_history_add(struct cw_history *h, const struct cw_history_event *ev)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : CW_HISTORY_INITIAL_CAP;
@@ -37,7 +37,7 @@ size_t cw_history_add(struct cw_history *h, const struct cw_hist_event *ev)
         if (cap < h->cap || cap > SIZE_MAX / sizeof(*h->events) || cap == SIZE_MAX)
             return SIZE_MAX;
         /* Keep the old array reachable: on failure the history stays intact. */
-        struct cw_hist_event *grown = realloc(h->events, cap * sizeof(*grown));
+        struct cw_history_event *grown = realloc(h->events, cap * sizeof(*grown));
         if (grown == NULL)
             return SIZE_MAX;
         h->events = grown;

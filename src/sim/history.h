@@ -25,20 +25,20 @@
 
 #include "core/vclock.h"
 
-#define CW_HIST_READ_MAX 64 /* versions recorded per read (the sibling bound) */
+#define CW_HISTORY_READ_MAX 64 /* versions recorded per read (the sibling bound) */
 
-enum cw_hist_kind { CW_HIST_WRITE, CW_HIST_READ };
+enum cw_history_kind { CW_HISTORY_WRITE, CW_HISTORY_READ };
 
 /* How the bucket of the key promises to behave (from the config, not from what
  * the replica did): the checker holds causal buckets to causal rules. */
-enum cw_hist_mode {
-    CW_HIST_LWW,               /* causal, last-writer-wins */
-    CW_HIST_SIBLINGS,          /* causal, siblings kept and exposed */
-    CW_HIST_EVENTUAL,          /* eventual, last-writer-wins: only convergence is promised */
-    CW_HIST_EVENTUAL_SIBLINGS, /* eventual, siblings: convergence and sibling rules */
+enum cw_history_mode {
+    CW_HISTORY_LWW,               /* causal, last-writer-wins */
+    CW_HISTORY_SIBLINGS,          /* causal, siblings kept and exposed */
+    CW_HISTORY_EVENTUAL,          /* eventual, last-writer-wins: only convergence is promised */
+    CW_HISTORY_EVENTUAL_SIBLINGS, /* eventual, siblings: convergence and sibling rules */
 };
 
-struct cw_hist_version {
+struct cw_history_version {
     uint8_t origin;        /* region that issued the write */
     uint64_t ts;           /* its HLC stamp: (origin, ts) is the dot */
     bool tombstone;        /* a delete */
@@ -46,16 +46,16 @@ struct cw_hist_version {
     struct cw_vclock kctx; /* key context the stored version carries (siblings) */
 };
 
-struct cw_hist_event {
-    enum cw_hist_kind kind;
+struct cw_history_event {
+    enum cw_history_kind kind;
     uint32_t session; /* client session id; unused for final reads */
     uint8_t region;   /* region that served the operation */
     uint32_t key;     /* index into the simulator's small key space */
-    enum cw_hist_mode mode;
+    enum cw_history_mode mode;
     uint64_t time_us; /* simulated time of the event */
 
-    /* CW_HIST_WRITE */
-    struct cw_hist_version write; /* write.kctx: the context the stored version carries */
+    /* CW_HISTORY_WRITE */
+    struct cw_history_version write; /* write.kctx: the context the stored version carries */
     bool acked; /* the client saw success; an unacked write may or may not survive */
     bool lost;  /* decided, then lost in a crash before its commit: it never happened */
     /* The key context the client sent with the put, before the region closed it
@@ -63,15 +63,15 @@ struct cw_hist_event {
      * a write replaced from this, not from what the region stored. */
     struct cw_vclock sent_kctx;
 
-    /* CW_HIST_READ: every version the region held for the key, tombstones included
+    /* CW_HISTORY_READ: every version the region held for the key, tombstones included
      * (a tombstone may be absent after it was garbage-collected). */
     bool final;
     uint32_t n_read;
-    struct cw_hist_version read[CW_HIST_READ_MAX];
+    struct cw_history_version read[CW_HISTORY_READ_MAX];
 };
 
 struct cw_history {
-    struct cw_hist_event *events;
+    struct cw_history_event *events;
     size_t n, cap;
     unsigned n_regions;
 };
@@ -79,6 +79,6 @@ struct cw_history {
 void cw_history_init(struct cw_history *h, unsigned n_regions);
 void cw_history_free(struct cw_history *h);
 /* Appends a copy of ev; returns its index, or SIZE_MAX when out of memory. */
-size_t cw_history_add(struct cw_history *h, const struct cw_hist_event *ev);
+size_t cw_history_add(struct cw_history *h, const struct cw_history_event *ev);
 
 #endif

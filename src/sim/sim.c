@@ -85,7 +85,7 @@ struct sim {
     struct region regions[CW_REGIONS_MAX];
     struct session *sessions;
     struct cw_bucket_policy buckets[N_BUCKETS];
-    enum cw_hist_mode modes[N_BUCKETS];
+    enum cw_history_mode modes[N_BUCKETS];
     bool faults_on;
     unsigned ops_issued;
     uint64_t next_value_id;
@@ -249,7 +249,7 @@ static uint64_t req_id(unsigned session, uint64_t op)
     return (uint64_t)session << 40 | op;
 }
 
-static void hist_version(struct cw_hist_version *h, const struct cw_version *v)
+static void hist_version(struct cw_history_version *h, const struct cw_version *v)
 {
     memset(h, 0, sizeof(*h));
     h->origin = v->dot.origin;
@@ -273,9 +273,9 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
         return;
     struct session *ss = &sim->sessions[s];
     bool current = ss->busy && ss->op == op;
-    struct cw_hist_event ev;
+    struct cw_history_event ev;
     memset(&ev, 0, sizeof(ev));
-    ev.kind = CW_HIST_WRITE;
+    ev.kind = CW_HISTORY_WRITE;
     /* A write whose client already gave up belongs to no session's order. */
     ev.session = current ? s : sim->next_orphan++;
     ev.region = (uint8_t)rep->dot.origin;
@@ -287,7 +287,7 @@ static void record_write(struct sim *sim, const struct cw_reply *rep)
     ev.write.tombstone = o->value_id == 0;
     ev.write.value_id = o->value_id;
     ev.sent_kctx = o->kctx; /* checker: what the client sent, before the region closed it */
-    if (ev.mode == CW_HIST_SIBLINGS || ev.mode == CW_HIST_EVENTUAL_SIBLINGS) {
+    if (ev.mode == CW_HISTORY_SIBLINGS || ev.mode == CW_HISTORY_EVENTUAL_SIBLINGS) {
         /* The version as stored: the region closes the key context it was given. */
         ev.write.kctx = o->kctx;
         uint8_t fk[32];
@@ -361,15 +361,15 @@ static void complete_op(struct sim *sim, unsigned r, const struct cw_reply *rep)
         if (ss->write_event != SIZE_MAX)
             sim->res->history.events[ss->write_event].acked = true;
     } else {
-        struct cw_hist_event ev;
+        struct cw_history_event ev;
         memset(&ev, 0, sizeof(ev));
-        ev.kind = CW_HIST_READ;
+        ev.kind = CW_HISTORY_READ;
         ev.session = s;
         ev.region = (uint8_t)r;
         ev.key = ss->key;
         ev.mode = sim->modes[ss->key / sim->cfg.n_keys];
         ev.time_us = sim->now;
-        for (uint32_t i = 0; i < rep->state.n && i < CW_HIST_READ_MAX; i++)
+        for (uint32_t i = 0; i < rep->state.n && i < CW_HISTORY_READ_MAX; i++)
             hist_version(&ev.read[ev.n_read++], &rep->state.v[i]);
         if (cw_history_add(&sim->res->history, &ev) == SIZE_MAX)
             sim->oom = true;
@@ -428,8 +428,8 @@ static void issue_op(struct sim *sim, unsigned s)
         const struct cw_vclock *kc = cw_session_kctx(&ss->s, fk, fkl);
         if (kc)
             req.kctx = *kc;
-        enum cw_hist_mode mode = sim->modes[ss->key / sim->cfg.n_keys];
-        if ((mode == CW_HIST_SIBLINGS || mode == CW_HIST_EVENTUAL_SIBLINGS) &&
+        enum cw_history_mode mode = sim->modes[ss->key / sim->cfg.n_keys];
+        if ((mode == CW_HISTORY_SIBLINGS || mode == CW_HISTORY_EVENTUAL_SIBLINGS) &&
             cw_rng_chance(sim->rng, 50000)) {
             /* A hand-made context, as a client passing one version's token: it
              * names a single version held here, not what that version replaced. */
@@ -523,7 +523,7 @@ static void crash_region(struct sim *sim, unsigned r)
      * write with the same dot. Give each a dot no region will ever issue, so the
      * history keeps one write per dot. */
     for (size_t i = 0; i < g->n_unflushed; i++) {
-        struct cw_hist_event *ev = &sim->res->history.events[g->unflushed[i]];
+        struct cw_history_event *ev = &sim->res->history.events[g->unflushed[i]];
         ev->write.ts = UINT64_MAX - sim->next_lost_dot++;
         ev->acked = false;
         ev->lost = true; /* checker: it never happened, so it replaces nothing */
@@ -654,9 +654,9 @@ static void final_reads(struct sim *sim)
             uint8_t fk[32];
             uint32_t fkl;
             full_key(sim, key, fk, &fkl);
-            struct cw_hist_event ev;
+            struct cw_history_event ev;
             memset(&ev, 0, sizeof(ev));
-            ev.kind = CW_HIST_READ;
+            ev.kind = CW_HISTORY_READ;
             ev.final = true;
             ev.region = (uint8_t)r;
             ev.key = key;
@@ -664,7 +664,7 @@ static void final_reads(struct sim *sim)
             ev.time_us = sim->now;
             struct cw_keystate ks;
             read_state(sim, r, fk, fkl, &ks);
-            for (uint32_t i = 0; i < ks.n && i < CW_HIST_READ_MAX; i++)
+            for (uint32_t i = 0; i < ks.n && i < CW_HISTORY_READ_MAX; i++)
                 hist_version(&ev.read[ev.n_read++], &ks.v[i]);
             cw_keystate_free(&ks);
             if (cw_history_add(&sim->res->history, &ev) == SIZE_MAX)
@@ -727,10 +727,10 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
          .max_siblings = 32},
     };
     memcpy(sim->buckets, b, sizeof(b));
-    sim->modes[0] = CW_HIST_LWW;
-    sim->modes[1] = CW_HIST_SIBLINGS;
-    sim->modes[2] = CW_HIST_EVENTUAL;
-    sim->modes[3] = CW_HIST_EVENTUAL_SIBLINGS;
+    sim->modes[0] = CW_HISTORY_LWW;
+    sim->modes[1] = CW_HISTORY_SIBLINGS;
+    sim->modes[2] = CW_HISTORY_EVENTUAL;
+    sim->modes[3] = CW_HISTORY_EVENTUAL_SIBLINGS;
 
     /* The regions, their stores and links, and the timeline: the fixture's. A
      * region's effects wait for a simulated group commit of 0.05-3 ms. */

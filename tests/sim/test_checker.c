@@ -23,11 +23,11 @@
 /* ---- history builders ---- */
 
 static size_t add_write(struct cw_history *h, uint32_t sess, uint8_t region, uint32_t key,
-                        enum cw_hist_mode mode, uint64_t ts, uint64_t value_id, bool acked)
+                        enum cw_history_mode mode, uint64_t ts, uint64_t value_id, bool acked)
 {
-    struct cw_hist_event e;
+    struct cw_history_event e;
     memset(&e, 0, sizeof(e));
-    e.kind = CW_HIST_WRITE;
+    e.kind = CW_HISTORY_WRITE;
     e.session = sess;
     e.region = region;
     e.key = key;
@@ -60,7 +60,7 @@ static void add_stored_ctx(struct cw_history *h, size_t w, uint8_t origin, uint6
 /* A write decided and then lost in a crash before its commit, recorded as the
  * simulator does: unacknowledged, with a dot no region ever issues. */
 static size_t add_lost_write(struct cw_history *h, uint32_t sess, uint8_t region, uint32_t key,
-                             enum cw_hist_mode mode, uint64_t value_id)
+                             enum cw_history_mode mode, uint64_t value_id)
 {
     static uint64_t next_lost;
     size_t i = add_write(h, sess, region, key, mode, UINT64_MAX - next_lost++, value_id, false);
@@ -70,11 +70,11 @@ static size_t add_lost_write(struct cw_history *h, uint32_t sess, uint8_t region
 
 /* A read returning the versions written by the given write events. */
 static size_t add_read(struct cw_history *h, uint32_t sess, uint8_t region, uint32_t key,
-                       enum cw_hist_mode mode, bool final, size_t n, const size_t *writes)
+                       enum cw_history_mode mode, bool final, size_t n, const size_t *writes)
 {
-    struct cw_hist_event e;
+    struct cw_history_event e;
     memset(&e, 0, sizeof(e));
-    e.kind = CW_HIST_READ;
+    e.kind = CW_HISTORY_READ;
     e.session = sess;
     e.region = region;
     e.key = key;
@@ -147,9 +147,9 @@ static bool has_event(const struct cw_check_violation *v, size_t e)
 }
 
 enum { K1 = 1, K2 = 2 };
-#define LWW CW_HIST_LWW
-#define SIB CW_HIST_SIBLINGS
-#define EVT CW_HIST_EVENTUAL
+#define LWW CW_HISTORY_LWW
+#define SIB CW_HISTORY_SIBLINGS
+#define EVT CW_HISTORY_EVENTUAL
 
 /* ---- the history array ---- */
 
@@ -978,7 +978,7 @@ static void test_malformed(void **state)
     assert_null(rep.v);
     h.events[w].write.origin = 0;
     size_t r = READ(&h, 1, 0, K1, LWW, w);
-    h.events[r].n_read = CW_HIST_READ_MAX + 1;
+    h.events[r].n_read = CW_HISTORY_READ_MAX + 1;
     assert_int_equal(cw_check_history(&h, &rep), CW_EINVAL);
     cw_check_report_free(&rep);
     cw_history_free(&h);
