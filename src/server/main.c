@@ -44,7 +44,7 @@ static void usage(FILE *f)
             "  --help             this text\n"
             "\n"
             "Logs go to stderr. SIGTERM or SIGINT stops the node cleanly after committing\n"
-            "what it has decided. At start it logs its random seed (election timeouts,\n"
+            "what it has decided. At start it logs its random seed (it seeds the\n"
             "link jitter); CAUSEWAY_SEED=N in the environment reuses one. Example:\n"
             "  causewayd --config geo-configs/three-regions.ini --region us-east\n");
 }
