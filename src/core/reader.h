@@ -30,7 +30,8 @@ struct cw_reader {
      * CW_ENOTFOUND when the key holds nothing, or an error (CW_ESTORE, CW_EIO,
      * CW_EDECODE for bytes that fail their checks). */
     int (*key)(void *ctx, const uint8_t *key, uint32_t key_len, struct cw_keystate *out);
-    /* The outbox record stamped ts: CW_OK, CW_ENOTFOUND, or an error. */
+    /* The outbox record stamped ts: CW_OK, CW_ENOTFOUND, or an error. NULL:
+     * outbox bodies stay in memory (only key states are cached). */
     int (*outbox)(void *ctx, uint64_t ts, struct cw_record *out);
     /* Optional (state transfer, donor side): the first persisted key strictly
      * after `after` in byte order (memcmp, a shorter prefix first), with its

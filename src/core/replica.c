@@ -543,7 +543,9 @@ void rp_cache_trim(struct cw_replica *r)
     if (!has_reader(r))
         return;
     /* Outbox bodies, oldest first: the newest are what the next flush sends. */
-    while (r->body_bytes > r->cfg.outbox_cache_bytes_max && r->body_hand < r->outbox.n) {
+    /* Only bodies the reader can give back may leave memory. */
+    while (r->cfg.reader.outbox != NULL && r->body_bytes > r->cfg.outbox_cache_bytes_max &&
+           r->body_hand < r->outbox.n) {
         struct cw_record *rec = rp_recq_at(&r->outbox, r->body_hand++);
         if (rec->key != NULL) {
             drop_body(r, rec);
