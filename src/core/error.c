@@ -28,9 +28,14 @@ static const char *const messages[CW_ERR_COUNT_] = {
     [CW_EVERSION] = "protocol version mismatch; run the same causeway version everywhere",
     [CW_EIO] = "file input/output error",
     [CW_EUNAVAILABLE] = "service unavailable; is causewayd running for that region?",
-    [CW_ESTRONG] = "strong buckets are not supported by this build yet",
+    [CW_ESTRONG] = "this strong-bucket request cannot be served (conditional write on a "
+                   "causal bucket, or the strong state is full); see the detail",
     [CW_ECORRUPT] = "stored data is damaged or incomplete and was not used; restore the "
                     "data directory from a backup (see docs/operations.md)",
+    [CW_ECONFLICT] = "conflict: the key's current version is not the expected one; read "
+                     "it again and retry with the version you read",
+    [CW_ENOQUORUM] = "no majority of regions is reachable for this strong bucket; retry "
+                     "when links heal, or use a causal bucket",
 };
 
 const char *cw_strerror(int err)

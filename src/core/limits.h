@@ -64,6 +64,20 @@
 #define CW_DEFAULT_KEY_CACHE_BYTES_MAX (64ull << 20)
 #define CW_DEFAULT_OUTBOX_CACHE_BYTES_MAX (32ull << 20)
 
+/* Strong buckets (core/raft.h, core/strong.h). */
+#define CW_RAFT_MSG_ENTRIES_MAX 1024u           /* entries in one Raft message */
+#define CW_RAFT_ENTRY_BYTES_MAX (CW_FRAME_BYTES_MAX / 2) /* one command (key, value, deps) */
+#define CW_RAFT_SNAP_BYTES_MAX (CW_FRAME_BYTES_MAX - 4096u) /* a snapshot travels in one frame */
+#define CW_DEFAULT_ELECTION_MIN_MS 1000u /* well above the largest WAN round trip */
+#define CW_DEFAULT_ELECTION_MAX_MS 2000u
+#define CW_DEFAULT_RAFT_HEARTBEAT_MS 100u
+#define CW_DEFAULT_SNAPSHOT_ENTRIES 10000u /* compact the log past this many applied entries */
+#define CW_DEFAULT_STRONG_TIMEOUT_MS 5000u /* a strong request fails after this */
+#define CW_DEFAULT_STRONG_PENDING_MAX 10000u /* strong requests in flight per region */
+#define CW_DEFAULT_STRONG_BYTES_MAX (CW_RAFT_SNAP_BYTES_MAX) /* strong state (keys, values) */
+#define CW_DEFAULT_RAFT_MSG_BYTES (1u << 20) /* entry bytes per APPEND */
+#define CW_DEFAULT_RAFT_INFLIGHT 64u        /* APPENDs unacknowledged per follower */
+
 /* Default of the store's Berkeley DB page cache (config: store_cache_bytes). */
 #define CW_DEFAULT_STORE_CACHE_BYTES (32ull << 20)
 

@@ -3,6 +3,8 @@
  */
 #include "core/record.h"
 
+#include "core/raft.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +56,11 @@ void cw_msg_free(struct cw_msg *m)
     free(m->snap_next);
     m->snap_after = m->snap_next = NULL;
     m->snap_after_len = m->snap_next_len = 0;
+    if (m->raft != NULL) {
+        cw_raft_msg_free(m->raft);
+        free(m->raft);
+        m->raft = NULL;
+    }
 }
 
 static uint8_t *dup_bytes(const uint8_t *b, uint32_t n)
@@ -72,6 +79,15 @@ int cw_msg_copy(struct cw_msg *dst, const struct cw_msg *src)
     dst->snapkeys = NULL;
     dst->n_snapkeys = 0;
     dst->snap_after = dst->snap_next = NULL;
+    dst->raft = NULL;
+    if (src->raft != NULL) {
+        dst->raft = calloc(1, sizeof(*dst->raft));
+        if (dst->raft == NULL || cw_raft_msg_copy(dst->raft, src->raft) != CW_OK) {
+            free(dst->raft);
+            dst->raft = NULL;
+            goto oom;
+        }
+    }
     if (src->snap_after != NULL) {
         dst->snap_after = dup_bytes(src->snap_after, src->snap_after_len);
         if (dst->snap_after == NULL)

@@ -43,6 +43,9 @@ enum cw_msg_type {
      * with keys after snap_after (byte order); the donor answers with a chunk. */
     CW_MSG_SNAP_REQUEST = 4,
     CW_MSG_SNAP_CHUNK = 5,
+    /* Strong buckets: one Raft message (core/raft.h) in `raft`. The
+     * acknowledgement fields below are unused (zero). */
+    CW_MSG_RAFT = 6,
 };
 
 /* cw_msg.flags */
@@ -59,6 +62,8 @@ struct cw_snapkey {
     uint8_t *key; /* "bucket/key", owned */
     struct cw_keystate state;
 };
+
+struct cw_raft_msg;
 
 struct cw_msg {
     enum cw_msg_type type;
@@ -97,6 +102,8 @@ struct cw_msg {
      * stream end) and clock. */
     struct cw_vclock snap_applied, snap_chain;
     uint64_t snap_clock;
+    /* RAFT: the Raft message, owned (freed and copied with the cw_msg). */
+    struct cw_raft_msg *raft;
 };
 
 void cw_record_free(struct cw_record *r);

@@ -115,6 +115,12 @@ enum cw_persist_kind {
     CW_PERSIST_OUTBOX_PUT = 2, /* ts -> encoded record */
     CW_PERSIST_OUTBOX_DEL = 3, /* ts */
     CW_PERSIST_META = 4,       /* encoded replica metadata (one per node) */
+    /* Strong buckets (core/strong.h), in the same transaction: */
+    CW_PERSIST_RAFT_HS = 5,    /* encoded Raft hard state (one per node) */
+    CW_PERSIST_RAFT_TRUNC = 6, /* delete every stored Raft entry with index >= ts */
+    CW_PERSIST_RAFT_ENTRY = 7, /* ts = index -> encoded entry */
+    CW_PERSIST_RAFT_SNAP = 8,  /* ts = index -> encoded snapshot (one per node, replaces
+                                * the last); delete every stored entry with index <= ts */
 };
 
 struct cw_persist {
@@ -149,6 +155,10 @@ struct cw_reply {
      * whose versions are all tombstones is "not found". Owned by the ready. */
     struct cw_keystate state;
     enum cw_conflict conflict;
+    /* Strong buckets: the key's version (the Raft index of its last write; 0:
+     * absent) after a put, as read by a get, or, with CW_ECONFLICT, the
+     * current one. A strong get's state holds at most one version. */
+    uint64_t version;
 };
 
 struct cw_ready {
@@ -158,6 +168,12 @@ struct cw_ready {
     size_t n_msgs;
     struct cw_reply *replies;
     size_t n_replies;
+};
+
+enum cw_put_cond {
+    CW_COND_NONE = 0,
+    CW_COND_VERSION = 1, /* write only if the key's version is cond_version */
+    CW_COND_ABSENT = 2,  /* write only if the key does not exist */
 };
 
 struct cw_put_req {
@@ -170,6 +186,9 @@ struct cw_put_req {
     bool tombstone;           /* a delete */
     struct cw_vclock context; /* the session's causal context */
     struct cw_vclock kctx;    /* the key context the client read, or zero */
+    /* Strong buckets only (a condition on a causal bucket is CW_EINVAL): */
+    uint8_t cond;           /* enum cw_put_cond */
+    uint64_t cond_version;  /* CW_COND_VERSION: the version the key must have */
 };
 
 struct cw_get_req {

@@ -609,7 +609,7 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
 {
     *out = NULL;
     const char *data_dir = cfg->regions[region].data_dir;
-    char marker[1200];
+    char marker[sizeof(cfg->regions[0].data_dir) + 32];
     snprintf(marker, sizeof(marker), "%s/%s", data_dir, REBUILD_MARKER);
     if (rebuild_from >= 0) {
         if (rebuild_from >= (int)cfg->n_regions || (unsigned)rebuild_from == region) {

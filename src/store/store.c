@@ -1160,6 +1160,12 @@ static int apply_one(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p
         if (ret == DB_NOTFOUND)
             ret = 0;
         break;
+    case CW_PERSIST_RAFT_HS: /* strong buckets: not stored yet */
+    case CW_PERSIST_RAFT_TRUNC:
+    case CW_PERSIST_RAFT_ENTRY:
+    case CW_PERSIST_RAFT_SNAP:
+        set_err(s->errmsg, sizeof(s->errmsg), "a Raft record: strong buckets are not stored yet");
+        return CW_ESTORE;
     case CW_PERSIST_META:
         if (p->data_len == 0 || p->data == NULL) {
             set_err(s->errmsg, sizeof(s->errmsg),

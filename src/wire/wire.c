@@ -554,6 +554,8 @@ static int peer_type_to_pb(enum cw_msg_type t, Causeway__PeerType *out)
     case CW_MSG_SNAP_CHUNK:
         *out = CAUSEWAY__PEER_TYPE__PEER_SNAPSHOT_CHUNK;
         return CW_OK;
+    case CW_MSG_RAFT:
+        return CW_EINVAL; /* not encoded yet */
     }
     return CW_EINVAL;
 }

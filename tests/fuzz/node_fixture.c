@@ -274,6 +274,11 @@ static void store_apply(struct fx_store *s, const struct cw_persist *p)
     case CW_PERSIST_OUTBOX_DEL:
         store_outbox_del(s, p);
         break;
+    case CW_PERSIST_RAFT_HS: /* strong buckets: not stored yet */
+    case CW_PERSIST_RAFT_TRUNC:
+    case CW_PERSIST_RAFT_ENTRY:
+    case CW_PERSIST_RAFT_SNAP:
+        abort(); /* strong buckets are not stored yet */
     case CW_PERSIST_META:
         store_meta(s, p);
         break;
