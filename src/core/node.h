@@ -28,6 +28,7 @@
 #include "core/now.h"
 #include "core/rand.h"
 #include "core/replica.h"
+#include "core/strong.h"
 
 struct cw_node_config {
     struct cw_replica_config replica; /* region, regions, buckets, bounds */
@@ -50,6 +51,11 @@ int cw_node_restore_meta(struct cw_node *n, const uint8_t *data, uint32_t len);
 int cw_node_restore_key(struct cw_node *n, const uint8_t *key, uint32_t key_len,
                         const uint8_t *data, uint32_t len);
 int cw_node_restore_outbox(struct cw_node *n, const uint8_t *data, uint32_t len);
+/* Strong buckets' recovery (core/strong.h): the bytes of the stored Raft
+ * snapshot, hard state and entries (index order), as they were persisted. */
+int cw_node_restore_raft_snapshot(struct cw_node *n, const uint8_t *data, uint32_t len);
+int cw_node_restore_raft_hardstate(struct cw_node *n, const uint8_t *data, uint32_t len);
+int cw_node_restore_raft_entry(struct cw_node *n, const uint8_t *data, uint32_t len);
 
 /* Client requests, routed by bucket policy. Causal and eventual buckets go to
  * the replica; a strong bucket is answered CW_ESTRONG until the Raft core lands;
@@ -71,6 +77,9 @@ bool cw_node_check_invariants(struct cw_node *n, char *why, size_t why_len);
 
 /* Observation (status, tests, the simulator's checker). */
 const struct cw_replica *cw_node_replica(const struct cw_node *n);
+/* Strong buckets' status (zeros when the config has no strong bucket). */
+void cw_node_strong_status(const struct cw_node *n, struct cw_now now, struct cw_raft_status *rs,
+                           struct cw_strong_stats *ss);
 /* One draw from the driver's generator (for the node's parts). */
 uint64_t cw_node_random(struct cw_node *n);
 
