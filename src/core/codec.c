@@ -1,61 +1,14 @@
 /* codec.c - bounded encoders and decoders for persisted replica state. */
 #include "core/codec.h"
 
+#include "core/bytes.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include <causeway/error.h>
 
 enum { TAG_KEYSTATE = 'K', TAG_RECORD = 'R', TAG_META = 'M' };
-
-struct reader {
-    const uint8_t *p;
-    size_t len, off;
-    bool bad;
-};
-
-static uint64_t rd_varint(struct reader *r)
-{
-    uint64_t x = 0;
-    size_t used = r->bad ? 0 : cw_varint_get(r->p + r->off, r->len - r->off, &x);
-    if (used == 0) {
-        r->bad = true;
-        return 0;
-    }
-    r->off += used;
-    return x;
-}
-
-static uint8_t rd_byte(struct reader *r)
-{
-    if (r->bad || r->off >= r->len) {
-        r->bad = true;
-        return 0;
-    }
-    return r->p[r->off++];
-}
-
-static void rd_vc(struct reader *r, struct cw_vclock *v)
-{
-    size_t used = r->bad ? 0 : cw_vc_decode(v, r->p + r->off, r->len - r->off);
-    if (used == 0) {
-        r->bad = true;
-        cw_vc_zero(v);
-        return;
-    }
-    r->off += used;
-}
-
-static const uint8_t *rd_bytes(struct reader *r, size_t n)
-{
-    if (r->bad || n > r->len - r->off) {
-        r->bad = true;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->off;
-    r->off += n;
-    return p;
-}
 
 size_t cw_version_encoded_max(const struct cw_version *v)
 {
@@ -77,14 +30,14 @@ size_t cw_encode_version(const struct cw_version *v, uint8_t *out)
     return n;
 }
 
-static void rd_version(struct reader *r, struct cw_version *v, uint32_t max_value_bytes)
+static void rd_version(struct cw_rd *r, struct cw_version *v, uint32_t max_value_bytes)
 {
     memset(v, 0, sizeof(*v));
-    uint8_t origin = rd_byte(r);
-    v->dot.ts = rd_varint(r);
-    uint8_t flags = rd_byte(r);
-    rd_vc(r, &v->kctx);
-    uint64_t vlen = rd_varint(r);
+    uint8_t origin = cw_rd_byte(r);
+    v->dot.ts = cw_rd_varint(r);
+    uint8_t flags = cw_rd_byte(r);
+    cw_rd_vc(r, &v->kctx);
+    uint64_t vlen = cw_rd_varint(r);
     if (r->bad || origin >= CW_REGIONS_MAX || flags > 1 || v->dot.ts == 0 ||
         vlen > max_value_bytes || vlen > CW_VALUE_HARD_MAX || (flags && vlen)) {
         r->bad = true;
@@ -92,7 +45,7 @@ static void rd_version(struct reader *r, struct cw_version *v, uint32_t max_valu
     }
     v->dot.origin = origin;
     v->tombstone = flags == 1;
-    const uint8_t *p = rd_bytes(r, (size_t)vlen);
+    const uint8_t *p = cw_rd_bytes(r, (size_t)vlen);
     if (p == NULL || vlen == 0)
         return;
     v->value = malloc((size_t)vlen);
@@ -107,7 +60,7 @@ static void rd_version(struct reader *r, struct cw_version *v, uint32_t max_valu
 size_t cw_decode_version(struct cw_version *v, const uint8_t *in, size_t len,
                          uint32_t max_value_bytes)
 {
-    struct reader r = {in, len, 0, false};
+    struct cw_rd r = {in, len, 0, false};
     rd_version(&r, v, max_value_bytes);
     if (r.bad) {
         free(v->value);
@@ -141,12 +94,12 @@ int cw_encode_keystate(const struct cw_keystate *s, uint8_t **out, uint32_t *len
 int cw_decode_keystate(struct cw_keystate *s, const uint8_t *in, size_t len,
                        uint32_t max_value_bytes)
 {
-    struct reader r = {in, len, 0, false};
+    struct cw_rd r = {in, len, 0, false};
     cw_keystate_init(s);
-    if (rd_byte(&r) != TAG_KEYSTATE || rd_byte(&r) != CW_CODEC_VERSION)
+    if (cw_rd_byte(&r) != TAG_KEYSTATE || cw_rd_byte(&r) != CW_CODEC_VERSION)
         return CW_EDECODE;
-    uint64_t n = rd_varint(&r);
-    rd_vc(&r, &s->replaced);
+    uint64_t n = cw_rd_varint(&r);
+    cw_rd_vc(&r, &s->replaced);
     /* Each version takes at least 5 bytes, so n is also bounded by the input. */
     if (r.bad || n > CW_SIBLINGS_HARD_MAX || n > len / 5)
         return CW_EDECODE;
@@ -200,19 +153,19 @@ int cw_encode_record(const struct cw_record *rec, uint8_t **out, uint32_t *len)
 
 int cw_decode_record(struct cw_record *rec, const uint8_t *in, size_t len, uint32_t max_value_bytes)
 {
-    struct reader r = {in, len, 0, false};
+    struct cw_rd r = {in, len, 0, false};
     memset(rec, 0, sizeof(*rec));
-    if (rd_byte(&r) != TAG_RECORD || rd_byte(&r) != CW_CODEC_VERSION)
+    if (cw_rd_byte(&r) != TAG_RECORD || cw_rd_byte(&r) != CW_CODEC_VERSION)
         return CW_EDECODE;
-    rec->prev_ts = rd_varint(&r);
-    rec->consistency = rd_byte(&r);
-    rec->conflict = rd_byte(&r);
-    rd_vc(&r, &rec->deps);
-    uint64_t klen = rd_varint(&r);
+    rec->prev_ts = cw_rd_varint(&r);
+    rec->consistency = cw_rd_byte(&r);
+    rec->conflict = cw_rd_byte(&r);
+    cw_rd_vc(&r, &rec->deps);
+    uint64_t klen = cw_rd_varint(&r);
     if (r.bad || rec->consistency > CW_STRONG || rec->conflict > CW_CONFLICT_SIBLINGS || klen < 3 ||
         klen > CW_BUCKET_NAME_MAX + 1 + CW_KEY_BYTES_MAX)
         return CW_EDECODE;
-    const uint8_t *k = rd_bytes(&r, (size_t)klen);
+    const uint8_t *k = cw_rd_bytes(&r, (size_t)klen);
     if (k == NULL)
         return CW_EDECODE;
     rec->key = malloc((size_t)klen);
@@ -247,14 +200,14 @@ int cw_encode_meta(const struct cw_meta *m, uint8_t **out, uint32_t *len)
 
 int cw_decode_meta(struct cw_meta *m, const uint8_t *in, size_t len)
 {
-    struct reader r = {in, len, 0, false};
+    struct cw_rd r = {in, len, 0, false};
     memset(m, 0, sizeof(*m));
-    if (rd_byte(&r) != TAG_META || rd_byte(&r) != CW_CODEC_VERSION)
+    if (cw_rd_byte(&r) != TAG_META || cw_rd_byte(&r) != CW_CODEC_VERSION)
         return CW_EDECODE;
-    m->hlc = rd_varint(&r);
-    rd_vc(&r, &m->applied);
-    rd_vc(&r, &m->chain);
-    m->stream_end = rd_varint(&r);
+    m->hlc = cw_rd_varint(&r);
+    cw_rd_vc(&r, &m->applied);
+    cw_rd_vc(&r, &m->chain);
+    m->stream_end = cw_rd_varint(&r);
     if (r.bad || r.off != len)
         return CW_EDECODE;
     return CW_OK;

@@ -36,6 +36,9 @@ struct cw_node_config {
      * simulator derives it from the run's seed). Election timeouts of the Raft
      * core will draw from it; the causal replica needs none. */
     struct cw_rand rand;
+    /* Strong buckets (core/strong.h): used when a bucket is strong. Its Raft
+     * config's id, n and rand are set by the node from the above. */
+    struct cw_strong_config strong;
 };
 
 struct cw_node;
@@ -58,12 +61,15 @@ int cw_node_restore_raft_hardstate(struct cw_node *n, const uint8_t *data, uint3
 int cw_node_restore_raft_entry(struct cw_node *n, const uint8_t *data, uint32_t len);
 
 /* Client requests, routed by bucket policy. Causal and eventual buckets go to
- * the replica; a strong bucket is answered CW_ESTRONG until the Raft core lands;
- * an invalid or unknown bucket is answered here too. Replies carry a detail
+ * the replica, strong buckets to the strong part (core/strong.h); an invalid or
+ * unknown bucket, and a put condition on a bucket that is not strong, are
+ * answered here. Replies carry a detail
  * string naming the key or the limit. */
 void cw_node_put(struct cw_node *n, struct cw_now now, const struct cw_put_req *req);
 void cw_node_get(struct cw_node *n, struct cw_now now, const struct cw_get_req *req);
-/* A message from a peer region (stays the caller's). */
+/* A message from a peer region (stays the caller's): CW_MSG_RAFT goes to the
+ * strong part, the rest to the replica; every message feeds the failure
+ * detector. */
 void cw_node_recv(struct cw_node *n, struct cw_now now, const struct cw_msg *m);
 void cw_node_tick(struct cw_node *n, struct cw_now now);
 
@@ -77,6 +83,8 @@ bool cw_node_check_invariants(struct cw_node *n, char *why, size_t why_len);
 
 /* Observation (status, tests, the simulator's checker). */
 const struct cw_replica *cw_node_replica(const struct cw_node *n);
+/* NULL when no bucket is strong. */
+const struct cw_strong *cw_node_strong(const struct cw_node *n);
 /* Strong buckets' status (zeros when the config has no strong bucket). */
 void cw_node_strong_status(const struct cw_node *n, struct cw_now now, struct cw_raft_status *rs,
                            struct cw_strong_stats *ss);

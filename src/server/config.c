@@ -70,6 +70,15 @@ enum cluster_key {
     CK_OUTBOX_CACHE_BYTES_MAX,
     CK_STORE_CACHE_BYTES,
     CK_LOG_LEVEL,
+    CK_ELECTION_MIN_MS,
+    CK_ELECTION_MAX_MS,
+    CK_RAFT_HEARTBEAT_MS,
+    CK_SUSPECT_AFTER_MS,
+    CK_SNAPSHOT_ENTRIES,
+    CK_STRONG_TIMEOUT_MS,
+    CK_STRONG_PENDING_MAX,
+    CK_STRONG_BYTES_MAX,
+    CK_PREFERRED_LEADER,
     CK_COUNT_
 };
 static const char *const cluster_keys[CK_COUNT_] = {
@@ -92,6 +101,15 @@ static const char *const cluster_keys[CK_COUNT_] = {
     "outbox_cache_bytes_max",
     "store_cache_bytes",
     "log_level",
+    "election_min_ms",
+    "election_max_ms",
+    "raft_heartbeat_ms",
+    "suspect_after_ms",
+    "snapshot_entries",
+    "strong_timeout_ms",
+    "strong_pending_max",
+    "strong_bytes_max",
+    "preferred_leader",
 };
 
 /* Keys of [cluster] that were renamed: the old name still sets the key, with a
@@ -143,6 +161,14 @@ static const struct uint_key cluster_uints[] = {
      CFG_FIELD(batch_records_max)},
     {CK_WINDOW_RECORDS, 1, 1000000, CW_DEFAULT_WINDOW_RECORDS, CFG_FIELD(window_records)},
     {CK_WAITING_MAX, 1, 1000000, CW_DEFAULT_WAITING_MAX, CFG_FIELD(waiting_max)},
+    {CK_ELECTION_MIN_MS, 10, 600000, CW_DEFAULT_ELECTION_MIN_MS, CFG_FIELD(election_min_ms)},
+    {CK_ELECTION_MAX_MS, 20, 1200000, CW_DEFAULT_ELECTION_MAX_MS, CFG_FIELD(election_max_ms)},
+    {CK_RAFT_HEARTBEAT_MS, 1, 60000, CW_DEFAULT_RAFT_HEARTBEAT_MS, CFG_FIELD(raft_heartbeat_ms)},
+    {CK_SUSPECT_AFTER_MS, 0, 600000, 0, CFG_FIELD(suspect_after_ms)},
+    {CK_SNAPSHOT_ENTRIES, 10, 10000000, CW_DEFAULT_SNAPSHOT_ENTRIES, CFG_FIELD(snapshot_entries)},
+    {CK_STRONG_TIMEOUT_MS, 10, 600000, CW_DEFAULT_STRONG_TIMEOUT_MS, CFG_FIELD(strong_timeout_ms)},
+    {CK_STRONG_PENDING_MAX, 1, 1000000, CW_DEFAULT_STRONG_PENDING_MAX,
+     CFG_FIELD(strong_pending_max)},
 };
 #define N_CLUSTER_UINTS (sizeof(cluster_uints) / sizeof(cluster_uints[0]))
 
@@ -178,6 +204,9 @@ static const struct bytes_key cluster_bytes[] = {
      CFG_FIELD(outbox_cache_bytes_max)},
     {CK_STORE_CACHE_BYTES, MIB, 64 * GIB, CW_DEFAULT_STORE_CACHE_BYTES,
      CFG_FIELD(store_cache_bytes)},
+    /* The strong state travels as one snapshot frame, hence its ceiling. */
+    {CK_STRONG_BYTES_MAX, 64 * KIB, CW_RAFT_SNAP_BYTES_MAX - CW_RAFT_SNAP_BYTES_MAX / 8,
+     CW_DEFAULT_STRONG_BYTES_MAX - CW_DEFAULT_STRONG_BYTES_MAX / 8, CFG_FIELD(strong_bytes_max)},
 };
 #define N_CLUSTER_BYTES (sizeof(cluster_bytes) / sizeof(cluster_bytes[0]))
 
@@ -219,6 +248,7 @@ struct loader {
     unsigned renamed_line[N_CLUSTER_RENAMED]; /* where [cluster] set a key by its old name */
 
     unsigned cluster_line, latency_line; /* header lines of the single sections */
+    unsigned preferred_line, election_line; /* for checks after every region is known */
     unsigned region_line[CW_REGIONS_MAX];
     unsigned endpoint_line[CW_REGIONS_MAX][ROLES];
     unsigned region_dir_line[CW_REGIONS_MAX]; /* 0: data_dir not overridden */
@@ -616,6 +646,26 @@ static bool check_cluster(struct loader *ld)
         {CK_DEP_BUFFER_BYTES_MAX, c->dep_buffer_bytes_max,
          "a remote write of the largest value could never wait for its dependencies"},
     };
+    if (c->election_min_ms >= c->election_max_ms) {
+        unsigned line = ld->key_line[CK_ELECTION_MAX_MS] ? ld->key_line[CK_ELECTION_MAX_MS]
+                                                         : ld->key_line[CK_ELECTION_MIN_MS];
+        fail(ld, CW_ECONFIG, line,
+             "election_min_ms (%u) must be below election_max_ms (%u): the election timeout "
+             "is drawn from that range",
+             c->election_min_ms, c->election_max_ms);
+        return false;
+    }
+    if ((uint64_t)c->raft_heartbeat_ms * 3 > c->election_min_ms) {
+        unsigned line = ld->key_line[CK_RAFT_HEARTBEAT_MS] ? ld->key_line[CK_RAFT_HEARTBEAT_MS]
+                                                           : ld->key_line[CK_ELECTION_MIN_MS];
+        fail(ld, CW_ECONFIG, line,
+             "raft_heartbeat_ms (%u) must be at most a third of election_min_ms (%u), or "
+             "followers start elections between heartbeats",
+             c->raft_heartbeat_ms, c->election_min_ms);
+        return false;
+    }
+    ld->election_line = ld->key_line[CK_ELECTION_MIN_MS] ? ld->key_line[CK_ELECTION_MIN_MS]
+                                                         : ld->cluster_line;
     for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
         if (need[i].v >= c->max_value_bytes)
             continue;
@@ -954,6 +1004,18 @@ static bool cluster_value(struct loader *ld, const char *key, const char *value)
         return true;
     case CK_DATA_DIR:
         return parse_path(ld, key, value, c->data_dir, sizeof(c->data_dir));
+    case CK_PREFERRED_LEADER:
+        /* A region name, resolved once every region is known (resolve_strong). */
+        if (!name_valid(value, strlen(value), CW_REGION_NAME_MAX)) {
+            fail(ld, CW_ECONFIG, ld->lineno,
+                 "preferred_leader '%.64s' is not a region name; expected the name of a "
+                 "[region NAME] section",
+                 value);
+            return false;
+        }
+        snprintf(c->preferred_leader, sizeof(c->preferred_leader), "%s", value);
+        ld->preferred_line = ld->lineno;
+        return true;
     default:
         break;
     }
@@ -1333,6 +1395,43 @@ static bool resolve_data_dirs(struct loader *ld)
     return true;
 }
 
+/* Strong buckets: the preferred leader names a region, and the election timeout
+ * is well above the largest round trip (a leader's heartbeat must arrive well
+ * within it, or followers depose healthy leaders). */
+static bool resolve_strong(struct loader *ld)
+{
+    struct cw_config *c = ld->cfg;
+    c->preferred_leader_id = -1;
+    if (c->preferred_leader[0] != '\0') {
+        c->preferred_leader_id = region_id(c, c->preferred_leader);
+        if (c->preferred_leader_id < 0) {
+            fail(ld, CW_ECONFIG, ld->preferred_line,
+                 "preferred_leader names unknown region '%s'; expected a [region NAME] of this "
+                 "file",
+                 c->preferred_leader);
+            return false;
+        }
+    }
+    uint32_t rtt = 0;
+    unsigned ra = 0, rb = 0;
+    for (unsigned a = 0; a < c->n_regions; a++)
+        for (unsigned b = a + 1; b < c->n_regions; b++)
+            if (c->latency_ms[a][b] + c->latency_ms[b][a] > rtt) {
+                rtt = c->latency_ms[a][b] + c->latency_ms[b][a];
+                ra = a;
+                rb = b;
+            }
+    if ((uint64_t)c->election_min_ms < 2ull * (rtt + 2 * c->jitter_ms)) {
+        fail(ld, CW_ECONFIG, ld->election_line ? ld->election_line : 1,
+             "election_min_ms (%u) must be at least twice the largest round trip (%u ms, %s <-> "
+             "%s, plus jitter); expected election_min_ms of %u or more",
+             c->election_min_ms, rtt, c->regions[ra].name, c->regions[rb].name,
+             2 * (rtt + 2 * c->jitter_ms));
+        return false;
+    }
+    return true;
+}
+
 static bool finish(struct loader *ld)
 {
     struct cw_config *c = ld->cfg;
@@ -1349,7 +1448,7 @@ static bool finish(struct loader *ld)
              "no [bucket NAME] section at end of file; expected at least one bucket");
         return false;
     }
-    return resolve_latency(ld) && resolve_data_dirs(ld);
+    return resolve_latency(ld) && resolve_data_dirs(ld) && resolve_strong(ld);
 }
 
 /* The cluster data_dir when the file sets none: run/<file name without .ini>. */
@@ -1508,4 +1607,23 @@ void cw_config_replica(const struct cw_config *c, unsigned id, struct cw_replica
     out->key_cache_bytes_max = c->key_cache_bytes_max;
     out->outbox_cache_bytes_max = c->outbox_cache_bytes_max;
     out->force_eventual = false;
+}
+
+void cw_config_strong(const struct cw_config *c, unsigned id, struct cw_strong_config *out)
+{
+    CW_ASSERT(id < c->n_regions);
+    memset(out, 0, sizeof(*out));
+    out->raft.id = id;
+    out->raft.n = c->n_regions;
+    out->raft.election_min_us = (uint64_t)c->election_min_ms * 1000;
+    out->raft.election_max_us = (uint64_t)c->election_max_ms * 1000;
+    out->raft.heartbeat_us = (uint64_t)c->raft_heartbeat_ms * 1000;
+    out->raft.suspect_after_us = (uint64_t)c->suspect_after_ms * 1000;
+    out->raft.preferred = c->preferred_leader_id >= 0 ? (unsigned)c->preferred_leader_id
+                                                      : CW_RAFT_NONE;
+    out->timeout_us = (uint64_t)c->strong_timeout_ms * 1000;
+    out->pending_max = c->strong_pending_max;
+    out->bytes_max = c->strong_bytes_max;
+    out->snapshot_entries = c->snapshot_entries;
+    out->max_value_bytes = c->max_value_bytes;
 }

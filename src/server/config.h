@@ -29,6 +29,7 @@
 
 #include "core/limits.h" /* CW_REGIONS_MAX, CW_REGION_NAME_MAX, CW_ENDPOINT_MAX */
 #include "core/replica.h"
+#include "core/strong.h"
 #include "core/vclock.h"
 
 #define CW_CONFIG_PATH_MAX 4095 /* file and directory paths */
@@ -72,6 +73,15 @@ struct cw_config {
      * DB_ENV->set_cachesize when it opens the environment. */
     uint64_t store_cache_bytes;
     char log_level[8]; /* "debug", "info", "warn" or "error" */
+    /* Strong buckets (docs/configuration.md): Raft's election timeout range and
+     * heartbeat, the failure detector's threshold (0: election_min_ms), log
+     * compaction, how long a strong request may take, how many may be in
+     * flight, the strong state's bytes, and the region that should lead. */
+    uint32_t election_min_ms, election_max_ms, raft_heartbeat_ms, suspect_after_ms;
+    uint32_t snapshot_entries, strong_timeout_ms, strong_pending_max;
+    uint64_t strong_bytes_max;
+    char preferred_leader[CW_REGION_NAME_MAX + 1]; /* empty: none */
+    int preferred_leader_id;                       /* -1: none */
     /* What was accepted but should be changed (a deprecated key name), one line
      * each, "FILE:LINE: ...", NUL-terminated; the caller decides where they go
      * (causewayd logs them). */
@@ -104,5 +114,9 @@ const struct cw_bucket_policy *cw_config_bucket(const struct cw_config *c, const
  * cw_replica_create has copied it.
  */
 void cw_config_replica(const struct cw_config *c, unsigned id, struct cw_replica_config *out);
+
+/* Fills *out (every field, zeroing the rest) for the strong part of region id
+ * (< c->n_regions). */
+void cw_config_strong(const struct cw_config *c, unsigned id, struct cw_strong_config *out);
 
 #endif

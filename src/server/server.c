@@ -686,6 +686,7 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
                 "writes. Use it for benchmarks only.");
     struct cw_node_config ncfg_core = {0};
     cw_config_replica(cfg, region, &ncfg_core.replica);
+    cw_config_strong(cfg, region, &ncfg_core.strong);
     s->context_ahead_max_us = ncfg_core.replica.context_ahead_max_us;
     if (rebuild_from >= 0) {
         ncfg_core.replica.rebuild = true;
