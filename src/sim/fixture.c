@@ -114,6 +114,8 @@ static const char *fail_kind_name(enum cw_fixture_fail k)
         return "restore refused the store";
     case CW_FIXTURE_FAIL_NOMEM:
         return "out of memory";
+    case CW_FIXTURE_FAIL_CHECK:
+        return "cross-region check failed";
     }
     return "failure";
 }
@@ -189,6 +191,9 @@ static void check_all(struct cw_fixture *f)
         if (!cw_node_check_invariants(g->node, why, sizeof(why)))
             fail(f, CW_FIXTURE_FAIL_INVARIANT, r, "%s", why);
     }
+    if (!f->failed && f->cfg.hooks.check != NULL &&
+        !f->cfg.hooks.check(f->cfg.hooks.ctx, f, why, sizeof(why)))
+        fail(f, CW_FIXTURE_FAIL_CHECK, 0, "%s", why);
 }
 
 /* Every step starts here; a nested one (an input given by a hook) is part of
@@ -289,9 +294,14 @@ static void store_free(struct cw_fixture_store *s)
         blob_free(&s->keys[i]);
     for (size_t i = 0; i < s->n_outbox; i++)
         blob_free(&s->outbox[i]);
+    for (size_t i = 0; i < s->n_raft_log; i++)
+        blob_free(&s->raft_log[i]);
     free(s->keys);
     free(s->outbox);
     free(s->meta);
+    free(s->raft_log);
+    free(s->raft_hs);
+    free(s->raft_snap);
     memset(s, 0, sizeof(*s));
 }
 
@@ -347,11 +357,12 @@ static const char *store_refuses(const struct cw_persist *p)
         return p->data_len == 0 || p->data == NULL ? "an OUTBOX_PUT record without data" : NULL;
     case CW_PERSIST_OUTBOX_DEL:
         return NULL;
-    case CW_PERSIST_RAFT_HS: /* strong buckets: not stored yet */
-    case CW_PERSIST_RAFT_TRUNC:
+    case CW_PERSIST_RAFT_HS:
     case CW_PERSIST_RAFT_ENTRY:
     case CW_PERSIST_RAFT_SNAP:
-        return "a Raft record (strong buckets are not stored yet)";
+        return p->data_len == 0 || p->data == NULL ? "a Raft record without data" : NULL;
+    case CW_PERSIST_RAFT_TRUNC:
+        return NULL;
     case CW_PERSIST_META:
         return p->data_len == 0 || p->data == NULL ? "a META record without data" : NULL;
     }
@@ -428,11 +439,49 @@ static bool store_apply(struct cw_fixture *f, struct cw_fixture_store *s,
         }
         return true;
     }
-    case CW_PERSIST_RAFT_HS: /* strong buckets: not stored yet */
+    case CW_PERSIST_RAFT_HS:
+    case CW_PERSIST_RAFT_SNAP: {
+        uint8_t *data = dup_bytes(f, p->data, p->data_len);
+        if (data == NULL)
+            return false;
+        if (p->kind == CW_PERSIST_RAFT_HS) {
+            free(s->raft_hs);
+            s->raft_hs = data;
+            s->raft_hs_len = p->data_len;
+            return true;
+        }
+        free(s->raft_snap);
+        s->raft_snap = data;
+        s->raft_snap_len = p->data_len;
+        /* The snapshot replaces every entry up to its index. */
+        size_t cut = 0;
+        while (cut < s->n_raft_log && s->raft_log[cut].ts <= p->ts)
+            blob_free(&s->raft_log[cut++]);
+        memmove(s->raft_log, s->raft_log + cut, (s->n_raft_log - cut) * sizeof(*s->raft_log));
+        s->n_raft_log -= cut;
+        return true;
+    }
     case CW_PERSIST_RAFT_TRUNC:
-    case CW_PERSIST_RAFT_ENTRY:
-    case CW_PERSIST_RAFT_SNAP:
-        return false;
+        while (s->n_raft_log > 0 && s->raft_log[s->n_raft_log - 1].ts >= p->ts)
+            blob_free(&s->raft_log[--s->n_raft_log]);
+        return true;
+    case CW_PERSIST_RAFT_ENTRY: {
+        /* Entries come in index order after a TRUNC: always at the end. */
+        if (s->n_raft_log > 0 && s->raft_log[s->n_raft_log - 1].ts >= p->ts)
+            return false;
+        uint8_t *data = dup_bytes(f, p->data, p->data_len);
+        if (data == NULL || grow(f, (void **)&s->raft_log, &s->cap_raft_log, s->n_raft_log,
+                                 sizeof(*s->raft_log)) == NULL) {
+            free(data);
+            return false;
+        }
+        struct cw_fixture_blob *b = &s->raft_log[s->n_raft_log++];
+        memset(b, 0, sizeof(*b));
+        b->ts = p->ts;
+        b->data = data;
+        b->len = p->data_len;
+        return true;
+    }
     case CW_PERSIST_META: {
         uint8_t *data = dup_bytes(f, p->data, p->data_len);
         if (data == NULL)
@@ -862,7 +911,7 @@ static int fx_next_key(void *ctx, const uint8_t *after, uint32_t after_len, uint
 static void restore(struct cw_fixture *f, unsigned r)
 {
     struct region *g = &f->regions[r];
-    struct cw_node_config c = {.replica = g->cfg};
+    struct cw_node_config c = {.replica = g->cfg, .strong = f->cfg.strong};
     c.replica.region = r;
     c.replica.buckets = f->buckets;
     c.replica.n_buckets = f->cfg.replica.n_buckets;
@@ -904,6 +953,25 @@ static void restore(struct cw_fixture *f, unsigned r)
         if (rc != CW_OK) {
             fail(f, CW_FIXTURE_FAIL_RESTORE, r, "the outbox record of stamp %" PRIu64 ": %s",
                  s->outbox[i].ts, cw_strerror(rc));
+            return;
+        }
+    }
+    /* Strong buckets, as the store loads raft.db: snapshot, hard state, log. */
+    if (s->raft_snap &&
+        (rc = cw_node_restore_raft_snapshot(g->node, s->raft_snap, s->raft_snap_len)) != CW_OK) {
+        fail(f, CW_FIXTURE_FAIL_RESTORE, r, "the Raft snapshot: %s", cw_strerror(rc));
+        return;
+    }
+    if (s->raft_hs &&
+        (rc = cw_node_restore_raft_hardstate(g->node, s->raft_hs, s->raft_hs_len)) != CW_OK) {
+        fail(f, CW_FIXTURE_FAIL_RESTORE, r, "the Raft hard state: %s", cw_strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < s->n_raft_log; i++) {
+        rc = cw_node_restore_raft_entry(g->node, s->raft_log[i].data, s->raft_log[i].len);
+        if (rc != CW_OK) {
+            fail(f, CW_FIXTURE_FAIL_RESTORE, r, "the Raft entry %" PRIu64 ": %s",
+                 s->raft_log[i].ts, cw_strerror(rc));
             return;
         }
     }

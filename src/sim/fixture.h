@@ -139,6 +139,10 @@ struct cw_fixture_hooks {
      * it is persisted: every decision is seen here, including writes whose
      * commit a crash will prevent. */
     void (*ready)(void *ctx, struct cw_fixture *f, unsigned r, const struct cw_ready *rd);
+    /* After every step, once the invariants of the regions passed: the
+     * driver's own checks across regions (e.g. Raft's election safety). Return
+     * false with a description in why to stop the run (CW_FIXTURE_FAIL_CHECK). */
+    bool (*check)(void *ctx, struct cw_fixture *f, char *why, size_t why_len);
     /* Region r's group commit completed: its records are durable; its
      * messages leave and its replies are delivered right after. */
     void (*committed)(void *ctx, struct cw_fixture *f, unsigned r);
@@ -169,6 +173,9 @@ struct cw_fixture_config {
      * its own region id; buckets are copied. Change one region's before it
      * starts with cw_fixture_replica_config. */
     struct cw_replica_config replica;
+    /* Strong buckets (used when a bucket is strong): every region's node gets
+     * a copy; the node sets the Raft ids and generator. */
+    struct cw_strong_config strong;
     enum cw_fixture_frames frames;
     uint64_t start_us; /* now at creation */
     uint64_t tick_us;  /* period of automatic ticks (cw_fixture_start_ticks); 0: none */
@@ -196,6 +203,7 @@ enum cw_fixture_fail {
     CW_FIXTURE_FAIL_STORE,     /* a persist record the store refuses */
     CW_FIXTURE_FAIL_RESTORE,   /* the node refused what its store holds */
     CW_FIXTURE_FAIL_NOMEM,
+    CW_FIXTURE_FAIL_CHECK, /* the driver's check hook returned false */
 };
 
 struct cw_fixture_failure {
@@ -225,6 +233,12 @@ struct cw_fixture_store {
     uint32_t meta_len;
     uint64_t commits, records;
     uint64_t key_deletes; /* KEY records without data applied */
+    /* Strong buckets: Raft entries by index (ts), the hard state and the last
+     * snapshot record, as src/store keeps them in raft.db. */
+    struct cw_fixture_blob *raft_log;
+    size_t n_raft_log, cap_raft_log;
+    uint8_t *raft_hs, *raft_snap;
+    uint32_t raft_hs_len, raft_snap_len;
 };
 
 /* The effects of the last ready set a region produced (zero when its last
