@@ -942,7 +942,7 @@ static void apply_cmd(struct cw_strong *s, uint64_t index, const struct cw_raft_
                   (unsigned long long)s->cfg.bytes_max);
     } else {
         struct cw_reply *rp = reply_new(s, false, p->req_id, CW_OK);
-        rp->version = c.op == OP_DEL ? 0 : index;
+        rp->version = index; /* a delete's too: the entry that made the key absent */
         rp->dot.origin = c.origin;
         s->stats.puts++;
     }

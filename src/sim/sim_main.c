@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/rsim.h"
 #include "sim/sim.h"
 
 static void usage(FILE *f)
@@ -41,6 +42,19 @@ static void usage(FILE *f)
                "                      region (default) or only of those the event 'changed'\n"
                "                      (the same result unless memory is corrupted; cheaper,\n"
                "                      for long runs)\n"
+               "  --strong            simulate strong buckets instead: the Raft core and the\n"
+               "                      strong state machine under the same faults, with\n"
+               "                      election safety, log matching, leader completeness\n"
+               "                      and state machine safety checked after every event,\n"
+               "                      and the client history checked for linearizability\n"
+               "                      (--ops, --keys, --sessions = clients, --frames apply)\n"
+               "  --broken VARIANT    (with --strong, tests only) run a deliberately broken\n"
+               "                      Raft: 'local-reads' (no read index), 'old-terms'\n"
+               "                      (commit earlier-term entries by counting replicas) or\n"
+               "                      'no-prevote'; use with --expect-violations (or, for\n"
+               "                      no-prevote, --expect-disruptions)\n"
+               "  --expect-disruptions succeed only if some seed shows a leader deposed\n"
+               "                      after a healed region rejoins (pre-vote off)\n"
                "  --trace             print every simulated event (use with --seed)\n"
                "  --verbose           print a line per seed\n"
                "  --help              this text\n"
@@ -65,11 +79,111 @@ static int parse_u64(const char *opt, const char *s, uint64_t *out)
     return 0;
 }
 
+/* --strong: the Raft simulator over the seeds (rsim.h). */
+static int strong_main(struct cw_rsim_config *rc, enum cw_sim_frames frames, uint64_t first,
+                       uint64_t count, bool expect_violations, bool expect_disruptions,
+                       bool verbose)
+{
+    cw_rsim_config_defaults(rc);
+    printf("causeway-sim --strong: regions %u, seeds %" PRIu64 "..%" PRIu64
+           ", ops %u, clients %u, keys %u, faults %s, raft %s\n",
+           rc->n_regions, first, first + count - 1, rc->n_ops, rc->n_clients, rc->n_keys,
+           rc->faults ? "on" : "off", cw_rsim_broken_name(rc->broken));
+    fflush(stdout);
+    uint64_t bad = 0, caught = 0, disrupted = 0, budget = 0, ops = 0, steps = 0;
+    uint64_t elections = 0, snaps = 0, unknown = 0, conflicts = 0;
+    for (uint64_t seed = first; seed < first + count; seed++) {
+        rc->seed = seed;
+        rc->encoded = frames == CW_SIM_FRAMES_ENCODED ||
+                      (frames == CW_SIM_FRAMES_MIXED && seed % 3 == 0);
+        struct cw_rsim_result res;
+        if (cw_rsim_run(rc, &res) != 0) {
+            fprintf(stderr, "causeway-sim: seed %" PRIu64 ": out of memory\n", seed);
+            return 1;
+        }
+        ops += res.ops;
+        steps += res.steps;
+        elections += res.elections;
+        snaps += res.snapshots_installed;
+        unknown += res.unknown;
+        conflicts += res.conflicts;
+        bool lin_bad = !res.fixture_failed && res.lin.result != CW_LIN_LINEARIZABLE;
+        bool is_bad = res.fixture_failed || lin_bad;
+        if (res.lin.result == CW_LIN_BUDGET_EXHAUSTED)
+            budget++;
+        if (is_bad)
+            bad++;
+        if (is_bad && res.lin.result != CW_LIN_BUDGET_EXHAUSTED)
+            caught++;
+        if (res.terms_after_heal > 0 && res.had_isolation)
+            disrupted++;
+        if (verbose || (is_bad && !expect_violations)) {
+            printf("seed %" PRIu64 " (%s frames): %s: %" PRIu64 " ops (%" PRIu64 " ok, %" PRIu64
+                   " conflicts, %" PRIu64 " not found, %" PRIu64 " unknown, %" PRIu64
+                   " refused), %" PRIu64 " elections, max term %" PRIu64 ", %" PRIu64
+                   " snapshots installed, %" PRIu64 " crashes, %" PRIu64 " cuts, %.1f s "
+                   "simulated%s\n",
+                   seed, rc->encoded ? "encoded" : "copied",
+                   res.fixture_failed ? "STOPPED" : cw_lin_result_name(res.lin.result), res.ops,
+                   res.ok, res.conflicts, res.not_found, res.unknown, res.failed, res.elections,
+                   res.max_term, res.snapshots_installed, res.crashes, res.cuts,
+                   (double)res.sim_time_us / 1e6,
+                   res.had_isolation && res.terms_after_heal ? ", terms raised after the heal"
+                                                             : "");
+            if (res.fixture_failed)
+                printf("  %s\n", res.failure);
+            else if (lin_bad)
+                printf("  %s\n", res.lin.desc);
+            if (is_bad)
+                printf("  replay: causeway-sim --strong --seed %" PRIu64
+                       " --regions %u --ops %u --sessions %u --keys %u%s%s%s\n",
+                       seed, rc->n_regions, rc->n_ops, rc->n_clients, rc->n_keys,
+                       rc->faults ? "" : " --no-faults", rc->broken ? " --broken " : "",
+                       rc->broken ? cw_rsim_broken_name(rc->broken) : "");
+        }
+        if (!verbose && count >= 20 && (seed - first + 1) % (count / 10) == 0) {
+            printf("  ... %" PRIu64 "/%" PRIu64 " seeds, %" PRIu64 " failed\n",
+                   seed - first + 1, count, bad);
+            fflush(stdout);
+        }
+    }
+    printf("causeway-sim --strong: %" PRIu64 " seeds, %" PRIu64 " operations (%" PRIu64
+           " conflicts, %" PRIu64 " unknown outcomes), %" PRIu64 " events checked, %" PRIu64
+           " elections, %" PRIu64 " snapshots installed; %" PRIu64 " seeds failed (%" PRIu64
+           " with the search budget exhausted), %" PRIu64 " with terms raised after a heal\n",
+           count, ops, conflicts, unknown, steps, elections, snaps, bad, budget, disrupted);
+    if (expect_disruptions) {
+        if (disrupted == 0) {
+            printf("causeway-sim: FAILED: expected a healed region to raise the term, none "
+                   "did\n");
+            return 1;
+        }
+        printf("causeway-sim: a healed region raised the term in %" PRIu64 " of %" PRIu64
+               " seeds, as expected\n",
+               disrupted, count);
+        return 0;
+    }
+    if (expect_violations) {
+        if (caught == 0) {
+            printf("causeway-sim: FAILED: expected the checks to catch the broken Raft, they "
+                   "caught nothing\n");
+            return 1;
+        }
+        printf("causeway-sim: the checks caught the broken Raft in %" PRIu64 " of %" PRIu64
+               " seeds, as expected\n",
+               caught, count);
+        return 0;
+    }
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cw_sim_config cfg = {.faults = true};
     uint64_t first = 1, count = 100, one_seed = 0;
     bool have_seed = false, expect_violations = false, verbose = false, trace = false;
+    bool strong = false, expect_disruptions = false;
+    enum cw_rsim_broken broken = CW_RSIM_CORRECT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -140,6 +254,23 @@ int main(int argc, char **argv)
                 return 2;
             }
             i++;
+        } else if (strcmp(a, "--strong") == 0) {
+            strong = true;
+        } else if (strcmp(a, "--expect-disruptions") == 0) {
+            expect_disruptions = true;
+        } else if (strcmp(a, "--broken") == 0) {
+            enum cw_rsim_broken b;
+            for (b = CW_RSIM_LOCAL_READS; b <= CW_RSIM_NO_PREVOTE; b++)
+                if (v != NULL && strcmp(v, cw_rsim_broken_name(b)) == 0)
+                    break;
+            if (b > CW_RSIM_NO_PREVOTE) {
+                fprintf(stderr, "causeway-sim: --broken must be local-reads, old-terms or "
+                                "no-prevote, got '%s'\n",
+                        v ? v : "");
+                return 2;
+            }
+            broken = b;
+            i++;
         } else if (strcmp(a, "--no-faults") == 0) {
             cfg.faults = false;
         } else if (strcmp(a, "--no-causal") == 0) {
@@ -162,6 +293,23 @@ int main(int argc, char **argv)
         first = one_seed;
         count = 1;
         verbose = true;
+    }
+    if ((broken != CW_RSIM_CORRECT || expect_disruptions) && !strong) {
+        fprintf(stderr, "causeway-sim: --broken and --expect-disruptions need --strong\n");
+        return 2;
+    }
+    if (strong) {
+        struct cw_rsim_config rc = {
+            .n_regions = cfg.n_regions,
+            .n_clients = cfg.n_sessions,
+            .n_keys = cfg.n_keys > 16 ? 16 : cfg.n_keys,
+            .n_ops = cfg.n_ops,
+            .faults = cfg.faults,
+            .broken = broken,
+            .trace = trace ? stdout : NULL,
+        };
+        return strong_main(&rc, cfg.frames, first, count, expect_violations, expect_disruptions,
+                           verbose);
     }
     cw_sim_config_defaults(&cfg);
     if (trace)
