@@ -213,7 +213,8 @@ static void log_drop_prefix(struct cw_raft *r, uint64_t upto)
         free(r->log[k].data);
         k++;
     }
-    memmove(r->log, r->log + k, (r->n_log - k) * sizeof(*r->log));
+    if (k > 0 && k < r->n_log)
+        memmove(r->log, r->log + k, (r->n_log - k) * sizeof(*r->log));
     r->n_log -= k;
 }
 
@@ -334,7 +335,8 @@ static void release_lreads(struct cw_raft *r)
         answer_lread(r, lr, CW_OK);
         k++;
     }
-    memmove(r->lreads, r->lreads + k, (r->n_lreads - k) * sizeof(*r->lreads));
+    if (k > 0 && k < r->n_lreads)
+        memmove(r->lreads, r->lreads + k, (r->n_lreads - k) * sizeof(*r->lreads));
     r->n_lreads -= k;
 }
 
