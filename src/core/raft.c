@@ -848,7 +848,8 @@ static void handle_snapshot(struct cw_raft *r, const struct cw_raft_msg *m)
         /* Our log already holds the snapshot's last entry: it and everything
          * before it are committed; keep the log and apply it normally. */
         r->commit = m->index;
-        respond_append(r, m->from, last_index(r), false, 0);
+        /* Only up to the snapshot is known to match the leader's log. */
+        respond_append(r, m->from, m->index, false, 0);
         return;
     }
     log_clear(r);
