@@ -1243,7 +1243,7 @@ int cw_raft_compact(struct cw_raft *r, uint64_t index, const uint8_t *snap, uint
 {
     CW_ASSERT(!r->in_ready);
     finish_restore(r);
-    if (index > r->applied || index < r->snap_index || len > CW_RAFT_SNAP_BYTES_MAX)
+    if (index == 0 || index > r->applied || index < r->snap_index || len > CW_RAFT_SNAP_BYTES_MAX)
         return CW_EINVAL;
     uint64_t t = term_at(r, index);
     CW_ASSERT(t != 0 || index == 0);

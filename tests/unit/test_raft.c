@@ -65,6 +65,11 @@ struct cluster {
     uint64_t *c_term, *c_val;
     uint8_t *c_type, *c_set;
     size_t cap_c;
+    uint64_t max_applied; /* the highest index any region applied */
+    /* Linearizable reads: read ctx -> the highest index applied anywhere when
+     * it was placed (a write acknowledged by then must be visible). */
+    uint64_t *read_min;
+    size_t n_read_min;
     uint64_t next_val;
 };
 
@@ -114,6 +119,8 @@ static void record_committed(struct cluster *c, const struct cw_raft_entry *e, u
         memset(c->c_set + c->cap_c, 0, cap - c->cap_c);
         c->cap_c = cap;
     }
+    if (e->index > c->max_applied)
+        c->max_applied = e->index;
     if (!c->c_set[e->index]) {
         c->c_set[e->index] = 1;
         c->c_term[e->index] = e->term;
@@ -296,6 +303,11 @@ static void process(struct cluster *c, unsigned i)
             t->applied = e->index;
         }
         for (size_t j = 0; j < rd->n_reads; j++) {
+            const struct cw_raft_read *rr = &rd->reads[j];
+            if (rr->err == CW_OK && rr->ctx < c->n_read_min && rr->index < c->read_min[rr->ctx])
+                fail_msg("region %u: read %llu released at %llu, before %llu applied earlier", i,
+                         (unsigned long long)rr->ctx, (unsigned long long)rr->index,
+                         (unsigned long long)c->read_min[rr->ctx]);
             assert_true(t->n_reads < 4096);
             t->reads[t->n_reads++] = rd->reads[j];
         }
@@ -379,6 +391,7 @@ static void cl_free(struct cluster *c)
     free(c->c_val);
     free(c->c_type);
     free(c->c_set);
+    free(c->read_min);
 }
 
 /* Delivers queued message k (removing it) if its link and target are up. */
@@ -1093,6 +1106,9 @@ static void random_run(uint64_t seed, unsigned n)
     cl_init(&c, n, &cfg, seed);
     uint64_t rng = seed * 31 + 17;
     unsigned steps = 3000;
+    c.read_min = calloc(steps, sizeof(uint64_t));
+    assert_non_null(c.read_min);
+    c.n_read_min = steps;
     for (unsigned s = 0; s < steps; s++) {
         uint64_t r = xrand(&rng) % 100;
         if (r < 45 && c.nq > 0) {
@@ -1118,6 +1134,7 @@ static void random_run(uint64_t seed, unsigned n)
         } else if (r < 86) {
             unsigned i = (unsigned)(xrand(&rng) % n);
             if (c.nd[i].up) {
+                c.read_min[s] = c.max_applied;
                 cw_raft_read_index(c.nd[i].r, tnow(&c), s);
                 process(&c, i);
             }
