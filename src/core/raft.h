@@ -184,7 +184,10 @@ struct cw_raft_ready {
      * up to its index. Set after cw_raft_compact (the caller's own state) and
      * when one is received from the leader; then snap_restore is also set and
      * the caller restores its state machine from the bytes (before applying
-     * committed, which then starts after snap_index). */
+     * committed, which then starts after snap_index) and drops its whole
+     * stored log, past the snapshot too: the core's log now starts after it,
+     * and a stored tail would be another history (entries in this ready are
+     * then written after the snapshot). */
     bool has_snapshot;
     bool snap_restore;
     uint64_t snap_index, snap_term;
