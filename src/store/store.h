@@ -113,6 +113,10 @@ struct cw_store_load_stats {
     size_t keys;
     size_t outbox;
     bool meta; /* false on a fresh directory */
+    /* Strong buckets (raft.db): what was restored into the node. */
+    bool raft_snapshot;
+    bool raft_hardstate;
+    size_t raft_entries;
 };
 
 /* Longest cluster name and region name an identity holds. */
@@ -150,8 +154,8 @@ int cw_store_open(const char *dir, const struct cw_store_identity *want,
 /* cw_store_open with Berkeley DB's cache set to cache_bytes (0: the default,
  * CW_DEFAULT_STORE_CACHE_BYTES). */
 int cw_store_open_cache(const char *dir, const struct cw_store_identity *want,
-                        enum cw_durability durability, uint64_t cache_bytes,
-                        struct cw_store **out, char *err, size_t err_len);
+                        enum cw_durability durability, uint64_t cache_bytes, struct cw_store **out,
+                        char *err, size_t err_len);
 
 /* The store as the replica's store of record (core/reader.h): key states and
  * outbox records read back by key, checksums checked (a failure is
@@ -165,6 +169,9 @@ const struct cw_store_identity *cw_store_get_identity(const struct cw_store *s);
 
 /* Whether cw_store_open created the directory's databases (a new region). */
 bool cw_store_created(const struct cw_store *s);
+/* Whether cw_store_open upgraded the directory from store format 2 (it created
+ * an empty raft.db and rewrote the identity's format; see the layout above). */
+bool cw_store_upgraded(const struct cw_store *s);
 
 /* Checkpoints, closes the databases and the environment, frees the store and sets
  * *s to NULL. Safe to call with *s == NULL. */
@@ -198,6 +205,24 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n);
  */
 int cw_store_load(struct cw_store *s, struct cw_node *r, struct cw_store_load_stats *stats,
                   char *err, size_t err_len);
+
+/*
+ * raft.db, record by record, checksums checked: the snapshot (kind
+ * CW_PERSIST_RAFT_SNAP, index = its index, the bytes as committed), then the
+ * hard state (CW_PERSIST_RAFT_HS, index 0), then every entry in index order
+ * (CW_PERSIST_RAFT_ENTRY, index = the entry's). Absent records are skipped: an
+ * empty raft.db calls fn never. The bytes are borrowed for the call only.
+ *
+ * fn returns CW_OK to go on; anything else stops the scan and is returned,
+ * with err naming the record (CW_EDECODE: "passes its checksum but does not
+ * decode"). Returns CW_OK; CW_ECORRUPT for a record that fails its checksum or
+ * a key that is not one of raft.db's; CW_ESTORE when Berkeley DB fails;
+ * CW_EINVAL for a NULL store or fn. cw_store_load uses it to feed the node.
+ */
+typedef int (*cw_store_raft_fn)(void *ctx, enum cw_persist_kind kind, uint64_t index,
+                                const uint8_t *data, uint32_t len);
+int cw_store_raft_scan(struct cw_store *s, cw_store_raft_fn fn, void *ctx, char *err,
+                       size_t err_len);
 
 /* Why the last cw_store_commit failed, or a warning it left after a good commit
  * (a failed checkpoint); "" when it succeeded cleanly. Borrowed: valid until the
