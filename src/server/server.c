@@ -64,8 +64,8 @@ struct cw_server {
         uint64_t commit_records;
     } counters;
     /* --rebuild-from (docs/operations.md, "Rebuilding a region"). */
-    int rebuild_from;  /* region id, or -1 */
-    bool rebuilding;   /* the marker file is in the data directory */
+    int rebuild_from; /* region id, or -1 */
+    bool rebuilding;  /* the marker file is in the data directory */
     uint64_t rebuild_logged_us;
 };
 
@@ -681,6 +681,9 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
     else
         cw_info("data directory %s: region %s of cluster %s, incarnation %016" PRIx64, dir,
                 id->region, id->cluster, id->incarnation);
+    if (cw_store_upgraded(s->store))
+        cw_info("data directory %s: upgraded from store format 2 to 3 (added an empty raft.db)",
+                dir);
     if (dur == CW_DURABILITY_NOSYNC)
         cw_warn("durability = nosync: commits are not flushed; a crash can lose acknowledged "
                 "writes. Use it for benchmarks only.");
@@ -712,7 +715,8 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
     rc = cw_store_load(s->store, s->node, &ls, err, err_len);
     if (rc != CW_OK)
         goto err_after_node;
-    cw_info("recovered %zu keys and %zu outbox records from %s", ls.keys, ls.outbox, dir);
+    cw_info("recovered %zu keys, %zu outbox records and %zu Raft entries%s from %s", ls.keys,
+            ls.outbox, ls.raft_entries, ls.raft_snapshot ? " after a Raft snapshot" : "", dir);
     if (rebuild_from >= 0) {
         /* Until the rebuild is committed, a restart must not take this
          * directory for a complete one. */

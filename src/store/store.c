@@ -32,6 +32,7 @@
 #include <causeway/error.h>
 
 #include "core/codec.h"
+#include "core/cw_assert.h"
 
 /* The page cache: big enough that the working set of a demo or benchmark node
  * stays in memory, small enough for several nodes on one host. */
@@ -47,11 +48,22 @@
 #define STORE_KEYS_FILE "keys.db"
 #define STORE_OUTBOX_FILE "outbox.db"
 #define STORE_META_FILE "meta.db"
+#define STORE_RAFT_FILE "raft.db"
+#define STORE_RAFT_HS_KEY "hs"
+#define STORE_RAFT_SNAP_KEY "snap"
+/* A stored snapshot's value: the index (8 bytes, big-endian), then its bytes. */
+#define STORE_RAFT_INDEX_BYTES 8
+/* The largest Raft record the store takes: an encoded entry, hard state or
+ * snapshot is at most a frame (a snapshot travels in one). */
+#define STORE_RAFT_BYTES_MAX CW_FRAME_BYTES_MAX
 #define STORE_META_KEY "meta"
 #define STORE_IDENTITY_KEY "identity"
 /* The on-disk format this build writes and reads (see store.h). Format 1, before
- * identities and checksums, is refused. */
-#define STORE_FORMAT 2
+ * identities and checksums, is refused; format 2, before strong buckets (no
+ * raft.db), is upgraded in place at open; identities began with format 2. */
+#define STORE_FORMAT 3
+#define STORE_FORMAT_UPGRADABLE 2
+#define STORE_FORMAT_FIRST_IDENTITY 2
 /* Every record's value starts with a big-endian CRC32C of its key and the rest. */
 #define STORE_CRC_BYTES 4
 /* Longest identity text: the two names plus the fixed lines. */
@@ -71,7 +83,10 @@
 /* How much of a key an error message shows. */
 #define STORE_KEY_SHOWN_MAX 64
 
-static const char *const db_files[] = {STORE_KEYS_FILE, STORE_OUTBOX_FILE, STORE_META_FILE};
+static const char *const db_files[] = {STORE_KEYS_FILE, STORE_OUTBOX_FILE, STORE_META_FILE,
+                                       STORE_RAFT_FILE};
+/* db_files' index of raft.db, the one database a format-2 directory lacks. */
+#define RAFT_DB_INDEX 3
 #define N_DB_FILES (sizeof(db_files) / sizeof(db_files[0]))
 
 struct cw_store {
@@ -79,12 +94,14 @@ struct cw_store {
     DB *keys;
     DB *outbox;
     DB *meta;
+    DB *raft;
     int lock_fd;
     enum cw_durability durability;
     struct cw_store_stats stats;
     uint64_t cache_bytes;        /* Berkeley DB's cache (store_cache_bytes) */
     struct cw_store_identity id; /* as on disk */
     bool created;                /* this open created the databases */
+    bool upgraded;               /* this open upgraded a format-2 directory */
     /* The messages Berkeley DB gave through its error callback since the current
      * operation began (bdb_reset): they say more than the return code, and the
      * first is usually the cause while the last is what it led to ("unable to
@@ -453,8 +470,9 @@ static size_t identity_encode(const struct cw_store_identity *id, char *buf, siz
     return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
 
-/* Parses an identity record's text. Returns CW_OK; CW_EVERSION with *format set
- * when it is of another format; CW_ECORRUPT when it is malformed. */
+/* Parses an identity record's text (of this format or the one open upgrades,
+ * which share the layout). Returns CW_OK with *format set; CW_EVERSION with
+ * *format set when it is of another format; CW_ECORRUPT when it is malformed. */
 static int identity_decode(const uint8_t *p, size_t n, struct cw_store_identity *out,
                            unsigned long *format)
 {
@@ -479,7 +497,7 @@ static int identity_decode(const uint8_t *p, size_t n, struct cw_store_identity 
             if (strcmp(l, "format") != 0 || !all_digits(v, 9, false))
                 return CW_ECORRUPT;
             *format = strtoul(v, NULL, 10);
-            if (*format != STORE_FORMAT)
+            if (*format != STORE_FORMAT && *format != STORE_FORMAT_UPGRADABLE)
                 return CW_EVERSION;
         } else if (strcmp(l, "cluster") == 0 && !seen_cluster &&
                    identity_name_ok(v, CW_STORE_CLUSTER_MAX)) {
@@ -724,7 +742,7 @@ err_after_env_create:
 
 static DB **db_slot(struct cw_store *s, size_t i)
 {
-    return i == 0 ? &s->keys : i == 1 ? &s->outbox : &s->meta;
+    return i == 0 ? &s->keys : i == 1 ? &s->outbox : i == 2 ? &s->meta : &s->raft;
 }
 
 /* Closes whichever databases are open. */
@@ -848,8 +866,8 @@ static int check_pages(struct cw_store *s, DB *db, const char *file, const DB_LS
 }
 
 /* Reads and checks the identity record against want. */
-static int check_identity(struct cw_store *s, const struct cw_store_identity *want, char *err,
-                          size_t err_len)
+static int check_identity(struct cw_store *s, const struct cw_store_identity *want,
+                          unsigned long *format_out, char *err, size_t err_len)
 {
     char why[STORE_WHY_MAX];
     DBT k, d;
@@ -863,7 +881,8 @@ static int check_identity(struct cw_store *s, const struct cw_store_identity *wa
                 "%s is damaged; restore a backup of this region's directory, or, if the whole "
                 "cluster ran the older version, move every region's directory aside and "
                 "start the cluster empty (%s)",
-                s->dir, STORE_META_FILE, STORE_FORMAT, STORE_META_FILE, STORE_SEE_DOCS);
+                s->dir, STORE_META_FILE, STORE_FORMAT_FIRST_IDENTITY, STORE_META_FILE,
+                STORE_SEE_DOCS);
         return CW_ECORRUPT;
     }
     if (ret != 0) {
@@ -886,9 +905,9 @@ static int check_identity(struct cw_store *s, const struct cw_store_identity *wa
     if (rc == CW_EVERSION) {
         set_err(err, err_len,
                 "the data directory %s is in store format %lu; this causeway reads format %d "
-                "only: run the causeway release that wrote it, or restore a backup made by "
-                "this one (%s)",
-                s->dir, format, STORE_FORMAT, STORE_SEE_DOCS);
+                "(and upgrades format %d) only: run the causeway release that wrote it, or "
+                "restore a backup made by this one (%s)",
+                s->dir, format, STORE_FORMAT, STORE_FORMAT_UPGRADABLE, STORE_SEE_DOCS);
         return rc;
     }
     if (rc != CW_OK) {
@@ -916,7 +935,80 @@ static int check_identity(struct cw_store *s, const struct cw_store_identity *wa
                 s->dir, s->id.region, want->region, want->region, STORE_SEE_DOCS);
         return CW_ECONFIG;
     }
+    *format_out = format;
     return CW_OK;
+}
+
+/*
+ * Upgrades a directory of store format 2 (before strong buckets) to format 3:
+ * creates raft.db, empty (format 2 had no Raft state, so empty is exactly its
+ * state), and rewrites the identity's format line, keeping the rest of the
+ * identity (incarnation, creation time), in one transaction flushed to disk. A
+ * crash during it leaves the format-2 directory, which the next open upgrades.
+ */
+static int upgrade_format2(struct cw_store *s, char *err, size_t err_len)
+{
+    char why[STORE_WHY_MAX];
+    DBT k, d;
+    dbt_set(&k, STORE_IDENTITY_KEY, sizeof(STORE_IDENTITY_KEY) - 1);
+    memset(&d, 0, sizeof(d));
+    int ret = s->meta->get(s->meta, NULL, &k, &d, 0);
+    const uint8_t *blob = NULL;
+    uint32_t len = 0, stored, computed;
+    static const char old_line[] = "format 2\n", new_line[] = "format 3\n";
+    _Static_assert(STORE_FORMAT == 3 && STORE_FORMAT_UPGRADABLE == 2, "the format lines below");
+    if (ret != 0 || !unframe(&k, &d, &blob, &len, &stored, &computed) ||
+        len < sizeof(old_line) - 1 || len > STORE_IDENTITY_MAX ||
+        memcmp(blob, old_line, sizeof(old_line) - 1) != 0) {
+        /* check_identity read this record a moment ago. */
+        set_err(err, err_len, "cannot read back the identity record of %s/%s to upgrade it", s->dir,
+                STORE_META_FILE);
+        return CW_ESTORE;
+    }
+    char text[STORE_IDENTITY_MAX];
+    memcpy(text, blob, len);
+    memcpy(text, new_line, sizeof(new_line) - 1);
+    DB_TXN *txn = NULL;
+    ret = s->env->txn_begin(s->env, NULL, &txn, 0);
+    if (ret != 0) {
+        set_err(err, err_len, "cannot begin a transaction in %s: %s; %s", s->dir,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
+    }
+    int rc = open_db(s, &s->raft, STORE_RAFT_FILE, txn, err, err_len);
+    if (rc != CW_OK)
+        goto err_after_txn;
+    rc = frame(s, &k, text, len, &d);
+    if (rc != CW_OK) {
+        set_err(err, err_len, "out of memory upgrading %s", s->dir);
+        goto err_after_txn;
+    }
+    ret = s->meta->put(s->meta, txn, &k, &d, 0);
+    if (ret != 0) {
+        set_err(err, err_len, "cannot rewrite the identity record of %s/%s: %s; %s", s->dir,
+                STORE_META_FILE, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        rc = bdb_code(s, ret);
+        goto err_after_txn;
+    }
+    ret = txn->commit(txn, DB_TXN_SYNC);
+    txn = NULL;
+    if (ret == 0)
+        ret = s->env->txn_checkpoint(s->env, 0, 0, DB_FORCE);
+    if (ret != 0) {
+        set_err(err, err_len, "cannot upgrade the data directory %s to store format %d: %s; %s",
+                s->dir, STORE_FORMAT, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
+    }
+    s->upgraded = true;
+    return CW_OK;
+
+err_after_txn:
+    /* The abort undoes raft.db's creation; its handle must still be closed. */
+    (void)txn->abort(txn);
+    if (s->raft != NULL)
+        s->raft->close(s->raft, 0);
+    s->raft = NULL;
+    return rc;
 }
 
 /* An existing directory, recovered: every database there, opened without
@@ -940,7 +1032,10 @@ static int open_existing(struct cw_store *s, const struct cw_store_identity *wan
                 s->dir, STORE_KEYS_FILE, STORE_OUTBOX_FILE, STORE_META_FILE, STORE_SEE_DOCS);
         return CW_ECORRUPT;
     }
-    if (sc.n_db < N_DB_FILES) {
+    /* Only raft.db missing: a directory of format 2 (upgraded below), or a
+     * format-3 one that lost it (refused below, once the identity says which). */
+    bool raft_missing = sc.n_db == N_DB_FILES - 1 && !sc.db[RAFT_DB_INDEX];
+    if (sc.n_db < N_DB_FILES && !raft_missing) {
         char missing[64], present[64];
         unsigned n_missing = (unsigned)(N_DB_FILES - sc.n_db);
         set_err(err, err_len,
@@ -954,9 +1049,30 @@ static int open_existing(struct cw_store *s, const struct cw_store_identity *wan
     }
     int rc = CW_OK;
     for (size_t i = 0; i < N_DB_FILES && rc == CW_OK; i++)
-        rc = open_db(s, db_slot(s, i), db_files[i], NULL, err, err_len);
+        if (!(raft_missing && i == RAFT_DB_INDEX))
+            rc = open_db(s, db_slot(s, i), db_files[i], NULL, err, err_len);
+    unsigned long format = 0;
     if (rc == CW_OK)
-        rc = check_identity(s, want, err, err_len);
+        rc = check_identity(s, want, &format, err, err_len);
+    if (rc == CW_OK && raft_missing && format == STORE_FORMAT) {
+        char missing[64], present[64];
+        set_err(err, err_len,
+                "the data directory %s is incomplete: %s is missing while %s are there; the "
+                "node will not serve part of its region's data: restore the whole directory "
+                "from a backup, and do not create or delete single files in it (%s)",
+                s->dir, list_files(&sc, false, missing, sizeof(missing)),
+                list_files(&sc, true, present, sizeof(present)), STORE_SEE_DOCS);
+        rc = CW_ECORRUPT;
+    } else if (rc == CW_OK && !raft_missing && format != STORE_FORMAT) {
+        set_err(err, err_len,
+                "the data directory %s says store format %lu but holds %s, which that format "
+                "never had: it is damaged or was assembled from parts; restore the whole "
+                "directory from a backup (%s)",
+                s->dir, format, STORE_RAFT_FILE, STORE_SEE_DAMAGE);
+        rc = CW_ECORRUPT;
+    } else if (rc == CW_OK && raft_missing) {
+        rc = upgrade_format2(s, err, err_len);
+    }
     if (rc == CW_OK) {
         DB_LOG_STAT *ls = NULL;
         int ret = s->env->log_stat(s->env, &ls, 0);
@@ -983,8 +1099,8 @@ int cw_store_open(const char *dir, const struct cw_store_identity *want,
 }
 
 int cw_store_open_cache(const char *dir, const struct cw_store_identity *want,
-                        enum cw_durability durability, uint64_t cache_bytes,
-                        struct cw_store **out, char *err, size_t err_len)
+                        enum cw_durability durability, uint64_t cache_bytes, struct cw_store **out,
+                        char *err, size_t err_len)
 {
     if (out != NULL)
         *out = NULL;
@@ -1089,6 +1205,11 @@ bool cw_store_created(const struct cw_store *s)
     return s->created;
 }
 
+bool cw_store_upgraded(const struct cw_store *s)
+{
+    return s->upgraded;
+}
+
 /* ---------------------------------------------------------------- commit */
 
 static void ts_key(uint64_t ts, uint8_t out[8])
@@ -1106,6 +1227,124 @@ static uint64_t ts_from_key(const uint8_t in[8])
     for (int i = 0; i < 8; i++)
         ts = ts << 8 | in[i];
     return ts;
+}
+
+/* Deletes, inside txn, every stored Raft entry (8-byte key) with an index
+ * >= from (above true) or <= upto (above false). Other keys ("hs", "snap")
+ * are skipped: they sort among the entries but are never deleted here.
+ * Returns 0 or a Berkeley DB code. */
+static int raft_delete_range(struct cw_store *s, DB_TXN *txn, bool above, uint64_t bound)
+{
+    DBC *cur = NULL;
+    int ret = s->raft->cursor(s->raft, txn, &cur, 0);
+    if (ret != 0)
+        return ret;
+    uint8_t tsk[8];
+    DBT k, d;
+    memset(&d, 0, sizeof(d));
+    /* Only the key is needed: a partial get of no data bytes. */
+    d.flags = DB_DBT_PARTIAL;
+    if (above) {
+        ts_key(bound, tsk);
+        dbt_set(&k, tsk, sizeof(tsk));
+        ret = cur->get(cur, &k, &d, DB_SET_RANGE);
+    } else {
+        memset(&k, 0, sizeof(k));
+        ret = cur->get(cur, &k, &d, DB_FIRST);
+    }
+    while (ret == 0) {
+        if (k.size == 8) {
+            uint64_t index = ts_from_key(k.data);
+            if (!above && index > bound)
+                break;
+            ret = cur->del(cur, 0);
+            if (ret != 0)
+                break;
+        }
+        memset(&k, 0, sizeof(k));
+        ret = cur->get(cur, &k, &d, DB_NEXT);
+    }
+    if (ret == DB_NOTFOUND)
+        ret = 0;
+    int ret_close = cur->close(cur);
+    return ret != 0 ? ret : ret_close;
+}
+
+/* A Raft record (see store.h for raft.db's layout), inside txn. */
+static int apply_raft(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p, size_t i)
+{
+    char why[STORE_WHY_MAX];
+    static const char *const names[] = {
+        [CW_PERSIST_RAFT_HS] = "Raft hard state",
+        [CW_PERSIST_RAFT_TRUNC] = "Raft truncation",
+        [CW_PERSIST_RAFT_ENTRY] = "Raft entry",
+        [CW_PERSIST_RAFT_SNAP] = "Raft snapshot",
+    };
+    const char *name = names[p->kind];
+    bool has_data = p->kind != CW_PERSIST_RAFT_TRUNC;
+    bool has_index = p->kind != CW_PERSIST_RAFT_HS;
+    if ((has_data && (p->data_len == 0 || p->data == NULL || p->data_len > STORE_RAFT_BYTES_MAX)) ||
+        (has_index && p->ts == 0)) {
+        set_err(s->errmsg, sizeof(s->errmsg),
+                "persist record %zu (%s, index %llu) has no data, too much data (%u bytes, at "
+                "most %u) or index 0; nothing was committed",
+                i, name, (unsigned long long)p->ts, (unsigned)p->data_len,
+                (unsigned)STORE_RAFT_BYTES_MAX);
+        return CW_EINVAL;
+    }
+    uint8_t tsk[8];
+    DBT k, d;
+    int rc = CW_OK, ret = 0;
+    switch (p->kind) {
+    case CW_PERSIST_RAFT_HS:
+        dbt_set(&k, STORE_RAFT_HS_KEY, sizeof(STORE_RAFT_HS_KEY) - 1);
+        if ((rc = frame(s, &k, p->data, p->data_len, &d)) == CW_OK)
+            ret = s->raft->put(s->raft, txn, &k, &d, 0);
+        break;
+    case CW_PERSIST_RAFT_TRUNC:
+        ret = raft_delete_range(s, txn, true, p->ts);
+        break;
+    case CW_PERSIST_RAFT_ENTRY:
+        ts_key(p->ts, tsk);
+        dbt_set(&k, tsk, sizeof(tsk));
+        if ((rc = frame(s, &k, p->data, p->data_len, &d)) == CW_OK)
+            ret = s->raft->put(s->raft, txn, &k, &d, 0);
+        break;
+    default: {
+        /* The snapshot's value holds its index, then its bytes. */
+        CW_ASSERT(p->kind == CW_PERSIST_RAFT_SNAP);
+        uint8_t *v = malloc((size_t)p->data_len + STORE_RAFT_INDEX_BYTES);
+        if (v == NULL) {
+            rc = CW_ENOMEM;
+            break;
+        }
+        ts_key(p->ts, v);
+        memcpy(v + STORE_RAFT_INDEX_BYTES, p->data, p->data_len);
+        dbt_set(&k, STORE_RAFT_SNAP_KEY, sizeof(STORE_RAFT_SNAP_KEY) - 1);
+        rc = frame(s, &k, v, p->data_len + STORE_RAFT_INDEX_BYTES, &d);
+        free(v);
+        if (rc == CW_OK)
+            ret = s->raft->put(s->raft, txn, &k, &d, 0);
+        if (rc == CW_OK && ret == 0)
+            ret = raft_delete_range(s, txn, false, p->ts);
+        break;
+    }
+    }
+    if (rc != CW_OK) {
+        set_err(s->errmsg, sizeof(s->errmsg),
+                "persist record %zu (%s, %u bytes) cannot be framed: %s; nothing was committed", i,
+                name, (unsigned)p->data_len, cw_strerror(rc));
+        return rc;
+    }
+    if (ret != 0) {
+        set_err(s->errmsg, sizeof(s->errmsg),
+                "writing persist record %zu (%s, index %llu) to %s in %s failed: %s; nothing "
+                "was committed; %s",
+                i, name, (unsigned long long)p->ts, STORE_RAFT_FILE, s->dir,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
+    }
+    return CW_OK;
 }
 
 /* Applies record i inside txn. Returns CW_OK, or CW_EINVAL/CW_ENOMEM/CW_ESTORE
@@ -1160,12 +1399,11 @@ static int apply_one(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p
         if (ret == DB_NOTFOUND)
             ret = 0;
         break;
-    case CW_PERSIST_RAFT_HS: /* strong buckets: not stored yet */
+    case CW_PERSIST_RAFT_HS:
     case CW_PERSIST_RAFT_TRUNC:
     case CW_PERSIST_RAFT_ENTRY:
     case CW_PERSIST_RAFT_SNAP:
-        set_err(s->errmsg, sizeof(s->errmsg), "a Raft record: strong buckets are not stored yet");
-        return CW_ESTORE;
+        return apply_raft(s, txn, p, i);
     case CW_PERSIST_META:
         if (p->data_len == 0 || p->data == NULL) {
             set_err(s->errmsg, sizeof(s->errmsg),
@@ -1394,6 +1632,154 @@ done_after_cursor:
     return rc;
 }
 
+/* One raft.db record handed to the scan's callback; a failure is named. */
+static int raft_yield(struct cw_store *s, const DBT *k, const DBT *d, enum cw_persist_kind kind,
+                      cw_store_raft_fn fn, void *ctx, char *err, size_t err_len)
+{
+    char what[64];
+    uint64_t index = kind == CW_PERSIST_RAFT_ENTRY ? ts_from_key(k->data) : 0;
+    if (kind == CW_PERSIST_RAFT_ENTRY)
+        snprintf(what, sizeof(what), "for Raft entry %llu", (unsigned long long)index);
+    else
+        snprintf(what, sizeof(what), "\"%s\"",
+                 kind == CW_PERSIST_RAFT_HS ? STORE_RAFT_HS_KEY : STORE_RAFT_SNAP_KEY);
+    const uint8_t *blob = NULL;
+    uint32_t len = 0, stored, computed;
+    if (!unframe(k, d, &blob, &len, &stored, &computed))
+        return bad_checksum(s, STORE_RAFT_FILE, what, d->size, stored, computed, err, err_len);
+    if (kind == CW_PERSIST_RAFT_SNAP) {
+        if (len < STORE_RAFT_INDEX_BYTES) {
+            set_err(err, err_len,
+                    "%s/%s: the record %s (%u bytes) is too short to hold its index: it was "
+                    "written wrong; restore the data directory from a backup (%s)",
+                    s->dir, STORE_RAFT_FILE, what, (unsigned)len, STORE_SEE_DAMAGE);
+            return CW_ECORRUPT;
+        }
+        index = ts_from_key(blob);
+        blob += STORE_RAFT_INDEX_BYTES;
+        len -= STORE_RAFT_INDEX_BYTES;
+    }
+    int rc = fn(ctx, kind, index, blob, len);
+    if (rc == CW_EDECODE)
+        set_err(err, err_len,
+                "%s/%s: the record %s (%u bytes) passes its checksum but does not decode or "
+                "does not fit the records before it: it was written wrong; restore the data "
+                "directory from a backup (%s)",
+                s->dir, STORE_RAFT_FILE, what, (unsigned)len, STORE_SEE_DAMAGE);
+    else if (rc != CW_OK)
+        set_err(err, err_len, "restoring the record %s from %s/%s failed: %s", what, s->dir,
+                STORE_RAFT_FILE, cw_strerror(rc));
+    return rc;
+}
+
+/* Reads raft.db's record under a fixed key and yields it; absent is fine. */
+static int raft_yield_key(struct cw_store *s, const char *key, enum cw_persist_kind kind,
+                          cw_store_raft_fn fn, void *ctx, char *err, size_t err_len)
+{
+    char why[STORE_WHY_MAX];
+    DBT k, d;
+    dbt_set(&k, key, (uint32_t)strlen(key));
+    memset(&d, 0, sizeof(d));
+    int ret = s->raft->get(s->raft, NULL, &k, &d, 0);
+    if (ret == DB_NOTFOUND)
+        return CW_OK;
+    if (ret != 0) {
+        set_err(err, err_len, "cannot read \"%s\" from %s/%s: %s; %s", key, s->dir, STORE_RAFT_FILE,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
+    }
+    return raft_yield(s, &k, &d, kind, fn, ctx, err, err_len);
+}
+
+int cw_store_raft_scan(struct cw_store *s, cw_store_raft_fn fn, void *ctx, char *err,
+                       size_t err_len)
+{
+    char why[STORE_WHY_MAX];
+    set_err(err, err_len, "%s", "");
+    if (s == NULL || fn == NULL) {
+        set_err(err, err_len, "cw_store_raft_scan: missing store or callback");
+        return CW_EINVAL;
+    }
+    bdb_reset(s);
+    int rc = raft_yield_key(s, STORE_RAFT_SNAP_KEY, CW_PERSIST_RAFT_SNAP, fn, ctx, err, err_len);
+    if (rc == CW_OK)
+        rc = raft_yield_key(s, STORE_RAFT_HS_KEY, CW_PERSIST_RAFT_HS, fn, ctx, err, err_len);
+    if (rc != CW_OK)
+        return rc;
+    DBC *cur = NULL;
+    int ret = s->raft->cursor(s->raft, NULL, &cur, 0);
+    if (ret != 0) {
+        set_err(err, err_len, "cannot open a cursor on %s/%s: %s; %s", s->dir, STORE_RAFT_FILE,
+                bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret);
+    }
+    DBT k, d;
+    memset(&k, 0, sizeof(k));
+    memset(&d, 0, sizeof(d));
+    size_t count = 0;
+    /* Entries have 8-byte keys, big-endian: byte order is index order. The
+     * other keys were yielded above; any other length is damage. */
+    while ((ret = cur->get(cur, &k, &d, DB_NEXT)) == 0) {
+        bool fixed = (k.size == sizeof(STORE_RAFT_HS_KEY) - 1 &&
+                      memcmp(k.data, STORE_RAFT_HS_KEY, k.size) == 0) ||
+                     (k.size == sizeof(STORE_RAFT_SNAP_KEY) - 1 &&
+                      memcmp(k.data, STORE_RAFT_SNAP_KEY, k.size) == 0);
+        if (fixed)
+            continue;
+        if (k.size != 8) {
+            char shown[STORE_KEY_SHOWN_MAX * 4 + 8];
+            set_err(err, err_len,
+                    "%s/%s: a record has a %u-byte key \"%s\" where an 8-byte index belongs; "
+                    "the file is damaged; restore the data directory from a backup (%s)",
+                    s->dir, STORE_RAFT_FILE, (unsigned)k.size,
+                    show_key(k.data, k.size, shown, sizeof(shown)), STORE_SEE_DAMAGE);
+            rc = CW_ECORRUPT;
+            goto done_after_cursor;
+        }
+        rc = raft_yield(s, &k, &d, CW_PERSIST_RAFT_ENTRY, fn, ctx, err, err_len);
+        if (rc != CW_OK)
+            goto done_after_cursor;
+        count++;
+    }
+    if (ret != DB_NOTFOUND) {
+        set_err(err, err_len, "reading %s/%s failed after %zu entries: %s; %s", s->dir,
+                STORE_RAFT_FILE, count, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        rc = bdb_code(s, ret);
+    }
+done_after_cursor:
+    cur->close(cur);
+    return rc;
+}
+
+/* cw_store_load's callback: each raft.db record into the node. */
+struct raft_load {
+    struct cw_node *node;
+    struct cw_store_load_stats *st;
+};
+
+static int raft_load_one(void *ctx, enum cw_persist_kind kind, uint64_t index, const uint8_t *data,
+                         uint32_t len)
+{
+    struct raft_load *rl = ctx;
+    (void)index; /* the node's encodings carry their own indexes */
+    int rc;
+    switch (kind) {
+    case CW_PERSIST_RAFT_SNAP:
+        rc = cw_node_restore_raft_snapshot(rl->node, data, len);
+        rl->st->raft_snapshot = rc == CW_OK;
+        return rc;
+    case CW_PERSIST_RAFT_HS:
+        rc = cw_node_restore_raft_hardstate(rl->node, data, len);
+        rl->st->raft_hardstate = rc == CW_OK;
+        return rc;
+    default:
+        rc = cw_node_restore_raft_entry(rl->node, data, len);
+        if (rc == CW_OK)
+            rl->st->raft_entries++;
+        return rc;
+    }
+}
+
 int cw_store_load(struct cw_store *s, struct cw_node *r, struct cw_store_load_stats *stats,
                   char *err, size_t err_len)
 {
@@ -1415,7 +1801,13 @@ int cw_store_load(struct cw_store *s, struct cw_node *r, struct cw_store_load_st
     rc = walk(s, r, WALK_KEYS, &st->keys, err, err_len);
     if (rc != CW_OK)
         return rc;
-    return walk(s, r, WALK_OUTBOX, &st->outbox, err, err_len);
+    rc = walk(s, r, WALK_OUTBOX, &st->outbox, err, err_len);
+    if (rc != CW_OK)
+        return rc;
+    /* Strong buckets: the snapshot, the hard state, then the entries in index
+     * order, as the node requires; nothing at all when raft.db is empty. */
+    struct raft_load rl = {.node = r, .st = st};
+    return cw_store_raft_scan(s, raft_load_one, &rl, err, err_len);
 }
 
 /* ----------------------------------------------------------- observation */

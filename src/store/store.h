@@ -6,9 +6,9 @@
  * key states, outbox records and metadata as opaque blobs (their formats live in
  * core/codec.h).
  *
- * Layout on disk (store format 2): one transactional Berkeley DB environment per
+ * Layout on disk (store format 3): one transactional Berkeley DB environment per
  * node in the data directory, opened with recovery at every start, so a process
- * killed at any moment restarts from its last committed transaction. Three
+ * killed at any moment restarts from its last committed transaction. Four
  * B-tree databases, one file each, every one created with Berkeley DB page
  * checksums (DB_CHKSUM):
  *   keys.db    full key ("bucket/key" bytes) -> record(encoded key state)
@@ -16,29 +16,41 @@
  *              is ts order, so a cursor walks the outbox oldest first)
  *   meta.db    "identity" -> record(the directory's identity, text, see below)
  *              "meta" -> record(the replica's metadata blob)
+ *   raft.db    strong buckets' Raft state (CW_PERSIST_RAFT_*):
+ *              "hs" -> record(the hard state bytes, as committed)
+ *              "snap" -> record(8-byte big-endian snapshot index, then the
+ *                        snapshot bytes as committed)
+ *              8-byte big-endian index -> record(the entry bytes as committed)
+ *              (RAFT_TRUNC deletes the entries >= its index, RAFT_SNAP the
+ *              entries <= its; "hs" and "snap" are never deleted)
  * where record(x) is x preceded by a 4-byte big-endian CRC32C computed over the
  * record's key bytes and then x: a record moved to another key fails its check
  * too.
  *
  * The identity record is written once, in the transaction that creates the
  * databases, as text lines:
- *   format 2
+ *   format 3
  *   cluster <the cluster name: the config's region names in id order, ','-joined>
  *   region <this region's name>
  *   incarnation <16 hex digits from getrandom(): which creation of the region>
  *   created <UTC time of creation, ISO 8601>
  * Every open checks it against the identity the caller expects.
  *
- * Which directory opens: one with none of the three databases and no log file
+ * Which directory opens: one with none of the four databases and no log file
  * is new (it is created, parents included, and cw_store_created says so); one
- * with all three and an identity naming the expected cluster and region is
- * this region's. Anything else is refused and nothing is created in it: some
- * databases missing (partial), only log files left, no identity record (a
+ * with all four and an identity naming the expected cluster and region is
+ * this region's. A directory of store format 2 (keys.db, outbox.db, meta.db,
+ * no raft.db: before strong buckets) is upgraded in place: raft.db is created
+ * empty and the identity's format line rewritten, in one transaction flushed to
+ * disk (cw_store_upgraded says so). Anything else is refused and nothing is
+ * created in it: some databases missing (partial; raft.db alone missing under
+ * a format-3 identity too), only log files left, no identity record (a
  * directory of store format 1, which had none, or a damaged one), another
- * format, another cluster or region (foreign), or a page whose log sequence
- * number lies past the end of the log (log files truncated or removed). Every
- * page of every database is read at open, so Berkeley DB's page checksums are
- * checked for the whole directory at each start.
+ * format, a format-2 identity with a raft.db, another cluster or region
+ * (foreign), or a page whose log sequence number lies past the end of the log
+ * (log files truncated or removed). Every page of every database is read at
+ * open, so Berkeley DB's page checksums are checked for the whole directory at
+ * each start.
  *
  * A lock file (causeway.lock) keeps a second process from opening, and running
  * recovery on, an environment that is in use. The cache, locks and log buffer
@@ -113,6 +125,10 @@ struct cw_store_load_stats {
     size_t keys;
     size_t outbox;
     bool meta; /* false on a fresh directory */
+    /* Strong buckets (raft.db): what was restored into the node. */
+    bool raft_snapshot;
+    bool raft_hardstate;
+    size_t raft_entries;
 };
 
 /* Longest cluster name and region name an identity holds. */
@@ -150,8 +166,8 @@ int cw_store_open(const char *dir, const struct cw_store_identity *want,
 /* cw_store_open with Berkeley DB's cache set to cache_bytes (0: the default,
  * CW_DEFAULT_STORE_CACHE_BYTES). */
 int cw_store_open_cache(const char *dir, const struct cw_store_identity *want,
-                        enum cw_durability durability, uint64_t cache_bytes,
-                        struct cw_store **out, char *err, size_t err_len);
+                        enum cw_durability durability, uint64_t cache_bytes, struct cw_store **out,
+                        char *err, size_t err_len);
 
 /* The store as the replica's store of record (core/reader.h): key states and
  * outbox records read back by key, checksums checked (a failure is
@@ -165,6 +181,9 @@ const struct cw_store_identity *cw_store_get_identity(const struct cw_store *s);
 
 /* Whether cw_store_open created the directory's databases (a new region). */
 bool cw_store_created(const struct cw_store *s);
+/* Whether cw_store_open upgraded the directory from store format 2 (it created
+ * an empty raft.db and rewrote the identity's format; see the layout above). */
+bool cw_store_upgraded(const struct cw_store *s);
 
 /* Checkpoints, closes the databases and the environment, frees the store and sets
  * *s to NULL. Safe to call with *s == NULL. */
@@ -174,13 +193,16 @@ void cw_store_close(struct cw_store **s);
  * Applies p[0..n) in one transaction, in order (a later record for the same key
  * wins), and commits it at the store's durability. KEY with data_len == 0 deletes
  * the key (also when it is absent); OUTBOX_DEL of an absent ts is not an error.
- * n == 0 does nothing and returns CW_OK.
+ * RAFT_HS replaces the hard state; RAFT_TRUNC deletes every entry with index
+ * >= ts; RAFT_ENTRY puts entry ts; RAFT_SNAP replaces the snapshot (index ts)
+ * and deletes every entry with index <= ts. n == 0 does nothing and returns
+ * CW_OK.
  *
  * Returns CW_OK, or, with nothing applied (the transaction is aborted):
  * CW_EINVAL for a malformed record (unknown kind, empty key or blob, length over
- * its bound) and CW_ESTORE when Berkeley DB fails. cw_store_errmsg says which.
- * After a failure the replica's memory is ahead of the disk: the daemon must stop
- * and restart, which recovers the last committed state.
+ * its bound, a Raft entry or snapshot at index 0) and CW_ESTORE when Berkeley DB fails.
+ * cw_store_errmsg says which. After a failure the replica's memory is ahead of the disk: the daemon
+ * must stop and restart, which recovers the last committed state.
  */
 int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n);
 
@@ -188,16 +210,36 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n);
  * Feeds the persisted state to r, a replica fresh from cw_replica_create: the
  * metadata first (cw_replica_restore_meta), then every key
  * (cw_replica_restore_key), then the outbox in ts order
- * (cw_replica_restore_outbox). stats may be NULL; when not, it is filled in as far
- * as the load got. Every record's checksum is verified before the replica sees
- * it. Returns CW_OK; CW_ECORRUPT for a record whose checksum does not match (or
- * a page whose Berkeley DB checksum does not), CW_EDECODE for a record that
- * checks but does not decode, each with err naming the database and the key;
- * CW_ENOMEM; or CW_ESTORE when Berkeley DB fails. After a failure r holds a
- * partial state and should be destroyed.
+ * (cw_replica_restore_outbox), then raft.db through cw_store_raft_scan: the
+ * snapshot (cw_node_restore_raft_snapshot), the hard state
+ * (cw_node_restore_raft_hardstate) and the entries in index order
+ * (cw_node_restore_raft_entry), each only when stored. stats may be NULL; when not, it is filled in
+ * as far as the load got. Every record's checksum is verified before the replica sees it. Returns
+ * CW_OK; CW_ECORRUPT for a record whose checksum does not match (or a page whose Berkeley DB
+ * checksum does not), CW_EDECODE for a record that checks but does not decode, each with err naming
+ * the database and the key; CW_ENOMEM; or CW_ESTORE when Berkeley DB fails. After a failure r holds
+ * a partial state and should be destroyed.
  */
 int cw_store_load(struct cw_store *s, struct cw_node *r, struct cw_store_load_stats *stats,
                   char *err, size_t err_len);
+
+/*
+ * raft.db, record by record, checksums checked: the snapshot (kind
+ * CW_PERSIST_RAFT_SNAP, index = its index, the bytes as committed), then the
+ * hard state (CW_PERSIST_RAFT_HS, index 0), then every entry in index order
+ * (CW_PERSIST_RAFT_ENTRY, index = the entry's). Absent records are skipped: an
+ * empty raft.db calls fn never. The bytes are borrowed for the call only.
+ *
+ * fn returns CW_OK to go on; anything else stops the scan and is returned,
+ * with err naming the record (CW_EDECODE: "passes its checksum but does not
+ * decode"). Returns CW_OK; CW_ECORRUPT for a record that fails its checksum or
+ * a key that is not one of raft.db's; CW_ESTORE when Berkeley DB fails;
+ * CW_EINVAL for a NULL store or fn. cw_store_load uses it to feed the node.
+ */
+typedef int (*cw_store_raft_fn)(void *ctx, enum cw_persist_kind kind, uint64_t index,
+                                const uint8_t *data, uint32_t len);
+int cw_store_raft_scan(struct cw_store *s, cw_store_raft_fn fn, void *ctx, char *err,
+                       size_t err_len);
 
 /* Why the last cw_store_commit failed, or a warning it left after a good commit
  * (a failed checkpoint); "" when it succeeded cleanly. Borrowed: valid until the

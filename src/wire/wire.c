@@ -27,6 +27,7 @@
 #include <causeway/error.h>
 
 #include "core/codec.h"
+#include "core/raft.h"
 #include "wire/causeway.pb-c.h"
 
 /* Every key state a replica can hold must fit in one read response. */
@@ -555,9 +556,180 @@ static int peer_type_to_pb(enum cw_msg_type t, Causeway__PeerType *out)
         *out = CAUSEWAY__PEER_TYPE__PEER_SNAPSHOT_CHUNK;
         return CW_OK;
     case CW_MSG_RAFT:
-        return CW_EINVAL; /* not encoded yet */
+        *out = CAUSEWAY__PEER_TYPE__PEER_RAFT;
+        return CW_OK;
     }
     return CW_EINVAL;
+}
+
+/* ------------------------------------------------------ Raft messages */
+
+/*
+ * The bounds a Raft message must keep on the wire, shared by the encoder and
+ * the decoder so that whatever one accepts the other does too: a known message
+ * type and flags, known entry types, at most CW_RAFT_MSG_ENTRIES_MAX entries of
+ * at most CW_RAFT_ENTRY_BYTES_MAX bytes, a snapshot of at most
+ * CW_RAFT_SNAP_BYTES_MAX bytes, and no NULL buffer behind a length. The
+ * semantic checks (regions of the cluster, which types carry entries,
+ * consecutive indexes, terms) need the cluster's size, which this layer does
+ * not know: the node makes them with cw_raft_msg_check. Returns CW_OK,
+ * CW_ETOOBIG (over a bound) or CW_EDECODE.
+ */
+static int raft_bounds(const struct cw_raft_msg *r)
+{
+    if (r->n_entries > CW_RAFT_MSG_ENTRIES_MAX || r->snap_len > CW_RAFT_SNAP_BYTES_MAX)
+        return CW_ETOOBIG;
+    if (r->type < CW_RAFT_PREVOTE || r->type > CW_RAFT_PROPOSE ||
+        (r->flags & ~CW_RAFT_F_TRANSFER) != 0 || (r->n_entries > 0 && r->entries == NULL) ||
+        (r->snap_len > 0 && r->snap == NULL))
+        return CW_EDECODE;
+    for (uint32_t i = 0; i < r->n_entries; i++) {
+        const struct cw_raft_entry *e = &r->entries[i];
+        if (e->len > CW_RAFT_ENTRY_BYTES_MAX)
+            return CW_ETOOBIG;
+        if ((e->type != CW_RAFT_ENTRY_NOOP && e->type != CW_RAFT_ENTRY_DATA) ||
+            (e->len > 0 && e->data == NULL))
+            return CW_EDECODE;
+    }
+    return CW_OK;
+}
+
+/* A RAFT frame carries the envelope (version, type, regions) and the Raft
+ * message, nothing else: the replication fields stay at their defaults. */
+static bool raft_envelope_empty(const struct cw_msg *m)
+{
+    static const struct cw_vclock zero;
+    return memcmp(&m->applied, &zero, sizeof(zero)) == 0 &&
+           memcmp(&m->received, &zero, sizeof(zero)) == 0 && m->clock == 0 && m->stream_end == 0 &&
+           m->stream_sent == 0 && m->resend_after == 0 && m->n_records == 0 && m->flags == 0 &&
+           m->stream_base == 0 && m->snap_after_len == 0 && m->snap_next_len == 0 &&
+           m->n_snapkeys == 0 && memcmp(&m->snap_applied, &zero, sizeof(zero)) == 0 &&
+           memcmp(&m->snap_chain, &zero, sizeof(zero)) == 0 && m->snap_clock == 0;
+}
+
+/* Encodes a CW_MSG_RAFT message: CW_EINVAL when it breaks raft_bounds, has
+ * no Raft message, names other regions than the envelope or sets another
+ * frame type's fields; CW_ETOOBIG over the frame bound. */
+static int encode_raft(const struct cw_msg *m, uint8_t **out, size_t *len)
+{
+    const struct cw_raft_msg *r = m->raft;
+    if (m->type != CW_MSG_RAFT || r == NULL || m->from >= CW_REGIONS_MAX ||
+        m->to >= CW_REGIONS_MAX || r->from != m->from || r->to != m->to ||
+        !raft_envelope_empty(m) || raft_bounds(r) != CW_OK)
+        return CW_EINVAL;
+    Causeway__PeerFrame pf = CAUSEWAY__PEER_FRAME__INIT;
+    Causeway__RaftMessage rm = CAUSEWAY__RAFT_MESSAGE__INIT;
+    pf.version = CW_WIRE_VERSION;
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_RAFT;
+    pf.from_region = m->from;
+    pf.to_region = m->to;
+    pf.raft = &rm;
+    rm.type = r->type;
+    rm.flags = r->flags;
+    rm.term = r->term;
+    rm.log_term = r->log_term;
+    rm.index = r->index;
+    rm.commit = r->commit;
+    rm.reject = r->reject;
+    rm.reject_hint = r->reject_hint;
+    rm.ctx = r->ctx;
+    rm.snap.len = r->snap_len;
+    rm.snap.data = r->snap_len ? r->snap : NULL;
+    int rc = CW_ENOMEM;
+    Causeway__RaftEntry *ents = NULL, **ptrs = NULL;
+    if (r->n_entries > 0) {
+        ents = calloc(r->n_entries, sizeof(*ents));
+        ptrs = calloc(r->n_entries, sizeof(*ptrs));
+        if (ents == NULL || ptrs == NULL)
+            goto err_after_entries;
+        for (uint32_t i = 0; i < r->n_entries; i++) {
+            const struct cw_raft_entry *e = &r->entries[i];
+            causeway__raft_entry__init(&ents[i]);
+            ents[i].term = e->term;
+            ents[i].index = e->index;
+            ents[i].type = e->type;
+            ents[i].data.len = e->len;
+            ents[i].data.data = e->len ? e->data : NULL;
+            ptrs[i] = &ents[i];
+        }
+        rm.n_entries = r->n_entries;
+        rm.entries = ptrs;
+    }
+    size_t size = causeway__peer_frame__get_packed_size(&pf);
+    if (size > CW_WIRE_FRAME_BYTES_MAX) {
+        rc = CW_ETOOBIG;
+        goto err_after_entries;
+    }
+    uint8_t *buf = malloc(size);
+    if (buf == NULL)
+        goto err_after_entries;
+    size_t packed = causeway__peer_frame__pack(&pf, buf);
+    CW_ASSERT(packed == size);
+    *out = buf;
+    *len = packed;
+    rc = CW_OK;
+
+err_after_entries:
+    free(ptrs);
+    free(ents);
+    return rc;
+}
+
+/* Decodes a RAFT frame's Raft message into out->raft (from and to are the
+ * envelope's, already in out). On failure out->raft may be half filled: the
+ * caller's cw_msg_free releases it. */
+static int raft_from_pb(const Causeway__PeerFrame *pf, struct cw_msg *out)
+{
+    Causeway__RaftMessage *rm = pf->raft;
+    if (rm == NULL || pf->n_applied || pf->n_received || pf->clock || pf->stream_end ||
+        pf->stream_sent || pf->resend_after || pf->n_records || pf->batch.len || pf->flags ||
+        pf->stream_base || pf->n_snap_keys || pf->snap_after.len || pf->snap_next.len ||
+        pf->n_snap_applied || pf->n_snap_chain || pf->snap_clock)
+        return CW_EDECODE;
+    /* Bounds before anything is allocated for them. */
+    if (rm->n_entries > CW_RAFT_MSG_ENTRIES_MAX || rm->snap.len > CW_RAFT_SNAP_BYTES_MAX)
+        return CW_ETOOBIG;
+    if (rm->type > UINT8_MAX || rm->flags > UINT8_MAX)
+        return CW_EDECODE;
+    for (size_t i = 0; i < rm->n_entries; i++) {
+        if (rm->entries[i]->data.len > CW_RAFT_ENTRY_BYTES_MAX)
+            return CW_ETOOBIG;
+        if (rm->entries[i]->type > UINT8_MAX)
+            return CW_EDECODE;
+    }
+    struct cw_raft_msg *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CW_ENOMEM;
+    out->raft = r;
+    r->type = (uint8_t)rm->type;
+    r->from = out->from;
+    r->to = out->to;
+    r->flags = (uint8_t)rm->flags;
+    r->term = rm->term;
+    r->log_term = rm->log_term;
+    r->index = rm->index;
+    r->commit = rm->commit;
+    r->reject = rm->reject;
+    r->reject_hint = rm->reject_hint;
+    r->ctx = rm->ctx;
+    if (rm->n_entries > 0) {
+        r->entries = calloc(rm->n_entries, sizeof(*r->entries));
+        if (r->entries == NULL)
+            return CW_ENOMEM;
+        for (size_t i = 0; i < rm->n_entries; i++) {
+            Causeway__RaftEntry *pe = rm->entries[i];
+            struct cw_raft_entry *e = &r->entries[i];
+            e->term = pe->term;
+            e->index = pe->index;
+            e->type = (uint8_t)pe->type;
+            e->len = (uint32_t)pe->data.len;
+            e->data = take_bytes(&pe->data);
+            r->n_entries++; /* counted once it owns its bytes */
+        }
+    }
+    r->snap_len = (uint32_t)rm->snap.len;
+    r->snap = take_bytes(&rm->snap);
+    return raft_bounds(r);
 }
 
 /* Size of a length-delimited field with a payload of n bytes (tag < 16). */
@@ -633,6 +805,8 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
     *out = NULL;
     *len = 0;
     *next = 0;
+    if (m->type == CW_MSG_RAFT || m->raft != NULL)
+        return first == 0 ? encode_raft(m, out, len) : CW_EINVAL;
     Causeway__PeerFrame pf = CAUSEWAY__PEER_FRAME__INIT;
     if (peer_type_to_pb(m->type, &pf.type) != CW_OK || m->from >= CW_REGIONS_MAX ||
         m->to >= CW_REGIONS_MAX)
@@ -824,6 +998,9 @@ static int peer_from_pb(const Causeway__PeerFrame *pf, const struct cw_wire_limi
     case CAUSEWAY__PEER_TYPE__PEER_SNAPSHOT_CHUNK:
         out->type = CW_MSG_SNAP_CHUNK;
         break;
+    case CAUSEWAY__PEER_TYPE__PEER_RAFT:
+        out->type = CW_MSG_RAFT;
+        break;
     default:
         return CW_EDECODE;
     }
@@ -831,6 +1008,10 @@ static int peer_from_pb(const Causeway__PeerFrame *pf, const struct cw_wire_limi
         return CW_EDECODE;
     out->from = (uint8_t)pf->from_region;
     out->to = (uint8_t)pf->to_region;
+    if (out->type == CW_MSG_RAFT)
+        return raft_from_pb(pf, out);
+    if (pf->raft != NULL)
+        return CW_EDECODE;
     int rc = vc_from_pb(&out->applied, pf->n_applied, pf->applied);
     if (rc == CW_OK)
         rc = vc_from_pb(&out->received, pf->n_received, pf->received);

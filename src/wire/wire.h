@@ -73,8 +73,10 @@ void cw_wire_limits_default(struct cw_wire_limits *l);
  * Encodes m (any type) as one frame. A RECORDS message whose records do not fit
  * in one frame fails with CW_ETOOBIG; use cw_wire_encode_peer_part to split it.
  * Returns CW_OK, CW_EINVAL (bad type, region id >= CW_REGIONS_MAX, RECORDS with
- * no records, a record key longer than CW_WIRE_FULL_KEY_MAX), CW_ETOOBIG or
- * CW_ENOMEM.
+ * no records, a record key longer than CW_WIRE_FULL_KEY_MAX; RAFT without a
+ * Raft message, with one whose from/to differ from m's or that breaks the wire
+ * bounds of the decoder below, or with any replication field set), CW_ETOOBIG
+ * or CW_ENOMEM.
  */
 int cw_wire_encode_peer(const struct cw_msg *m, uint8_t **out, size_t *len);
 
@@ -95,6 +97,14 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
  * ids, vector widths, key and value lengths and the LZ4 frame (declared and
  * actual size). It does not check the replication semantics (chains, key
  * syntax, consistency values): cw_replica_recv does.
+ *
+ * A RAFT frame decodes to out->type CW_MSG_RAFT with out->raft allocated
+ * (owned by out; its from/to are the frame's). The decoder checks the bounds
+ * only: message type 1..13, known flags and entry types, at most
+ * CW_RAFT_MSG_ENTRIES_MAX entries of at most CW_RAFT_ENTRY_BYTES_MAX bytes, a
+ * snapshot of at most CW_RAFT_SNAP_BYTES_MAX bytes (CW_ETOOBIG over them), and
+ * no replication field set. The semantic checks need the cluster's size:
+ * the node runs cw_raft_msg_check before the Raft core sees the message.
  */
 int cw_wire_decode_peer(const uint8_t *in, size_t len, const struct cw_wire_limits *lim,
                         struct cw_msg *out);

@@ -21,6 +21,7 @@
 #include <lz4frame.h>
 
 #include "core/codec.h"
+#include "core/raft.h"
 #include "core/session.h"
 #include "wire/causeway.pb-c.h"
 #include "wire/wire.h"
@@ -176,6 +177,48 @@ static void gen_peer(void)
     }
     for (int k = 0; k < 2; k++)
         cw_keystate_free(&keys[k].state);
+
+    /* Strong buckets: a Raft APPEND with a no-op and two commands, a snapshot,
+     * and a vote request of a leadership transfer. */
+    uint8_t cmd0[] = "put photos/cat", cmd1[] = "del photos/dog", snap[] = "state machine";
+    struct cw_raft_entry ents[3] = {
+        {.term = 4, .index = 11, .type = CW_RAFT_ENTRY_NOOP},
+        {.term = 4, .index = 12, .type = CW_RAFT_ENTRY_DATA, .len = sizeof(cmd0) - 1, .data = cmd0},
+        {.term = 4, .index = 13, .type = CW_RAFT_ENTRY_DATA, .len = sizeof(cmd1) - 1, .data = cmd1},
+    };
+    for (int i = 8; i < 11; i++) {
+        struct cw_raft_msg rm = {.from = 1, .to = 0, .term = 4};
+        if (i == 8) {
+            rm.type = CW_RAFT_APPEND;
+            rm.index = 10;
+            rm.log_term = 3;
+            rm.commit = 9;
+            rm.n_entries = 3;
+            rm.entries = ents;
+        } else if (i == 9) {
+            rm.type = CW_RAFT_SNAP;
+            rm.index = 10;
+            rm.log_term = 3;
+            rm.snap_len = sizeof(snap) - 1;
+            rm.snap = snap;
+        } else {
+            rm.type = CW_RAFT_VOTE;
+            rm.flags = CW_RAFT_F_TRANSFER;
+            rm.index = 13;
+            rm.log_term = 4;
+        }
+        memset(&sm, 0, sizeof(sm));
+        sm.type = CW_MSG_RAFT;
+        sm.from = 1;
+        sm.to = 0;
+        sm.raft = &rm;
+        uint8_t *buf;
+        size_t len;
+        if (cw_wire_encode_peer(&sm, &buf, &len) != CW_OK)
+            fail("cw_wire_encode_peer (raft)");
+        write_seed("wire_peer", i, buf, len);
+        free(buf);
+    }
 }
 
 static void gen_request(void)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Data directory identity through the real daemon: a new directory is announced,
-another region's directory, a directory missing keys.db or meta.db and a
+another region's directory, a directory missing keys.db, meta.db or raft.db and a
 directory with a flipped byte are each refused with one line that names the
 directory and the problem; the region's own, intact directory starts again with
 its data."""
@@ -74,8 +74,9 @@ def main():
         shutil.rmtree(da)
         os.rename(da + ".own", da)
 
-        # keys.db, then meta.db, gone while the rest is there.
-        for lost in ("keys.db", "meta.db"):
+        # keys.db, meta.db, then raft.db, gone while the rest is there (a
+        # format 3 directory without raft.db is not a format 2 one to upgrade).
+        for lost in ("keys.db", "meta.db", "raft.db"):
             os.unlink(os.path.join(da, lost))
             start_refused(cl, A, da, lost, "missing")
             shutil.rmtree(da)

@@ -943,13 +943,13 @@ static void test_new_directory_gets_an_identity(void **state)
 static void test_partial_directory_is_refused(void **state)
 {
     struct fixture *f = *state;
-    static const char *const files[] = {"keys.db", "meta.db", "outbox.db"};
+    static const char *const files[] = {"keys.db", "meta.db", "outbox.db", "raft.db"};
     write_workload(f->dir);
     char keep[256], cmd[700], err[2048];
     snprintf(keep, sizeof(keep), "%s/keep", f->tmp);
     snprintf(cmd, sizeof(cmd), "cp -a %s %s", f->dir, keep);
     assert_int_equal(system(cmd), 0);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         char p[512];
         path_in(f->dir, files[i], p, sizeof(p));
         assert_int_equal(unlink(p), 0);
@@ -971,10 +971,12 @@ static void test_partial_directory_is_refused(void **state)
     path_in(f->dir, "outbox.db", p, sizeof(p));
     assert_int_equal(unlink(p), 0);
     open_refused(f->dir, &ident_r0, CW_ECORRUPT, err, sizeof(err));
-    assert_has(err, "keys.db and outbox.db are missing while meta.db is there");
+    assert_has(err, "keys.db and outbox.db are missing while meta.db and raft.db are there");
     assert_false(file_exists(f->dir, "keys.db"));
-    /* All three gone, the log left: not a new region either. */
+    /* All four gone, the log left: not a new region either. */
     path_in(f->dir, "meta.db", p, sizeof(p));
+    assert_int_equal(unlink(p), 0);
+    path_in(f->dir, "raft.db", p, sizeof(p));
     assert_int_equal(unlink(p), 0);
     open_refused(f->dir, &ident_r0, CW_ECORRUPT, err, sizeof(err));
     assert_has(err, "log files but none of keys.db");
@@ -1082,10 +1084,10 @@ static void test_identity_missing_or_other_format_is_refused(void **state)
     uint32_t n = raw_get(db, "identity", 8, rec, sizeof(rec) - 1);
     rec[n] = '\0';
     print_message("identity: %s\n", (const char *)rec + 4);
-    assert_memory_equal(rec + 4, "format 2\ncluster r0,r1\nregion r0\nincarnation ", 45);
+    assert_memory_equal(rec + 4, "format 3\ncluster r0,r1\nregion r0\nincarnation ", 45);
 
     /* Another format (with a good checksum) is another release's directory. */
-    memcpy(rec + 4 + 7, "3", 1);
+    memcpy(rec + 4 + 7, "4", 1);
     uint32_t crc = cw_store_crc32c(cw_store_crc32c(0, "identity", 8), rec + 4, n - 4);
     rec[0] = (uint8_t)(crc >> 24);
     rec[1] = (uint8_t)(crc >> 16);
@@ -1094,7 +1096,7 @@ static void test_identity_missing_or_other_format_is_refused(void **state)
     raw_put(db, "identity", 8, rec, n);
     assert_int_equal(db->close(db, 0), 0);
     open_refused(f->dir, &ident_r0, CW_EVERSION, err, sizeof(err));
-    assert_has(err, "store format 3; this causeway reads format 2");
+    assert_has(err, "store format 4; this causeway reads format 3");
 
     /* No identity at all in a directory that holds data: a format-1 directory
      * looks like this. */
@@ -1108,6 +1110,279 @@ static void test_identity_missing_or_other_format_is_refused(void **state)
     open_refused(f->dir, &ident_r0, CW_ECORRUPT, err, sizeof(err));
     assert_has(err, "has no identity record");
     assert_has(err, "older than store format 2");
+}
+
+/* ------------------------------------------------------------- raft.db */
+
+static struct cw_persist raft_rec(enum cw_persist_kind kind, uint64_t index, const char *data)
+{
+    struct cw_persist p = {.kind = kind, .ts = index};
+    if (data != NULL) {
+        p.data = (uint8_t *)(uintptr_t)data;
+        p.data_len = (uint32_t)strlen(data);
+    }
+    return p;
+}
+
+/* What a scan yielded, as one line per record: "snap 2 bytes", "hs 0 bytes",
+ * "entry 3 bytes". */
+struct raft_seen {
+    char text[4096];
+    size_t n;
+    int fail_at; /* the callback fails (CW_EDECODE) at this record, -1 never */
+};
+
+static int raft_collect(void *ctx, enum cw_persist_kind kind, uint64_t index, const uint8_t *data,
+                        uint32_t len)
+{
+    struct raft_seen *rs = ctx;
+    if ((int)rs->n == rs->fail_at)
+        return CW_EDECODE;
+    const char *name = kind == CW_PERSIST_RAFT_SNAP    ? "snap"
+                       : kind == CW_PERSIST_RAFT_HS    ? "hs"
+                       : kind == CW_PERSIST_RAFT_ENTRY ? "entry"
+                                                       : "?";
+    size_t o = strlen(rs->text);
+    snprintf(rs->text + o, sizeof(rs->text) - o, "%s %llu %.*s\n", name, (unsigned long long)index,
+             (int)len, (const char *)data);
+    rs->n++;
+    return CW_OK;
+}
+
+static void scan_expect(struct cw_store *s, const char *want)
+{
+    struct raft_seen rs = {.fail_at = -1};
+    char err[2048];
+    assert_int_equal(cw_store_raft_scan(s, raft_collect, &rs, err, sizeof(err)), CW_OK);
+    print_message("raft.db:\n%s", rs.text);
+    assert_string_equal(rs.text, want);
+}
+
+/* An entry index whose first key byte is 'h' or 's' sorts among "hs" and
+ * "snap": truncation and compaction must step over those two. */
+#define BIG_H 0x6873000000000001ull /* "hs" then 0 .. 1 */
+#define BIG_S 0x736e617000000009ull /* "snap" then 0 .. 9 */
+
+static void test_raft_records_survive_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_store *s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
+    /* A fresh directory holds nothing. */
+    scan_expect(s, "");
+
+    struct cw_persist a[] = {
+        raft_rec(CW_PERSIST_RAFT_HS, 0, "hs-1"),      raft_rec(CW_PERSIST_RAFT_ENTRY, 1, "e1"),
+        raft_rec(CW_PERSIST_RAFT_ENTRY, 2, "e2"),     raft_rec(CW_PERSIST_RAFT_ENTRY, 3, "e3"),
+        raft_rec(CW_PERSIST_RAFT_ENTRY, 4, "e4"),     raft_rec(CW_PERSIST_RAFT_ENTRY, 5, "e5"),
+        raft_rec(CW_PERSIST_RAFT_ENTRY, 256, "e256"),
+    };
+    assert_int_equal(cw_store_commit(s, a, sizeof(a) / sizeof(a[0])), CW_OK);
+    scan_expect(s, "hs 0 hs-1\nentry 1 e1\nentry 2 e2\nentry 3 e3\nentry 4 e4\nentry 5 e5\n"
+                   "entry 256 e256\n");
+
+    /* An overwritten tail: truncate from 4, append a new 4, new hard state. */
+    struct cw_persist b[] = {
+        raft_rec(CW_PERSIST_RAFT_TRUNC, 4, NULL),
+        raft_rec(CW_PERSIST_RAFT_ENTRY, 4, "e4-new"),
+        raft_rec(CW_PERSIST_RAFT_HS, 0, "hs-2"),
+    };
+    assert_int_equal(cw_store_commit(s, b, 3), CW_OK);
+    /* A snapshot at 2 drops 1 and 2. */
+    struct cw_persist c = raft_rec(CW_PERSIST_RAFT_SNAP, 2, "state@2");
+    assert_int_equal(cw_store_commit(s, &c, 1), CW_OK);
+    cw_store_close(&s);
+
+    s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
+    assert_false(cw_store_created(s));
+    assert_false(cw_store_upgraded(s));
+    scan_expect(s, "snap 2 state@2\nhs 0 hs-2\nentry 3 e3\nentry 4 e4-new\n");
+
+    /* A failed record aborts its whole transaction: nothing of it is kept. */
+    struct cw_persist bad[] = {
+        raft_rec(CW_PERSIST_RAFT_TRUNC, 3, NULL),
+        raft_rec(CW_PERSIST_RAFT_ENTRY, 0, "index zero"),
+    };
+    assert_int_equal(cw_store_commit(s, bad, 2), CW_EINVAL);
+    print_message("%s\n", cw_store_errmsg(s));
+    assert_non_null(strstr(cw_store_errmsg(s), "Raft entry"));
+    struct cw_persist empty[] = {raft_rec(CW_PERSIST_RAFT_HS, 0, NULL)};
+    assert_int_equal(cw_store_commit(s, empty, 1), CW_EINVAL);
+    struct cw_persist snap0 = raft_rec(CW_PERSIST_RAFT_SNAP, 0, "x");
+    assert_int_equal(cw_store_commit(s, &snap0, 1), CW_EINVAL);
+    scan_expect(s, "snap 2 state@2\nhs 0 hs-2\nentry 3 e3\nentry 4 e4-new\n");
+
+    /* Entries whose keys sort among "hs" and "snap": a snapshot below them
+     * and a truncation above them leave the fixed keys alone. */
+    struct cw_persist d[] = {
+        raft_rec(CW_PERSIST_RAFT_ENTRY, BIG_H, "h"),
+        raft_rec(CW_PERSIST_RAFT_ENTRY, BIG_S, "s"),
+        raft_rec(CW_PERSIST_RAFT_SNAP, BIG_H, "state@h"),
+    };
+    assert_int_equal(cw_store_commit(s, d, 3), CW_OK);
+    char want[256];
+    snprintf(want, sizeof(want), "snap %llu state@h\nhs 0 hs-2\nentry %llu s\n",
+             (unsigned long long)BIG_H, (unsigned long long)BIG_S);
+    scan_expect(s, want);
+    struct cw_persist t = raft_rec(CW_PERSIST_RAFT_TRUNC, 1, NULL);
+    assert_int_equal(cw_store_commit(s, &t, 1), CW_OK);
+    snprintf(want, sizeof(want), "snap %llu state@h\nhs 0 hs-2\n", (unsigned long long)BIG_H);
+    scan_expect(s, want);
+
+    /* A callback's failure stops the scan and names the record. */
+    struct raft_seen rs = {.fail_at = 1};
+    char err[2048];
+    assert_int_equal(cw_store_raft_scan(s, raft_collect, &rs, err, sizeof(err)), CW_EDECODE);
+    print_message("%s\n", err);
+    assert_has(err, "raft.db");
+    assert_has(err, "\"hs\"");
+    assert_has(err, "does not decode");
+    cw_store_close(&s);
+}
+
+/* cw_store_load feeds raft.db to the node only when it holds something: an
+ * empty one loads as before; records go to the node's restore functions (bytes
+ * that are no Raft encoding are refused there, and the error names raft.db). */
+static void test_raft_load(void **state)
+{
+    struct fixture *f = *state;
+    char err[2048];
+    struct cw_store *s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
+    struct cw_node *r = new_replica();
+    assert_non_null(r);
+    struct cw_store_load_stats st;
+    assert_int_equal(load_into(s, r, &st, err, sizeof(err)), CW_OK);
+    assert_false(st.raft_snapshot);
+    assert_false(st.raft_hardstate);
+    assert_int_equal(st.raft_entries, 0);
+    cw_node_destroy(&r);
+
+    struct cw_persist e = raft_rec(CW_PERSIST_RAFT_ENTRY, 1, "not an encoded entry");
+    assert_int_equal(cw_store_commit(s, &e, 1), CW_OK);
+    r = new_replica();
+    assert_non_null(r);
+    assert_int_equal(cw_store_load(s, r, &st, err, sizeof(err)), CW_EDECODE);
+    print_message("%s\n", err);
+    assert_has(err, "raft.db");
+    assert_has(err, "Raft entry 1");
+    assert_int_equal(st.raft_entries, 0);
+    cw_node_destroy(&r);
+    cw_store_close(&s);
+}
+
+/* A raft.db value changed behind the store's back (pages consistent): the
+ * record checksum catches it, naming the file and the record. */
+static void test_raft_checksum_catches_rewritten_records(void **state)
+{
+    struct fixture *f = *state;
+    char err[2048];
+    static const uint8_t entry_key[8] = {0, 0, 0, 0, 0, 0, 0, 7};
+    const struct {
+        const void *key;
+        uint32_t key_len;
+        const char *named;
+    } cases[] = {
+        {"hs", 2, "\"hs\""},
+        {"snap", 4, "\"snap\""},
+        {entry_key, 8, "Raft entry 7"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char dir[256];
+        snprintf(dir, sizeof(dir), "%s/%zu", f->dir, i);
+        struct cw_store *s = open_ok(dir, CW_DURABILITY_WRITE_NOSYNC);
+        struct cw_persist p[] = {
+            raft_rec(CW_PERSIST_RAFT_SNAP, 6, "state@6"),
+            raft_rec(CW_PERSIST_RAFT_HS, 0, "hard state"),
+            raft_rec(CW_PERSIST_RAFT_ENTRY, 7, "entry seven"),
+        };
+        assert_int_equal(cw_store_commit(s, p, 3), CW_OK);
+        cw_store_close(&s);
+
+        DB *db = raw_open(dir, "raft.db");
+        uint8_t rec[256];
+        uint32_t n = raw_get(db, cases[i].key, cases[i].key_len, rec, sizeof(rec));
+        rec[n - 1] ^= 0x01;
+        raw_put(db, cases[i].key, cases[i].key_len, rec, n);
+        assert_int_equal(db->close(db, 0), 0);
+
+        s = open_ok(dir, CW_DURABILITY_WRITE_NOSYNC);
+        struct raft_seen rs = {.fail_at = -1};
+        assert_int_equal(cw_store_raft_scan(s, raft_collect, &rs, err, sizeof(err)), CW_ECORRUPT);
+        print_message("%s\n", err);
+        assert_has(err, dir);
+        assert_has(err, "raft.db");
+        assert_has(err, cases[i].named);
+        assert_has(err, "fails its checksum");
+        /* Nothing from the damaged record reached the callback. */
+        assert_null(strstr(rs.text, cases[i].named[0] == '"' ? "hard state\n" : "seven"));
+        if (i == 1)
+            assert_int_equal(rs.n, 0);
+        cw_store_close(&s);
+    }
+}
+
+/* Rewrites dir's identity record with its first line replaced by `line`. */
+static void set_identity_format(const char *dir, const char *line)
+{
+    DB *db = raw_open(dir, "meta.db");
+    uint8_t rec[2048];
+    uint32_t n = raw_get(db, "identity", 8, rec, sizeof(rec));
+    size_t len = strlen(line);
+    assert_memory_equal(rec + 4, "format ", 7);
+    memcpy(rec + 4, line, len);
+    uint32_t crc = cw_store_crc32c(cw_store_crc32c(0, "identity", 8), rec + 4, n - 4);
+    rec[0] = (uint8_t)(crc >> 24);
+    rec[1] = (uint8_t)(crc >> 16);
+    rec[2] = (uint8_t)(crc >> 8);
+    rec[3] = (uint8_t)crc;
+    raw_put(db, "identity", 8, rec, n);
+    assert_int_equal(db->close(db, 0), 0);
+}
+
+/* A directory of store format 2 (no raft.db) is upgraded in place: raft.db is
+ * created empty and the identity says format 3, everything else kept. */
+static void test_format2_directory_is_upgraded(void **state)
+{
+    struct fixture *f = *state;
+    char err[2048], p[512];
+    write_workload(f->dir);
+    struct cw_store *s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
+    uint64_t incarnation = cw_store_get_identity(s)->incarnation;
+    cw_store_close(&s);
+    path_in(f->dir, "raft.db", p, sizeof(p));
+    assert_int_equal(unlink(p), 0);
+    set_identity_format(f->dir, "format 2");
+
+    s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
+    assert_true(cw_store_upgraded(s));
+    assert_false(cw_store_created(s));
+    assert_int_equal(cw_store_get_identity(s)->incarnation, incarnation);
+    assert_true(file_exists(f->dir, "raft.db"));
+    scan_expect(s, "");
+    struct cw_node *r = new_replica();
+    assert_non_null(r);
+    struct cw_store_load_stats st;
+    assert_int_equal(load_into(s, r, &st, err, sizeof(err)), CW_OK);
+    assert_int_equal(st.keys, 6);
+    cw_node_destroy(&r);
+    struct cw_persist e = raft_rec(CW_PERSIST_RAFT_ENTRY, 1, "e1");
+    assert_int_equal(cw_store_commit(s, &e, 1), CW_OK);
+    cw_store_close(&s);
+
+    /* Upgraded once: the next open is an ordinary one, raft.db kept. */
+    DB *db = raw_open(f->dir, "meta.db");
+    uint8_t rec[2048];
+    raw_get(db, "identity", 8, rec, sizeof(rec));
+    assert_memory_equal(rec + 4, "format 3\n", 9);
+    assert_int_equal(db->close(db, 0), 0);
+    s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
+    assert_false(cw_store_upgraded(s));
+    scan_expect(s, "entry 1 e1\n");
+    cw_store_close(&s);
+
+    /* A format-2 identity with a raft.db is no directory any release wrote. */
+    set_identity_format(f->dir, "format 2");
+    open_refused(f->dir, &ident_r0, CW_ECORRUPT, err, sizeof(err));
+    assert_has(err, "says store format 2 but holds raft.db");
 }
 
 /* Flips one byte of a stored value in keys.db on disk: the page checksum no
@@ -1359,6 +1634,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_directory_gets_an_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_directory_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_directory_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_raft_records_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_raft_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_raft_checksum_catches_rewritten_records, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_format2_directory_is_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_missing_or_other_format_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_on_disk_is_refused, setup, teardown),

@@ -19,6 +19,7 @@
 
 #include <causeway/error.h>
 
+#include "core/raft.h"
 #include "core/replica.h"
 #include "wire/causeway.pb-c.h"
 #include "wire/wire.h"
@@ -112,6 +113,33 @@ static void assert_msg_equal(const struct cw_msg *a, const struct cw_msg *b)
     assert_int_equal(a->n_records, b->n_records);
     for (uint32_t i = 0; i < a->n_records; i++)
         assert_record_equal(&a->records[i], &b->records[i]);
+    assert_int_equal(a->raft == NULL, b->raft == NULL);
+    if (a->raft != NULL) {
+        const struct cw_raft_msg *x = a->raft, *y = b->raft;
+        assert_int_equal(x->type, y->type);
+        assert_int_equal(x->from, y->from);
+        assert_int_equal(x->to, y->to);
+        assert_int_equal(x->flags, y->flags);
+        assert_int_equal(x->term, y->term);
+        assert_int_equal(x->log_term, y->log_term);
+        assert_int_equal(x->index, y->index);
+        assert_int_equal(x->commit, y->commit);
+        assert_int_equal(x->reject, y->reject);
+        assert_int_equal(x->reject_hint, y->reject_hint);
+        assert_int_equal(x->ctx, y->ctx);
+        assert_int_equal(x->n_entries, y->n_entries);
+        for (uint32_t i = 0; i < x->n_entries; i++) {
+            assert_int_equal(x->entries[i].term, y->entries[i].term);
+            assert_int_equal(x->entries[i].index, y->entries[i].index);
+            assert_int_equal(x->entries[i].type, y->entries[i].type);
+            assert_int_equal(x->entries[i].len, y->entries[i].len);
+            if (x->entries[i].len)
+                assert_memory_equal(x->entries[i].data, y->entries[i].data, x->entries[i].len);
+        }
+        assert_int_equal(x->snap_len, y->snap_len);
+        if (x->snap_len)
+            assert_memory_equal(x->snap, y->snap, x->snap_len);
+    }
 }
 
 /* A RECORDS message from region 1 to 0 with n records; every third is a
@@ -585,7 +613,7 @@ static void test_peer_bad_envelopes(void **state)
     free(buf);
     pf.n_applied = 0;
 
-    pf.type = (Causeway__PeerType)6; /* past PEER_SNAPSHOT_CHUNK */
+    pf.type = (Causeway__PeerType)7; /* past PEER_RAFT */
     buf = pack_pb(&pf.base, &len);
     assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
     free(buf);
@@ -833,6 +861,333 @@ static void test_peer_truncated_and_corrupted(void **state)
         free(copy);
     }
     /* Every single-byte corruption decodes or fails cleanly (ASan watches). */
+    for (size_t i = 0; i < len; i++) {
+        uint8_t *copy = dup_bytes(buf, len);
+        copy[i] ^= (uint8_t)(1u << (i % 8));
+        if (cw_wire_decode_peer(copy, len, NULL, &d) == CW_OK)
+            cw_msg_free(&d);
+        free(copy);
+    }
+    free(buf);
+    cw_msg_free(&m);
+}
+
+/* ---------------------------------------------------------- Raft frames */
+
+/* A CW_MSG_RAFT message from region 2 to 5 of the given Raft type, with every
+ * scalar field set; n_entries entries of entry_len bytes (index after 40, the
+ * first a NOOP) and a snapshot of snap_len bytes. */
+static void make_raft_msg(struct cw_msg *m, uint8_t type, uint32_t n_entries, uint32_t entry_len,
+                          uint32_t snap_len)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = CW_MSG_RAFT;
+    m->from = 2;
+    m->to = 5;
+    struct cw_raft_msg *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    m->raft = r;
+    r->type = type;
+    r->from = 2;
+    r->to = 5;
+    r->flags = type == CW_RAFT_VOTE ? CW_RAFT_F_TRANSFER : 0;
+    r->term = 7;
+    r->log_term = 6;
+    r->index = 40;
+    r->commit = 39;
+    r->reject = type == CW_RAFT_APPEND_RESP;
+    r->reject_hint = r->reject ? 33 : 0;
+    r->ctx = UINT64_MAX - type;
+    if (n_entries) {
+        r->entries = calloc(n_entries, sizeof(*r->entries));
+        assert_non_null(r->entries);
+        for (uint32_t i = 0; i < n_entries; i++) {
+            struct cw_raft_entry *e = &r->entries[i];
+            e->term = 7;
+            e->index = 41 + i;
+            e->type = i == 0 ? CW_RAFT_ENTRY_NOOP : CW_RAFT_ENTRY_DATA;
+            if (i > 0 && entry_len) {
+                e->len = entry_len;
+                e->data = malloc(entry_len);
+                assert_non_null(e->data);
+                for (uint32_t j = 0; j < entry_len; j++)
+                    e->data[j] = (uint8_t)rng_next();
+            }
+            r->n_entries++;
+        }
+    }
+    if (snap_len) {
+        r->snap = malloc(snap_len);
+        assert_non_null(r->snap);
+        for (uint32_t j = 0; j < snap_len; j++)
+            r->snap[j] = (uint8_t)(j * 31 + 7);
+        r->snap_len = snap_len;
+    }
+}
+
+static void test_peer_raft_round_trip(void **state)
+{
+    (void)state;
+    struct cw_msg m;
+    /* Every type, with only the scalar fields. */
+    for (uint8_t t = CW_RAFT_PREVOTE; t <= CW_RAFT_PROPOSE; t++) {
+        make_raft_msg(&m, t, 0, 0, 0);
+        peer_round_trip(&m);
+        cw_msg_free(&m);
+    }
+    /* APPEND with a NOOP and commands, PROPOSE, an empty heartbeat. */
+    make_raft_msg(&m, CW_RAFT_APPEND, 5, 300, 0);
+    peer_round_trip(&m);
+    cw_msg_free(&m);
+    make_raft_msg(&m, CW_RAFT_PROPOSE, 3, 17, 0);
+    m.raft->entries[0].type = CW_RAFT_ENTRY_DATA;
+    peer_round_trip(&m);
+    cw_msg_free(&m);
+    /* The most entries a message may carry, and the largest entry. */
+    make_raft_msg(&m, CW_RAFT_APPEND, CW_RAFT_MSG_ENTRIES_MAX, 8, 0);
+    peer_round_trip(&m);
+    cw_msg_free(&m);
+    make_raft_msg(&m, CW_RAFT_APPEND, 2, CW_RAFT_ENTRY_BYTES_MAX, 0);
+    peer_round_trip(&m);
+    cw_msg_free(&m);
+    /* Snapshots: small, and the largest one (it fits one frame). */
+    make_raft_msg(&m, CW_RAFT_SNAP, 0, 0, 1000);
+    peer_round_trip(&m);
+    cw_msg_free(&m);
+    make_raft_msg(&m, CW_RAFT_SNAP, 0, 0, CW_RAFT_SNAP_BYTES_MAX);
+    peer_round_trip(&m);
+    cw_msg_free(&m);
+    /* Zero and extreme values. */
+    make_raft_msg(&m, CW_RAFT_HEARTBEAT, 0, 0, 0);
+    m.from = m.raft->from = 15;
+    m.to = m.raft->to = 0;
+    m.raft->term = UINT64_MAX;
+    m.raft->commit = 0;
+    peer_round_trip(&m);
+    cw_msg_free(&m);
+}
+
+static void test_peer_raft_encode_rejects(void **state)
+{
+    (void)state;
+    uint8_t *buf;
+    size_t len;
+    struct cw_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = CW_MSG_RAFT; /* no Raft message */
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    assert_null(buf);
+
+    make_raft_msg(&m, CW_RAFT_APPEND, 3, 10, 0);
+    m.raft->from = 3; /* disagrees with the envelope */
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.raft->from = 2;
+    m.raft->to = 4;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.raft->to = 5;
+    m.applied.ts[0] = 1; /* a replication field */
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.applied.ts[0] = 0;
+    m.flags = CW_MSGF_REBUILDING;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.flags = 0;
+    m.raft->type = 0;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.raft->type = CW_RAFT_PROPOSE + 1;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.raft->type = CW_RAFT_APPEND;
+    m.raft->flags = 2;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.raft->flags = 0;
+    m.raft->entries[1].type = 2;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.raft->entries[1].type = CW_RAFT_ENTRY_DATA;
+    m.raft->entries[1].len = CW_RAFT_ENTRY_BYTES_MAX + 1;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.raft->entries[1].len = 10;
+    m.raft->snap_len = 1; /* a length without its bytes */
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    m.raft->snap_len = 0;
+    uint32_t next;
+    assert_int_equal(cw_wire_encode_peer_part(&m, 1, &next, &buf, &len), CW_EINVAL);
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_OK);
+    free(buf);
+    /* A Raft message on another frame type. */
+    m.type = CW_MSG_HEARTBEAT;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    cw_msg_free(&m);
+
+    /* Too many entries, and entries whose sum passes the frame bound. */
+    make_raft_msg(&m, CW_RAFT_APPEND, CW_RAFT_MSG_ENTRIES_MAX + 1, 0, 0);
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_EINVAL);
+    cw_msg_free(&m);
+    make_raft_msg(&m, CW_RAFT_APPEND, 3, CW_RAFT_ENTRY_BYTES_MAX, 0);
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_ETOOBIG);
+    assert_null(buf);
+    assert_int_equal(len, 0);
+    cw_msg_free(&m);
+}
+
+/* A RAFT PeerFrame built by hand around rm (borrowed), regions 1 -> 0. */
+static uint8_t *raft_frame(Causeway__RaftMessage *rm, size_t *len)
+{
+    Causeway__PeerFrame pf = CAUSEWAY__PEER_FRAME__INIT;
+    pf.version = CW_WIRE_VERSION;
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_RAFT;
+    pf.from_region = 1;
+    pf.raft = rm;
+    return pack_pb(&pf.base, len);
+}
+
+static void test_peer_raft_bad_frames(void **state)
+{
+    (void)state;
+    struct cw_msg d;
+    size_t len;
+    uint8_t *buf;
+    enum { N = CW_RAFT_MSG_ENTRIES_MAX + 1 };
+    Causeway__RaftEntry *ents = calloc(N, sizeof(*ents));
+    Causeway__RaftEntry **ptrs = calloc(N, sizeof(*ptrs));
+    assert_true(ents && ptrs);
+    for (unsigned i = 0; i < N; i++) {
+        causeway__raft_entry__init(&ents[i]);
+        ents[i].term = 1;
+        ents[i].index = i + 1;
+        ents[i].type = CW_RAFT_ENTRY_DATA;
+        ents[i].data.len = 1;
+        ents[i].data.data = (uint8_t *)"x";
+        ptrs[i] = &ents[i];
+    }
+    Causeway__RaftMessage rm = CAUSEWAY__RAFT_MESSAGE__INIT;
+    rm.type = CW_RAFT_APPEND;
+    rm.term = 1;
+    rm.n_entries = 2;
+    rm.entries = ptrs;
+
+    /* The reference: it decodes, regions taken from the envelope. */
+    buf = raft_frame(&rm, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+    assert_int_equal(d.type, CW_MSG_RAFT);
+    assert_non_null(d.raft);
+    assert_int_equal(d.raft->from, 1);
+    assert_int_equal(d.raft->to, 0);
+    assert_int_equal(d.raft->n_entries, 2);
+    assert_memory_equal(d.raft->entries[1].data, "x", 1);
+    cw_msg_free(&d);
+    free(buf);
+
+    /* Too many entries. */
+    rm.n_entries = N;
+    buf = raft_frame(&rm, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_ETOOBIG);
+    assert_null(d.raft);
+    free(buf);
+    rm.n_entries = 2;
+
+    /* Unknown message types, flags and entry types. */
+    uint32_t bad_types[] = {0, CW_RAFT_PROPOSE + 1, 256, UINT32_MAX};
+    for (size_t i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++) {
+        rm.type = bad_types[i];
+        buf = raft_frame(&rm, &len);
+        assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+        assert_null(d.raft);
+        free(buf);
+    }
+    rm.type = CW_RAFT_APPEND;
+    rm.flags = 2;
+    buf = raft_frame(&rm, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    rm.flags = 0x101; /* truncation to a byte would read as TRANSFER */
+    buf = raft_frame(&rm, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    rm.flags = 0;
+    ents[1].type = 2;
+    buf = raft_frame(&rm, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    ents[1].type = 0x101;
+    buf = raft_frame(&rm, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    ents[1].type = CW_RAFT_ENTRY_DATA;
+
+    /* An oversized entry and an oversized snapshot. */
+    uint8_t *big = calloc(1, CW_RAFT_SNAP_BYTES_MAX + 1);
+    assert_non_null(big);
+    ents[1].data.len = CW_RAFT_ENTRY_BYTES_MAX + 1;
+    ents[1].data.data = big;
+    buf = raft_frame(&rm, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_ETOOBIG);
+    free(buf);
+    ents[1].data.len = 1;
+    ents[1].data.data = (uint8_t *)"x";
+    rm.n_entries = 0;
+    rm.type = CW_RAFT_SNAP;
+    rm.snap.len = CW_RAFT_SNAP_BYTES_MAX + 1;
+    rm.snap.data = big;
+    buf = raft_frame(&rm, &len);
+    assert_true(len <= CW_WIRE_FRAME_BYTES_MAX);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_ETOOBIG);
+    free(buf);
+    rm.snap.len = CW_RAFT_SNAP_BYTES_MAX;
+    buf = raft_frame(&rm, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_OK);
+    assert_int_equal(d.raft->snap_len, CW_RAFT_SNAP_BYTES_MAX);
+    cw_msg_free(&d);
+    free(buf);
+    free(big);
+    rm.snap.len = 0;
+    rm.snap.data = NULL;
+
+    /* A RAFT frame without its message, or with a replication field; a
+     * Raft message in another frame type. */
+    Causeway__PeerFrame pf = CAUSEWAY__PEER_FRAME__INIT;
+    pf.version = CW_WIRE_VERSION;
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_RAFT;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pf.raft = &rm;
+    pf.clock = 9;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pf.clock = 0;
+    uint64_t one = 1;
+    pf.n_applied = 1;
+    pf.applied = &one;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+    pf.n_applied = 0;
+    pf.applied = NULL;
+    pf.type = CAUSEWAY__PEER_TYPE__PEER_HEARTBEAT;
+    buf = pack_pb(&pf.base, &len);
+    assert_int_equal(cw_wire_decode_peer(buf, len, NULL, &d), CW_EDECODE);
+    free(buf);
+
+    free(ptrs);
+    free(ents);
+}
+
+static void test_peer_raft_truncated_and_corrupted(void **state)
+{
+    (void)state;
+    struct cw_msg m, d;
+    make_raft_msg(&m, CW_RAFT_APPEND, 4, 24, 0);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(cw_wire_encode_peer(&m, &buf, &len), CW_OK);
+    /* The Raft message is the last field: every strict prefix fails. */
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *copy = dup_bytes(buf, cut);
+        assert_int_not_equal(cw_wire_decode_peer(copy, cut, NULL, &d), CW_OK);
+        assert_null(d.raft);
+        free(copy);
+    }
     for (size_t i = 0; i < len; i++) {
         uint8_t *copy = dup_bytes(buf, len);
         copy[i] ^= (uint8_t)(1u << (i % 8));
@@ -1831,6 +2186,10 @@ int main(void)
         cmocka_unit_test(test_peer_bad_batches),
         cmocka_unit_test(test_peer_bad_records),
         cmocka_unit_test(test_peer_truncated_and_corrupted),
+        cmocka_unit_test(test_peer_raft_round_trip),
+        cmocka_unit_test(test_peer_raft_encode_rejects),
+        cmocka_unit_test(test_peer_raft_bad_frames),
+        cmocka_unit_test(test_peer_raft_truncated_and_corrupted),
         cmocka_unit_test(test_request_round_trips),
         cmocka_unit_test(test_request_encode_rejects),
         cmocka_unit_test(test_request_decode_bounds),
