@@ -986,6 +986,10 @@ static void take_raft_ready(struct cw_strong *s)
         snaprec_encode(rd->snap_index, rd->snap_term, rd->snap, rd->snap_len, &b);
         add_persist(s, CW_PERSIST_RAFT_SNAP, rd->snap_index, &b);
         if (rd->snap_restore) {
+            /* A leader's snapshot replaces the whole log: a stored tail past
+             * it may belong to another history and must not come back at a
+             * restart. */
+            add_persist(s, CW_PERSIST_RAFT_TRUNC, 1, NULL);
             int rc = sm_decode(&s->sm, rd->snap, rd->snap_len, s->cfg.raft.n);
             /* A leader's snapshot passed its encoder; one that does not decode
              * means a bug, and applying past it would diverge. */
