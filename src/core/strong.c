@@ -487,7 +487,28 @@ static void snaprec_encode(uint64_t index, uint64_t term, const uint8_t *snap, u
 
 void cw_strong_config_defaults(struct cw_strong_config *cfg)
 {
-    cw_raft_config_defaults(&cfg->raft);
+    /* Raft's defaults for the fields left zero (cw_raft_config_defaults
+     * overwrites a whole config). */
+    struct cw_raft_config d;
+    cw_raft_config_defaults(&d);
+    struct cw_raft_config *r = &cfg->raft;
+    if (r->election_min_us == 0)
+        r->election_min_us = d.election_min_us;
+    if (r->election_max_us == 0)
+        r->election_max_us = r->election_min_us * 2 > d.election_max_us ? r->election_min_us * 2
+                                                                         : d.election_max_us;
+    if (r->heartbeat_us == 0)
+        r->heartbeat_us = d.heartbeat_us;
+    if (r->max_msg_entries == 0)
+        r->max_msg_entries = d.max_msg_entries;
+    if (r->max_msg_bytes == 0)
+        r->max_msg_bytes = d.max_msg_bytes;
+    if (r->max_inflight_msgs == 0)
+        r->max_inflight_msgs = d.max_inflight_msgs;
+    if (r->max_uncommitted == 0)
+        r->max_uncommitted = d.max_uncommitted;
+    if (r->max_pending_reads == 0)
+        r->max_pending_reads = d.max_pending_reads;
     if (cfg->timeout_us == 0)
         cfg->timeout_us = CW_DEFAULT_STRONG_TIMEOUT_MS * 1000ull;
     if (cfg->pending_max == 0)

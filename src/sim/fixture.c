@@ -457,8 +457,10 @@ static bool store_apply(struct cw_fixture *f, struct cw_fixture_store *s,
         size_t cut = 0;
         while (cut < s->n_raft_log && s->raft_log[cut].ts <= p->ts)
             blob_free(&s->raft_log[cut++]);
-        memmove(s->raft_log, s->raft_log + cut, (s->n_raft_log - cut) * sizeof(*s->raft_log));
-        s->n_raft_log -= cut;
+        if (cut > 0) {
+            memmove(s->raft_log, s->raft_log + cut, (s->n_raft_log - cut) * sizeof(*s->raft_log));
+            s->n_raft_log -= cut;
+        }
         return true;
     }
     case CW_PERSIST_RAFT_TRUNC:

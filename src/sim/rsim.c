@@ -622,6 +622,9 @@ int cw_rsim_run(const struct cw_rsim_config *cfg_in, struct cw_rsim_result *res)
     fc.strong.raft.heartbeat_us = 50 * MS;
     fc.strong.timeout_us = STRONG_TIMEOUT_US;
     fc.strong.snapshot_entries = 32; /* compaction and snapshot installs happen */
+    /* A quarter of the seeds name a preferred leader (leadership transfers). */
+    fc.strong.raft.preferred =
+        sim->cfg.seed % 4 == 1 ? (unsigned)(sim->cfg.seed / 4 % n) : CW_RAFT_NONE;
     fc.strong.raft.test_local_reads = sim->cfg.broken == CW_RSIM_LOCAL_READS;
     fc.strong.raft.test_commit_old_terms = sim->cfg.broken == CW_RSIM_OLD_TERMS;
     fc.strong.raft.test_no_prevote = sim->cfg.broken == CW_RSIM_NO_PREVOTE;
