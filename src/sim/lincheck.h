@@ -42,7 +42,12 @@
  * existence or absence observation it could explain, no version reported or
  * expected that only it could have) is pruned before the search, which keeps
  * the search from trying every subset of such writes (lincheck.c argues why
- * this loses no linearization). A timed-out
+ * this loses no linearization). A timed-out put whose value a definite GET
+ * returned must have been placed before that GET returned, so the search gives
+ * it that return time (and the report counts it among the definite ones).
+ * Refuting a history still means exhausting its search, and every timed-out
+ * write something might observe can double it: dense histories with many such
+ * writes can run out of budget, which is reported as a failure. A timed-out
  * conditional write that is placed where its condition fails has no effect,
  * which is the same as not placing it, so it is only placed where it applies.
  *
