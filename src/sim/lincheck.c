@@ -70,12 +70,26 @@ struct reg {
 struct lop {
     bool is_get;
     bool del;
-    bool definite;
+    bool definite; /* must be placed: a definite outcome, or a timed-out put read */
     enum lin_cond cond;
     enum cw_lin_outcome outcome;
     uint64_t value_id, expected, out_value_id, out_version;
+    uint64_t ret_us; /* UINT64_MAX when nothing forces a place */
     size_t hist;
 };
+
+/* The earliest return of a definite GET that read a value. */
+struct value_ret {
+    uint64_t value_id, ret_us;
+};
+
+static int value_ret_cmp(const void *a, const void *b)
+{
+    const struct value_ret *x = a, *y = b;
+    if (x->value_id != y->value_id)
+        return x->value_id < y->value_id ? -1 : 1;
+    return x->ret_us < y->ret_us ? -1 : (x->ret_us > y->ret_us ? 1 : 0);
+}
 
 struct memo_slot {
     uint64_t hash;
@@ -146,8 +160,7 @@ static bool is_write(enum cw_lin_op op)
 
 static bool is_conditional(enum cw_lin_op op)
 {
-    return op == CW_LIN_PUT_IF_VERSION || op == CW_LIN_PUT_IF_ABSENT ||
-           op == CW_LIN_DEL_IF_VERSION;
+    return op == CW_LIN_PUT_IF_VERSION || op == CW_LIN_PUT_IF_ABSENT || op == CW_LIN_DEL_IF_VERSION;
 }
 
 static bool is_put(enum cw_lin_op op)
@@ -487,6 +500,8 @@ static int search_setup(struct search *s, const size_t *idx, size_t n)
     int err = CW_ENOMEM;
     struct sort_entry *se = NULL;
     uint32_t *call_entry = NULL; /* per operation: its call entry */
+    struct value_ret *reads = NULL;
+    size_t n_reads = 0;
     s->n_ops = n;
     s->n_definite = 0;
     s->depth = 0;
@@ -502,9 +517,23 @@ static int search_setup(struct search *s, const size_t *idx, size_t n)
     s->bits = calloc(words, sizeof(*s->bits));
     se = calloc(2 * n, sizeof(*se));
     call_entry = calloc(n, sizeof(*call_entry));
+    reads = calloc(n, sizeof(*reads));
     if (s->ops == NULL || s->zob == NULL || s->stack == NULL || s->bits == NULL || se == NULL ||
-        call_entry == NULL)
+        call_entry == NULL || reads == NULL)
         goto cleanup;
+
+    /* A timed-out put whose value a definite GET returned must be placed, and
+     * before the first such GET returns (the GET is placed before its return,
+     * the put before the GET): give it that return. This turns an open-ended
+     * operation, which would double the search's sets from its call on, into
+     * an ordinary one. A reader that returned before the put was called leaves
+     * no linearization anyway; the return is then clamped to the call. */
+    for (size_t i = 0; i < n; i++) {
+        const struct cw_lin_event *e = &s->h->ev[idx[i]].e;
+        if (e->op == CW_LIN_GET && e->outcome == CW_LIN_OK)
+            reads[n_reads++] = (struct value_ret){.value_id = e->out_value_id, .ret_us = e->ret_us};
+    }
+    qsort(reads, n_reads, sizeof(*reads), value_ret_cmp);
 
     uint32_t ne = 0;
     for (size_t i = 0; i < n; i++) {
@@ -512,11 +541,28 @@ static int search_setup(struct search *s, const size_t *idx, size_t n)
         struct lop *op = &s->ops[i];
         op->is_get = !is_write(e->op);
         op->del = e->op == CW_LIN_DEL || e->op == CW_LIN_DEL_IF_VERSION;
-        op->cond = e->op == CW_LIN_PUT_IF_ABSENT                                     ? COND_ABSENT
-                   : (e->op == CW_LIN_PUT_IF_VERSION || e->op == CW_LIN_DEL_IF_VERSION) ? COND_VERSION
-                                                                                       : COND_NONE;
+        op->cond = e->op == CW_LIN_PUT_IF_ABSENT ? COND_ABSENT
+                   : (e->op == CW_LIN_PUT_IF_VERSION || e->op == CW_LIN_DEL_IF_VERSION)
+                       ? COND_VERSION
+                       : COND_NONE;
         op->outcome = e->outcome;
         op->definite = e->outcome != CW_LIN_UNKNOWN;
+        op->ret_us = op->definite ? e->ret_us : UINT64_MAX;
+        if (!op->definite && is_put(e->op) && n_reads > 0) {
+            /* The first entry for the value is its earliest return (sorted). */
+            size_t lo = 0, hi = n_reads;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (reads[mid].value_id < e->value_id)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < n_reads && reads[lo].value_id == e->value_id) {
+                op->definite = true;
+                op->ret_us = reads[lo].ret_us > e->call_us ? reads[lo].ret_us : e->call_us;
+            }
+        }
         op->value_id = op->del ? 0 : e->value_id;
         op->expected = e->expected_version;
         op->out_value_id = e->out_value_id;
@@ -527,7 +573,7 @@ static int search_setup(struct search *s, const size_t *idx, size_t n)
         se[ne++] = (struct sort_entry){.t = e->call_us, .op = (uint32_t)i, .is_call = true};
         if (op->definite) {
             s->n_definite++;
-            se[ne++] = (struct sort_entry){.t = e->ret_us, .op = (uint32_t)i, .is_call = false};
+            se[ne++] = (struct sort_entry){.t = op->ret_us, .op = (uint32_t)i, .is_call = false};
         }
     }
     qsort(se, ne, sizeof(*se), sort_entry_cmp);
@@ -561,6 +607,7 @@ static int search_setup(struct search *s, const size_t *idx, size_t n)
 
     err = memo_init(&s->memo, words > 0 ? words : 1);
 cleanup:
+    free(reads);
     free(call_entry);
     free(se);
     return err;
@@ -642,6 +689,123 @@ static enum search_end search_run(struct search *s)
         }
         e = s->next[e];
     }
+}
+
+/* ---- pruning timed-out writes nobody could have observed ---- */
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static bool u64_has(const uint64_t *v, size_t n, uint64_t x)
+{
+    return bsearch(&x, v, n, sizeof(*v), u64_cmp) != NULL;
+}
+
+/* The latest return among a kind of observer; UINT64_MAX for a timed-out
+ * observer (it may be placed at any time). */
+static void observed_until(uint64_t *until, const struct cw_lin_event *e)
+{
+    uint64_t ret = e->outcome == CW_LIN_UNKNOWN ? UINT64_MAX : e->ret_us;
+    if (ret > *until)
+        *until = ret;
+}
+
+/*
+ * Drops from idx[0..*n-1] (one key's events) every timed-out write whose
+ * placement could not matter, and counts them in *pruned. Without this, each
+ * such write doubles the search: the search places it greedily, fails on the
+ * next read, and tries every subset of the others.
+ *
+ * Observers: what could see a timed-out write W other than by reading its value.
+ *  - existence (W a put): a PUT_IF_ABSENT that conflicted;
+ *  - absence (W a delete): a GET that found nothing, a *_IF_VERSION that
+ *    conflicted reporting 0, a PUT_IF_ABSENT that applied or timed out;
+ *  - W's version (W a put): a conflict reporting, or an applied or timed-out
+ *    *_IF_VERSION expecting, a nonzero "orphan" version, one that is neither a
+ *    definite write's nor one a definite GET returned.
+ * W is kept when a definite GET returned its value, or when an observer of its
+ * kind returned at or after W's call (a timed-out observer counts as returning
+ * at +infinity).
+ *
+ * Why dropping the rest keeps every linearization: take one that places such a
+ * W and remove it. Only the operations between W and the next applied write Z
+ * see a different state, and each of them is placed after W, so it returned
+ * after W's call. None of them is a GET (a found needs W's value, a not-found a
+ * delete, and W's kind has no observer that late), nor any other observer of
+ * W's kind. A version they bind W's version to is either orphan (an observer)
+ * or the version of another write the linearization places, which versions
+ * growing strictly along the order forbid. A timed-out conditional write placed
+ * there applies because of W only by observing it. Z and later writes only had
+ * a higher lower bound to clear. So the shorter order is still a linearization.
+ */
+static int prune_unknown(const struct cw_lin_history *h, size_t *idx, size_t *n, size_t *pruned)
+{
+    int err = CW_ENOMEM;
+    size_t m = *n;
+    uint64_t *known = malloc(m * sizeof(*known)); /* versions definitely some write's */
+    uint64_t *read = malloc(m * sizeof(*read));   /* values definite GETs returned */
+    size_t n_known = 0, n_read = 0;
+    uint64_t absent_until = 0, exists_until = 0, version_until = 0;
+    *pruned = 0;
+    if (known == NULL || read == NULL)
+        goto cleanup;
+
+    for (size_t i = 0; i < m; i++) {
+        const struct cw_lin_event *e = &h->ev[idx[i]].e;
+        if (e->outcome == CW_LIN_OK) {
+            known[n_known++] = e->out_version;
+            if (e->op == CW_LIN_GET)
+                read[n_read++] = e->out_value_id;
+        }
+        if (e->op == CW_LIN_GET && e->outcome == CW_LIN_NOTFOUND)
+            observed_until(&absent_until, e);
+        if (e->op == CW_LIN_PUT_IF_ABSENT && e->outcome == CW_LIN_CONFLICT)
+            observed_until(&exists_until, e);
+        if (e->op == CW_LIN_PUT_IF_ABSENT && e->outcome != CW_LIN_CONFLICT)
+            observed_until(&absent_until, e);
+        if (e->outcome == CW_LIN_CONFLICT && e->out_version == 0)
+            observed_until(&absent_until, e);
+    }
+    qsort(known, n_known, sizeof(*known), u64_cmp);
+    qsort(read, n_read, sizeof(*read), u64_cmp);
+    for (size_t i = 0; i < m; i++) {
+        const struct cw_lin_event *e = &h->ev[idx[i]].e;
+        if (e->outcome == CW_LIN_CONFLICT && e->out_version != 0 &&
+            !u64_has(known, n_known, e->out_version))
+            observed_until(&version_until, e);
+        /* A conflict's expected version matched nothing, so only an applied or
+         * possibly applied one observes a version. */
+        if ((e->op == CW_LIN_PUT_IF_VERSION || e->op == CW_LIN_DEL_IF_VERSION) &&
+            e->outcome != CW_LIN_CONFLICT && e->expected_version != 0 &&
+            !u64_has(known, n_known, e->expected_version))
+            observed_until(&version_until, e);
+    }
+
+    size_t kept = 0;
+    for (size_t i = 0; i < m; i++) {
+        const struct cw_lin_event *e = &h->ev[idx[i]].e;
+        bool keep = true;
+        if (e->outcome == CW_LIN_UNKNOWN) {
+            if (is_put(e->op))
+                keep = u64_has(read, n_read, e->value_id) || exists_until >= e->call_us ||
+                       version_until >= e->call_us;
+            else
+                keep = absent_until >= e->call_us;
+        }
+        if (keep)
+            idx[kept++] = idx[i];
+        else
+            (*pruned)++;
+    }
+    *n = kept;
+    err = CW_OK;
+cleanup:
+    free(read);
+    free(known);
+    return err;
 }
 
 /* ---- partition and report ---- */
@@ -795,16 +959,14 @@ static void report_key(struct cw_lin_report *rep, const struct cw_lin_history *h
     }
     const struct reg *b = &s->best_state;
     if (b->exists)
-        appendf(rep->desc, sizeof(rep->desc), &len, " (state there: value %" PRIu64,
-                b->value_id);
+        appendf(rep->desc, sizeof(rep->desc), &len, " (state there: value %" PRIu64, b->value_id);
     else
         appendf(rep->desc, sizeof(rep->desc), &len, " (state there: absent");
     appendf(rep->desc, sizeof(rep->desc), &len, ", version %s%" PRIu64 ")",
             b->known ? "" : ">= ", b->version);
 }
 
-int cw_lin_check(const struct cw_lin_history *h, uint64_t budget_steps,
-                 struct cw_lin_report *rep)
+int cw_lin_check(const struct cw_lin_history *h, uint64_t budget_steps, struct cw_lin_report *rep)
 {
     int err = CW_OK;
     struct keyed *keyed = NULL;
@@ -852,7 +1014,18 @@ int cw_lin_check(const struct cw_lin_history *h, uint64_t budget_steps,
     s.limit = budget_steps;
     for (size_t g = 0; g < n_groups; g++) {
         uint64_t before = s.used;
-        err = search_setup(&s, idx + groups[g].start, groups[g].len);
+        size_t len = groups[g].len, pruned = 0;
+        err = prune_unknown(h, idx + groups[g].start, &len, &pruned);
+        if (err != CW_OK) {
+            rep->result = CW_LIN_ERROR;
+            goto cleanup;
+        }
+        rep->n_events_pruned += pruned;
+        if (len == 0) {
+            rep->n_keys_checked++;
+            continue;
+        }
+        err = search_setup(&s, idx + groups[g].start, len);
         if (err != CW_OK) {
             search_free(&s);
             rep->result = CW_LIN_ERROR;
@@ -867,7 +1040,7 @@ int cw_lin_check(const struct cw_lin_history *h, uint64_t budget_steps,
         }
         if (end != END_OK) {
             rep->result = end == END_VIOLATION ? CW_LIN_VIOLATION : CW_LIN_BUDGET_EXHAUSTED;
-            report_key(rep, h, idx[groups[g].start], &s, before);
+            report_key(rep, h, groups[g].first, &s, before);
             search_free(&s);
             break;
         }

@@ -577,12 +577,12 @@ static struct cw_lin_history *backtracking_history(unsigned rounds, unsigned new
 static void test_memo_keeps_concurrent_history_fast(void **state)
 {
     (void)state;
-    /* 10 rounds of 20 ops: without the memo each round costs over 11! orders. */
-    struct cw_lin_history *h = backtracking_history(10, 11, 8);
+    /* 10 rounds of 20 ops: without the memo each round costs over 10! orders. */
+    struct cw_lin_history *h = backtracking_history(10, 10, 9);
     assert_int_equal(cw_lin_history_len(h), 200);
     struct cw_lin_report rep;
     clock_t t0 = clock();
-    assert_int_equal(check_budget(h, 5000000, &rep), CW_LIN_LINEARIZABLE);
+    assert_int_equal(check_budget(h, 20000000, &rep), CW_LIN_LINEARIZABLE);
     double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
     print_message("memo: 200 ops, %llu budget units, %.3f s\n", (unsigned long long)rep.steps,
                   secs);
@@ -590,9 +590,13 @@ static void test_memo_keeps_concurrent_history_fast(void **state)
     cw_lin_history_destroy(&h);
 
     /* The same shape with a stale older read is still found. */
-    h = backtracking_history(10, 11, 8);
+    h = backtracking_history(10, 8, 4);
     get(h, "k", 95000, 95001, 3, 3);
-    assert_int_equal(check_budget(h, 5000000, &rep), CW_LIN_VIOLATION);
+    t0 = clock();
+    assert_int_equal(check_budget(h, 20000000, &rep), CW_LIN_VIOLATION);
+    secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    print_message("memo: 131 ops, violation, %llu budget units, %.3f s\n",
+                  (unsigned long long)rep.steps, secs);
     cw_lin_history_destroy(&h);
 }
 
@@ -639,11 +643,12 @@ static const char *const GEN_KEYS[] = {"alpha", "beta", "gamma"};
 /*
  * Runs n random operations on a sequential register per key, each at its own
  * linearization point, and records them with call and return times spread
- * around that point (up to `spread` either way), so neighbours overlap. Some
- * writes time out: half of those applied, half never did.
+ * around that point (up to `spread` either way), so neighbours overlap. Writes
+ * time out with probability timeout_ppm / 1e6: half of those applied, half
+ * never did.
  */
 static void generate(struct cw_rng *rng, size_t n, unsigned n_keys, uint64_t spread,
-                     struct gen *g)
+                     uint32_t timeout_ppm, struct gen *g)
 {
     g->ev = calloc(n, sizeof(*g->ev));
     g->value_definite = calloc(n + 1, sizeof(*g->value_definite));
@@ -686,7 +691,7 @@ static void generate(struct cw_rng *rng, size_t n, unsigned n_keys, uint64_t spr
             e->expected_version = cw_rng_chance(rng, 700000) || s->version == 0
                                       ? s->version
                                       : cw_rng_below(rng, s->version);
-        bool timed_out = cw_rng_chance(rng, 100000);
+        bool timed_out = cw_rng_chance(rng, timeout_ppm);
         if (timed_out && cw_rng_chance(rng, 500000)) {
             e->outcome = CW_LIN_UNKNOWN; /* never applied */
             continue;
@@ -753,11 +758,22 @@ static void test_random_histories(void **state)
         size_t n = seed % 3 == 0 ? 400 : 300;
         unsigned n_keys = seed % 2 == 0 ? 1 : 3;
         uint64_t spread = seed % 4 == 0 ? 60 : 25;
-        generate(&rng, n, n_keys, spread, &g);
+        /* One write in ten timed out: must pass. */
+        generate(&rng, n, n_keys, spread, 100000, &g);
         struct cw_lin_report rep;
         enum cw_lin_result r = check_events(g.ev, g.n, &rep);
         if (r != CW_LIN_LINEARIZABLE)
             print_message("seed %llu: %s\n", (unsigned long long)seed, rep.desc);
+        assert_int_equal(r, CW_LIN_LINEARIZABLE);
+        gen_free(&g);
+
+        /* Refuting a history means exhausting its search, and every timed-out
+         * write that something might observe multiplies that: the mutations
+         * use one write in fifty timed out, three keys and moderate overlap,
+         * which keeps them cheap (a single key of 400 operations with wide
+         * overlaps can exhaust 50M units; see lincheck.h on the budget). */
+        generate(&rng, 300, 3, 25, 20000, &g);
+        r = check_events(g.ev, g.n, &rep);
         assert_int_equal(r, CW_LIN_LINEARIZABLE);
 
         /* A version no write of that value had: must be caught (the value's
@@ -768,7 +784,8 @@ static void test_random_histories(void **state)
         g.ev[i].out_version += 1000000;
         r = check_events(g.ev, g.n, &rep);
         if (r != CW_LIN_VIOLATION)
-            print_message("seed %llu: bogus version not caught\n", (unsigned long long)seed);
+            print_message("seed %llu: bogus version not caught: %s\n", (unsigned long long)seed,
+                          rep.desc);
         assert_int_equal(r, CW_LIN_VIOLATION);
         assert_int_equal(rep.stuck_event != SIZE_MAX, true);
         g.ev[i] = saved;
