@@ -49,6 +49,9 @@ struct cw_rsim_config {
     unsigned n_keys;    /* default 3 */
     unsigned n_ops;     /* default 200 */
     bool faults;
+    /* Cut one region off from every other for 3-6 s once a leader is settled,
+     * then heal it (the pre-vote scenario; also on a quarter of faulty seeds). */
+    bool isolate;
     enum cw_rsim_broken broken;
     bool encoded;          /* links carry wire frames (else struct copies) */
     uint64_t lin_budget;   /* default 20,000,000 units */
@@ -65,9 +68,10 @@ struct cw_rsim_result {
     uint64_t elections, leader_changes, disruptions, max_term, snapshots_installed;
     uint64_t crashes, cuts;
     uint64_t sim_time_us, steps;
-    /* Pre-vote scenario: terms started after the scripted heal of a cut-off
-     * region (0 when the seed had none). */
-    uint64_t terms_after_heal;
+    /* Pre-vote scenario: leaders deposed by a higher term from a region that
+     * was not leading, after the scripted heal of a cut-off region (0 when the
+     * seed had none; leadership transfers are not counted). */
+    uint64_t deposed_after_heal;
     bool had_isolation;
 };
 

@@ -53,8 +53,13 @@ static void usage(FILE *f)
                "                      (commit earlier-term entries by counting replicas) or\n"
                "                      'no-prevote'; use with --expect-violations (or, for\n"
                "                      no-prevote, --expect-disruptions)\n"
-               "  --expect-disruptions succeed only if some seed shows a leader deposed\n"
-               "                      after a healed region rejoins (pre-vote off)\n"
+               "  --isolate           (with --strong) cut one region off for 3-6 s once a\n"
+               "                      leader is settled, then heal it; without faults, a\n"
+               "                      leader deposed after that heal fails the seed (pre-vote\n"
+               "                      and check-quorum must keep the leader)\n"
+               "  --expect-disruptions succeed only if some seed shows a leader deposed after\n"
+               "                      the isolated region rejoins (use with --broken\n"
+               "                      no-prevote --isolate)\n"
                "  --trace             print every simulated event (use with --seed)\n"
                "  --verbose           print a line per seed\n"
                "  --help              this text\n"
@@ -108,14 +113,18 @@ static int strong_main(struct cw_rsim_config *rc, enum cw_sim_frames frames, uin
         unknown += res.unknown;
         conflicts += res.conflicts;
         bool lin_bad = !res.fixture_failed && res.lin.result != CW_LIN_LINEARIZABLE;
-        bool is_bad = res.fixture_failed || lin_bad;
+        /* Without other faults, nothing but the healed region could raise the
+         * term: with pre-vote it must not. */
+        bool disrupt_bad = !rc->faults && rc->broken == CW_RSIM_CORRECT && res.had_isolation &&
+                           res.deposed_after_heal > 0;
+        bool is_bad = res.fixture_failed || lin_bad || disrupt_bad;
         if (res.lin.result == CW_LIN_BUDGET_EXHAUSTED)
             budget++;
         if (is_bad)
             bad++;
         if (is_bad && res.lin.result != CW_LIN_BUDGET_EXHAUSTED)
             caught++;
-        if (res.terms_after_heal > 0 && res.had_isolation)
+        if (res.deposed_after_heal > 0 && res.had_isolation)
             disrupted++;
         if (verbose || (is_bad && !expect_violations)) {
             printf("seed %" PRIu64 " (%s frames): %s: %" PRIu64 " ops (%" PRIu64 " ok, %" PRIu64
@@ -128,17 +137,22 @@ static int strong_main(struct cw_rsim_config *rc, enum cw_sim_frames frames, uin
                    res.ok, res.conflicts, res.not_found, res.unknown, res.failed, res.elections,
                    res.max_term, res.snapshots_installed, res.crashes, res.cuts,
                    (double)res.sim_time_us / 1e6,
-                   res.had_isolation && res.terms_after_heal ? ", terms raised after the heal"
+                   res.had_isolation && res.deposed_after_heal ? ", leader deposed after the heal"
                                                              : "");
             if (res.fixture_failed)
                 printf("  %s\n", res.failure);
             else if (lin_bad)
                 printf("  %s\n", res.lin.desc);
+            else if (disrupt_bad)
+                printf("  the region healed after its isolation deposed %" PRIu64
+                       " leader(s): pre-vote did not keep the leader\n",
+                       res.deposed_after_heal);
             if (is_bad)
                 printf("  replay: causeway-sim --strong --seed %" PRIu64
-                       " --regions %u --ops %u --sessions %u --keys %u%s%s%s\n",
+                       " --regions %u --ops %u --sessions %u --keys %u%s%s%s%s\n",
                        seed, rc->n_regions, rc->n_ops, rc->n_clients, rc->n_keys,
-                       rc->faults ? "" : " --no-faults", rc->broken ? " --broken " : "",
+                       rc->faults ? "" : " --no-faults", rc->isolate ? " --isolate" : "",
+                       rc->broken ? " --broken " : "",
                        rc->broken ? cw_rsim_broken_name(rc->broken) : "");
         }
         if (!verbose && count >= 20 && (seed - first + 1) % (count / 10) == 0) {
@@ -150,15 +164,15 @@ static int strong_main(struct cw_rsim_config *rc, enum cw_sim_frames frames, uin
     printf("causeway-sim --strong: %" PRIu64 " seeds, %" PRIu64 " operations (%" PRIu64
            " conflicts, %" PRIu64 " unknown outcomes), %" PRIu64 " events checked, %" PRIu64
            " elections, %" PRIu64 " snapshots installed; %" PRIu64 " seeds failed (%" PRIu64
-           " with the search budget exhausted), %" PRIu64 " with terms raised after a heal\n",
+           " with the search budget exhausted), %" PRIu64 " with a leader deposed after a heal\n",
            count, ops, conflicts, unknown, steps, elections, snaps, bad, budget, disrupted);
     if (expect_disruptions) {
         if (disrupted == 0) {
-            printf("causeway-sim: FAILED: expected a healed region to raise the term, none "
+            printf("causeway-sim: FAILED: expected a healed region to depose the leader, none "
                    "did\n");
             return 1;
         }
-        printf("causeway-sim: a healed region raised the term in %" PRIu64 " of %" PRIu64
+        printf("causeway-sim: a healed region deposed the leader in %" PRIu64 " of %" PRIu64
                " seeds, as expected\n",
                disrupted, count);
         return 0;
@@ -182,7 +196,7 @@ int main(int argc, char **argv)
     struct cw_sim_config cfg = {.faults = true};
     uint64_t first = 1, count = 100, one_seed = 0;
     bool have_seed = false, expect_violations = false, verbose = false, trace = false;
-    bool strong = false, expect_disruptions = false;
+    bool strong = false, expect_disruptions = false, isolate = false;
     enum cw_rsim_broken broken = CW_RSIM_CORRECT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -256,6 +270,8 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--strong") == 0) {
             strong = true;
+        } else if (strcmp(a, "--isolate") == 0) {
+            isolate = true;
         } else if (strcmp(a, "--expect-disruptions") == 0) {
             expect_disruptions = true;
         } else if (strcmp(a, "--broken") == 0) {
@@ -294,8 +310,9 @@ int main(int argc, char **argv)
         count = 1;
         verbose = true;
     }
-    if ((broken != CW_RSIM_CORRECT || expect_disruptions) && !strong) {
-        fprintf(stderr, "causeway-sim: --broken and --expect-disruptions need --strong\n");
+    if ((broken != CW_RSIM_CORRECT || expect_disruptions || isolate) && !strong) {
+        fprintf(stderr,
+                "causeway-sim: --broken, --isolate and --expect-disruptions need --strong\n");
         return 2;
     }
     if (strong) {
@@ -305,6 +322,7 @@ int main(int argc, char **argv)
             .n_keys = cfg.n_keys > 16 ? 16 : cfg.n_keys,
             .n_ops = cfg.n_ops,
             .faults = cfg.faults,
+            .isolate = isolate,
             .broken = broken,
             .trace = trace ? stdout : NULL,
         };
