@@ -26,7 +26,16 @@
 #define MAX_SIM_US (900 * SEC)
 #define KEYS_MAX 16
 
-enum ev_kind { EV_OP = 1, EV_CLIENT_TIMEOUT, EV_CRASH, EV_RESTART, EV_CUT, EV_HEAL, EV_JUMP };
+enum ev_kind {
+    EV_OP = 1,
+    EV_CLIENT_TIMEOUT,
+    EV_CRASH,
+    EV_RESTART,
+    EV_CUT,
+    EV_HEAL,
+    EV_JUMP,
+    EV_CRASH_LEADER, /* crash whichever region leads now (leader churn) */
+};
 
 struct client {
     unsigned region;
@@ -494,6 +503,15 @@ static void schedule_faults(struct rsim *sim, uint64_t horizon)
             schedule(sim, heal + cw_rng_below(sim->rng, 2 * SEC), EV_HEAL, a, b, both);
         }
     }
+    /* Leader churn on half the seeds: crash the leader again and again, soon
+     * after it took writes, so entries of earlier terms sit on minorities when
+     * the next leader takes over (Raft's figure 8). */
+    if (sim->cfg.seed % 2 == 0) {
+        unsigned churn = (unsigned)cw_rng_range(sim->rng, 2, 6);
+        for (unsigned i = 0; i < churn; i++)
+            schedule(sim, START_US + 2 * SEC + cw_rng_below(sim->rng, horizon), EV_CRASH_LEADER, 0,
+                     0, 0);
+    }
     unsigned jumps = (unsigned)cw_rng_range(sim->rng, 0, 3);
     for (unsigned i = 0; i < jumps; i++)
         schedule(sim, START_US + cw_rng_below(sim->rng, horizon), EV_JUMP,
@@ -534,6 +552,24 @@ static void on_event(void *ctx, struct cw_fixture *f, const struct cw_fixture_ev
         }
         break;
     }
+    case EV_CRASH_LEADER: {
+        uint64_t best = 0;
+        r = sim->cfg.n_regions;
+        for (unsigned o = 0; o < sim->cfg.n_regions; o++) {
+            const struct cw_raft *rf = raft_of(f, o);
+            struct cw_raft_status st;
+            if (rf == NULL)
+                continue;
+            cw_raft_get_status(rf, cw_fixture_now_of(f, o), &st);
+            if (st.role == CW_RAFT_LEADER && st.term > best) {
+                best = st.term;
+                r = o;
+            }
+        }
+        if (r == sim->cfg.n_regions)
+            break;
+    }
+        __attribute__((fallthrough)); /* crash it */
     case EV_CRASH:
         if (!cw_fixture_up(f, r))
             break;
@@ -541,8 +577,11 @@ static void on_event(void *ctx, struct cw_fixture *f, const struct cw_fixture_ev
         crash_clients(sim, r);
         cw_fixture_crash(f, r);
         sim->res->crashes++;
-        schedule(sim, cw_fixture_now(f) + cw_rng_range(sim->rng, 100 * MS, 3 * SEC), EV_RESTART,
-                 r, 0, 0);
+        schedule(sim,
+                 cw_fixture_now(f) + (e->kind == EV_CRASH_LEADER
+                                          ? cw_rng_range(sim->rng, 50 * MS, 800 * MS)
+                                          : cw_rng_range(sim->rng, 100 * MS, 3 * SEC)),
+                 EV_RESTART, r, 0, 0);
         break;
     case EV_RESTART:
         if (!cw_fixture_up(f, r)) {
