@@ -400,12 +400,12 @@ struct cw_status_strong {
      * a later release added). */
     char role[16];
     uint64_t term;
-    int leader; /* the leader's region id as this node knows it, or -1 */
-    int vote;   /* the region this node voted for in term, or -1 */
-    uint64_t commit, applied; /* Raft commit and applied indexes */
-    uint64_t log_first, log_last; /* the log held (first > last when empty) */
+    int leader;                     /* the leader's region id as this node knows it, or -1 */
+    int vote;                       /* the region this node voted for in term, or -1 */
+    uint64_t commit, applied;       /* Raft commit and applied indexes */
+    uint64_t log_first, log_last;   /* the log held (first > last when empty) */
     uint64_t snap_index, snap_term; /* the last snapshot */
-    unsigned n_peers; /* every other region, by id */
+    unsigned n_peers;               /* every other region, by id */
     struct cw_status_raft_peer peers[CW_REGION_NAMES_MAX - 1];
     /* Raft counters, since the node started. */
     uint64_t elections, prevotes, leader_changes, stepdowns_quorum;

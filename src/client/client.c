@@ -1316,20 +1316,18 @@ static json_t *json_strong(const struct cw_status *s)
     };
     json_t *o = json_object();
     json_t *peers = NULL, *counters = NULL, *log = NULL, *snap = NULL;
-    bool ok = o != NULL && jset(o, "role", json_string(g->role)) &&
-              jset(o, "term", json_u64(g->term)) &&
-              jset(o, "leader", json_region_or_null(s, g->leader)) &&
-              jset(o, "vote", json_region_or_null(s, g->vote)) &&
-              jset(o, "commit", json_u64(g->commit)) && jset(o, "applied", json_u64(g->applied)) &&
-              (log = jadd(o, "log", json_object())) != NULL &&
-              jset(log, "first", json_u64(g->log_first)) &&
-              jset(log, "last", json_u64(g->log_last)) &&
-              (snap = jadd(o, "snapshot", json_object())) != NULL &&
-              jset(snap, "index", json_u64(g->snap_index)) &&
-              jset(snap, "term", json_u64(g->snap_term)) && jset(o, "keys", json_u64(g->keys)) &&
-              jset(o, "bytes", json_u64(g->bytes)) &&
-              (peers = jadd(o, "peers", json_array())) != NULL &&
-              (counters = jadd(o, "counters", json_object())) != NULL;
+    bool ok =
+        o != NULL && jset(o, "role", json_string(g->role)) && jset(o, "term", json_u64(g->term)) &&
+        jset(o, "leader", json_region_or_null(s, g->leader)) &&
+        jset(o, "vote", json_region_or_null(s, g->vote)) &&
+        jset(o, "commit", json_u64(g->commit)) && jset(o, "applied", json_u64(g->applied)) &&
+        (log = jadd(o, "log", json_object())) != NULL &&
+        jset(log, "first", json_u64(g->log_first)) && jset(log, "last", json_u64(g->log_last)) &&
+        (snap = jadd(o, "snapshot", json_object())) != NULL &&
+        jset(snap, "index", json_u64(g->snap_index)) &&
+        jset(snap, "term", json_u64(g->snap_term)) && jset(o, "keys", json_u64(g->keys)) &&
+        jset(o, "bytes", json_u64(g->bytes)) && (peers = jadd(o, "peers", json_array())) != NULL &&
+        (counters = jadd(o, "counters", json_object())) != NULL;
     for (unsigned i = 0; ok && i < g->n_peers; i++)
         ok = json_array_append_new(peers, json_raft_peer(s, &g->peers[i])) == 0;
     for (size_t i = 0; ok && i < sizeof(f) / sizeof(f[0]); i++)

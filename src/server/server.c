@@ -287,8 +287,7 @@ static bool config_has_strong(const struct cw_config *c)
 
 /* The strong section of a status: the Raft group as this node sees it, peers'
  * last contact relative to now (monotonic). */
-static void strong_status(const struct cw_server *s, struct cw_now now,
-                          struct cw_wire_status *out)
+static void strong_status(const struct cw_server *s, struct cw_now now, struct cw_wire_status *out)
 {
     const struct cw_config *c = s->cfg;
     if (!config_has_strong(c))
@@ -318,9 +317,8 @@ static void strong_status(const struct cw_server *s, struct cw_now now,
         wp->suspected = rs.suspected[p];
         wp->heard = rs.last_heard_us[p] != 0;
         if (wp->heard)
-            wp->last_heard_ms = now.mono_us > rs.last_heard_us[p]
-                                    ? (now.mono_us - rs.last_heard_us[p]) / 1000u
-                                    : 0;
+            wp->last_heard_ms =
+                now.mono_us > rs.last_heard_us[p] ? (now.mono_us - rs.last_heard_us[p]) / 1000u : 0;
     }
     w->raft.elections = rs.stats.elections;
     w->raft.prevotes = rs.stats.prevotes;

@@ -1265,8 +1265,7 @@ static void strong_to_pb(const struct cw_wire_strong_status *ss, struct status_p
  * the rest (status_valid), but every count against its array first. */
 static int strong_from_pb(const Causeway__StrongStatus *s, struct cw_wire_strong_status *ss)
 {
-    if (s->n_peers > CW_REGIONS_MAX - 1 || s->leader >= CW_REGIONS_MAX ||
-        s->vote >= CW_REGIONS_MAX)
+    if (s->n_peers > CW_REGIONS_MAX - 1 || s->leader >= CW_REGIONS_MAX || s->vote >= CW_REGIONS_MAX)
         return CW_EDECODE;
     ss->role = (uint32_t)s->role;
     ss->term = s->term;

@@ -2016,9 +2016,15 @@ static void test_status_strong(void **state)
 
     /* The encoder refuses a strong section that breaks the rules. */
     static const char *const cases[] = {
-        "leader past the regions", "vote past the regions", "leader without has_leader",
-        "peer is me",              "duplicate peer",        "peer past the regions",
-        "too many peers",          "last heard, never heard", "section without has_strong",
+        "leader past the regions",
+        "vote past the regions",
+        "leader without has_leader",
+        "peer is me",
+        "duplicate peer",
+        "peer past the regions",
+        "too many peers",
+        "last heard, never heard",
+        "section without has_strong",
     };
     uint8_t *buf;
     size_t len;

@@ -489,9 +489,8 @@ static int apply_option(struct args *a, int opt, const char *value, char **argv,
         if (!parse_u64(value, &a->if_version))
             return usage(cmd, "--if-version needs a version number (1 or more), not '%s'", value);
         if (a->if_version == 0)
-            return usage(cmd,
-                         "--if-version 0: versions start at 1; to write only a key that does "
-                         "not exist, use --if-absent");
+            return usage(cmd, "--if-version 0: versions start at 1; to write only a key that does "
+                              "not exist, use --if-absent");
         a->if_version_text = value;
         break;
     case OPT_IF_ABSENT:
@@ -776,8 +775,8 @@ static void print_strong_text(const struct cw_status *s, int w, int head)
     printf("  %-*s %s, term %llu\n", head - 2, "role", g->role, (unsigned long long)g->term);
     printf("  %-*s %s\n", head - 2, "leader", region_or_none(s, g->leader));
     printf("  %-*s %s\n", head - 2, "vote", region_or_none(s, g->vote));
-    printf("  %-*s commit %llu, applied %llu\n", head - 2, "indexes",
-           (unsigned long long)g->commit, (unsigned long long)g->applied);
+    printf("  %-*s commit %llu, applied %llu\n", head - 2, "indexes", (unsigned long long)g->commit,
+           (unsigned long long)g->applied);
     if (g->log_first > g->log_last)
         printf("  %-*s empty (next index %llu)\n", head - 2, "log",
                (unsigned long long)g->log_first);
