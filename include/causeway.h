@@ -167,6 +167,17 @@ CW_EXPORT int cw_sess_load(struct cw_sess *s, const char *path);
 struct cw_put_result {
     unsigned origin; /* region id that accepted the write (the dot's origin) */
     uint64_t ts;     /* its hybrid-logical timestamp (the dot's ts) */
+    /*
+     * Strong buckets: the key's version after the write (or, with
+     * CW_ECONFLICT, its current version); 0 in causal and eventual buckets.
+     * Written ONLY by cw_put_if and cw_del_if. The caller allocates this
+     * struct, and a program built against an earlier header has one without
+     * this member: cw_put and cw_del therefore write origin and ts only, so
+     * that they never write past the end of such a program's struct. Use
+     * cw_put_if with CW_PUT_ALWAYS for an unconditional write that reports
+     * the version.
+     */
+    uint64_t version;
 };
 
 /*
@@ -200,6 +211,63 @@ CW_EXPORT int cw_put(struct cw_client *c, struct cw_sess *sess, const char *buck
 CW_EXPORT int cw_del(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
                      size_t key_len, const char *context_token, struct cw_put_result *out);
 
+/*
+ * Strong buckets (`consistency = strong` in the cluster's configuration) keep
+ * one linearizable register per key, replicated through Raft across every
+ * region:
+ *
+ *   - A put or del that returns CW_OK is committed by a majority of regions and
+ *     is seen by every later get, in every region (linearizability): there are
+ *     no siblings, no stale reads and no lost updates. The key's version is
+ *     then the Raft index of that write (it only grows; 0 means the key has
+ *     never been written or does not exist).
+ *   - A get returns the value of the latest write committed before the get
+ *     was answered, with its version (cw_get_result.version).
+ *   - A strong write or read answers within the node's strong time-out: with
+ *     CW_ENOQUORUM when no majority of regions is reachable (no leader known
+ *     or the leader suspected): nothing is being done for the request; with
+ *     CW_ETIMEOUT when a leader was known but the request did not complete in
+ *     time (or, from the transport, when the reply did not arrive). A
+ *     timed-out put or del MAY STILL APPLY later: read the key (its version
+ *     tells) before you write again, or make the retry conditional.
+ *   - The session's context still applies: a strong get joins the context of
+ *     the write it read into the session, so causal reads that follow see what
+ *     that write depended on.
+ *
+ * Versions exist only in strong buckets: in causal and eventual buckets they
+ * are 0 and a condition other than CW_PUT_ALWAYS is refused with CW_EINVAL.
+ */
+enum cw_put_cond_kind {
+    CW_PUT_ALWAYS = 0,     /* unconditional; expected_version must be 0 */
+    CW_PUT_IF_VERSION = 1, /* only if the key's version is expected_version (>= 1) */
+    CW_PUT_IF_ABSENT = 2,  /* only if the key does not exist; expected_version must be 0 */
+};
+
+/*
+ * A put with a condition (compare-and-set): writes value under bucket/key only
+ * if the condition holds when the write is applied, atomically. Returns CW_OK
+ * with the new version in out->version; CW_ECONFLICT when the condition did not
+ * hold (nothing was written; out->version is the key's current version, 0 when
+ * it does not exist: read it again, then retry with that version); CW_EINVAL
+ * for an unknown cond, CW_PUT_IF_VERSION with expected_version 0 (use
+ * CW_PUT_IF_ABSENT) or an expected_version with another cond, and (from the
+ * server) any condition on a causal or eventual bucket; CW_ENOQUORUM and
+ * CW_ETIMEOUT as described above; otherwise the errors of cw_put. With
+ * CW_PUT_ALWAYS it is cw_put with a NULL context_token that also reports the
+ * version. *out (may be NULL) is written in full (struct cw_put_result with
+ * its version member).
+ */
+CW_EXPORT int cw_put_if(struct cw_client *c, struct cw_sess *sess, const char *bucket,
+                        const void *key, size_t key_len, const void *value, size_t value_len,
+                        enum cw_put_cond_kind cond, uint64_t expected_version,
+                        struct cw_put_result *out);
+
+/* A delete with a condition: cw_put_if's rules, writing a tombstone. After it
+ * the key is absent (a get finds nothing). */
+CW_EXPORT int cw_del_if(struct cw_client *c, struct cw_sess *sess, const char *bucket,
+                        const void *key, size_t key_len, enum cw_put_cond_kind cond,
+                        uint64_t expected_version, struct cw_put_result *out);
+
 struct cw_value_version {
     const uint8_t *value; /* len bytes, owned by the result; not NUL-terminated */
     size_t len;
@@ -215,6 +283,10 @@ struct cw_get_result {
     /* The key context of what was read (tombstones included): pass it to
      * cw_put/cw_del as context_token to replace exactly these versions. */
     char context[CW_CONTEXT_TOKEN_MAX];
+    /* Strong buckets: the key's version as read (0: absent); 0 in causal and
+     * eventual buckets. (The library allocates this struct, so a member added
+     * at its end is safe for programs built against an earlier header.) */
+    uint64_t version;
 };
 
 /*
@@ -315,6 +387,35 @@ struct cw_status_counters {
     uint64_t commit_records;  /* records written by them */
 };
 
+/* The strong buckets' Raft group as one node sees it (docs/operations.md). */
+struct cw_status_raft_peer {
+    unsigned id;            /* the peer's region id; its name is regions.name[id] */
+    bool heard;             /* the node has heard from it since it started */
+    uint64_t last_heard_ms; /* heard: milliseconds since it last did */
+    bool suspected;         /* the failure detector suspects it is down */
+};
+
+struct cw_status_strong {
+    /* "follower", "precandidate", "candidate", "leader" or "unknown" (a role
+     * a later release added). */
+    char role[16];
+    uint64_t term;
+    int leader;                     /* the leader's region id as this node knows it, or -1 */
+    int vote;                       /* the region this node voted for in term, or -1 */
+    uint64_t commit, applied;       /* Raft commit and applied indexes */
+    uint64_t log_first, log_last;   /* the log held (first > last when empty) */
+    uint64_t snap_index, snap_term; /* the last snapshot */
+    unsigned n_peers;               /* every other region, by id */
+    struct cw_status_raft_peer peers[CW_REGION_NAMES_MAX - 1];
+    /* Raft counters, since the node started. */
+    uint64_t elections, prevotes, leader_changes, stepdowns_quorum;
+    uint64_t proposals_forwarded, read_index_rounds, snapshots_sent, snapshots_received;
+    uint64_t transfers, msgs_refused, disruptions;
+    /* Strong requests, since the node started, and the state machine now. */
+    uint64_t puts, gets, conflicts, timeouts, no_quorum, full;
+    uint64_t keys, bytes;
+};
+
 /*
  * A node's status, as cw_status_get returns it. docs/operations.md explains
  * how to read it. Stamps are described above (cw_stamp_format); entries of
@@ -362,6 +463,12 @@ struct cw_status {
     uint64_t bodies_loaded;     /* outbox record bodies read back from the store */
     uint64_t bodies_evicted;    /* outbox record bodies dropped from memory */
     uint64_t store_read_errors; /* reads from the store that failed */
+
+    /* Added with strong buckets: has_strong when the node's configuration has
+     * a strong bucket (a node of an earlier release never has); strong is all
+     * zero otherwise. */
+    bool has_strong;
+    struct cw_status_strong strong;
 };
 
 /*

@@ -634,9 +634,11 @@ static int check_key(struct cw_client *c, const char *bucket, const void *key, s
     return CW_OK;
 }
 
+/* A write's reply names its dot; a strong bucket's write (key_version set) may
+ * carry no stamp, since Raft, not the HLC, orders it. */
 static int check_reply_dot(struct cw_client *c, const struct cw_wire_response *resp)
 {
-    if (resp->origin >= CW_REGIONS_MAX || resp->ts == 0 ||
+    if (resp->origin >= CW_REGIONS_MAX || (resp->ts == 0 && resp->key_version == 0) ||
         (resp->conflict != CW_CONFLICT_LWW && resp->conflict != CW_CONFLICT_SIBLINGS)) {
         client_fail(c, "malformed reply from %s: bad write stamp or conflict mode", c->endpoint);
         return CW_EDECODE;
@@ -644,11 +646,58 @@ static int check_reply_dot(struct cw_client *c, const struct cw_wire_response *r
     return CW_OK;
 }
 
+/* What a write asks for beyond cw_put's arguments: a condition, and whether
+ * the caller's result has the version member (cw_put_if, cw_del_if). */
+struct write_opts {
+    enum cw_put_cond_kind cond;
+    uint64_t expected_version;
+    bool full_result;
+};
+
+static int check_cond(struct cw_client *c, const struct write_opts *w)
+{
+    switch (w->cond) {
+    case CW_PUT_ALWAYS:
+    case CW_PUT_IF_ABSENT:
+        if (w->expected_version != 0) {
+            client_fail(c, "an expected version (%llu) goes with CW_PUT_IF_VERSION only",
+                        (unsigned long long)w->expected_version);
+            return CW_EINVAL;
+        }
+        return CW_OK;
+    case CW_PUT_IF_VERSION:
+        if (w->expected_version == 0) {
+            client_fail(c, "versions start at 1: to write only a key that does not exist, use "
+                           "CW_PUT_IF_ABSENT");
+            return CW_EINVAL;
+        }
+        return CW_OK;
+    }
+    client_fail(c, "unknown put condition %d", (int)w->cond);
+    return CW_EINVAL;
+}
+
+static uint8_t cond_to_core(enum cw_put_cond_kind k)
+{
+    switch (k) {
+    case CW_PUT_IF_VERSION:
+        return CW_COND_VERSION;
+    case CW_PUT_IF_ABSENT:
+        return CW_COND_ABSENT;
+    case CW_PUT_ALWAYS:
+        break;
+    }
+    return CW_COND_NONE;
+}
+
 static int write_key(struct cw_client *c, struct cw_sess *sess, enum cw_wire_op op,
                      const char *bucket, const void *key, size_t key_len, const void *value,
-                     size_t value_len, const char *context_token, struct cw_put_result *out)
+                     size_t value_len, const char *context_token, const struct write_opts *w,
+                     struct cw_put_result *out)
 {
     c->err[0] = '\0';
+    if (out != NULL && w->full_result)
+        out->version = 0;
     uint8_t full[FULL_KEY_MAX];
     uint32_t full_len;
     int rc = check_key(c, bucket, key, key_len, full, &full_len);
@@ -664,10 +713,15 @@ static int write_key(struct cw_client *c, struct cw_sess *sess, enum cw_wire_op 
                     (const char *)key);
         return CW_EVALUE;
     }
+    rc = check_cond(c, w);
+    if (rc != CW_OK)
+        return rc;
     struct cw_wire_request req = {.op = op};
     strcpy(req.bucket, bucket);
     req.key = (uint8_t *)key;
     req.key_len = (uint32_t)key_len;
+    req.cond = cond_to_core(w->cond);
+    req.cond_version = w->expected_version;
     req.value = value_len > 0 ? (uint8_t *)value : NULL;
     req.value_len = (uint32_t)value_len;
     bool explicit_kctx = false;
@@ -692,6 +746,8 @@ static int write_key(struct cw_client *c, struct cw_sess *sess, enum cw_wire_op 
 
     struct cw_wire_response resp;
     rc = call(c, &req, false, &resp);
+    if (rc == CW_ECONFLICT && out != NULL && w->full_result)
+        out->version = resp.key_version;
     if (rc == CW_OK)
         rc = check_reply_dot(c, &resp);
     if (rc != CW_OK)
@@ -725,6 +781,8 @@ static int write_key(struct cw_client *c, struct cw_sess *sess, enum cw_wire_op 
     if (out != NULL) {
         out->origin = resp.origin;
         out->ts = resp.ts;
+        if (w->full_result)
+            out->version = resp.key_version;
     }
 done:
     cw_wire_response_free(&resp);
@@ -735,14 +793,34 @@ int cw_put(struct cw_client *c, struct cw_sess *sess, const char *bucket, const 
            size_t key_len, const void *value, size_t value_len, const char *context_token,
            struct cw_put_result *out)
 {
-    return write_key(c, sess, CW_OP_PUT, bucket, key, key_len, value, value_len, context_token,
+    /* A caller of cw_put may have been built against a header whose
+     * cw_put_result had no version member: never write it here. */
+    static const struct write_opts w = {.cond = CW_PUT_ALWAYS};
+    return write_key(c, sess, CW_OP_PUT, bucket, key, key_len, value, value_len, context_token, &w,
                      out);
 }
 
 int cw_del(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
            size_t key_len, const char *context_token, struct cw_put_result *out)
 {
-    return write_key(c, sess, CW_OP_DEL, bucket, key, key_len, NULL, 0, context_token, out);
+    static const struct write_opts w = {.cond = CW_PUT_ALWAYS};
+    return write_key(c, sess, CW_OP_DEL, bucket, key, key_len, NULL, 0, context_token, &w, out);
+}
+
+int cw_put_if(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+              size_t key_len, const void *value, size_t value_len, enum cw_put_cond_kind cond,
+              uint64_t expected_version, struct cw_put_result *out)
+{
+    struct write_opts w = {.cond = cond, .expected_version = expected_version, .full_result = true};
+    return write_key(c, sess, CW_OP_PUT, bucket, key, key_len, value, value_len, NULL, &w, out);
+}
+
+int cw_del_if(struct cw_client *c, struct cw_sess *sess, const char *bucket, const void *key,
+              size_t key_len, enum cw_put_cond_kind cond, uint64_t expected_version,
+              struct cw_put_result *out)
+{
+    struct write_opts w = {.cond = cond, .expected_version = expected_version, .full_result = true};
+    return write_key(c, sess, CW_OP_DEL, bucket, key, key_len, NULL, 0, NULL, &w, out);
 }
 
 /* Builds the public result from a GET response in one allocation (the struct,
@@ -774,6 +852,7 @@ static int make_result(struct cw_client *c, const struct cw_wire_response *resp,
     r->n = n;
     r->found = n > 0;
     r->siblings = resp->conflict == CW_CONFLICT_SIBLINGS;
+    r->version = resp->key_version;
     cw_token_format(&resp->kctx, r->context);
     uint8_t *val = block + off_values;
     size_t k = 0;
@@ -905,6 +984,64 @@ static void latency_from_wire(const struct cw_wire_latency *w, struct cw_status_
     l->max_us = w->max_us;
 }
 
+static const char *raft_role_name(uint32_t role)
+{
+    switch (role) {
+    case 0:
+        return "follower";
+    case 1:
+        return "precandidate";
+    case 2:
+        return "candidate";
+    case 3:
+        return "leader";
+    default:
+        return "unknown";
+    }
+}
+
+static void strong_from_wire(const struct cw_wire_strong_status *w, struct cw_status *st)
+{
+    struct cw_status_strong *s = &st->strong;
+    st->has_strong = true;
+    snprintf(s->role, sizeof(s->role), "%s", raft_role_name(w->role));
+    s->term = w->term;
+    s->leader = w->has_leader ? (int)w->leader : -1;
+    s->vote = w->has_vote ? (int)w->vote : -1;
+    s->commit = w->commit;
+    s->applied = w->applied;
+    s->log_first = w->log_first;
+    s->log_last = w->log_last;
+    s->snap_index = w->snap_index;
+    s->snap_term = w->snap_term;
+    s->n_peers = w->n_peers;
+    for (uint32_t i = 0; i < w->n_peers; i++) {
+        s->peers[i].id = w->peers[i].region;
+        s->peers[i].heard = w->peers[i].heard;
+        s->peers[i].last_heard_ms = w->peers[i].last_heard_ms;
+        s->peers[i].suspected = w->peers[i].suspected;
+    }
+    s->elections = w->raft.elections;
+    s->prevotes = w->raft.prevotes;
+    s->leader_changes = w->raft.leader_changes;
+    s->stepdowns_quorum = w->raft.stepdowns_quorum;
+    s->proposals_forwarded = w->raft.proposals_forwarded;
+    s->read_index_rounds = w->raft.read_index_rounds;
+    s->snapshots_sent = w->raft.snapshots_sent;
+    s->snapshots_received = w->raft.snapshots_received;
+    s->transfers = w->raft.transfers;
+    s->msgs_refused = w->raft.msgs_refused;
+    s->disruptions = w->raft.disruptions;
+    s->puts = w->counters.puts;
+    s->gets = w->counters.gets;
+    s->conflicts = w->counters.conflicts;
+    s->timeouts = w->counters.timeouts;
+    s->no_quorum = w->counters.no_quorum;
+    s->full = w->counters.full;
+    s->keys = w->counters.keys;
+    s->bytes = w->counters.bytes;
+}
+
 /* The public form of a decoded status (the decoder has checked its rules). */
 static void status_from_wire(const struct cw_wire_status *w, struct cw_status *st)
 {
@@ -972,6 +1109,8 @@ static void status_from_wire(const struct cw_wire_status *w, struct cw_status *s
     st->bodies_loaded = w->replica.bodies_loaded;
     st->bodies_evicted = w->replica.bodies_evicted;
     st->store_read_errors = w->replica.store_read_errors;
+    if (w->has_strong)
+        strong_from_wire(&w->strong, st);
 }
 
 int cw_status_get(struct cw_client *c, struct cw_status **out)
@@ -1131,6 +1270,73 @@ static json_t *jadd(json_t *obj, const char *key, json_t *container)
     return jset(obj, key, container) ? container : NULL;
 }
 
+/* A region by id as its name, or null (no leader, no vote). */
+static json_t *json_region_or_null(const struct cw_status *s, int id)
+{
+    return id >= 0 ? json_string(s->regions.name[id]) : json_null();
+}
+
+static json_t *json_raft_peer(const struct cw_status *s, const struct cw_status_raft_peer *p)
+{
+    json_t *o = json_object();
+    bool ok = o != NULL && jset(o, "region", json_string(s->regions.name[p->id])) &&
+              jset(o, "id", json_integer(p->id)) &&
+              jset(o, "last_heard_ms", p->heard ? json_u64(p->last_heard_ms) : json_null()) &&
+              jset(o, "suspected", json_boolean(p->suspected));
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
+}
+
+/* "strong": the Raft group and the strong buckets' counters. */
+static json_t *json_strong(const struct cw_status *s)
+{
+    const struct cw_status_strong *g = &s->strong;
+    const struct {
+        const char *name;
+        uint64_t v;
+    } f[] = {
+        {"elections", g->elections},
+        {"prevotes", g->prevotes},
+        {"leader_changes", g->leader_changes},
+        {"stepdowns_quorum", g->stepdowns_quorum},
+        {"proposals_forwarded", g->proposals_forwarded},
+        {"read_index_rounds", g->read_index_rounds},
+        {"snapshots_sent", g->snapshots_sent},
+        {"snapshots_received", g->snapshots_received},
+        {"transfers", g->transfers},
+        {"msgs_refused", g->msgs_refused},
+        {"disruptions", g->disruptions},
+        {"puts", g->puts},
+        {"gets", g->gets},
+        {"conflicts", g->conflicts},
+        {"timeouts", g->timeouts},
+        {"no_quorum", g->no_quorum},
+        {"full", g->full},
+    };
+    json_t *o = json_object();
+    json_t *peers = NULL, *counters = NULL, *log = NULL, *snap = NULL;
+    bool ok =
+        o != NULL && jset(o, "role", json_string(g->role)) && jset(o, "term", json_u64(g->term)) &&
+        jset(o, "leader", json_region_or_null(s, g->leader)) &&
+        jset(o, "vote", json_region_or_null(s, g->vote)) &&
+        jset(o, "commit", json_u64(g->commit)) && jset(o, "applied", json_u64(g->applied)) &&
+        (log = jadd(o, "log", json_object())) != NULL &&
+        jset(log, "first", json_u64(g->log_first)) && jset(log, "last", json_u64(g->log_last)) &&
+        (snap = jadd(o, "snapshot", json_object())) != NULL &&
+        jset(snap, "index", json_u64(g->snap_index)) &&
+        jset(snap, "term", json_u64(g->snap_term)) && jset(o, "keys", json_u64(g->keys)) &&
+        jset(o, "bytes", json_u64(g->bytes)) && (peers = jadd(o, "peers", json_array())) != NULL &&
+        (counters = jadd(o, "counters", json_object())) != NULL;
+    for (unsigned i = 0; ok && i < g->n_peers; i++)
+        ok = json_array_append_new(peers, json_raft_peer(s, &g->peers[i])) == 0;
+    for (size_t i = 0; ok && i < sizeof(f) / sizeof(f[0]); i++)
+        ok = jset(counters, f[i].name, json_u64(f[i].v));
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
+}
+
 static json_t *status_to_json(const struct cw_status *s)
 {
     json_t *doc = json_object();
@@ -1158,6 +1364,8 @@ static json_t *status_to_json(const struct cw_status *s)
               (outbox = jadd(doc, "outbox", json_object())) != NULL &&
               (vis = jadd(doc, "visibility_ms", json_object())) != NULL &&
               jset(doc, "counters", json_counters(s));
+    if (ok && s->has_strong)
+        ok = jset(doc, "strong", json_strong(s));
     for (unsigned i = 0; ok && i < s->regions.n; i++)
         ok = json_array_append_new(regions, json_string(s->regions.name[i])) == 0;
     for (unsigned i = 0; ok && i < s->n_peers; i++) {
@@ -1185,6 +1393,16 @@ static bool status_ids_ok(const struct cw_status *s)
             return false;
     for (unsigned i = 0; i < s->regions.n; i++)
         if (memchr(s->regions.name[i], '\0', sizeof(s->regions.name[i])) == NULL)
+            return false;
+    if (!s->has_strong)
+        return true;
+    const struct cw_status_strong *g = &s->strong;
+    if (g->leader < -1 || g->leader >= (int)s->regions.n || g->vote < -1 ||
+        g->vote >= (int)s->regions.n || g->n_peers >= s->regions.n ||
+        memchr(g->role, '\0', sizeof(g->role)) == NULL)
+        return false;
+    for (unsigned i = 0; i < g->n_peers; i++)
+        if (g->peers[i].id >= s->regions.n)
             return false;
     return true;
 }

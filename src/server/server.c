@@ -244,6 +244,7 @@ static void deliver_reply(struct cw_server *s, const struct cw_reply *r)
     resp.conflict = (uint8_t)r->conflict;
     resp.n_versions = r->state.n;
     resp.versions = r->state.v; /* borrowed for the encode */
+    resp.key_version = r->version;
     send_response(s, p->kind, p->route, p->route_len, &resp);
 }
 
@@ -274,6 +275,70 @@ static void latency_from_hist(const struct cw_hist *h, struct cw_wire_latency *o
     out->p90_us = cw_hist_quantile(h, 0.90);
     out->p99_us = cw_hist_quantile(h, 0.99);
     out->max_us = h->max;
+}
+
+static bool config_has_strong(const struct cw_config *c)
+{
+    for (unsigned i = 0; i < c->n_buckets; i++)
+        if (c->buckets[i].consistency == CW_STRONG)
+            return true;
+    return false;
+}
+
+/* The strong section of a status: the Raft group as this node sees it, peers'
+ * last contact relative to now (monotonic). */
+static void strong_status(const struct cw_server *s, struct cw_now now, struct cw_wire_status *out)
+{
+    const struct cw_config *c = s->cfg;
+    if (!config_has_strong(c))
+        return;
+    struct cw_raft_status rs;
+    struct cw_strong_stats ss;
+    cw_node_strong_status(s->node, now, &rs, &ss);
+    struct cw_wire_strong_status *w = &out->strong;
+    out->has_strong = true;
+    w->role = (uint32_t)rs.role;
+    w->term = rs.term;
+    w->has_leader = rs.leader < c->n_regions;
+    w->leader = w->has_leader ? (uint8_t)rs.leader : 0;
+    w->has_vote = rs.vote < c->n_regions;
+    w->vote = w->has_vote ? (uint8_t)rs.vote : 0;
+    w->commit = rs.commit;
+    w->applied = rs.applied;
+    w->log_first = rs.first_index;
+    w->log_last = rs.last_index;
+    w->snap_index = rs.snap_index;
+    w->snap_term = rs.snap_term;
+    for (unsigned p = 0; p < c->n_regions; p++) {
+        if (p == s->region)
+            continue;
+        struct cw_wire_raft_peer *wp = &w->peers[w->n_peers++];
+        wp->region = (uint8_t)p;
+        wp->suspected = rs.suspected[p];
+        wp->heard = rs.last_heard_us[p] != 0;
+        if (wp->heard)
+            wp->last_heard_ms =
+                now.mono_us > rs.last_heard_us[p] ? (now.mono_us - rs.last_heard_us[p]) / 1000u : 0;
+    }
+    w->raft.elections = rs.stats.elections;
+    w->raft.prevotes = rs.stats.prevotes;
+    w->raft.leader_changes = rs.stats.leader_changes;
+    w->raft.stepdowns_quorum = rs.stats.stepdowns_quorum;
+    w->raft.proposals_forwarded = rs.stats.proposals_forwarded;
+    w->raft.read_index_rounds = rs.stats.read_index_rounds;
+    w->raft.snapshots_sent = rs.stats.snapshots_sent;
+    w->raft.snapshots_received = rs.stats.snapshots_received;
+    w->raft.transfers = rs.stats.transfers;
+    w->raft.msgs_refused = rs.stats.msgs_refused;
+    w->raft.disruptions = rs.stats.disruptions;
+    w->counters.puts = ss.puts;
+    w->counters.gets = ss.gets;
+    w->counters.conflicts = ss.conflicts;
+    w->counters.timeouts = ss.timeouts;
+    w->counters.no_quorum = ss.no_quorum;
+    w->counters.full = ss.full;
+    w->counters.keys = ss.keys;
+    w->counters.bytes = ss.bytes;
 }
 
 void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
@@ -347,6 +412,8 @@ void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
     out->node.replies_dropped = s->counters.replies_dropped;
     out->node.commits = ss.commits;
     out->node.commit_records = ss.records;
+    struct cw_now now = {.real_us = out->now_us, .mono_us = mono_us};
+    strong_status(s, now, out);
 }
 
 /* ------------------------------------------------------------- requests */
@@ -485,7 +552,11 @@ static void handle_request(struct cw_server *s, const struct cw_net_event *ev, s
                                    .value = req.value,
                                    .value_len = req.value_len,
                                    .tombstone = req.op == CW_OP_DEL,
-                                   .context = req.context};
+                                   .context = req.context,
+                                   /* The node refuses a condition on a
+                                    * causal or eventual bucket. */
+                                   .cond = req.cond,
+                                   .cond_version = req.cond_version};
             if (req.has_kctx)
                 p.kctx = req.kctx;
             cw_node_put(s->node, now, &p);

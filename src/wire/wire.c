@@ -1167,6 +1167,12 @@ int cw_wire_encode_request(const struct cw_wire_request *r, uint8_t **out, size_
         pr.has_kctx = true;
         vc_to_pb(&r->kctx, &pr.n_kctx, &pr.kctx);
     }
+    if (op_writes(r->op)) {
+        if (r->cond > CW_COND_ABSENT)
+            return CW_EINVAL;
+        pr.cond = (Causeway__PutCond)r->cond;
+        pr.cond_version = r->cond == CW_COND_VERSION ? r->cond_version : 0;
+    }
     if (r->op == CW_OP_PUT) {
         if (r->value_len && r->value == NULL)
             return CW_EINVAL;
@@ -1204,6 +1210,14 @@ static int request_from_pb(Causeway__Request *pr, const struct cw_wire_limits *l
         rc = vc_from_pb(&out->kctx, pr->n_kctx, pr->kctx);
         if (rc != CW_OK)
             return rc;
+    }
+    if (op_writes(op)) {
+        /* A condition this version does not know cannot be honoured: refuse
+         * the request rather than write unconditionally. */
+        if (pr->cond > CAUSEWAY__PUT_COND__PUT_COND_ABSENT)
+            return CW_EDECODE;
+        out->cond = (uint8_t)pr->cond;
+        out->cond_version = out->cond == CW_COND_VERSION ? pr->cond_version : 0;
     }
     if (op == CW_OP_PUT && pr->value.len > lim->value_bytes_max)
         return CW_ETOOBIG;
@@ -1285,6 +1299,30 @@ void cw_wire_request_free(struct cw_wire_request *r)
 
 /* ------------------------------------------------------------- status */
 
+/* The rules of the strong section (wire.h): ids inside the region list, peers
+ * distinct and never the node itself; all zero when the node has none. */
+static bool strong_valid(const struct cw_wire_status *st)
+{
+    const struct cw_wire_strong_status *ss = &st->strong;
+    if (!st->has_strong) {
+        static const struct cw_wire_strong_status zero;
+        return memcmp(ss, &zero, sizeof(zero)) == 0;
+    }
+    if (ss->n_peers >= st->n_regions || (ss->has_leader && ss->leader >= st->n_regions) ||
+        (!ss->has_leader && ss->leader != 0) || (ss->has_vote && ss->vote >= st->n_regions) ||
+        (!ss->has_vote && ss->vote != 0))
+        return false;
+    uint32_t seen = 1u << st->region;
+    for (uint32_t i = 0; i < ss->n_peers; i++) {
+        const struct cw_wire_raft_peer *p = &ss->peers[i];
+        if (p->region >= st->n_regions || (seen & (1u << p->region)) != 0 ||
+            (!p->heard && p->last_heard_ms != 0))
+            return false;
+        seen |= 1u << p->region;
+    }
+    return true;
+}
+
 /* The rules of struct cw_wire_status (wire.h), for the encoder and the decoder. */
 static bool status_valid(const struct cw_wire_status *st)
 {
@@ -1306,7 +1344,7 @@ static bool status_valid(const struct cw_wire_status *st)
             return false;
         seen |= 1u << p;
     }
-    return true;
+    return strong_valid(st);
 }
 
 static void latency_to_pb(const struct cw_wire_latency *l, Causeway__Latency *pl)
@@ -1340,7 +1378,125 @@ struct status_pb {
     Causeway__Latency vis[CW_REGIONS_MAX - 1];
     Causeway__ReplicaCounters replica;
     Causeway__NodeCounters node;
+    Causeway__StrongStatus strong;
+    Causeway__RaftPeerStatus raft_peers[CW_REGIONS_MAX - 1];
+    Causeway__RaftPeerStatus *raft_peer_ptrs[CW_REGIONS_MAX - 1];
+    Causeway__RaftCounters raft_counters;
+    Causeway__StrongCounters strong_counters;
 };
+
+static void strong_to_pb(const struct cw_wire_strong_status *ss, struct status_pb *pb)
+{
+    Causeway__StrongStatus *s = &pb->strong;
+    *s = (Causeway__StrongStatus)CAUSEWAY__STRONG_STATUS__INIT;
+    s->role = (Causeway__RaftRole)ss->role;
+    s->term = ss->term;
+    s->has_leader = ss->has_leader;
+    s->leader = ss->leader;
+    s->has_vote = ss->has_vote;
+    s->vote = ss->vote;
+    s->commit = ss->commit;
+    s->applied = ss->applied;
+    s->log_first = ss->log_first;
+    s->log_last = ss->log_last;
+    s->snap_index = ss->snap_index;
+    s->snap_term = ss->snap_term;
+    for (uint32_t i = 0; i < ss->n_peers; i++) {
+        Causeway__RaftPeerStatus *pp = &pb->raft_peers[i];
+        *pp = (Causeway__RaftPeerStatus)CAUSEWAY__RAFT_PEER_STATUS__INIT;
+        pp->region_id = ss->peers[i].region;
+        pp->heard = ss->peers[i].heard;
+        pp->last_heard_ms = ss->peers[i].last_heard_ms;
+        pp->suspected = ss->peers[i].suspected;
+        pb->raft_peer_ptrs[i] = pp;
+    }
+    s->n_peers = ss->n_peers;
+    s->peers = ss->n_peers ? pb->raft_peer_ptrs : NULL;
+
+    Causeway__RaftCounters *rc = &pb->raft_counters;
+    *rc = (Causeway__RaftCounters)CAUSEWAY__RAFT_COUNTERS__INIT;
+    rc->elections = ss->raft.elections;
+    rc->prevotes = ss->raft.prevotes;
+    rc->leader_changes = ss->raft.leader_changes;
+    rc->stepdowns_quorum = ss->raft.stepdowns_quorum;
+    rc->proposals_forwarded = ss->raft.proposals_forwarded;
+    rc->read_index_rounds = ss->raft.read_index_rounds;
+    rc->snapshots_sent = ss->raft.snapshots_sent;
+    rc->snapshots_received = ss->raft.snapshots_received;
+    rc->transfers = ss->raft.transfers;
+    rc->msgs_refused = ss->raft.msgs_refused;
+    rc->disruptions = ss->raft.disruptions;
+    s->raft = rc;
+
+    Causeway__StrongCounters *sc = &pb->strong_counters;
+    *sc = (Causeway__StrongCounters)CAUSEWAY__STRONG_COUNTERS__INIT;
+    sc->puts = ss->counters.puts;
+    sc->gets = ss->counters.gets;
+    sc->conflicts = ss->counters.conflicts;
+    sc->timeouts = ss->counters.timeouts;
+    sc->no_quorum = ss->counters.no_quorum;
+    sc->full = ss->counters.full;
+    sc->keys = ss->counters.keys;
+    sc->bytes = ss->counters.bytes;
+    s->strong = sc;
+    pb->st.strong = s;
+}
+
+/* The strong section of a decoded status; its ids are checked afterwards with
+ * the rest (status_valid), but every count against its array first. */
+static int strong_from_pb(const Causeway__StrongStatus *s, struct cw_wire_strong_status *ss)
+{
+    if (s->n_peers > CW_REGIONS_MAX - 1 || s->leader >= CW_REGIONS_MAX || s->vote >= CW_REGIONS_MAX)
+        return CW_EDECODE;
+    ss->role = (uint32_t)s->role;
+    ss->term = s->term;
+    ss->has_leader = s->has_leader;
+    ss->leader = (uint8_t)s->leader;
+    ss->has_vote = s->has_vote;
+    ss->vote = (uint8_t)s->vote;
+    ss->commit = s->commit;
+    ss->applied = s->applied;
+    ss->log_first = s->log_first;
+    ss->log_last = s->log_last;
+    ss->snap_index = s->snap_index;
+    ss->snap_term = s->snap_term;
+    ss->n_peers = (uint32_t)s->n_peers;
+    for (size_t i = 0; i < s->n_peers; i++) {
+        const Causeway__RaftPeerStatus *pp = s->peers[i];
+        if (pp->region_id >= CW_REGIONS_MAX)
+            return CW_EDECODE;
+        ss->peers[i].region = (uint8_t)pp->region_id;
+        ss->peers[i].heard = pp->heard;
+        ss->peers[i].last_heard_ms = pp->last_heard_ms;
+        ss->peers[i].suspected = pp->suspected;
+    }
+    const Causeway__RaftCounters *rc = s->raft;
+    if (rc != NULL) {
+        ss->raft.elections = rc->elections;
+        ss->raft.prevotes = rc->prevotes;
+        ss->raft.leader_changes = rc->leader_changes;
+        ss->raft.stepdowns_quorum = rc->stepdowns_quorum;
+        ss->raft.proposals_forwarded = rc->proposals_forwarded;
+        ss->raft.read_index_rounds = rc->read_index_rounds;
+        ss->raft.snapshots_sent = rc->snapshots_sent;
+        ss->raft.snapshots_received = rc->snapshots_received;
+        ss->raft.transfers = rc->transfers;
+        ss->raft.msgs_refused = rc->msgs_refused;
+        ss->raft.disruptions = rc->disruptions;
+    }
+    const Causeway__StrongCounters *sc = s->strong;
+    if (sc != NULL) {
+        ss->counters.puts = sc->puts;
+        ss->counters.gets = sc->gets;
+        ss->counters.conflicts = sc->conflicts;
+        ss->counters.timeouts = sc->timeouts;
+        ss->counters.no_quorum = sc->no_quorum;
+        ss->counters.full = sc->full;
+        ss->counters.keys = sc->keys;
+        ss->counters.bytes = sc->bytes;
+    }
+    return CW_OK;
+}
 
 static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
 {
@@ -1421,6 +1577,8 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     nc->commits = st->node.commits;
     nc->commit_records = st->node.commit_records;
     pb->st.node = nc;
+    if (st->has_strong)
+        strong_to_pb(&st->strong, pb);
 }
 
 /* Converts and checks a decoded status into a new struct in *out. */
@@ -1513,6 +1671,13 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         st->node.commits = nc->commits;
         st->node.commit_records = nc->commit_records;
     }
+    if (ps->strong != NULL) {
+        st->has_strong = true;
+        if (strong_from_pb(ps->strong, &st->strong) != CW_OK) {
+            free(st);
+            return CW_EDECODE;
+        }
+    }
     if (!status_valid(st)) {
         free(st);
         return CW_EDECODE;
@@ -1536,6 +1701,8 @@ int cw_wire_encode_response(const struct cw_wire_response *r, uint8_t **out, siz
     pr.op = (Causeway__Op)r->op;
     pr.err = (uint32_t)r->err;
     pr.message = (char *)r->message;
+    if (op_on_key(r->op) && (r->err == CW_OK || r->err == CW_ECONFLICT))
+        pr.key_version = r->key_version;
     if (r->err != CW_OK)
         return pack_message(&pr.base, CW_WIRE_RESPONSE_BYTES_MAX, out, len);
 
@@ -1598,6 +1765,8 @@ static int response_from_pb(Causeway__Response *pr, const struct cw_wire_limits 
     if (n > CW_WIRE_MESSAGE_MAX)
         return CW_ETOOBIG;
     memcpy(out->message, message, n + 1);
+    if (op_on_key(out->op) && (out->err == CW_OK || out->err == CW_ECONFLICT))
+        out->key_version = pr->key_version;
     if (out->err != CW_OK)
         return CW_OK;
     if (out->op == CW_OP_NONE)

@@ -150,6 +150,13 @@ struct cw_wire_request {
     char link_from[CW_WIRE_NAME_MAX + 1], link_to[CW_WIRE_NAME_MAX + 1]; /* NUL-terminated */
     enum cw_link_action link_action;
     uint32_t delay_ms;
+    /* PUT, DEL: the write's condition (enum cw_put_cond, core/replica.h) and,
+     * for CW_COND_VERSION, the expected version. The wire carries any
+     * condition; the node refuses one on a causal or eventual bucket. The
+     * decoder rejects a condition it does not know (CW_EDECODE); cond_version
+     * is kept only with CW_COND_VERSION (else 0). */
+    uint8_t cond;
+    uint64_t cond_version;
 };
 
 /* A latency distribution (causeway.proto: Latency), in microseconds. */
@@ -177,6 +184,37 @@ enum cw_wire_durability {
 };
 
 #define CW_WIRE_REGION_NAME_MAX 32u /* bytes of a region name in STATUS */
+
+/* One other region as the node's Raft failure detector sees it
+ * (causeway.proto: RaftPeerStatus). */
+struct cw_wire_raft_peer {
+    uint8_t region; /* < n_regions, never the node's own id */
+    bool heard;     /* last_heard_ms is meaningful */
+    bool suspected;
+    uint64_t last_heard_ms; /* milliseconds since the node last heard from it */
+};
+
+/* The strong buckets' Raft group (causeway.proto: StrongStatus). role is kept
+ * as sent (enum cw_raft_role values; a later release may add some). */
+struct cw_wire_strong_status {
+    uint32_t role;
+    uint64_t term;
+    bool has_leader, has_vote;
+    uint8_t leader, vote; /* < n_regions when has_leader / has_vote, else 0 */
+    uint64_t commit, applied;
+    uint64_t log_first, log_last;
+    uint64_t snap_index, snap_term;
+    uint32_t n_peers;
+    struct cw_wire_raft_peer peers[CW_REGIONS_MAX - 1];
+    struct {
+        uint64_t elections, prevotes, leader_changes, stepdowns_quorum, proposals_forwarded;
+        uint64_t read_index_rounds, snapshots_sent, snapshots_received, transfers;
+        uint64_t msgs_refused, disruptions;
+    } raft;
+    struct {
+        uint64_t puts, gets, conflicts, timeouts, no_quorum, full, keys, bytes;
+    } counters;
+};
 
 /*
  * A node's status (causeway.proto: Status, docs/protocol.md). The decoder
@@ -207,6 +245,11 @@ struct cw_wire_status {
         uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
         uint64_t commit_records;
     } node;
+    /* Strong buckets: has_strong when the node has any (then the same rules as
+     * for peers apply to strong.peers, and leader and vote are < n_regions);
+     * strong is all zero otherwise. */
+    bool has_strong;
+    struct cw_wire_strong_status strong;
 };
 
 /*
@@ -238,6 +281,9 @@ struct cw_wire_response {
     struct cw_version *versions;
     /* STATUS */
     struct cw_wire_status *status;
+    /* PUT, DEL, GET, and with err CW_ECONFLICT: the key's version in a strong
+     * bucket (0: absent, or not a strong bucket). */
+    uint64_t key_version;
 };
 
 /*

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The CLI against real nodes: options before or after the command, "--", the
-legacy --context before the command, usage errors (exit 2, nothing sent),
+legacy --context before the command, usage errors (exit 2, nothing sent; the
+conditional-write flags --if-version and --if-absent among them),
 --help for every command, binary values through --json, and the status in both
 forms: the text shows every stamp raw, as UTC with microseconds and as lag
 behind the node's clock; --json carries the raw values as exact integers with
@@ -260,6 +261,26 @@ def main():
                             (base + ["frob"], "unknown command 'frob'"),
                             (base + ["link", A, B, "sever"], "cut"),
                             (base + ["put", "nokey", "v"], "BUCKET/KEY"),
+                            # Conditional writes (strong buckets): checked before sending.
+                            (base + ["put", "kv/x", "v", "--if-version", "3", "--if-absent"],
+                             "exclude each other"),
+                            (base + ["del", "kv/x", "--if-absent", "--if-version=3"],
+                             "exclude each other"),
+                            (base + ["put", "kv/x", "v", "--if-version", "x1"],
+                             "needs a version number (1 or more), not 'x1'"),
+                            (base + ["put", "kv/x", "v", "--if-version", "-3"],
+                             "needs a version number"),
+                            (base + ["put", "kv/x", "v", "--if-version",
+                                     "18446744073709551616"], "needs a version number"),
+                            (base + ["put", "kv/x", "v", "--if-version", "0"],
+                             "versions start at 1"),
+                            (base + ["put", "kv/x", "v", "--if-version"], "needs a value"),
+                            (base + ["put", "kv/x", "v", "--if-absent=1"], "takes no value"),
+                            (base + ["put", "kv/x", "v", "--if-absent", "--context", ctx],
+                             "--context does not go with"),
+                            (base + ["get", "kv/x", "--if-version", "2"], "put and del only"),
+                            (base + ["status", "--if-absent"], "put and del only"),
+                            (base + ["--if-absent", "get", "kv/x"], "put and del only"),
                             (["--endpoint", "tcp://127.0.0.1:9", "--config", cl.config, "status"],
                              "either --endpoint")):
             rc, out, err = raw(args)
@@ -272,8 +293,8 @@ def main():
         main_help = out.decode()
         check(rc == 0, "causeway --help failed")
         for opt in ("--config", "--region", "--endpoint", "--session", "--json", "--timeout",
-                    "--context", "--help", "--version", "put", "get", "del", "status", "link",
-                    "help"):
+                    "--context", "--if-version", "--if-absent", "--help", "--version", "put",
+                    "get", "del", "status", "link", "help", "4 the condition"):
             check(opt in main_help, f"{opt} missing from --help")
         # Each command once, the ways of asking in turn (each sanitized run costs).
         forms = (lambda c: [c, "--help"], lambda c: ["--help", c], lambda c: ["help", c],

@@ -772,6 +772,136 @@ static struct cw_client *dead_client(void)
     return c;
 }
 
+/* The strong section: absent without strong buckets, complete with them. */
+static void test_status_json_strong(void **state)
+{
+    (void)state;
+    struct cw_status *s = sample_status();
+    json_t *doc = status_doc(s);
+    assert_null(json_object_get(doc, "strong"));
+    json_decref(doc);
+
+    s->has_strong = true;
+    struct cw_status_strong *g = &s->strong;
+    strcpy(g->role, "follower");
+    g->term = 7;
+    g->leader = 2;
+    g->vote = -1;
+    g->commit = 30;
+    g->applied = 29;
+    g->log_first = 11;
+    g->log_last = 31;
+    g->snap_index = 10;
+    g->snap_term = 6;
+    g->n_peers = 2;
+    g->peers[0] = (struct cw_status_raft_peer){.id = 0, .heard = true, .last_heard_ms = 12};
+    g->peers[1] = (struct cw_status_raft_peer){.id = 2, .suspected = true};
+    g->elections = 1;
+    g->disruptions = 2;
+    g->puts = 3;
+    g->full = 4;
+    g->keys = 5;
+    g->bytes = UINT64_MAX;
+    doc = status_doc(s);
+    json_t *st = json_object_get(doc, "strong");
+    assert_non_null(st);
+    assert_string_equal(json_string_value(json_object_get(st, "role")), "follower");
+    assert_int_equal(json_integer_value(json_object_get(st, "term")), 7);
+    assert_string_equal(json_string_value(json_object_get(st, "leader")), "ap-south");
+    assert_true(json_is_null(json_object_get(st, "vote")));
+    assert_int_equal(json_integer_value(json_object_get(st, "commit")), 30);
+    assert_int_equal(json_integer_value(json_object_get(st, "applied")), 29);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "log"), "first")), 11);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "log"), "last")), 31);
+    json_t *snap = json_object_get(st, "snapshot");
+    assert_int_equal(json_integer_value(json_object_get(snap, "index")), 10);
+    assert_int_equal(json_integer_value(json_object_get(snap, "term")), 6);
+    assert_int_equal(json_integer_value(json_object_get(st, "keys")), 5);
+    assert_string_equal(json_string_value(json_object_get(st, "bytes")), "18446744073709551615");
+    json_t *peers = json_object_get(st, "peers");
+    assert_int_equal(json_array_size(peers), 2);
+    json_t *p0 = json_array_get(peers, 0), *p1 = json_array_get(peers, 1);
+    assert_string_equal(json_string_value(json_object_get(p0, "region")), "us-east");
+    assert_int_equal(json_integer_value(json_object_get(p0, "last_heard_ms")), 12);
+    assert_true(json_is_false(json_object_get(p0, "suspected")));
+    assert_true(json_is_null(json_object_get(p1, "last_heard_ms")));
+    assert_true(json_is_true(json_object_get(p1, "suspected")));
+    json_t *c = json_object_get(st, "counters");
+    assert_int_equal(json_object_size(c), 17);
+    assert_int_equal(json_integer_value(json_object_get(c, "elections")), 1);
+    assert_int_equal(json_integer_value(json_object_get(c, "disruptions")), 2);
+    assert_int_equal(json_integer_value(json_object_get(c, "puts")), 3);
+    assert_int_equal(json_integer_value(json_object_get(c, "full")), 4);
+    assert_int_equal(json_integer_value(json_object_get(c, "no_quorum")), 0);
+    json_decref(doc);
+
+    /* Ids outside the regions are refused, as elsewhere in a status. */
+    char *text = NULL;
+    g->leader = 3;
+    assert_int_equal(cw_status_to_json(s, &text), CW_EINVAL);
+    g->leader = -2;
+    assert_int_equal(cw_status_to_json(s, &text), CW_EINVAL);
+    g->leader = -1;
+    g->vote = 3;
+    assert_int_equal(cw_status_to_json(s, &text), CW_EINVAL);
+    g->vote = 1;
+    g->peers[1].id = 3;
+    assert_int_equal(cw_status_to_json(s, &text), CW_EINVAL);
+    g->peers[1].id = 2;
+    g->n_peers = 3;
+    assert_int_equal(cw_status_to_json(s, &text), CW_EINVAL);
+    assert_null(text);
+    cw_status_free(&s);
+}
+
+/* The members added for strong buckets come after every earlier one: structs
+ * the library allocates grow at their end only, and cw_put_result keeps its
+ * first two members where they were (cw_put and cw_del write only those). */
+static void test_strong_struct_layout(void **state)
+{
+    (void)state;
+    assert_true(offsetof(struct cw_status, has_strong) >
+                offsetof(struct cw_status, store_read_errors));
+    assert_true(offsetof(struct cw_status, strong) > offsetof(struct cw_status, has_strong));
+    assert_true(offsetof(struct cw_get_result, version) > offsetof(struct cw_get_result, context));
+    assert_true(offsetof(struct cw_put_result, origin) == 0);
+    assert_true(offsetof(struct cw_put_result, version) > offsetof(struct cw_put_result, ts));
+}
+
+/* Conditions are checked before anything is sent; cw_put and cw_del never
+ * touch the version member (a caller built against the old header has none). */
+static void test_client_conditions(void **state)
+{
+    (void)state;
+    struct cw_client *c = dead_client();
+    struct cw_put_result pr;
+    pr.version = 99;
+    assert_int_equal(cw_put_if(c, NULL, "locks", "k", 1, "v", 1, CW_PUT_IF_VERSION, 0, &pr),
+                     CW_EINVAL);
+    assert_non_null(strstr(cw_client_error(c), "CW_PUT_IF_ABSENT"));
+    assert_int_equal(pr.version, 0);
+    assert_int_equal(cw_put_if(c, NULL, "locks", "k", 1, "v", 1, CW_PUT_IF_ABSENT, 3, &pr),
+                     CW_EINVAL);
+    assert_int_equal(cw_put_if(c, NULL, "locks", "k", 1, "v", 1, CW_PUT_ALWAYS, 3, &pr), CW_EINVAL);
+    assert_int_equal(cw_put_if(c, NULL, "locks", "k", 1, "v", 1, (enum cw_put_cond_kind)7, 0, &pr),
+                     CW_EINVAL);
+    assert_non_null(strstr(cw_client_error(c), "condition"));
+    assert_int_equal(cw_del_if(c, NULL, "locks", "k", 1, CW_PUT_IF_VERSION, 0, &pr), CW_EINVAL);
+    /* Bucket and key first, as for cw_put. */
+    assert_int_equal(cw_put_if(c, NULL, "Locks", "k", 1, "v", 1, CW_PUT_IF_ABSENT, 0, &pr),
+                     CW_EBUCKET);
+    assert_int_equal(cw_del_if(c, NULL, "locks", "", 0, CW_PUT_IF_ABSENT, 0, NULL), CW_EKEY);
+
+    /* Valid conditions go to the network (and fail there). */
+    int rc = cw_put_if(c, NULL, "locks", "k", 1, "v", 1, CW_PUT_IF_VERSION, 5, &pr);
+    assert_true(rc == CW_EUNAVAILABLE || rc == CW_ETIMEOUT);
+    pr.version = 99;
+    rc = cw_put(c, NULL, "locks", "k", 1, "v", 1, NULL, &pr);
+    assert_true(rc == CW_EUNAVAILABLE || rc == CW_ETIMEOUT);
+    assert_int_equal(pr.version, 99);
+    cw_client_close(&c);
+}
+
 static void test_client_validation(void **state)
 {
     (void)state;
@@ -883,6 +1013,9 @@ int main(void)
         cmocka_unit_test(test_status_regions),
         cmocka_unit_test(test_client_validation),
         cmocka_unit_test(test_client_options),
+        cmocka_unit_test(test_status_json_strong),
+        cmocka_unit_test(test_strong_struct_layout),
+        cmocka_unit_test(test_client_conditions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

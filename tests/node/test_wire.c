@@ -2171,6 +2171,334 @@ static void test_status_truncated(void **state)
     free(buf);
 }
 
+/* ---------------------------------------------------- strong buckets */
+
+/* Conditions travel with PUT and DEL only; cond_version only with
+ * CW_COND_VERSION. */
+static void test_request_conditions(void **state)
+{
+    (void)state;
+    struct cw_wire_request r = sample_put(), d;
+    r.cond = CW_COND_VERSION;
+    r.cond_version = UINT64_MAX;
+    request_round_trip(&r, &d);
+    assert_int_equal(d.cond, CW_COND_VERSION);
+    assert_true(d.cond_version == UINT64_MAX);
+    cw_wire_request_free(&d);
+
+    r.op = CW_OP_DEL;
+    r.cond_version = 7;
+    request_round_trip(&r, &d);
+    assert_int_equal(d.cond, CW_COND_VERSION);
+    assert_int_equal(d.cond_version, 7);
+    cw_wire_request_free(&d);
+
+    /* ABSENT carries no version even if the struct has one. */
+    r.op = CW_OP_PUT;
+    r.cond = CW_COND_ABSENT;
+    request_round_trip(&r, &d);
+    assert_int_equal(d.cond, CW_COND_ABSENT);
+    assert_int_equal(d.cond_version, 0);
+    cw_wire_request_free(&d);
+
+    /* A GET has no condition. */
+    r.op = CW_OP_GET;
+    request_round_trip(&r, &d);
+    assert_int_equal(d.cond, CW_COND_NONE);
+    assert_int_equal(d.cond_version, 0);
+    cw_wire_request_free(&d);
+
+    /* Unconditional is the default and encodes nothing. */
+    r = sample_put();
+    request_round_trip(&r, &d);
+    assert_int_equal(d.cond, CW_COND_NONE);
+    cw_wire_request_free(&d);
+
+    /* The encoder refuses a condition it does not know. */
+    uint8_t *buf;
+    size_t len;
+    r.cond = CW_COND_ABSENT + 1;
+    assert_int_equal(cw_wire_encode_request(&r, &buf, &len), CW_EINVAL);
+    assert_null(buf);
+
+    /* The decoder refuses one too (a later release's condition must not turn
+     * into an unconditional write), keeping the address for the error reply. */
+    Causeway__Request pr = CAUSEWAY__REQUEST__INIT;
+    pr.version = CW_WIRE_VERSION;
+    pr.req_id = 77;
+    pr.op = CAUSEWAY__OP__OP_PUT;
+    pr.bucket.data = (uint8_t *)"b";
+    pr.bucket.len = 1;
+    pr.key.data = (uint8_t *)"k";
+    pr.key.len = 1;
+    pr.cond = (Causeway__PutCond)3;
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_request(buf, len, NULL, &d), CW_EDECODE);
+    assert_int_equal(d.req_id, 77);
+    assert_int_equal(d.op, CW_OP_PUT);
+    assert_null(d.key);
+    free(buf);
+    /* ... but a GET ignores the field (the receiver ignores unused fields). */
+    pr.op = CAUSEWAY__OP__OP_GET;
+    buf = pack_pb(&pr.base, &len);
+    assert_int_equal(cw_wire_decode_request(buf, len, NULL, &d), CW_OK);
+    assert_int_equal(d.cond, CW_COND_NONE);
+    cw_wire_request_free(&d);
+    free(buf);
+}
+
+/* key_version: with a successful PUT, DEL or GET and with CW_ECONFLICT, never
+ * with another error or another op. */
+static void test_response_key_version(void **state)
+{
+    (void)state;
+    struct cw_wire_response r, d;
+    static const enum cw_wire_op ops[] = {CW_OP_PUT, CW_OP_DEL, CW_OP_GET};
+    for (unsigned i = 0; i < 3; i++) {
+        memset(&r, 0, sizeof(r));
+        r.op = ops[i];
+        r.req_id = 20 + i;
+        r.origin = 1;
+        r.key_version = UINT64_MAX - i;
+        response_round_trip(&r, &d);
+        assert_true(d.key_version == UINT64_MAX - i);
+        cw_wire_response_free(&d);
+
+        r.err = CW_ECONFLICT;
+        r.key_version = 41;
+        strcpy(r.message, "conflict");
+        response_round_trip(&r, &d);
+        assert_int_equal(d.key_version, 41);
+        cw_wire_response_free(&d);
+
+        r.err = CW_ETIMEOUT;
+        response_round_trip(&r, &d);
+        assert_int_equal(d.key_version, 0);
+        cw_wire_response_free(&d);
+    }
+    /* A strong write may carry no stamp; the version travels alone. */
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_PUT;
+    r.req_id = 30;
+    r.key_version = 5;
+    response_round_trip(&r, &d);
+    assert_int_equal(d.ts, 0);
+    assert_int_equal(d.key_version, 5);
+    cw_wire_response_free(&d);
+
+    /* Sent by another node on a STATUS reply, it is ignored. */
+    struct pb_status p;
+    pb_status_init(&p);
+    p.pr.key_version = 9;
+    assert_int_equal(decode_pb_status(&p, &d), CW_OK);
+    assert_int_equal(d.key_version, 0);
+    cw_wire_response_free(&d);
+}
+
+static void sample_strong(struct cw_wire_status *st)
+{
+    struct cw_wire_strong_status *g = &st->strong;
+    st->has_strong = true;
+    g->role = 3; /* leader */
+    g->term = UINT64_MAX;
+    g->has_leader = true;
+    g->leader = 1;
+    g->has_vote = true;
+    g->vote = 2;
+    g->commit = 40;
+    g->applied = 39;
+    g->log_first = 11;
+    g->log_last = 41;
+    g->snap_index = 10;
+    g->snap_term = 3;
+    g->n_peers = 2;
+    g->peers[0] = (struct cw_wire_raft_peer){
+        .region = 2, .heard = true, .suspected = true, .last_heard_ms = 1234};
+    g->peers[1] = (struct cw_wire_raft_peer){.region = 0};
+    _Static_assert(sizeof(g->raft) == 11 * sizeof(uint64_t), "every Raft counter is set below");
+    uint64_t *c = &g->raft.elections;
+    for (unsigned i = 0; i < 11; i++)
+        c[i] = 300 + i;
+    _Static_assert(sizeof(g->counters) == 8 * sizeof(uint64_t), "every counter is set below");
+    c = &g->counters.puts;
+    for (unsigned i = 0; i < 8; i++)
+        c[i] = 400 + i;
+}
+
+static void test_status_strong(void **state)
+{
+    (void)state;
+    struct cw_wire_response r, d;
+    struct cw_wire_status st;
+    memset(&r, 0, sizeof(r));
+    r.op = CW_OP_STATUS;
+    r.req_id = 11;
+    r.status = &st;
+
+    /* Every field survives, the peers' and the counters' too. */
+    sample_status(&st);
+    sample_strong(&st);
+    response_round_trip(&r, &d);
+    assert_non_null(d.status);
+    assert_true(d.status->has_strong);
+    assert_memory_equal(d.status, &st, sizeof(st));
+    cw_wire_response_free(&d);
+
+    /* No leader, no vote, a follower in term 0, an unknown role. */
+    sample_status(&st);
+    sample_strong(&st);
+    st.strong.role = 0;
+    st.strong.term = 0;
+    st.strong.has_leader = false;
+    st.strong.leader = 0;
+    st.strong.has_vote = false;
+    st.strong.vote = 0;
+    response_round_trip(&r, &d);
+    assert_memory_equal(d.status, &st, sizeof(st));
+    cw_wire_response_free(&d);
+    st.strong.role = 9;
+    response_round_trip(&r, &d);
+    assert_int_equal(d.status->strong.role, 9);
+    cw_wire_response_free(&d);
+
+    /* A node without strong buckets sends no section. */
+    sample_status(&st);
+    response_round_trip(&r, &d);
+    assert_false(d.status->has_strong);
+    assert_int_equal(d.status->strong.n_peers, 0);
+    cw_wire_response_free(&d);
+
+    /* The encoder refuses a strong section that breaks the rules. */
+    static const char *const cases[] = {
+        "leader past the regions",
+        "vote past the regions",
+        "leader without has_leader",
+        "peer is me",
+        "duplicate peer",
+        "peer past the regions",
+        "too many peers",
+        "last heard, never heard",
+        "section without has_strong",
+    };
+    uint8_t *buf;
+    size_t len;
+    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sample_status(&st);
+        sample_strong(&st);
+        struct cw_wire_strong_status *g = &st.strong;
+        switch (i) {
+        case 0:
+            g->leader = 3;
+            break;
+        case 1:
+            g->vote = 3;
+            break;
+        case 2:
+            g->has_leader = false;
+            break;
+        case 3:
+            g->peers[1].region = 1;
+            break;
+        case 4:
+            g->peers[1].region = 2;
+            break;
+        case 5:
+            g->peers[1].region = 3;
+            break;
+        case 6:
+            g->n_peers = 3;
+            break;
+        case 7:
+            g->peers[1].last_heard_ms = 5;
+            break;
+        case 8:
+            st.has_strong = false;
+            break;
+        }
+        if (cw_wire_encode_response(&r, &buf, &len) != CW_EINVAL)
+            fail_msg("encoded a strong status with %s", cases[i]);
+    }
+
+    /* The decoder checks what another node sends: ids against the regions and
+     * against their arrays, before anything is copied. */
+    struct pb_status p;
+    Causeway__StrongStatus ss;
+    Causeway__RaftPeerStatus rp[CW_REGIONS_MAX], *rpp[CW_REGIONS_MAX];
+    for (unsigned i = 0; i < 6; i++) {
+        pb_status_init(&p);
+        causeway__strong_status__init(&ss);
+        for (unsigned k = 0; k < CW_REGIONS_MAX; k++) {
+            causeway__raft_peer_status__init(&rp[k]);
+            rp[k].region_id = k + 1;
+            rpp[k] = &rp[k];
+        }
+        ss.peers = rpp;
+        ss.n_peers = 2;
+        p.st.strong = &ss;
+        switch (i) {
+        case 0: /* valid: no counters, no leader */
+            break;
+        case 1:
+            ss.has_leader = true;
+            ss.leader = 3;
+            break;
+        case 2:
+            ss.has_vote = true;
+            ss.vote = 1000;
+            break;
+        case 3:
+            ss.n_peers = CW_REGIONS_MAX;
+            break;
+        case 4:
+            rp[1].region_id = 1u << 30;
+            break;
+        case 5:
+            rp[1].region_id = 0; /* the node itself */
+            break;
+        }
+        int rc = decode_pb_status(&p, &d);
+        if (i == 0) {
+            assert_int_equal(rc, CW_OK);
+            assert_true(d.status->has_strong);
+            assert_int_equal(d.status->strong.n_peers, 2);
+            assert_false(d.status->strong.has_leader);
+            assert_int_equal(d.status->strong.raft.elections, 0);
+            cw_wire_response_free(&d);
+        } else if (rc != CW_EDECODE) {
+            fail_msg("decoded strong case %u: %d", i, rc);
+        }
+    }
+}
+
+static void test_strong_field_numbers(void **state)
+{
+    (void)state;
+    static const struct {
+        const ProtobufCMessageDescriptor *d;
+        const char *name;
+        unsigned id;
+    } want[] = {
+        {&causeway__request__descriptor, "cond", 14},
+        {&causeway__request__descriptor, "cond_version", 15},
+        {&causeway__response__descriptor, "key_version", 15},
+        {&causeway__status__descriptor, "strong", 20},
+        {&causeway__strong_status__descriptor, "peers", 13},
+        {&causeway__strong_status__descriptor, "strong", 15},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(want[i].d, want[i].name);
+        if (f == NULL || f->id != want[i].id)
+            fail_msg("%s.%s: field %d, expected %u", want[i].d->short_name, want[i].name,
+                     f ? (int)f->id : -1, want[i].id);
+    }
+    /* The core's enums and the wire's agree. */
+    assert_int_equal(CAUSEWAY__PUT_COND__PUT_COND_VERSION, CW_COND_VERSION);
+    assert_int_equal(CAUSEWAY__PUT_COND__PUT_COND_ABSENT, CW_COND_ABSENT);
+    assert_int_equal(CAUSEWAY__RAFT_ROLE__RAFT_LEADER, CW_RAFT_LEADER);
+    assert_int_equal(CAUSEWAY__RAFT_ROLE__RAFT_PRECANDIDATE, CW_RAFT_PRECANDIDATE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2202,6 +2530,10 @@ int main(void)
         cmocka_unit_test(test_status_decode),
         cmocka_unit_test(test_status_field_numbers),
         cmocka_unit_test(test_status_truncated),
+        cmocka_unit_test(test_request_conditions),
+        cmocka_unit_test(test_response_key_version),
+        cmocka_unit_test(test_status_strong),
+        cmocka_unit_test(test_strong_field_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,8 @@
  * `causeway --json status` are the same) and "--" ends the options.
  *
  * Exit statuses: 0 success, 1 operational error, 2 bad usage (nothing was
- * sent), 3 key not found. An error the server answered with (even one about
+ * sent), 3 key not found, 4 a conditional write's condition did not hold
+ * (CW_ECONFLICT: nothing was written). An error the server answered with (even one about
  * the request's content, like a context it refuses) is operational: the
  * request was sent. Whatever can be checked before sending (the BUCKET/KEY
  * syntax, a --context token that does not parse) is checked first and is a
@@ -44,6 +45,7 @@ enum {
     EXIT_FAIL = 1,
     EXIT_USAGE = 2,
     EXIT_NOTFOUND = 3,
+    EXIT_CONFLICT = 4,
 };
 
 #define TIMEOUT_MS_MAX 3600000u
@@ -72,6 +74,10 @@ static const char *const main_help =
     "  -t, --timeout MS      wait at most MS per attempt, 1 to 3600000 (default 10000)\n"
     "      --context TOKEN   put and del only: the key context the write replaces\n"
     "                        (the 'context:' printed by get)\n"
+    "      --if-version V    put and del only, strong buckets: write only if the\n"
+    "                        key's version is V (1 or more)\n"
+    "      --if-absent       put and del only, strong buckets: write only if the\n"
+    "                        key does not exist\n"
     "  -h, --help            this help; 'causeway COMMAND --help' for a command's\n"
     "  -V, --version         print the version and exit\n"
     "  --                    end of options: later arguments are never options\n"
@@ -92,7 +98,13 @@ static const char *const main_help =
     "is the rest (1 to 1024 bytes, may contain '/').\n"
     "\n"
     "Exit status: 0 success, 1 the operation failed, 2 bad usage (nothing was\n"
-    "sent), 3 get found no value.\n"
+    "sent), 3 get found no value, 4 the condition of put/del --if-version or\n"
+    "--if-absent did not hold (nothing was written; the current version is shown).\n"
+    "\n"
+    "Strong buckets (consistency = strong) are linearizable: put and del answer\n"
+    "once a majority of regions has the write, get returns the latest one. They\n"
+    "print the key's version ('version N'); 'no majority of regions' means no\n"
+    "quorum is reachable, and a timed-out strong write may still apply later.\n"
     "\n"
     "Examples:\n"
     "  causeway -c geo-configs/three-regions.ini -r us-east -s s.cw put feed/post1 hello\n"
@@ -104,7 +116,8 @@ static const char *const main_help =
     "See causeway(1) for the output formats and more examples.\n";
 
 static const char *const put_help =
-    "usage: causeway [OPTIONS] put BUCKET/KEY VALUE [--context TOKEN]\n"
+    "usage: causeway [OPTIONS] put BUCKET/KEY VALUE\n"
+    "                [--context TOKEN | --if-version V | --if-absent]\n"
     "\n"
     "Writes VALUE under BUCKET/KEY at the region. A VALUE of '-' reads the value\n"
     "from standard input (binary-safe); write '--' before a VALUE that starts\n"
@@ -117,15 +130,28 @@ static const char *const put_help =
     "                   context the session remembers from its last get of this\n"
     "                   key is used, or none: a write next to existing versions\n"
     "                   then adds a sibling. LWW buckets ignore it.\n"
+    "  --if-version V   strong buckets: write only if the key's version is V (the\n"
+    "                   'version' a get or put printed; 1 or more)\n"
+    "  --if-absent      strong buckets: write only if the key does not exist\n"
+    "                   (the two are exclusive, and exclude --context; a causal or\n"
+    "                   eventual bucket refuses them)\n"
     "  and the global options (causeway --help).\n"
     "\n"
-    "Prints nothing; with --json: {\"key\":\"b/k\",\"origin\":\"us-east\",\"ts\":N}.\n"
+    "Prints nothing, except for a strong bucket 'version N' (the key's new\n"
+    "version); with --json: {\"key\":\"b/k\",\"origin\":\"us-east\",\"ts\":N} and, for\n"
+    "a strong bucket, \"version\":N. When the condition does not hold nothing is\n"
+    "written: stderr says so with the key's current version (0: absent), --json\n"
+    "prints {\"key\":\"b/k\",\"conflict\":true,\"version\":N}, and the exit status is 4.\n"
     "A write that timed out is not retried (it could apply twice): read the key.\n"
+    "In a strong bucket it may still apply later; 'no majority of regions'\n"
+    "(no quorum reachable) means it was not taken.\n"
     "\n"
     "Examples:\n"
     "  causeway -e tcp://127.0.0.1:7001 put users/alice '{\"age\":31}'\n"
     "  head -c 100 /dev/urandom | causeway -e tcp://127.0.0.1:7001 put blobs/x -\n"
-    "  causeway -e tcp://127.0.0.1:7001 put cart/alice 'milk,eggs' --context cw1-02...\n";
+    "  causeway -e tcp://127.0.0.1:7001 put cart/alice 'milk,eggs' --context cw1-02...\n"
+    "  causeway -e tcp://127.0.0.1:7001 put locks/job1 me --if-absent\n"
+    "  causeway -e tcp://127.0.0.1:7001 put accounts/bob 90 --if-version 17\n";
 
 static const char *const get_help =
     "usage: causeway [OPTIONS] get BUCKET/KEY\n"
@@ -138,6 +164,8 @@ static const char *const get_help =
     "so that it stays on one line), then 'context: TOKEN' for a merging put.\n"
     "With --json: {\"key\":\"b/k\",\"found\":true,\"versions\":[{\"value\":\"...\",\n"
     "\"origin\":\"us-east\",\"ts\":N}],\"context\":\"TOKEN\"}.\n"
+    "For a strong bucket the value is followed by a line 'version N', the key's\n"
+    "version (for put/del --if-version); with --json \"version\":N.\n"
     "\n"
     "A key with no value (never written, or deleted) prints nothing on stdout\n"
     "(with --json: \"found\":false and no versions), 'causeway: b/k: not found' on\n"
@@ -150,13 +178,16 @@ static const char *const get_help =
     "  causeway -c c.ini -r eu-west -s s.cw --json get cart/alice\n";
 
 static const char *const del_help =
-    "usage: causeway [OPTIONS] del BUCKET/KEY [--context TOKEN]\n"
+    "usage: causeway [OPTIONS] del BUCKET/KEY\n"
+    "                [--context TOKEN | --if-version V | --if-absent]\n"
     "\n"
-    "Deletes BUCKET/KEY: writes a tombstone, with the same causal rules and\n"
-    "--context as put. Prints nothing; with --json the same object as put.\n"
+    "Deletes BUCKET/KEY: writes a tombstone, with the same causal rules,\n"
+    "--context, conditions and exit statuses as put. Prints what put prints.\n"
     "\n"
     "Options:\n"
     "  --context TOKEN  the versions the tombstone replaces (see causeway put --help)\n"
+    "  --if-version V   strong buckets: delete only if the key's version is V\n"
+    "  --if-absent      strong buckets: only if the key does not exist\n"
     "  and the global options (causeway --help).\n"
     "\n"
     "Example:\n"
@@ -170,6 +201,9 @@ static const char *const status_help =
     "buffered, waiting and outbox counts with the bytes they hold, every peer's\n"
     "link state, traffic and bytes in flight, visibility latencies of each peer's\n"
     "writes, and the counters. Works on the client and the admin endpoint.\n"
+    "A node with strong buckets adds their Raft group: role, term, leader, vote,\n"
+    "commit and applied indexes, the log and the last snapshot, each peer's last\n"
+    "contact and whether it is suspected, and the Raft and strong counters.\n"
     "\n"
     "Stamps (the clock and the vectors) are hybrid-logical: microseconds since\n"
     "the epoch in the high bits, a counter in the low 12. The text output shows\n"
@@ -207,6 +241,9 @@ static const char *const link_help =
 
 struct args {
     const char *config, *region, *endpoint, *session, *context;
+    const char *if_version_text; /* --if-version as given, for messages */
+    uint64_t if_version;         /* --if-version, >= 1 when set */
+    bool if_absent;              /* --if-absent */
     bool json, help, version;
     unsigned timeout_ms;
     bool timeout_set;
@@ -327,6 +364,20 @@ static int failed(int rc, const char *detail, const char *fmt, ...)
     return EXIT_FAIL;
 }
 
+/* A version: decimal digits only, 0 to UINT64_MAX. */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
 static bool parse_uint(const char *s, unsigned max, unsigned *out)
 {
     if (s == NULL || *s < '0' || *s > '9')
@@ -344,6 +395,8 @@ static bool parse_uint(const char *s, unsigned max, unsigned *out)
 
 enum {
     OPT_CONTEXT = 256, /* long only */
+    OPT_IF_VERSION,
+    OPT_IF_ABSENT,
 };
 
 /* The global options; a command's table adds its own after them. */
@@ -362,11 +415,15 @@ enum {
 static const struct option global_options[] = {
     GLOBAL_OPTIONS,
     {"context", required_argument, NULL, OPT_CONTEXT},
+    {"if-version", required_argument, NULL, OPT_IF_VERSION},
+    {"if-absent", no_argument, NULL, OPT_IF_ABSENT},
     {NULL, 0, NULL, 0},
 };
 static const struct option context_options[] = {
     GLOBAL_OPTIONS,
     {"context", required_argument, NULL, OPT_CONTEXT},
+    {"if-version", required_argument, NULL, OPT_IF_VERSION},
+    {"if-absent", no_argument, NULL, OPT_IF_ABSENT},
     {NULL, 0, NULL, 0},
 };
 static const struct option plain_options[] = {
@@ -428,6 +485,17 @@ static int apply_option(struct args *a, int opt, const char *value, char **argv,
     case OPT_CONTEXT:
         a->context = value;
         break;
+    case OPT_IF_VERSION:
+        if (!parse_u64(value, &a->if_version))
+            return usage(cmd, "--if-version needs a version number (1 or more), not '%s'", value);
+        if (a->if_version == 0)
+            return usage(cmd, "--if-version 0: versions start at 1; to write only a key that does "
+                              "not exist, use --if-absent");
+        a->if_version_text = value;
+        break;
+    case OPT_IF_ABSENT:
+        a->if_absent = true;
+        break;
     case ':':
         /* The argument getopt_long stopped at is the option (or its cluster). */
         return usage(cmd, "option '%s' needs a value", argv[optind - 1]);
@@ -440,6 +508,9 @@ static int apply_option(struct args *a, int opt, const char *value, char **argv,
         if (o != NULL) {
             if (strncmp(arg, "--context", 9) == 0 && (arg[9] == '\0' || arg[9] == '='))
                 return usage(cmd, "--context applies to put and del only");
+            if ((strncmp(arg, "--if-version", 12) == 0 && (arg[12] == '\0' || arg[12] == '=')) ||
+                strcmp(arg, "--if-absent") == 0)
+                return usage(cmd, "--if-version and --if-absent apply to put and del only");
             return usage(cmd, "unknown option '%.*s'%s%s", (int)strcspn(arg, "="), arg,
                          cmd ? " for " : "", cmd ? cmd : "");
         }
@@ -565,7 +636,11 @@ static void print_write_json(struct run *r, const char *bk, const struct cw_put_
     fputs(",\"origin\":", stdout);
     put_json_str(origin_name(r, res->origin, idbuf));
     /* Written with printf, not a JSON library: every uint64 stays exact. */
-    printf(",\"ts\":%llu}\n", (unsigned long long)res->ts);
+    printf(",\"ts\":%llu", (unsigned long long)res->ts);
+    /* Only strong buckets have versions (0 elsewhere). */
+    if (res->version != 0)
+        printf(",\"version\":%llu", (unsigned long long)res->version);
+    fputs("}\n", stdout);
 }
 
 static void print_get(struct run *r, const char *bk, const struct cw_get_result *g)
@@ -585,6 +660,8 @@ static void print_get(struct run *r, const char *bk, const struct cw_get_result 
         }
         fputs("],\"context\":", stdout);
         put_json_str(g->context);
+        if (g->version != 0)
+            printf(",\"version\":%llu", (unsigned long long)g->version);
         fputs("}\n", stdout);
         return;
     }
@@ -595,6 +672,9 @@ static void print_get(struct run *r, const char *bk, const struct cw_get_result 
         const struct cw_value_version *v = &g->versions[g->n - 1];
         fwrite(v->value, 1, v->len, stdout);
         fputc('\n', stdout);
+        /* A strong bucket's version, for a later put --if-version. */
+        if (g->version != 0)
+            printf("version %llu\n", (unsigned long long)g->version);
         return;
     }
     for (size_t i = 0; i < g->n; i++) {
@@ -678,6 +758,76 @@ static void print_stamp_row(int w, const char *name, uint64_t ts, uint64_t clock
         snprintf(utc, sizeof(utc), "?");
     format_lag(clock, ts, lag, sizeof(lag));
     printf("  %-*s %20llu  %-27s  %12s\n", w, name, (unsigned long long)ts, utc, lag);
+}
+
+/* A region id of the strong section as its name, or "none" (-1). */
+static const char *region_or_none(const struct cw_status *s, int id)
+{
+    return id >= 0 && (unsigned)id < s->regions.n ? s->regions.name[id] : "none";
+}
+
+/* The strong buckets' Raft group, after the causal part of the status. */
+static void print_strong_text(const struct cw_status *s, int w, int head)
+{
+    const struct cw_status_strong *g = &s->strong;
+    char b1[32];
+    printf("\nstrong buckets (Raft)\n");
+    printf("  %-*s %s, term %llu\n", head - 2, "role", g->role, (unsigned long long)g->term);
+    printf("  %-*s %s\n", head - 2, "leader", region_or_none(s, g->leader));
+    printf("  %-*s %s\n", head - 2, "vote", region_or_none(s, g->vote));
+    printf("  %-*s commit %llu, applied %llu\n", head - 2, "indexes", (unsigned long long)g->commit,
+           (unsigned long long)g->applied);
+    if (g->log_first > g->log_last)
+        printf("  %-*s empty (next index %llu)\n", head - 2, "log",
+               (unsigned long long)g->log_first);
+    else
+        printf("  %-*s %llu..%llu (%llu entries)\n", head - 2, "log",
+               (unsigned long long)g->log_first, (unsigned long long)g->log_last,
+               (unsigned long long)(g->log_last - g->log_first + 1));
+    printf("  %-*s index %llu, term %llu\n", head - 2, "snapshot",
+           (unsigned long long)g->snap_index, (unsigned long long)g->snap_term);
+    format_bytes(g->bytes, b1, sizeof(b1));
+    printf("  %-*s %llu (%s)\n", head - 2, "keys", (unsigned long long)g->keys, b1);
+    if (g->n_peers > 0) {
+        printf("\n%-*s %16s %10s\n", head, "raft peers", "last heard ms", "suspected");
+        for (unsigned i = 0; i < g->n_peers; i++) {
+            const struct cw_status_raft_peer *p = &g->peers[i];
+            char heard[24];
+            if (p->heard)
+                snprintf(heard, sizeof(heard), "%llu", (unsigned long long)p->last_heard_ms);
+            else
+                snprintf(heard, sizeof(heard), "never");
+            printf("  %-*s %16s %10s\n", w, s->regions.name[p->id], heard,
+                   p->suspected ? "yes" : "no");
+        }
+    }
+    const struct {
+        const char *name;
+        uint64_t v;
+    } f[] = {
+        {"elections", g->elections},
+        {"prevotes", g->prevotes},
+        {"leader_changes", g->leader_changes},
+        {"stepdowns_quorum", g->stepdowns_quorum},
+        {"proposals_forwarded", g->proposals_forwarded},
+        {"read_index_rounds", g->read_index_rounds},
+        {"snapshots_sent", g->snapshots_sent},
+        {"snapshots_received", g->snapshots_received},
+        {"transfers", g->transfers},
+        {"msgs_refused", g->msgs_refused},
+        {"disruptions", g->disruptions},
+        {"puts", g->puts},
+        {"gets", g->gets},
+        {"conflicts", g->conflicts},
+        {"timeouts", g->timeouts},
+        {"no_quorum", g->no_quorum},
+        {"full", g->full},
+    };
+    printf("\nstrong counters\n");
+    size_t n = sizeof(f) / sizeof(f[0]);
+    for (size_t i = 0; i < n; i++)
+        printf("%s%-20s %10llu%s", i % 3 == 0 ? "  " : "   ", f[i].name, (unsigned long long)f[i].v,
+               i % 3 == 2 || i == n - 1 ? "\n" : "");
 }
 
 static void print_status_text(const struct cw_status *s)
@@ -795,6 +945,8 @@ static void print_status_text(const struct cw_status *s)
     for (size_t i = 0; i < n; i++)
         printf("%s%-20s %10llu%s", i % 3 == 0 ? "  " : "   ", f[i].name, (unsigned long long)f[i].v,
                i % 3 == 2 || i == n - 1 ? "\n" : "");
+    if (s->has_strong)
+        print_strong_text(s, w, head);
 }
 
 /* --------------------------------------------------------------- commands */
@@ -919,6 +1071,36 @@ static int read_stdin(uint8_t **out, size_t *len)
     return CW_OK;
 }
 
+/* A conditional write whose condition did not hold: nothing was written. Says
+ * what the key's version is, so that the user can read it and try again. */
+static int write_conflict(struct run *r, const char *name, const char *bk,
+                          const struct cw_put_result *res)
+{
+    char sb[6 * SHOWN_MAX + 4];
+    unsigned long long cur = (unsigned long long)res->version;
+    if (r->a.if_absent)
+        fprintf(stderr,
+                "causeway: %s %s: not written: the key exists (version %llu), and --if-absent "
+                "writes only a key that does not\n",
+                name, shown(bk, sb), cur);
+    else if (cur == 0)
+        fprintf(stderr,
+                "causeway: %s %s: not written: the key does not exist (version 0), not version "
+                "%s\n",
+                name, shown(bk, sb), r->a.if_version_text);
+    else
+        fprintf(stderr,
+                "causeway: %s %s: not written: the key's current version is %llu, not %s; read "
+                "it and retry with --if-version %llu\n",
+                name, shown(bk, sb), cur, r->a.if_version_text, cur);
+    if (r->a.json) {
+        fputs("{\"key\":", stdout);
+        put_json_str(bk);
+        printf(",\"conflict\":true,\"version\":%llu}\n", cur);
+    }
+    return EXIT_CONFLICT;
+}
+
 static int cmd_write(struct run *r, bool is_put)
 {
     const char *name = is_put ? "put" : "del";
@@ -934,6 +1116,14 @@ static int cmd_write(struct run *r, bool is_put)
     if (st != EXIT_OK)
         return st;
     struct cw_put_result res;
+    memset(&res, 0, sizeof(res));
+    enum cw_put_cond_kind cond = r->a.if_absent    ? CW_PUT_IF_ABSENT
+                                 : r->a.if_version ? CW_PUT_IF_VERSION
+                                                   : CW_PUT_ALWAYS;
+    /* cw_put_if / cw_del_if report the version of a strong bucket's key; a
+     * --context (siblings buckets) goes through cw_put / cw_del, which take a
+     * token (run_command refuses --context with a condition). */
+    bool with_version = r->a.context == NULL;
     int rc;
     if (is_put) {
         const char *arg = r->a.pos[1];
@@ -944,16 +1134,27 @@ static int cmd_write(struct run *r, bool is_put)
             if (rc != CW_OK)
                 return failed(rc, NULL, "read the value from standard input");
         }
-        rc = cw_put(r->client, r->sess, bucket, key, strlen(key), data ? data : (const void *)arg,
-                    len, r->a.context, &res);
+        const void *value = data ? data : (const void *)arg;
+        if (with_version)
+            rc = cw_put_if(r->client, r->sess, bucket, key, strlen(key), value, len, cond,
+                           r->a.if_version, &res);
+        else
+            rc = cw_put(r->client, r->sess, bucket, key, strlen(key), value, len, r->a.context,
+                        &res);
         free(data);
+    } else if (with_version) {
+        rc = cw_del_if(r->client, r->sess, bucket, key, strlen(key), cond, r->a.if_version, &res);
     } else {
         rc = cw_del(r->client, r->sess, bucket, key, strlen(key), r->a.context, &res);
     }
+    if (rc == CW_ECONFLICT)
+        return write_conflict(r, name, bk, &res);
     if (rc != CW_OK)
         return op_failed(r, rc, name, bk);
     if (r->a.json)
         print_write_json(r, bk, &res);
+    else if (res.version != 0)
+        printf("version %llu\n", (unsigned long long)res.version);
     return EXIT_OK;
 }
 
@@ -1145,6 +1346,15 @@ static int run_command(struct run *r, const struct command *cmd)
     struct args *a = &r->a;
     if (a->context != NULL && !cmd->takes_context)
         return usage(a->cmd, "--context applies to put and del only");
+    bool has_cond = a->if_version != 0 || a->if_absent;
+    if (has_cond && !cmd->takes_context)
+        return usage(a->cmd, "--if-version and --if-absent apply to put and del only");
+    if (a->if_version != 0 && a->if_absent)
+        return usage(a->cmd, "--if-version and --if-absent exclude each other: give one");
+    if (has_cond && a->context != NULL)
+        return usage(a->cmd,
+                     "--context does not go with --if-version or --if-absent (contexts are for "
+                     "siblings buckets, conditions for strong buckets)");
     const char *ep = NULL;
     int st = resolve_endpoint(r, &ep);
     if (st != EXIT_OK)
