@@ -506,8 +506,9 @@ static void schedule_faults(struct rsim *sim, uint64_t horizon)
     /* Leader churn on half the seeds: crash the leader again and again, soon
      * after it took writes, so entries of earlier terms sit on minorities when
      * the next leader takes over (Raft's figure 8). */
-    if (sim->cfg.seed % 2 == 0) {
-        unsigned churn = (unsigned)cw_rng_range(sim->rng, 2, 6);
+    if (sim->cfg.seed % 2 == 0 || sim->cfg.churn) {
+        unsigned churn = sim->cfg.churn ? (unsigned)(horizon / (700 * MS))
+                                        : (unsigned)cw_rng_range(sim->rng, 2, 6);
         for (unsigned i = 0; i < churn; i++)
             schedule(sim, START_US + 2 * SEC + cw_rng_below(sim->rng, horizon), EV_CRASH_LEADER, 0,
                      0, 0);
@@ -701,7 +702,9 @@ int cw_rsim_run(const struct cw_rsim_config *cfg_in, struct cw_rsim_result *res)
             uint64_t delay = a == b ? 0 : cw_rng_range(sim->rng, 2 * MS, 60 * MS);
             cw_fixture_set_link(sim->fx, a, b, delay, delay / 10);
         }
-    if (sim->cfg.faults)
+    if (sim->cfg.churn)
+        cw_fixture_set_loss(sim->fx, (uint32_t)cw_rng_range(sim->rng, 100000, 250000), 0);
+    else if (sim->cfg.faults)
         cw_fixture_set_loss(sim->fx, (uint32_t)cw_rng_range(sim->rng, 0, 30000),
                             (uint32_t)cw_rng_range(sim->rng, 0, 30000));
     for (unsigned r = 0; r < n && rc == 0; r++) {
@@ -715,7 +718,7 @@ int cw_rsim_run(const struct cw_rsim_config *cfg_in, struct cw_rsim_result *res)
     }
     /* About one operation per client every 60 ms when all goes well. */
     uint64_t horizon = (uint64_t)sim->cfg.n_ops * 60 * MS / sim->cfg.n_clients + 2 * SEC;
-    if (sim->cfg.faults)
+    if (sim->cfg.faults || sim->cfg.churn)
         schedule_faults(sim, horizon);
     if (sim->cfg.isolate || (sim->cfg.faults && sim->cfg.seed % 4 == 0))
         schedule_isolation(sim, START_US + 3 * SEC);

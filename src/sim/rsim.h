@@ -52,6 +52,11 @@ struct cw_rsim_config {
     /* Cut one region off from every other for 3-6 s once a leader is settled,
      * then heal it (the pre-vote scenario; also on a quarter of faulty seeds). */
     bool isolate;
+    /* Leader churn: the leader crashes about every 0.7 s (restarting soon)
+     * and 10-25% of messages are lost, on top of the other faults: the
+     * conditions under which committing earlier-term entries by counting
+     * replicas loses committed entries (Raft's figure 8). */
+    bool churn;
     enum cw_rsim_broken broken;
     bool encoded;          /* links carry wire frames (else struct copies) */
     uint64_t lin_budget;   /* default 20,000,000 units */

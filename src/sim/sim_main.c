@@ -57,6 +57,8 @@ static void usage(FILE *f)
                "                      leader is settled, then heal it; without faults, a\n"
                "                      leader deposed after that heal fails the seed (pre-vote\n"
                "                      and check-quorum must keep the leader)\n"
+               "  --churn             (with --strong) crash the leader about every 0.7 s and\n"
+               "                      lose 10-25%% of messages, on top of the other faults\n"
                "  --expect-disruptions succeed only if some seed shows a leader deposed after\n"
                "                      the isolated region rejoins (use with --broken\n"
                "                      no-prevote --isolate)\n"
@@ -151,7 +153,8 @@ static int strong_main(struct cw_rsim_config *rc, enum cw_sim_frames frames, uin
                 printf("  replay: causeway-sim --strong --seed %" PRIu64
                        " --regions %u --ops %u --sessions %u --keys %u%s%s%s%s\n",
                        seed, rc->n_regions, rc->n_ops, rc->n_clients, rc->n_keys,
-                       rc->faults ? "" : " --no-faults", rc->isolate ? " --isolate" : "",
+                       rc->faults ? "" : " --no-faults",
+                       rc->isolate ? " --isolate" : rc->churn ? " --churn" : "",
                        rc->broken ? " --broken " : "",
                        rc->broken ? cw_rsim_broken_name(rc->broken) : "");
         }
@@ -196,7 +199,7 @@ int main(int argc, char **argv)
     struct cw_sim_config cfg = {.faults = true};
     uint64_t first = 1, count = 100, one_seed = 0;
     bool have_seed = false, expect_violations = false, verbose = false, trace = false;
-    bool strong = false, expect_disruptions = false, isolate = false;
+    bool strong = false, expect_disruptions = false, isolate = false, churn = false;
     enum cw_rsim_broken broken = CW_RSIM_CORRECT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -270,6 +273,8 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--strong") == 0) {
             strong = true;
+        } else if (strcmp(a, "--churn") == 0) {
+            churn = true;
         } else if (strcmp(a, "--isolate") == 0) {
             isolate = true;
         } else if (strcmp(a, "--expect-disruptions") == 0) {
@@ -310,7 +315,7 @@ int main(int argc, char **argv)
         count = 1;
         verbose = true;
     }
-    if ((broken != CW_RSIM_CORRECT || expect_disruptions || isolate) && !strong) {
+    if ((broken != CW_RSIM_CORRECT || expect_disruptions || isolate || churn) && !strong) {
         fprintf(stderr,
                 "causeway-sim: --broken, --isolate and --expect-disruptions need --strong\n");
         return 2;
@@ -323,6 +328,7 @@ int main(int argc, char **argv)
             .n_ops = cfg.n_ops,
             .faults = cfg.faults,
             .isolate = isolate,
+            .churn = churn,
             .broken = broken,
             .trace = trace ? stdout : NULL,
         };
