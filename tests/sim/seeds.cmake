@@ -39,3 +39,5 @@ add_test(NAME sim_strong_prevote_keeps_leader
 add_test(NAME sim_strong_no_prevote_disrupts
          COMMAND causeway-sim --strong --regions 3 --seeds 30 --first 1 --no-faults --isolate
                  --broken no-prevote --expect-disruptions)
+add_test(NAME sim_strong_churn COMMAND causeway-sim --strong --regions 3 --seeds 50 --first 1 --churn)
+set_tests_properties(sim_strong_churn PROPERTIES TIMEOUT 1800)
