@@ -162,8 +162,9 @@ static const struct uint_key cluster_uints[] = {
     {CK_WINDOW_RECORDS, 1, 1000000, CW_DEFAULT_WINDOW_RECORDS, CFG_FIELD(window_records)},
     {CK_WAITING_MAX, 1, 1000000, CW_DEFAULT_WAITING_MAX, CFG_FIELD(waiting_max)},
     {CK_ELECTION_MIN_MS, 10, 600000, CW_DEFAULT_ELECTION_MIN_MS, CFG_FIELD(election_min_ms)},
-    {CK_ELECTION_MAX_MS, 20, 1200000, CW_DEFAULT_ELECTION_MAX_MS, CFG_FIELD(election_max_ms)},
-    {CK_RAFT_HEARTBEAT_MS, 1, 60000, CW_DEFAULT_RAFT_HEARTBEAT_MS, CFG_FIELD(raft_heartbeat_ms)},
+    /* 0: derived from election_min_ms (twice it; a tenth of it). */
+    {CK_ELECTION_MAX_MS, 0, 1200000, 0, CFG_FIELD(election_max_ms)},
+    {CK_RAFT_HEARTBEAT_MS, 0, 200000, 0, CFG_FIELD(raft_heartbeat_ms)},
     {CK_SUSPECT_AFTER_MS, 0, 600000, 0, CFG_FIELD(suspect_after_ms)},
     {CK_SNAPSHOT_ENTRIES, 10, 10000000, CW_DEFAULT_SNAPSHOT_ENTRIES, CFG_FIELD(snapshot_entries)},
     {CK_STRONG_TIMEOUT_MS, 10, 600000, CW_DEFAULT_STRONG_TIMEOUT_MS, CFG_FIELD(strong_timeout_ms)},
@@ -646,7 +647,7 @@ static bool check_cluster(struct loader *ld)
         {CK_DEP_BUFFER_BYTES_MAX, c->dep_buffer_bytes_max,
          "a remote write of the largest value could never wait for its dependencies"},
     };
-    if (c->election_min_ms >= c->election_max_ms) {
+    if (c->election_max_ms != 0 && c->election_min_ms >= c->election_max_ms) {
         unsigned line = ld->key_line[CK_ELECTION_MAX_MS] ? ld->key_line[CK_ELECTION_MAX_MS]
                                                          : ld->key_line[CK_ELECTION_MIN_MS];
         fail(ld, CW_ECONFIG, line,
@@ -655,7 +656,7 @@ static bool check_cluster(struct loader *ld)
              c->election_min_ms, c->election_max_ms);
         return false;
     }
-    if ((uint64_t)c->raft_heartbeat_ms * 3 > c->election_min_ms) {
+    if (c->raft_heartbeat_ms != 0 && (uint64_t)c->raft_heartbeat_ms * 3 > c->election_min_ms) {
         unsigned line = ld->key_line[CK_RAFT_HEARTBEAT_MS] ? ld->key_line[CK_RAFT_HEARTBEAT_MS]
                                                            : ld->key_line[CK_ELECTION_MIN_MS];
         fail(ld, CW_ECONFIG, line,
@@ -1421,7 +1422,7 @@ static bool resolve_strong(struct loader *ld)
                 ra = a;
                 rb = b;
             }
-    if ((uint64_t)c->election_min_ms < 2ull * (rtt + 2 * c->jitter_ms)) {
+    if (c->n_regions > 1 && (uint64_t)c->election_min_ms < 2ull * (rtt + 2 * c->jitter_ms)) {
         fail(ld, CW_ECONFIG, ld->election_line ? ld->election_line : 1,
              "election_min_ms (%u) must be at least twice the largest round trip (%u ms, %s <-> "
              "%s, plus jitter); expected election_min_ms of %u or more",
@@ -1616,8 +1617,10 @@ void cw_config_strong(const struct cw_config *c, unsigned id, struct cw_strong_c
     out->raft.id = id;
     out->raft.n = c->n_regions;
     out->raft.election_min_us = (uint64_t)c->election_min_ms * 1000;
-    out->raft.election_max_us = (uint64_t)c->election_max_ms * 1000;
-    out->raft.heartbeat_us = (uint64_t)c->raft_heartbeat_ms * 1000;
+    uint64_t max_ms = c->election_max_ms ? c->election_max_ms : 2ull * c->election_min_ms;
+    uint64_t hb_ms = c->raft_heartbeat_ms ? c->raft_heartbeat_ms : c->election_min_ms / 10;
+    out->raft.election_max_us = max_ms * 1000;
+    out->raft.heartbeat_us = (hb_ms ? hb_ms : 1) * 1000;
     out->raft.suspect_after_us = (uint64_t)c->suspect_after_ms * 1000;
     out->raft.preferred = c->preferred_leader_id >= 0 ? (unsigned)c->preferred_leader_id
                                                       : CW_RAFT_NONE;

@@ -1666,6 +1666,12 @@ static int raft_yield(struct cw_store *s, const DBT *k, const DBT *d, enum cw_pe
                 "does not fit the records before it: it was written wrong; restore the data "
                 "directory from a backup (%s)",
                 s->dir, STORE_RAFT_FILE, what, (unsigned)len, STORE_SEE_DAMAGE);
+    else if (rc == CW_ECONFIG)
+        set_err(err, err_len,
+                "%s/%s holds the state of strong buckets, but the config defines no strong "
+                "bucket: put the strong bucket sections back (removing them would drop that "
+                "state)",
+                s->dir, STORE_RAFT_FILE);
     else if (rc != CW_OK)
         set_err(err, err_len, "restoring the record %s from %s/%s failed: %s", what, s->dir,
                 STORE_RAFT_FILE, cw_strerror(rc));

@@ -1003,7 +1003,9 @@ static int load_with(const struct tmp *t, bool in_bucket, const char *key, const
     const char *small_values =
         strcmp(key, "outbox_bytes_max") == 0 || strcmp(key, "dep_buffer_bytes_max") == 0
             ? "max_value_bytes = 1024\n"
-            : "";
+        /* Raft's heartbeat must fit three times in election_min_ms. */
+        : strcmp(key, "raft_heartbeat_ms") == 0 ? "election_min_ms = 600000\n"
+                                                : "";
     snprintf(text, sizeof(text),
              "[cluster]\n%s%s[region a]\nclient = tcp://10.0.0.1:1\npeer = tcp://10.0.0.1:2\n"
              "admin = tcp://10.0.0.1:3\n[bucket b]\n%s%s",

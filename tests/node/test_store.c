@@ -132,6 +132,25 @@ static struct cw_node *new_replica(void)
     return cw_node_create(&ncfg);
 }
 
+static const struct cw_bucket_policy strong_buckets[2] = {
+    {.name = "b", .consistency = CW_CAUSAL, .conflict = CW_CONFLICT_LWW},
+    {.name = "s", .consistency = CW_STRONG, .conflict = CW_CONFLICT_LWW},
+};
+
+/* A node with a strong bucket as well. */
+static struct cw_node *new_strong_node(void)
+{
+    struct cw_replica_config cfg = {
+        .region = 0,
+        .n_regions = 2,
+        .buckets = strong_buckets,
+        .n_buckets = 2,
+    };
+    cw_replica_config_defaults(&cfg);
+    struct cw_node_config ncfg = {.replica = cfg};
+    return cw_node_create(&ncfg);
+}
+
 /* Queues a put (or delete) on r without taking the effects. */
 static void queue_put(struct cw_node *r, uint64_t now_us, uint64_t req_id, const char *key,
                       const char *value, bool tombstone)
@@ -1258,7 +1277,15 @@ static void test_raft_load(void **state)
 
     struct cw_persist e = raft_rec(CW_PERSIST_RAFT_ENTRY, 1, "not an encoded entry");
     assert_int_equal(cw_store_commit(s, &e, 1), CW_OK);
+    /* A node whose config has no strong bucket refuses Raft records (its
+     * strong state would be dropped silently); one with a strong bucket
+     * refuses bytes that do not decode. */
     r = new_replica();
+    assert_non_null(r);
+    assert_int_equal(cw_store_load(s, r, &st, err, sizeof(err)), CW_ECONFIG);
+    assert_has(err, "raft.db");
+    cw_node_destroy(&r);
+    r = new_strong_node();
     assert_non_null(r);
     assert_int_equal(cw_store_load(s, r, &st, err, sizeof(err)), CW_EDECODE);
     print_message("%s\n", err);

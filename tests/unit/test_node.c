@@ -72,15 +72,17 @@ static const struct cw_reply *find_reply(const struct cw_ready *rd, uint64_t id)
     return NULL;
 }
 
-/* A strong bucket and an unknown one are answered by the node itself, in the
- * same ready set as the replica's replies, with a detail naming the bucket. */
+/* A put condition on a causal bucket and an unknown bucket are answered by the
+ * node itself, in the same ready set as the replica's replies, with a detail
+ * naming the bucket. */
 static void test_routing_merges_replies(void **state)
 {
     (void)state;
     struct cw_node *n = node_new(0, 1);
     struct cw_now now = cw_now_both(T0);
     struct cw_put_req a = put_req(1, "posts", "k", "v");
-    struct cw_put_req b = put_req(2, "bank", "acct", "10");
+    struct cw_put_req b = put_req(2, "posts", "acct", "10");
+    b.cond = CW_COND_ABSENT;
     struct cw_put_req c = put_req(3, "nope", "k", "v");
     cw_node_put(n, now, &a);
     cw_node_put(n, now, &b);
@@ -90,8 +92,9 @@ static void test_routing_merges_replies(void **state)
     assert_int_equal(rd->n_replies, 3);
     assert_true(rd->n_persist > 0); /* the replica's write is in the same round */
     assert_int_equal(find_reply(rd, 1)->err, CW_OK);
-    assert_int_equal(find_reply(rd, 2)->err, CW_ESTRONG);
-    assert_non_null(strstr(find_reply(rd, 2)->detail, "bank"));
+    assert_int_equal(find_reply(rd, 2)->err, CW_EINVAL);
+    assert_non_null(strstr(find_reply(rd, 2)->detail, "posts"));
+    assert_non_null(strstr(find_reply(rd, 2)->detail, "strong bucket"));
     assert_int_equal(find_reply(rd, 3)->err, CW_EUNKNOWNBUCKET);
     assert_non_null(strstr(find_reply(rd, 3)->detail, "nope"));
     cw_node_advance(n);
@@ -107,6 +110,158 @@ static void test_routing_merges_replies(void **state)
     cw_node_advance(n);
     cw_node_destroy(&n);
     assert_null(n);
+}
+
+/* Runs rounds until the node has nothing more; copies the replies (kind, id,
+ * error, version, first value byte) into out. Returns how many. */
+struct seen_reply {
+    uint64_t req_id;
+    int err;
+    uint64_t version;
+    uint32_t n_versions;
+    char value[16];
+};
+
+static size_t drain(struct cw_node *n, struct cw_now now, struct seen_reply *out, size_t max)
+{
+    size_t k = 0;
+    for (int round = 0; round < 100 && cw_node_has_ready(n); round++) {
+        const struct cw_ready *rd = cw_node_ready(n);
+        for (size_t i = 0; i < rd->n_replies && k < max; i++, k++) {
+            const struct cw_reply *r = &rd->replies[i];
+            memset(&out[k], 0, sizeof(out[k]));
+            out[k].req_id = r->req_id;
+            out[k].err = r->err;
+            out[k].version = r->version;
+            out[k].n_versions = r->state.n;
+            if (r->state.n == 1 && r->state.v[0].value_len < sizeof(out[k].value))
+                memcpy(out[k].value, r->state.v[0].value, r->state.v[0].value_len);
+        }
+        cw_node_advance(n);
+        cw_node_tick(n, now);
+    }
+    return k;
+}
+
+static const struct seen_reply *seen(const struct seen_reply *v, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].req_id == id)
+            return &v[i];
+    return NULL;
+}
+
+/* A strong bucket on a one-region cluster: the region elects itself, and puts,
+ * gets and conditional puts behave as one register per key, with versions. */
+static void test_strong_register(void **state)
+{
+    (void)state;
+    struct cw_node *n = node_new(0, 1);
+    struct seen_reply r[16];
+    /* Past the longest election timeout: the single region leads. */
+    struct cw_now now = cw_now_both(T0 + 5000000);
+    cw_node_tick(n, now);
+    drain(n, now, r, 16);
+    struct cw_raft_status rs;
+    struct cw_strong_stats ss;
+    cw_node_strong_status(n, now, &rs, &ss);
+    assert_int_equal(rs.role, CW_RAFT_LEADER);
+
+    struct cw_put_req p = put_req(1, "bank", "acct", "10");
+    cw_node_put(n, now, &p);
+    size_t k = drain(n, now, r, 16);
+    const struct seen_reply *a = seen(r, k, 1);
+    assert_non_null(a);
+    assert_int_equal(a->err, CW_OK);
+    assert_true(a->version > 0);
+    uint64_t v1 = a->version;
+
+    struct cw_get_req g = {.req_id = 2, .bucket = "bank", .key = (const uint8_t *)"acct",
+                           .key_len = 4};
+    cw_node_get(n, now, &g);
+    k = drain(n, now, r, 16);
+    a = seen(r, k, 2);
+    assert_non_null(a);
+    assert_int_equal(a->err, CW_OK);
+    assert_int_equal(a->version, v1);
+    assert_string_equal(a->value, "10");
+
+    /* A stale expected version: conflict, with the current version. */
+    struct cw_put_req c = put_req(3, "bank", "acct", "20");
+    c.cond = CW_COND_VERSION;
+    c.cond_version = v1 + 100;
+    cw_node_put(n, now, &c);
+    /* Absent: the key exists, conflict too. */
+    struct cw_put_req d = put_req(4, "bank", "acct", "30");
+    d.cond = CW_COND_ABSENT;
+    cw_node_put(n, now, &d);
+    /* The right version: applied. */
+    struct cw_put_req e = put_req(5, "bank", "acct", "40");
+    e.cond = CW_COND_VERSION;
+    e.cond_version = v1;
+    cw_node_put(n, now, &e);
+    k = drain(n, now, r, 16);
+    assert_int_equal(seen(r, k, 3)->err, CW_ECONFLICT);
+    assert_int_equal(seen(r, k, 3)->version, v1);
+    assert_int_equal(seen(r, k, 4)->err, CW_ECONFLICT);
+    assert_int_equal(seen(r, k, 4)->version, v1);
+    assert_int_equal(seen(r, k, 5)->err, CW_OK);
+    assert_true(seen(r, k, 5)->version > v1);
+
+    /* A delete, then a get finds nothing and an if-absent put applies. */
+    struct cw_put_req del = put_req(6, "bank", "acct", "");
+    del.tombstone = true;
+    cw_node_put(n, now, &del);
+    k = drain(n, now, r, 16);
+    assert_int_equal(seen(r, k, 6)->err, CW_OK);
+    /* Issued after the delete completed (concurrent requests may see either). */
+    cw_node_get(n, now, &(struct cw_get_req){.req_id = 7, .bucket = "bank",
+                                              .key = (const uint8_t *)"acct", .key_len = 4});
+    k = drain(n, now, r, 16);
+    assert_int_equal(seen(r, k, 7)->err, CW_OK);
+    assert_int_equal(seen(r, k, 7)->n_versions, 0);
+    struct cw_put_req f = put_req(8, "bank", "acct", "50");
+    f.cond = CW_COND_ABSENT;
+    cw_node_put(n, now, &f);
+    k = drain(n, now, r, 16);
+    assert_int_equal(seen(r, k, 8)->err, CW_OK);
+    cw_node_strong_status(n, now, &rs, &ss);
+    assert_int_equal(ss.conflicts, 2);
+    assert_int_equal(ss.keys, 1);
+    char why[256];
+    assert_true(cw_node_check_invariants(n, why, sizeof(why)));
+    cw_node_destroy(&n);
+}
+
+/* Without a majority (one of three regions, no peers answering), a strong
+ * request fails after the strong timeout with CW_ENOQUORUM, naming the
+ * regions it cannot hear; causal buckets keep working meanwhile. */
+static void test_strong_no_quorum(void **state)
+{
+    (void)state;
+    struct cw_node *n = node_new(0, 3);
+    struct seen_reply r[16];
+    struct cw_now t = cw_now_both(T0);
+    struct cw_put_req p = put_req(1, "bank", "acct", "10");
+    cw_node_put(n, t, &p);
+    struct cw_put_req q = put_req(2, "posts", "k", "v");
+    cw_node_put(n, t, &q);
+    size_t k = drain(n, t, r, 16);
+    assert_null(seen(r, k, 1)); /* waiting for Raft */
+    assert_int_equal(seen(r, k, 2)->err, CW_OK);
+    uint64_t timeout_us = CW_DEFAULT_STRONG_TIMEOUT_MS * 1000ull;
+    for (uint64_t us = 0; us <= timeout_us + 100000; us += 50000) {
+        t = cw_now_both(T0 + us);
+        cw_node_tick(n, t);
+        k = drain(n, t, r, 16);
+        if (seen(r, k, 1) != NULL)
+            break;
+    }
+    const struct seen_reply *a = seen(r, k, 1);
+    assert_non_null(a);
+    assert_int_equal(a->err, CW_ENOQUORUM);
+    assert_true(t.mono_us - T0 >= timeout_us);
+    cw_node_destroy(&n);
 }
 
 /* CW_ESIBLINGS names its key and the limit. */
@@ -639,6 +794,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routing_merges_replies),
         cmocka_unit_test(test_siblings_error_names_key),
+        cmocka_unit_test(test_strong_register),
+        cmocka_unit_test(test_strong_no_quorum),
         cmocka_unit_test(test_details_for_value_and_wait),
         cmocka_unit_test(test_contract_violation_aborts),
         cmocka_unit_test(test_random_comes_from_driver),

@@ -621,7 +621,6 @@ static void test_validation(void **state)
     longname[CW_BUCKET_NAME_MAX] = '\0'; /* 64 characters: valid, but not configured */
     put_fails(h, longname, k, 1, 1, CW_EUNKNOWNBUCKET);
     put_fails(h, "nosuch", k, 1, 1, CW_EUNKNOWNBUCKET);
-    put_fails(h, BUCKET_STRONG, k, 1, 1, CW_ESTRONG);
     put_fails(h, BUCKET_POSTS, k, 0, 1, CW_EKEY);
     static uint8_t bigkey[CW_KEY_BYTES_MAX + 1];
     memset(bigkey, 'x', sizeof(bigkey));
