@@ -1136,7 +1136,7 @@ static void check_documented_key(const struct tmp *t, bool in_bucket, char **cel
 /* The keys the loader lists after "expected one of: " for an unknown key. */
 static void loader_keys(const struct tmp *t, const char *header, char *out, size_t len)
 {
-    char text[512], path[128], err[512];
+    char text[512], path[128], err[2048];
     struct cw_config c;
     snprintf(text, sizeof(text), "%s\nno_such_key = 1\n", header);
     assert_int_equal(load_text(t, text, &c, err, sizeof(err), path, sizeof(path)), CW_ECONFIG);
@@ -1156,7 +1156,7 @@ static void check_documented_section(const struct tmp *t, const char *doc, const
     char *copy = strndup(sec, sec_len);
     assert_non_null(copy);
 
-    char documented[512] = "";
+    char documented[1024] = "";
     size_t rows = 0;
     for (char *line = strtok(copy, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         if (strncmp(line, "| `", 3) != 0)
@@ -1174,7 +1174,7 @@ static void check_documented_section(const struct tmp *t, const char *doc, const
     }
     assert_true(rows > 0);
     /* The same keys, in the same order, as the loader accepts. */
-    char accepted[512];
+    char accepted[1024];
     loader_keys(t, header, accepted, sizeof(accepted));
     if (strcmp(documented, accepted) != 0)
         fail_msg("%s: documented keys '%s' but the loader accepts '%s'", title, documented,
