@@ -224,12 +224,12 @@ CW_EXPORT int cw_del(struct cw_client *c, struct cw_sess *sess, const char *buck
  *   - A get returns the value of the latest write committed before the get
  *     was answered, with its version (cw_get_result.version).
  *   - A strong write or read answers within the node's strong time-out: with
- *     CW_ENOQUORUM when no majority of regions is reachable (no leader known
- *     or the leader suspected): nothing is being done for the request; with
- *     CW_ETIMEOUT when a leader was known but the request did not complete in
- *     time (or, from the transport, when the reply did not arrive). A
- *     timed-out put or del MAY STILL APPLY later: read the key (its version
- *     tells) before you write again, or make the retry conditional.
+ *     CW_ENOQUORUM when the region cannot hear a majority of regions, with
+ *     CW_ETIMEOUT when it can but the request did not complete in time (or,
+ *     from the transport, when the reply did not arrive). A put or del that
+ *     failed either way MAY STILL APPLY later (it may have reached the leader
+ *     before the cut): read the key (its version tells) before you write
+ *     again, or make the retry conditional. A read that failed did nothing.
  *   - The session's context still applies: a strong get joins the context of
  *     the write it read into the session, so causal reads that follow see what
  *     that write depended on.

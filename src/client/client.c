@@ -910,8 +910,11 @@ int cw_get(struct cw_client *c, struct cw_sess *sess, const char *bucket, const 
             .seen = resp.seen,
             .conflict = (enum cw_conflict)resp.conflict,
         };
-        /* Every version read is seen, whether or not the server listed it. */
-        for (uint32_t i = 0; i < resp.n_versions; i++)
+        /* Every version read is seen, whether or not the server listed it. A
+         * strong key's version (key_version set) carries the writer's wall
+         * clock, not a stamp of the causal streams: its causal meaning is the
+         * writer's context, which the server sent in seen. */
+        for (uint32_t i = 0; resp.key_version == 0 && i < resp.n_versions; i++)
             cw_vc_join_dot(&reply.seen, resp.versions[i].dot.origin, resp.versions[i].dot.ts);
         rc = cw_session_observe(&sess->core, full, full_len, &reply);
         if (rc != CW_OK) {

@@ -49,6 +49,10 @@ struct sm {
 struct cmd {
     uint8_t op, cond, origin;
     uint64_t seq, cond_version, stamp;
+    /* The proposer's strong_bytes_max: every region applies the command with
+     * the same bound, so a config that differs between regions (or changes
+     * across a restart, replaying the log) cannot make them disagree. */
+    uint64_t bytes_max;
     struct cw_vclock deps;
     uint32_t key_len, value_len;
     const uint8_t *key, *value;
@@ -379,6 +383,7 @@ static void cmd_encode(const struct cmd *c, struct wbuf *b)
     wb_varint(b, c->seq);
     wb_varint(b, c->cond_version);
     wb_varint(b, c->stamp);
+    wb_varint(b, c->bytes_max);
     wb_vc(b, &c->deps);
     wb_bytes(b, c->key, c->key_len);
     wb_bytes(b, c->value, c->value_len);
@@ -396,6 +401,7 @@ static int cmd_decode(struct cmd *c, const uint8_t *p, size_t len, unsigned n_re
     c->seq = cw_rd_varint(&r);
     c->cond_version = cw_rd_varint(&r);
     c->stamp = cw_rd_varint(&r);
+    c->bytes_max = cw_rd_varint(&r);
     cw_rd_vc(&r, &c->deps);
     uint64_t klen = cw_rd_varint(&r);
     c->key = klen <= CW_FULL_KEY_MAX ? cw_rd_bytes(&r, klen) : NULL;
@@ -483,6 +489,14 @@ static void snaprec_encode(uint64_t index, uint64_t term, const uint8_t *snap, u
     wb_bytes(b, snap, len);
 }
 
+/* The hard ceiling of the strong state: a snapshot must fit one frame, and its
+ * encoding of a key can take a little more than the key's accounted bytes (a
+ * full context), hence the margin. */
+static uint64_t strong_bytes_cap(void)
+{
+    return CW_RAFT_SNAP_BYTES_MAX - CW_RAFT_SNAP_BYTES_MAX / 8;
+}
+
 /* ------------------------------------------------------------ create, free */
 
 void cw_strong_config_defaults(struct cw_strong_config *cfg)
@@ -528,10 +542,8 @@ struct cw_strong *cw_strong_create(const struct cw_strong_config *cfg)
         return NULL;
     s->cfg = *cfg;
     cw_strong_config_defaults(&s->cfg);
-    /* A snapshot must fit one frame: its encoding of a key can take a little
-     * more than the key's accounted bytes (a full context), hence the margin. */
-    if (s->cfg.bytes_max > CW_RAFT_SNAP_BYTES_MAX - CW_RAFT_SNAP_BYTES_MAX / 8)
-        s->cfg.bytes_max = CW_RAFT_SNAP_BYTES_MAX - CW_RAFT_SNAP_BYTES_MAX / 8;
+    if (s->cfg.bytes_max > strong_bytes_cap())
+        s->cfg.bytes_max = strong_bytes_cap();
     s->raft = cw_raft_create(&s->cfg.raft);
     if (s->raft == NULL) {
         free(s);
@@ -836,6 +848,7 @@ void cw_strong_put(struct cw_strong *s, struct cw_now now, const struct cw_put_r
         .seq = seq,
         .cond_version = req->cond == CW_COND_VERSION ? req->cond_version : 0,
         .stamp = cw_hlc_from_us(now.real_us),
+        .bytes_max = s->cfg.bytes_max,
         .deps = req->context,
         .key_len = p->key_len,
         .key = p->key,
@@ -844,6 +857,17 @@ void cw_strong_put(struct cw_strong *s, struct cw_now now, const struct cw_put_r
     };
     struct wbuf b = {0};
     cmd_encode(&c, &b);
+    if (b.len > CW_RAFT_ENTRY_BYTES_MAX) {
+        /* Key, value and context must fit one Raft entry. */
+        free(b.p);
+        s->n_pend--;
+        pending_free(&s->pend[s->n_pend]);
+        reply_err(s, false, req->req_id, CW_EVALUE,
+                  "a strong write of %u value bytes does not fit one Raft entry (%u bytes with "
+                  "key and context)",
+                  req->value_len, (unsigned)CW_RAFT_ENTRY_BYTES_MAX);
+        return;
+    }
     p->is_get = false;
     p->req_id = req->req_id;
     p->ctx = seq;
@@ -923,8 +947,20 @@ static void apply_cmd(struct cw_strong *s, uint64_t index, const struct cw_raft_
      * skipped everywhere alike. */
     if (cmd_decode(&c, e->data, e->len, s->cfg.raft.n) != CW_OK)
         return;
-    if (c.seq <= s->sm.last_seq.ts[c.origin])
-        return; /* a duplicate or a reordered older proposal: not applied */
+    if (c.seq <= s->sm.last_seq.ts[c.origin]) {
+        /* A duplicate, or an older proposal of this region overtaken by a
+         * later one: not applied, here or anywhere, now or later. */
+        size_t at;
+        struct pending *p =
+            c.origin == s->cfg.raft.id ? pend_find(s, false, c.seq, &at) : NULL;
+        if (p != NULL) {
+            reply_err(s, false, p->req_id, CW_EUNAVAILABLE,
+                      "the strong write was overtaken by a later write from this region and "
+                      "was not applied; retry it");
+            pend_remove(s, at);
+        }
+        return;
+    }
     s->sm.last_seq.ts[c.origin] = c.seq;
     const struct sm_key *k = sm_find(&s->sm, c.key, c.key_len);
     uint64_t cur = k ? k->version : 0;
@@ -935,7 +971,8 @@ static void apply_cmd(struct cw_strong *s, uint64_t index, const struct cw_raft_
         err = CW_ECONFLICT;
     uint64_t grow_by = c.op == OP_PUT ? sizeof(struct sm_key) + c.key_len + c.value_len : 0;
     uint64_t shrink = k ? sm_key_bytes(k) : 0;
-    if (err == CW_OK && c.op == OP_PUT && s->sm.bytes - shrink + grow_by > s->cfg.bytes_max)
+    uint64_t limit = c.bytes_max < strong_bytes_cap() ? c.bytes_max : strong_bytes_cap();
+    if (err == CW_OK && c.op == OP_PUT && s->sm.bytes - shrink + grow_by > limit)
         err = CW_EFULL;
     if (err == CW_OK) {
         if (c.op == OP_DEL)
@@ -960,7 +997,7 @@ static void apply_cmd(struct cw_strong *s, uint64_t index, const struct cw_raft_
     } else if (err == CW_EFULL) {
         reply_err(s, false, p->req_id, err,
                   "strong state would pass strong_bytes_max (%llu bytes)",
-                  (unsigned long long)s->cfg.bytes_max);
+                  (unsigned long long)limit);
     } else {
         struct cw_reply *rp = reply_new(s, false, p->req_id, CW_OK);
         rp->version = index; /* a delete's too: the entry that made the key absent */
@@ -1054,12 +1091,18 @@ static void take_raft_ready(struct cw_strong *s)
         struct pending *p = pend_find(s, false, rd->dropped[i].ctx, &at);
         if (p == NULL)
             continue;
-        if (rd->dropped[i].err == CW_EFULL) {
-            reply_err(s, false, p->req_id, CW_EFULL,
-                      "too many strong writes not yet committed (max_uncommitted)");
-            pend_remove(s, at);
+        if (rd->dropped[i].err == CW_EUNAVAILABLE) {
+            p->state = PEND_RETRY; /* no leader then: submitted again when one is known */
         } else {
-            p->state = PEND_RETRY;
+            /* Refused for good (never appended): the client may retry. */
+            if (rd->dropped[i].err == CW_EFULL)
+                reply_err(s, false, p->req_id, CW_EFULL,
+                          "too many strong writes not yet committed (max_uncommitted)");
+            else
+                reply_err(s, false, p->req_id, rd->dropped[i].err,
+                          "the strong write was refused by Raft: %s",
+                          cw_strerror(rd->dropped[i].err));
+            pend_remove(s, at);
         }
     }
     for (size_t i = 0; i < rd->n_reads; i++) {
@@ -1173,7 +1216,7 @@ bool cw_strong_check_invariants(const struct cw_strong *s, char *why, size_t why
         snprintf(why, why_len, "strong state accounting: %zu keys counted %zu", n, s->sm.count);
         return false;
     }
-    if (s->sm.bytes > s->cfg.bytes_max) {
+    if (s->sm.bytes > strong_bytes_cap()) {
         snprintf(why, why_len, "strong state holds %llu bytes past strong_bytes_max",
                  (unsigned long long)s->sm.bytes);
         return false;

@@ -16,10 +16,13 @@
  *         has applied up to the released index. Its reply carries the writer's
  *         session context in `seen`, so a session that reads a strong key and
  *         then a causal key waits for what the strong write depended on.
- *   every request fails after strong_timeout_us with CW_ENOQUORUM (no leader
- *         known, or the leader suspected) or CW_ETIMEOUT (a leader was known):
- *         it never hangs and never answers stale. A timed-out put may still
- *         apply later.
+ *   every request fails after strong_timeout_us with CW_ENOQUORUM (this
+ *         region's failure detector hears fewer than a majority of regions) or
+ *         CW_ETIMEOUT (it hears a majority): it never hangs and never answers
+ *         stale. A write that failed either way may still apply later (it may
+ *         have reached the leader before the cut). Writes refused before Raft
+ *         gave them an index (CW_EFULL, CW_EVALUE, CW_EUNAVAILABLE "overtaken")
+ *         were not applied and never will be.
  *
  * Durability: nothing but the Raft log, hard state and snapshot is stored. At
  * start the node restores the snapshot (the map at its index) and the log; the
