@@ -17,6 +17,7 @@ Prints the measured figures (election time, CLI latencies per region)."""
 import concurrent.futures
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -286,7 +287,7 @@ def kill_leader(cl, leader, written):
     c = cmd(cl, leader, "put", "accounts/inflight", "maybe")
     c[c.index("--timeout") + 1] = "1500"
     inflight = subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.03)
+    time.sleep(random.uniform(0.03, 0.2))  # before or after its acknowledgement
     cl.kill9(leader)
     t_kill = time.monotonic()
     log(f"SIGKILL the leader {leader}")
@@ -326,6 +327,10 @@ def kill_leader(cl, leader, written):
     res = run_many([cmd(cl, leader, "get", f"accounts/{k}", json_out=True) for k in sorted(written)])
     check_reads(res, [(k, leader) for k in sorted(written)], written, "after the restart")
     log(f"{leader} serves the latest value and version of all {len(written)} strong keys")
+    now = {r: strong(cl, r) for r in REGIONS}
+    check(all(v["term"] == term and v["leader"] == new_leader for v in now.values()),
+          f"the restarted {leader} disturbed the leadership ({new_leader}, term {term}): "
+          f"{[(r, v['role'], v['term'], v['leader']) for r, v in now.items()]}")
     return new_leader
 
 
