@@ -9,6 +9,8 @@
 - a region cut off from both others gets "no majority" for strong requests while
   its causal buckets work; the majority goes on; after the heal every region holds
   the same strong state and the majority's term did not move (pre-vote);
+- the leader cut off: the majority elects another, the old one serves no stale
+  read, steps down, and rejoins as a follower after the heal;
 - kill -9 the leader: a new one within the election timeout, no acknowledged write
   lost, the killed region catches up after its restart;
 - a follower behind the compacted log catches up through a snapshot.
@@ -280,6 +282,46 @@ def isolate(cl, leader, written):
         f"region; term {term0} and leader {leader} unchanged; {lone} ran no election")
 
 
+def isolate_leader(cl, leader, written):
+    """Cut the leader itself off: it must stop serving (no stale reads), the majority
+    elects another, and the old leader rejoins as a follower after the heal."""
+    majority = [r for r in REGIONS if r != leader]
+    rc, ver, err, _ = sput(cl, leader, "stale", "old")
+    check(rc == 0, f"put stale at {leader}: {err}")
+    for r in majority:
+        cl.link(leader, r, "cut")
+        cl.link(r, leader, "cut")
+    t_cut = time.monotonic()
+    log(f"cut the leader {leader} off from {' and '.join(majority)}")
+    new_leader, term = wait_leader(cl, majority, not_region=leader, timeout=20)
+    log(f"{new_leader} leads the majority in term {term}, "
+        f"{(time.monotonic() - t_cut) * 1000:.0f} ms after the cut")
+    rc, ver, err, _ = sput(cl, new_leader, "stale", "new")
+    check(rc == 0, f"put stale at the new leader {new_leader}: {err}")
+    written["stale"] = ("new", ver)
+    rc, got, gver, err, ms = sget(cl, leader, "stale")
+    check(rc != 0, f"STALE READ: the cut-off old leader {leader} answered {got!r} v{gver} after "
+                   f"{new_leader} acknowledged 'new' v{ver}")
+    check(rc == 1 and ("majority" in err or "quorum" in err),
+          f"get at the cut-off old leader {leader}: exit {rc}, {err!r}")
+    old = strong(cl, leader)
+    check(old["role"] != "leader",
+          f"{leader} still thinks it leads (term {old['term']}) "
+          f"{time.monotonic() - t_cut:.1f} s after losing its majority")
+    log(f"the cut-off old leader {leader} refused a get after {ms:.0f} ms ({err.strip()[-60:]}); "
+        f"it is {old['role']} (stepdowns_quorum {old['counters']['stepdowns_quorum']})")
+    for r in majority:
+        cl.link(leader, r, "heal")
+        cl.link(r, leader, "heal")
+    wait_until(f"'new' at {leader} after the heal",
+               lambda: sget(cl, leader, "stale")[1:3] == ("new", ver), timeout=15)
+    nl, t2 = wait_leader(cl, REGIONS, timeout=15)
+    check((nl, t2) == (new_leader, term),
+          f"after the heal {nl} leads in term {t2}; expected {new_leader} to keep term {term}")
+    log(f"healed: {leader} reads 'new' v{ver}; {new_leader} still leads in term {term}")
+    return new_leader
+
+
 def kill_leader(cl, leader, written):
     survivors = [r for r in REGIONS if r != leader]
     # One write in flight at the leader when it dies: kept if it was acknowledged.
@@ -390,6 +432,7 @@ def main():
         concurrent_cas(cl, written)
         conditional_on_causal(cl)
         isolate(cl, leader, written)
+        leader = isolate_leader(cl, leader, written)
         leader = kill_leader(cl, leader, written)
         snapshot_catch_up(cl, leader, written)
 
