@@ -102,8 +102,11 @@ class Cluster:
         out, section, pending = [], None, dict(cluster_set)
 
         def flush_cluster():
-            for k, v in pending.items():
-                out.append(f"{k} = {v}")
+            # After the section's last key, before the comments that lead into the next.
+            at = len(out)
+            while at > 0 and (not out[at - 1].strip() or out[at - 1].lstrip().startswith(";")):
+                at -= 1
+            out[at:at] = [f"{k} = {v}" for k, v in pending.items()]
             pending.clear()
 
         for line in src:
