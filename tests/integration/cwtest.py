@@ -60,6 +60,8 @@ class Cluster:
         self.procs = {}
         self.logs = {}
         self.exit_problems = []
+        if regions is None:
+            return  # from_geo_config writes the config
         lines = ["[cluster]", f"durability = {durability}", f"data_dir = {self.dir}/data",
                  "heartbeat_ms = 100", "wait_ms = 3000", "resend_ms = 300", "log_level = info"]
         lines += [l for l in cluster_extra.splitlines() if l.strip()]
@@ -78,6 +80,60 @@ class Cluster:
             lines += ["", f"[bucket {name_}]", f"consistency = {cons}", f"conflict = {conf}"]
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    @classmethod
+    def from_geo_config(cls, name, path, cluster_set=None):
+        """A copy of a shipped geo-config (its regions, latencies and buckets) with
+        ports the kernel picks, the data under the temporary directory, and the
+        [cluster] keys of cluster_set ({key: value}) replaced or added."""
+        cl = cls(name, None)
+        cluster_set = dict(cluster_set or {})
+        cluster_set["data_dir"] = f"{cl.dir}/data"
+        with open(path) as f:
+            src = f.read().splitlines()
+        regions = []
+        for line in src:
+            t = line.split(";", 1)[0].strip()
+            if t.startswith("[region ") and t.endswith("]"):
+                regions.append(t[len("[region "):-1].strip())
+        cl.regions = regions
+        ports = free_ports(3 * len(regions))
+        cl.ports = {r: tuple(ports[3 * i:3 * i + 3]) for i, r in enumerate(regions)}
+        out, section, pending = [], None, dict(cluster_set)
+
+        def flush_cluster():
+            # After the section's last key, before the comments that lead into the next.
+            at = len(out)
+            while at > 0 and (not out[at - 1].strip() or out[at - 1].lstrip().startswith(";")):
+                at -= 1
+            out[at:at] = [f"{k} = {v}" for k, v in pending.items()]
+            pending.clear()
+
+        for line in src:
+            t = line.split(";", 1)[0].strip()
+            if t.startswith("["):
+                if section == "cluster":
+                    flush_cluster()
+                section = "cluster" if t == "[cluster]" else t
+            elif "=" in t and section == "cluster":
+                key = t.split("=", 1)[0].strip()
+                if key in cluster_set:
+                    out.append(f"{key} = {cluster_set[key]}")
+                    pending.pop(key, None)
+                    continue
+            elif "=" in t and section.startswith("[region "):
+                key = t.split("=", 1)[0].strip()
+                roles = ("client", "peer", "admin")
+                if key in roles:
+                    r = section[len("[region "):-1].strip()
+                    out.append(f"{key} = tcp://127.0.0.1:{cl.ports[r][roles.index(key)]}")
+                    continue
+            out.append(line)
+        if section == "cluster":
+            flush_cluster()
+        with open(cl.config, "w") as f:
+            f.write("\n".join(out) + "\n")
+        return cl
 
     # -- processes -----------------------------------------------------------
     def start(self, region, extra_args=()):
