@@ -754,7 +754,13 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
         uint64_t due = next_due_in_us(n, now);
         if (due < wait)
             wait = due;
-        long wait_ms = wait == UINT64_MAX ? -1 : (long)us_to_ms_ceil(wait);
+        /* Waiting for a frame the WAN emulator holds: wake no later than its
+         * due time (rounded down; the sub-millisecond rest polls without
+         * sleeping), so an emulated hop adds its configured delay and not up
+         * to a millisecond more. */
+        long wait_ms = wait == UINT64_MAX ? -1
+                       : due == wait      ? (long)(wait / 1000u)
+                                          : (long)us_to_ms_ceil(wait);
         if (zmq_poll(items, SOCK_COUNT, wait_ms) < 0) {
             /* A signal: return so the daemon can look at its flags. */
             if (zmq_errno() == EINTR)
