@@ -203,7 +203,7 @@ void rp_check_waiting(struct cw_replica *r, struct cw_now now, bool expire)
                 };
                 do_put(r, now, &req, b);
             } else {
-                uint32_t klen;
+                uint32_t klen = 0;
                 uint8_t *key = make_full_key(x->bucket, x->key, x->key_len, &klen);
                 if (key == NULL)
                     rp_oom();
@@ -292,7 +292,7 @@ void cw_replica_get(struct cw_replica *r, struct cw_now now, const struct cw_get
              &req->context, NULL);
         return;
     }
-    uint32_t klen;
+    uint32_t klen = 0;
     uint8_t *key = make_full_key(req->bucket, req->key, req->key_len, &klen);
     if (key == NULL)
         rp_oom();
@@ -345,7 +345,7 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
                       (unsigned long long)r->cfg.outbox_bytes_max);
         return;
     }
-    uint32_t klen;
+    uint32_t klen = 0;
     uint8_t *key = make_full_key(req->bucket, req->key, req->key_len, &klen);
     if (key == NULL)
         rp_oom();
