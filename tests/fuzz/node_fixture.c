@@ -625,10 +625,10 @@ static void check_raft_msg(struct fx *f, const struct cw_msg *m)
         fx_fail("Raft message from %u to %u in an envelope from %u to %u", r->from, r->to, m->from,
                 m->to);
     const struct fx_store *s = &f->store;
-    bool asks = r->type == CW_RAFT_PREVOTE || r->type == CW_RAFT_PREVOTE_RESP;
-    /* A pre-vote (and its grant) names the term the candidate would campaign
-     * in, one past its own. */
-    if (r->term > s->hs.term + (asks ? 1 : 0))
+    /* A pre-vote names the term the sender would campaign in, one past its
+     * own; a granted pre-vote echoes the asker's. */
+    bool granted_prevote = r->type == CW_RAFT_PREVOTE_RESP && !r->reject;
+    if (!granted_prevote && r->term > s->hs.term + (r->type == CW_RAFT_PREVOTE ? 1 : 0))
         fx_fail("Raft message of type %u to %u at term %llu, persisted term %llu", r->type, m->to,
                 (unsigned long long)r->term, (unsigned long long)s->hs.term);
     if (r->type == CW_RAFT_VOTE_RESP && !r->reject &&
