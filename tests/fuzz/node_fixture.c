@@ -404,8 +404,10 @@ static void store_raft_snap(struct fx_store *s, const struct cw_persist *p)
     size_t cut = 0;
     while (cut < s->n_raft_log && s->raft_log[cut].index <= index)
         free(s->raft_log[cut++].data);
-    memmove(s->raft_log, s->raft_log + cut, (s->n_raft_log - cut) * sizeof(*s->raft_log));
-    s->n_raft_log -= cut;
+    if (cut > 0) {
+        memmove(s->raft_log, s->raft_log + cut, (s->n_raft_log - cut) * sizeof(*s->raft_log));
+        s->n_raft_log -= cut;
+    }
 }
 
 /* After a round's records: the durable Raft state fits together. */
