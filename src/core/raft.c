@@ -1357,6 +1357,10 @@ int cw_raft_restore_snapshot(struct cw_raft *r, uint64_t index, uint64_t term, c
     r->commit = index;
     r->applied = index;
     r->unstable_from = index + 1;
+    /* The snapshot's term is a term this region has seen: without a stored
+     * hard state (or before it is restored), the term starts there, else the
+     * next hard state written (term 0, say) would not restore after it. */
+    r->term = term;
     return CW_OK;
 }
 
@@ -1514,7 +1518,9 @@ uint64_t cw_raft_term_at(const struct cw_raft *r, uint64_t index)
 bool cw_raft_check_invariants(const struct cw_raft *r, char *why, size_t why_len)
 {
     uint64_t last = last_index(r);
-    if (r->commit > last)
+    /* Until the first input, a restored commit may point past a log whose
+     * tail was lost: finish_restore cuts it then. */
+    if (r->commit > last && r->restored)
         FAIL("commit %llu past the last index %llu", (unsigned long long)r->commit,
              (unsigned long long)last);
     if (r->applied > r->commit)
@@ -1523,6 +1529,9 @@ bool cw_raft_check_invariants(const struct cw_raft *r, char *why, size_t why_len
     if (r->snap_index > r->applied)
         FAIL("snapshot index %llu past applied %llu", (unsigned long long)r->snap_index,
              (unsigned long long)r->applied);
+    if (r->snap_term > r->term)
+        FAIL("snapshot of term %llu past the current term %llu", (unsigned long long)r->snap_term,
+             (unsigned long long)r->term);
     uint64_t prev_term = r->snap_term;
     for (size_t i = 0; i < r->n_log; i++) {
         const struct cw_raft_entry *e = &r->log[i];

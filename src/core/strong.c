@@ -332,8 +332,11 @@ static void sm_encode(const struct sm *m, struct wbuf *b)
     free(all);
 }
 
-/* Replaces m by the decoded state; m is untouched on CW_EDECODE. */
-static int sm_decode(struct sm *m, const uint8_t *p, size_t len, unsigned n_regions)
+/* Replaces m by the decoded state of a snapshot at index `at`; m is untouched
+ * on CW_EDECODE. Besides the bytes, the state must be one this region could
+ * have applied: no key written after `at`, and no more than bytes_max. */
+static int sm_decode(struct sm *m, const uint8_t *p, size_t len, unsigned n_regions, uint64_t at,
+                     uint64_t bytes_max)
 {
     struct cw_rd r = {p, len, 0, false};
     struct sm fresh;
@@ -355,14 +358,14 @@ static int sm_decode(struct sm *m, const uint8_t *p, size_t len, unsigned n_regi
         uint64_t vlen = cw_rd_varint(&r);
         const uint8_t *value = vlen <= CW_RAFT_ENTRY_BYTES_MAX ? cw_rd_bytes(&r, vlen) : NULL;
         if (r.bad || key == NULL || value == NULL || klen == 0 || origin >= n_regions ||
-            version == 0 || !cw_full_key_valid(key, (uint32_t)klen) ||
+            version == 0 || version > at || !cw_full_key_valid(key, (uint32_t)klen) ||
             sm_find(&fresh, key, (uint32_t)klen) != NULL) {
             r.bad = true;
             break;
         }
         sm_set(&fresh, key, (uint32_t)klen, version, stamp, origin, &deps, value, (uint32_t)vlen);
     }
-    if (r.bad || r.off != len) {
+    if (r.bad || r.off != len || fresh.bytes > bytes_max) {
         sm_clear(&fresh);
         return CW_EDECODE;
     }
@@ -615,7 +618,7 @@ int cw_strong_restore_snapshot(struct cw_strong *s, const uint8_t *data, uint32_
     const uint8_t *snap = n <= CW_RAFT_SNAP_BYTES_MAX ? cw_rd_bytes(&r, n) : NULL;
     if (r.bad || r.off != len || snap == NULL || index == 0 || term == 0)
         return CW_EDECODE;
-    int rc = sm_decode(&s->sm, snap, n, s->cfg.raft.n);
+    int rc = sm_decode(&s->sm, snap, n, s->cfg.raft.n, index, s->cfg.bytes_max);
     if (rc != CW_OK)
         return rc;
     rc = cw_raft_restore_snapshot(s->raft, index, term, snap, (uint32_t)n);
@@ -900,10 +903,29 @@ void cw_strong_get(struct cw_strong *s, struct cw_now now, const struct cw_get_r
     submit(s, p);
 }
 
+/* A leader's snapshot replaces the log and the state machine once the core
+ * takes it, which cannot be undone: its bytes must decode to a state this
+ * region could hold at its index before the core sees it. Bytes from the
+ * network are not trusted to be what a leader's encoder made. */
+static bool snap_acceptable(const struct cw_strong *s, const struct cw_raft_msg *m)
+{
+    if (m->type != CW_RAFT_SNAP)
+        return true;
+    struct sm tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    int rc = sm_decode(&tmp, m->snap, m->snap_len, s->cfg.raft.n, m->index, s->cfg.bytes_max);
+    sm_clear(&tmp);
+    return rc == CW_OK;
+}
+
 void cw_strong_recv(struct cw_strong *s, struct cw_now now, const struct cw_raft_msg *m)
 {
     CW_ASSERT(!s->in_ready);
     observe(s, now);
+    if (!snap_acceptable(s, m)) {
+        s->stats.snapshots_refused++;
+        return;
+    }
     cw_raft_step(s->raft, now, m);
 }
 
@@ -1048,9 +1070,10 @@ static void take_raft_ready(struct cw_strong *s)
              * it may belong to another history and must not come back at a
              * restart. */
             add_persist(s, CW_PERSIST_RAFT_TRUNC, 1, NULL);
-            int rc = sm_decode(&s->sm, rd->snap, rd->snap_len, s->cfg.raft.n);
-            /* A leader's snapshot passed its encoder; one that does not decode
-             * means a bug, and applying past it would diverge. */
+            int rc = sm_decode(&s->sm, rd->snap, rd->snap_len, s->cfg.raft.n, rd->snap_index,
+                               s->cfg.bytes_max);
+            /* cw_strong_recv lets only a snapshot that decodes reach the core
+             * (snap_acceptable), and the core installs no other. */
             CW_ASSERT(rc == CW_OK);
             s->applied = rd->snap_index;
         }

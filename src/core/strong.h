@@ -86,6 +86,7 @@ void cw_strong_advance(struct cw_strong *s);
 struct cw_strong_stats {
     uint64_t puts, gets, conflicts, timeouts, no_quorum, full;
     uint64_t keys, bytes; /* the state machine now */
+    uint64_t snapshots_refused; /* leaders' snapshots whose bytes do not decode */
 };
 
 void cw_strong_get_stats(const struct cw_strong *s, struct cw_strong_stats *st);

@@ -23,6 +23,7 @@
 #include "core/codec.h"
 #include "core/raft.h"
 #include "core/session.h"
+#include "core/strong.h"
 #include "wire/causeway.pb-c.h"
 #include "wire/wire.h"
 
@@ -384,6 +385,143 @@ static void gen_core(void)
     }
 }
 
+/*
+ * fuzz_strong_store: what a strong part persists, as the store hands it back
+ * (see the input format there). A group of one region elects itself and
+ * applies puts and deletes; its records are kept as a store keeps them.
+ */
+struct strong_store {
+    uint8_t *snap, *hs;
+    uint32_t snap_len, hs_len;
+    struct {
+        uint64_t index;
+        uint8_t *data;
+        uint32_t len;
+    } log[256];
+    size_t n_log;
+};
+
+static void strong_persist(struct strong_store *st, const struct cw_persist *p)
+{
+    switch (p->kind) {
+    case CW_PERSIST_RAFT_HS:
+        free(st->hs);
+        st->hs = malloc(p->data_len);
+        memcpy(st->hs, p->data, p->data_len);
+        st->hs_len = p->data_len;
+        break;
+    case CW_PERSIST_RAFT_TRUNC:
+        while (st->n_log > 0 && st->log[st->n_log - 1].index >= p->ts)
+            free(st->log[--st->n_log].data);
+        break;
+    case CW_PERSIST_RAFT_ENTRY:
+        if (st->n_log == 256)
+            fail("a short log");
+        st->log[st->n_log].index = p->ts;
+        st->log[st->n_log].data = malloc(p->data_len);
+        memcpy(st->log[st->n_log].data, p->data, p->data_len);
+        st->log[st->n_log++].len = p->data_len;
+        break;
+    case CW_PERSIST_RAFT_SNAP: {
+        free(st->snap);
+        st->snap = malloc(p->data_len);
+        memcpy(st->snap, p->data, p->data_len);
+        st->snap_len = p->data_len;
+        size_t cut = 0;
+        while (cut < st->n_log && st->log[cut].index <= p->ts)
+            free(st->log[cut++].data);
+        if (cut > 0) {
+            memmove(st->log, st->log + cut, (st->n_log - cut) * sizeof(st->log[0]));
+            st->n_log -= cut;
+        }
+        break;
+    }
+    default:
+        fail("a strong record");
+    }
+}
+
+static void strong_record(uint8_t *buf, size_t *len, uint8_t kind, const uint8_t *data, uint32_t n)
+{
+    buf[(*len)++] = kind;
+    buf[(*len)++] = (uint8_t)(n & 0xff);
+    buf[(*len)++] = (uint8_t)(n >> 8);
+    memcpy(buf + *len, data, n);
+    *len += n;
+}
+
+/* Seed n: `writes` puts (every third a delete) in a group of one region. */
+static void strong_seed(int n, int writes, uint8_t config)
+{
+    struct cw_strong_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.raft.n = 1;
+    cfg.raft.preferred = CW_RAFT_NONE;
+    cfg.raft.max_msg_entries = 3;
+    cfg.raft.max_uncommitted = 8;
+    cfg.snapshot_entries = 4;
+    cfg.bytes_max = 4096;
+    cfg.pending_max = 4;
+    struct cw_strong *s = cw_strong_create(&cfg);
+    if (s == NULL)
+        fail("cw_strong_create");
+    struct strong_store st;
+    memset(&st, 0, sizeof(st));
+    struct cw_now now = {.real_us = 1700000000000000ull, .mono_us = 5000000};
+    for (int i = 0; i <= writes + 4; i++) {
+        now.real_us += 700000;
+        now.mono_us += 700000;
+        cw_strong_tick(s, now);
+        if (i >= 3 && i < writes + 3) {
+            char key[16], value[32];
+            snprintf(key, sizeof(key), "k%d", i % 4);
+            snprintf(value, sizeof(value), "value %d", i);
+            struct cw_put_req p = {.req_id = (uint64_t)i,
+                                   .bucket = "strong",
+                                   .key = (const uint8_t *)key,
+                                   .key_len = (uint32_t)strlen(key),
+                                   .value = (const uint8_t *)value,
+                                   .value_len = (uint32_t)strlen(value),
+                                   .tombstone = i % 3 == 2};
+            p.context.ts[0] = (uint64_t)i << 20;
+            cw_strong_put(s, now, &p);
+        }
+        for (int pass = 0; pass < 3 && cw_strong_has_ready(s); pass++) {
+            const struct cw_ready *rd = cw_strong_ready(s);
+            for (size_t k = 0; k < rd->n_persist; k++)
+                strong_persist(&st, &rd->persist[k]);
+            cw_strong_advance(s);
+        }
+    }
+    cw_strong_destroy(&s);
+    size_t cap = 1 + 3 + st.snap_len + 3 + st.hs_len;
+    for (size_t i = 0; i < st.n_log; i++)
+        cap += 3 + st.log[i].len;
+    uint8_t *buf = malloc(cap);
+    size_t len = 0;
+    buf[len++] = config;
+    if (st.snap != NULL)
+        strong_record(buf, &len, 0, st.snap, st.snap_len);
+    if (st.hs != NULL)
+        strong_record(buf, &len, 1, st.hs, st.hs_len);
+    for (size_t i = 0; i < st.n_log; i++)
+        strong_record(buf, &len, 2, st.log[i].data, st.log[i].len);
+    write_seed("strong_store", n, buf, len);
+    free(buf);
+    free(st.snap);
+    free(st.hs);
+    for (size_t i = 0; i < st.n_log; i++)
+        free(st.log[i].data);
+}
+
+static void gen_strong(void)
+{
+    strong_seed(0, 2, 0); /* a log, no snapshot */
+    strong_seed(1, 7, 0); /* a snapshot and a log after it */
+    strong_seed(2, 7, 1); /* the same, restored as region 1 of three */
+    strong_seed(3, 0, 1); /* the first term's no-op only */
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -397,5 +535,6 @@ int main(int argc, char **argv)
     gen_request();
     gen_response();
     gen_core();
+    gen_strong();
     return 0;
 }

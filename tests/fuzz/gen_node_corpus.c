@@ -170,17 +170,18 @@ struct reply_copy {
     bool kctx_valid;
     struct cw_vclock kctx, seen;
     uint32_t n_versions;
+    uint64_t version; /* strong buckets */
 };
 
 struct world {
-    struct fx fx;                               /* region 1, the fixture */
-    struct cw_node *peer[FX_REGIONS];           /* regions 0 and 2 */
-    int64_t skew_us[FX_REGIONS];                /* of each peer's real clock */
-    struct frameq to_peer[FX_REGIONS];          /* region 1's frames, per destination */
-    struct frameq to_one[FX_REGIONS];           /* peers' frames to region 1, per sender */
-    struct frameq p2p[FX_REGIONS];              /* between peers, per destination */
-    struct reply_copy peer_reply[FX_REGIONS];   /* each peer's last reply */
-    struct reply_copy fx_replies[REPLIES_MAX];  /* region 1's replies, by request id */
+    struct fx fx;                              /* region 1, the fixture */
+    struct cw_node *peer[FX_REGIONS];          /* regions 0 and 2 */
+    int64_t skew_us[FX_REGIONS];               /* of each peer's real clock */
+    struct frameq to_peer[FX_REGIONS];         /* region 1's frames, per destination */
+    struct frameq to_one[FX_REGIONS];          /* peers' frames to region 1, per sender */
+    struct frameq p2p[FX_REGIONS];             /* between peers, per destination */
+    struct reply_copy peer_reply[FX_REGIONS];  /* each peer's last reply */
+    struct reply_copy fx_replies[REPLIES_MAX]; /* region 1's replies, by request id */
     uint64_t peer_req;
     struct buf seed;
     bool client; /* which step function the seed is for */
@@ -200,7 +201,8 @@ static void copy_reply(struct reply_copy *c, const struct cw_reply *r)
                              .kctx_valid = r->kctx_valid,
                              .kctx = r->kctx,
                              .seen = r->seen,
-                             .n_versions = r->state.n};
+                             .n_versions = r->state.n,
+                             .version = r->version};
 }
 
 static void hook_reply(void *ctx, const struct cw_reply *r)
@@ -456,6 +458,56 @@ static void finish_seed(struct world *w, const char *target, int n)
     world_free(w);
 }
 
+/* ------------------------------------------------- strong buckets (Raft) */
+
+/* The peer that leads the strong buckets' group, or CW_RAFT_NONE. */
+static unsigned peer_leader(const struct world *w)
+{
+    for (unsigned p = 0; p < FX_REGIONS; p++) {
+        if (w->peer[p] == NULL)
+            continue;
+        struct cw_raft_status rs;
+        struct cw_strong_stats ss;
+        cw_node_strong_status(w->peer[p], peer_now(w, p), &rs, &ss);
+        if (rs.role == CW_RAFT_LEADER)
+            return p;
+    }
+    return CW_RAFT_NONE;
+}
+
+static void lose_region1_frames(struct world *w)
+{
+    for (unsigned p = 0; p < FX_REGIONS; p++)
+        q_free(&w->to_peer[p]);
+}
+
+/* Regions 0 and 2 elect one of them while the network loses region 1's
+ * frames (so it cannot win); their campaign (pre-votes, votes) and the new
+ * leader's first appends reach region 1. Returns the leader. */
+static unsigned elect_peer(struct world *w)
+{
+    for (int i = 0; i < 40; i++) {
+        wait_tick(w, FX_ADV_NACK);
+        lose_region1_frames(w);
+        peers_tick(w);
+        emit_all(w, 0, FX_ADV_1MS);
+        emit_all(w, 2, FX_ADV_1MS);
+        lose_region1_frames(w);
+        unsigned l = peer_leader(w);
+        if (l != CW_RAFT_NONE)
+            return l;
+    }
+    fail("an election among regions 0 and 2");
+    return CW_RAFT_NONE;
+}
+
+/* A strong write at the leader (committed by regions 0 and 2 alone). */
+static void strong_write(struct world *w, unsigned leader, int op, const char *key,
+                         const char *value)
+{
+    peer_write(w, leader, op, fx_bucket_names[4], key, value, NULL, NULL);
+}
+
 /* ------------------------------------------------------- node_peer seeds */
 
 /* Peers write in every bucket; 2's writes depend on 0's. */
@@ -505,8 +557,7 @@ static void seed_peer(int n)
         for (int i = 0; i < 3; i++) {
             char key[8];
             snprintf(key, sizeof(key), "k%d", i);
-            peer_write(&w, 0, CW_OP_PUT, i == 1 ? "elww" : "clww", key, "one of three", NULL,
-                       NULL);
+            peer_write(&w, 0, CW_OP_PUT, i == 1 ? "elww" : "clww", key, "one of three", NULL, NULL);
         }
         drop_next_records(&w, 0);
         emit_all(&w, 0, FX_ADV_1MS | alt);
@@ -582,6 +633,44 @@ static void seed_peer(int n)
         exchange(&w, 3, 0);
         break;
     }
+    case 12: /* strong buckets: an election (pre-votes, votes), then region 1 joins */
+        exchange(&w, 1, 0);
+        elect_peer(&w);
+        exchange(&w, 3, 0);
+        break;
+    case 13: { /* strong writes (appends of encoded commands) reach region 1 */
+        exchange(&w, 1, 0);
+        unsigned l = elect_peer(&w);
+        exchange(&w, 2, 0);
+        strong_write(&w, l, CW_OP_PUT, "k", "strong one");
+        strong_write(&w, l, CW_OP_PUT, "j", "strong two");
+        exchange(&w, 1, 0);
+        strong_write(&w, l, CW_OP_DEL, "k", NULL);
+        strong_write(&w, l, CW_OP_PUT, "j", "strong three");
+        exchange(&w, 2, FX_TICK);
+        wait_tick(&w, FX_ADV_20MS | FX_RESTART);
+        exchange(&w, 2, 0);
+        break;
+    }
+    case 14: { /* region 1 cut off while the log is compacted: it gets a snapshot */
+        exchange(&w, 1, 0);
+        unsigned l = elect_peer(&w);
+        for (int i = 0; i < 2 * (int)FX_SNAPSHOT_ENTRIES + 1; i++) {
+            char key[8];
+            snprintf(key, sizeof(key), "s%d", i % 3);
+            strong_write(&w, l, i % 4 == 3 ? CW_OP_DEL : CW_OP_PUT, key,
+                         i % 4 == 3 ? NULL : "compacted away");
+            lose_region1_frames(&w);
+            q_free(&w.to_one[0]);
+            q_free(&w.to_one[2]);
+        }
+        exchange(&w, 4, 0);
+        strong_write(&w, l, CW_OP_PUT, "after", "the snapshot");
+        exchange(&w, 2, 0);
+        wait_tick(&w, FX_ADV_1MS | FX_RESTART);
+        exchange(&w, 1, 0);
+        break;
+    }
     default:
         fail("seed number");
     }
@@ -596,9 +685,9 @@ struct session {
 };
 
 /* One request frame; returns the fixture's id for it (to find the reply). */
-static uint64_t request(struct world *w, struct session *s, uint8_t ctl, int op,
-                        const char *bucket, const char *key, const char *value,
-                        const struct cw_vclock *kctx)
+static uint64_t request_cond(struct world *w, struct session *s, uint8_t ctl, int op,
+                             const char *bucket, const char *key, const char *value,
+                             const struct cw_vclock *kctx, uint8_t cond, uint64_t cond_version)
 {
     struct cw_wire_request r;
     memset(&r, 0, sizeof(r));
@@ -618,6 +707,8 @@ static uint64_t request(struct world *w, struct session *s, uint8_t ctl, int op,
         r.has_kctx = true;
         r.kctx = *kctx;
     }
+    r.cond = cond;
+    r.cond_version = cond_version;
     if (op == CW_OP_LINK) {
         snprintf(r.link_from, sizeof(r.link_from), "us-east");
         snprintf(r.link_to, sizeof(r.link_to), "eu-west");
@@ -637,11 +728,32 @@ static uint64_t request(struct world *w, struct session *s, uint8_t ctl, int op,
     return id;
 }
 
+static uint64_t request(struct world *w, struct session *s, uint8_t ctl, int op, const char *bucket,
+                        const char *key, const char *value, const struct cw_vclock *kctx)
+{
+    return request_cond(w, s, ctl, op, bucket, key, value, kctx, CW_COND_NONE, 0);
+}
+
 static const struct reply_copy *reply_of(const struct world *w, uint64_t id)
 {
     if (id >= REPLIES_MAX || !w->fx_replies[id].have)
         fail("a reply the seed needs");
     return &w->fx_replies[id];
+}
+
+/* Region 1 campaigns until it leads the strong buckets' group (the client
+ * target's honest peers vote for it) and has committed its first entry. */
+static void client_lead(struct world *w)
+{
+    for (int i = 0; i < 40; i++) {
+        struct cw_raft_status rs;
+        struct cw_strong_stats ss;
+        cw_node_strong_status(w->fx.node, w->fx.now, &rs, &ss);
+        if (rs.role == CW_RAFT_LEADER && rs.commit >= rs.last_index)
+            return;
+        wait_tick(w, (rs.role == CW_RAFT_FOLLOWER ? FX_ADV_NACK : FX_ADV_1MS) | FX_ALT);
+    }
+    fail("region 1 leading with the honest peers");
 }
 
 static void seed_client(int n)
@@ -735,6 +847,45 @@ static void seed_client(int n)
         request(&w, &s, now, CW_OP_GET, "clww", "a", NULL, NULL);
         request(&w, &s, now, CW_OP_PUT, "clww", "a", "again", NULL);
         break;
+    case 6: { /* strong buckets: region 1 leads with the honest peers' votes */
+        const char *sb = fx_bucket_names[4];
+        client_lead(&w);
+        const uint8_t alt = FX_ADV_1MS | FX_ALT | FX_TICK;
+        uint64_t p = request(&w, &s, alt, CW_OP_PUT, sb, "r", "first", NULL);
+        wait_tick(&w, alt);
+        uint64_t v = reply_of(&w, p)->version;
+        request(&w, &s, alt, CW_OP_GET, sb, "r", NULL, NULL);
+        wait_tick(&w, alt);
+        /* Conditions: a stale version and an absent key fail, the right one passes. */
+        request_cond(&w, &s, alt, CW_OP_PUT, sb, "r", "stale", NULL, CW_COND_VERSION, v + 100);
+        request_cond(&w, &s, alt, CW_OP_PUT, sb, "r", "absent?", NULL, CW_COND_ABSENT, 0);
+        request_cond(&w, &s, alt, CW_OP_PUT, sb, "r", "second", NULL, CW_COND_VERSION, v);
+        request_cond(&w, &s, alt, CW_OP_PUT, sb, "new", "absent", NULL, CW_COND_ABSENT, 0);
+        wait_tick(&w, alt);
+        request(&w, &s, alt, CW_OP_DEL, sb, "new", NULL, NULL);
+        request(&w, &s, alt, CW_OP_GET, sb, "new", NULL, NULL);
+        wait_tick(&w, alt);
+        /* Enough writes to compact the log and fill the state machine; a crash
+         * restores the snapshot and replays the log after it. */
+        char big[FX_MAX_VALUE];
+        memset(big, 'b', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        for (int i = 0; i < 12; i++) {
+            char key[8];
+            snprintf(key, sizeof(key), "f%d", i);
+            request(&w, &s, alt, CW_OP_PUT, sb, key, big, NULL);
+            if (i == 5) {
+                wait_tick(&w, alt | FX_RESTART);
+                client_lead(&w);
+            }
+        }
+        for (int i = 0; i < 4; i++)
+            wait_tick(&w, alt);
+        request(&w, &s, alt, CW_OP_GET, sb, "f3", NULL, NULL);
+        wait_tick(&w, alt);
+        wait_tick(&w, FX_ADV_WAIT | FX_TICK);
+        break;
+    }
     default:
         fail("seed number");
     }
@@ -750,9 +901,9 @@ int main(int argc, char **argv)
     out_dir = argv[1];
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
         fail("mkdir");
-    for (int n = 0; n <= 11; n++)
+    for (int n = 0; n <= 14; n++)
         seed_peer(n);
-    for (int n = 0; n <= 5; n++)
+    for (int n = 0; n <= 6; n++)
         seed_client(n);
     return 0;
 }

@@ -13,8 +13,10 @@
 
 #include <lz4frame.h>
 
+#include "core/bytes.h"
 #include "core/hlc.h"
 #include "core/record.h"
+#include "core/strong.h"
 #include "fuzz.h"
 #include "wire/causeway.pb-c.h"
 #include "wire/wire.h"
@@ -136,6 +138,28 @@ void fx_node_config(struct cw_node_config *cfg, unsigned region)
         .wait_us = FX_WAIT_US,
         .context_ahead_max_us = FX_AHEAD_US,
     };
+    /* The strong bucket: small bounds too, and timers an input of a few steps
+     * crosses (fx_adv_us). A strong request fails within FX_WAIT_US, so that
+     * every request is answered by the end of an input (fx_finish). */
+    cfg->strong = (struct cw_strong_config){
+        .raft =
+            {
+                .election_min_us = FX_ELECTION_MIN_US,
+                .election_max_us = 2 * FX_ELECTION_MIN_US,
+                .heartbeat_us = FX_HEARTBEAT_US,
+                .preferred = CW_RAFT_NONE,
+                .max_msg_entries = 3,
+                .max_msg_bytes = 512,
+                .max_inflight_msgs = 4,
+                .max_uncommitted = 8,
+                .max_pending_reads = 4,
+            },
+        .timeout_us = FX_WAIT_US,
+        .pending_max = 6,
+        .bytes_max = FX_STRONG_BYTES_MAX,
+        .snapshot_entries = FX_SNAPSHOT_ENTRIES,
+        .max_value_bytes = FX_MAX_VALUE,
+    };
     /* rand.next NULL: the node's fixed sequence (it draws nothing yet). */
 }
 
@@ -153,10 +177,16 @@ static void store_free(struct fx_store *s)
         blob_free(&s->keys[i]);
     for (size_t i = 0; i < s->n_outbox; i++)
         blob_free(&s->outbox[i]);
+    for (size_t i = 0; i < s->n_raft_log; i++)
+        free(s->raft_log[i].data);
     free(s->keys);
     free(s->outbox);
     free(s->meta);
+    free(s->raft_hs);
+    free(s->raft_snap);
+    free(s->raft_log);
     memset(s, 0, sizeof(*s));
+    s->hs.vote = CW_RAFT_NONE;
 }
 
 static void store_key(struct fx_store *s, const struct cw_persist *p)
@@ -262,6 +292,156 @@ static void store_meta(struct fx_store *s, const struct cw_persist *p)
     s->meta_dec = m;
 }
 
+/* ------------------------------------------------ strong buckets' records */
+
+static void store_raft_hs(struct fx_store *s, const struct cw_persist *p)
+{
+    struct cw_raft_hardstate hs;
+    int rc = cw_strong_decode_hardstate(p->data, p->data_len, &hs);
+    if (rc != CW_OK)
+        fx_fail("persisted Raft hard state does not decode: %d", rc);
+    if (hs.vote != CW_RAFT_NONE && hs.vote >= FX_REGIONS)
+        fx_fail("persisted Raft vote for region %u outside the cluster", hs.vote);
+    if (hs.term < s->hs.term)
+        fx_fail("persisted Raft term went back: %llu after %llu", (unsigned long long)hs.term,
+                (unsigned long long)s->hs.term);
+    if (hs.term == s->hs.term && s->hs.vote != CW_RAFT_NONE && hs.vote != s->hs.vote)
+        fx_fail("persisted Raft vote changed within term %llu: %u, then %u",
+                (unsigned long long)hs.term, s->hs.vote, hs.vote);
+    if (hs.commit < s->hs.commit)
+        fx_fail("persisted Raft commit went back: %llu after %llu", (unsigned long long)hs.commit,
+                (unsigned long long)s->hs.commit);
+    free(s->raft_hs);
+    s->raft_hs = xdup(p->data, p->data_len);
+    s->raft_hs_len = p->data_len;
+    s->hs = hs;
+}
+
+static void log_cut_after(struct fx_store *s, size_t keep)
+{
+    while (s->n_raft_log > keep)
+        free(s->raft_log[--s->n_raft_log].data);
+}
+
+static void store_raft_trunc(struct fx_store *s, const struct cw_persist *p)
+{
+    size_t keep = s->n_raft_log;
+    while (keep > 0 && s->raft_log[keep - 1].index >= p->ts)
+        keep--;
+    /* A committed entry is never cut (the cut after a leader's snapshot drops
+     * only what lies past it, which this region had not committed). */
+    if (keep < s->n_raft_log && s->raft_log[keep].index <= s->hs.commit)
+        fx_fail("persisted a cut of the Raft log from %llu, committed up to %llu",
+                (unsigned long long)p->ts, (unsigned long long)s->hs.commit);
+    log_cut_after(s, keep);
+}
+
+static void store_raft_entry(struct fx_store *s, const struct cw_persist *p)
+{
+    struct cw_raft_entry e;
+    int rc = cw_strong_decode_entry(p->data, p->data_len, &e);
+    if (rc != CW_OK)
+        fx_fail("persisted Raft entry %llu does not decode: %d", (unsigned long long)p->ts, rc);
+    free(e.data);
+    if (e.index != p->ts)
+        fx_fail("persisted Raft entry %llu holds index %llu", (unsigned long long)p->ts,
+                (unsigned long long)e.index);
+    uint64_t last = s->n_raft_log ? s->raft_log[s->n_raft_log - 1].index : s->snap_index;
+    uint64_t last_term = s->n_raft_log ? s->raft_log[s->n_raft_log - 1].term : s->snap_term;
+    if (e.index != last + 1)
+        fx_fail("persisted Raft entry %llu after %llu (not the next one)",
+                (unsigned long long)e.index, (unsigned long long)last);
+    if (e.term < last_term)
+        fx_fail("persisted Raft entry %llu of term %llu after one of term %llu",
+                (unsigned long long)e.index, (unsigned long long)e.term,
+                (unsigned long long)last_term);
+    if (s->n_raft_log == s->cap_raft_log) {
+        s->cap_raft_log = s->cap_raft_log ? 2 * s->cap_raft_log : 16;
+        s->raft_log = xrealloc(s->raft_log, s->cap_raft_log * sizeof(*s->raft_log));
+    }
+    s->raft_log[s->n_raft_log++] = (struct fx_entry){
+        .index = e.index, .term = e.term, .data = xdup(p->data, p->data_len), .len = p->data_len};
+}
+
+/* The snapshot record: 'P', format 1, index, term, the state machine's bytes
+ * (core/strong.c, snaprec_encode). */
+static bool snaprec_decode(const uint8_t *data, uint32_t len, uint64_t *index, uint64_t *term)
+{
+    struct cw_rd r = {data, len, 0, false};
+    if (cw_rd_byte(&r) != 'P' || cw_rd_byte(&r) != 1)
+        return false;
+    *index = cw_rd_varint(&r);
+    *term = cw_rd_varint(&r);
+    uint64_t n = cw_rd_varint(&r);
+    if (!r.bad && n <= len)
+        cw_rd_bytes(&r, n);
+    return !r.bad && r.off == len && *index != 0 && *term != 0;
+}
+
+static void store_raft_snap(struct fx_store *s, const struct cw_persist *p)
+{
+    uint64_t index, term;
+    if (!snaprec_decode(p->data, p->data_len, &index, &term))
+        fx_fail("persisted Raft snapshot %llu does not decode", (unsigned long long)p->ts);
+    if (index != p->ts)
+        fx_fail("persisted Raft snapshot %llu holds index %llu", (unsigned long long)p->ts,
+                (unsigned long long)index);
+    if (index < s->snap_index || (index == s->snap_index && term != s->snap_term))
+        fx_fail("persisted Raft snapshot %llu (term %llu) after %llu (term %llu)",
+                (unsigned long long)index, (unsigned long long)term,
+                (unsigned long long)s->snap_index, (unsigned long long)s->snap_term);
+    for (size_t i = 0; i < s->n_raft_log; i++)
+        if (s->raft_log[i].index == index && s->raft_log[i].term != term)
+            fx_fail("persisted Raft snapshot %llu of term %llu over a stored entry of term "
+                    "%llu",
+                    (unsigned long long)index, (unsigned long long)term,
+                    (unsigned long long)s->raft_log[i].term);
+    free(s->raft_snap);
+    s->raft_snap = xdup(p->data, p->data_len);
+    s->raft_snap_len = p->data_len;
+    s->snap_index = index;
+    s->snap_term = term;
+    size_t cut = 0;
+    while (cut < s->n_raft_log && s->raft_log[cut].index <= index)
+        free(s->raft_log[cut++].data);
+    if (cut > 0) {
+        memmove(s->raft_log, s->raft_log + cut, (s->n_raft_log - cut) * sizeof(*s->raft_log));
+        s->n_raft_log -= cut;
+    }
+}
+
+/* After a round's records: the durable Raft state fits together. */
+static void check_raft_store(const struct fx_store *s)
+{
+    uint64_t prev = s->snap_index, prev_term = s->snap_term;
+    for (size_t i = 0; i < s->n_raft_log; i++) {
+        const struct fx_entry *e = &s->raft_log[i];
+        if (e->index != prev + 1 || e->term < prev_term)
+            fx_fail("persisted Raft log: entry %llu (term %llu) after %llu (term %llu)",
+                    (unsigned long long)e->index, (unsigned long long)e->term,
+                    (unsigned long long)prev, (unsigned long long)prev_term);
+        prev = e->index;
+        prev_term = e->term;
+    }
+    if (prev_term > s->hs.term)
+        fx_fail("persisted Raft log holds term %llu past the hard state's %llu",
+                (unsigned long long)prev_term, (unsigned long long)s->hs.term);
+    if (s->hs.commit > prev)
+        fx_fail("persisted Raft commit %llu past the persisted log's end %llu",
+                (unsigned long long)s->hs.commit, (unsigned long long)prev);
+}
+
+/* The term of the durable entry at index (the snapshot's at its index), or 0. */
+static uint64_t stored_term(const struct fx_store *s, uint64_t index)
+{
+    if (index != 0 && index == s->snap_index)
+        return s->snap_term;
+    if (s->n_raft_log == 0 || index < s->raft_log[0].index ||
+        index > s->raft_log[s->n_raft_log - 1].index)
+        return 0;
+    return s->raft_log[index - s->raft_log[0].index].term;
+}
+
 static void store_apply(struct fx_store *s, const struct cw_persist *p)
 {
     switch (p->kind) {
@@ -274,11 +454,18 @@ static void store_apply(struct fx_store *s, const struct cw_persist *p)
     case CW_PERSIST_OUTBOX_DEL:
         store_outbox_del(s, p);
         break;
-    case CW_PERSIST_RAFT_HS: /* strong buckets: not stored yet */
+    case CW_PERSIST_RAFT_HS:
+        store_raft_hs(s, p);
+        break;
     case CW_PERSIST_RAFT_TRUNC:
+        store_raft_trunc(s, p);
+        break;
     case CW_PERSIST_RAFT_ENTRY:
+        store_raft_entry(s, p);
+        break;
     case CW_PERSIST_RAFT_SNAP:
-        abort(); /* strong buckets are not stored yet */
+        store_raft_snap(s, p);
+        break;
     case CW_PERSIST_META:
         store_meta(s, p);
         break;
@@ -303,6 +490,22 @@ static bool record_equal(const struct cw_record *a, const struct cw_record *b)
            a->conflict == b->conflict && memcmp(&a->deps, &b->deps, sizeof(a->deps)) == 0 &&
            a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0 &&
            version_equal(&a->version, &b->version);
+}
+
+static bool raft_msg_equal(const struct cw_raft_msg *a, const struct cw_raft_msg *b)
+{
+    bool same = a->type == b->type && a->from == b->from && a->to == b->to &&
+                a->flags == b->flags && a->term == b->term && a->log_term == b->log_term &&
+                a->index == b->index && a->commit == b->commit && a->reject == b->reject &&
+                a->reject_hint == b->reject_hint && a->ctx == b->ctx &&
+                a->n_entries == b->n_entries && a->snap_len == b->snap_len &&
+                (a->snap_len == 0 || memcmp(a->snap, b->snap, a->snap_len) == 0);
+    for (uint32_t i = 0; same && i < a->n_entries; i++) {
+        const struct cw_raft_entry *x = &a->entries[i], *y = &b->entries[i];
+        same = x->term == y->term && x->index == y->index && x->type == y->type &&
+               x->len == y->len && (x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
+    }
+    return same;
 }
 
 /* Re-encodes m as the daemon sends it (split into frames) and decodes every
@@ -330,15 +533,17 @@ static void round_trip_msg(struct fx *f, const struct cw_msg *m)
         for (uint32_t i = 0; same && i < n; i++)
             same = record_equal(&again.records[i], &m->records[first + i]);
         /* State transfer fields (rebuilding a region). */
-        same = same && again.flags == m->flags && again.stream_base == m->stream_base &&
-               again.n_snapkeys == m->n_snapkeys && again.snap_after_len == m->snap_after_len &&
-               again.snap_next_len == m->snap_next_len && again.snap_clock == m->snap_clock &&
-               memcmp(&again.snap_applied, &m->snap_applied, sizeof(m->snap_applied)) == 0 &&
-               memcmp(&again.snap_chain, &m->snap_chain, sizeof(m->snap_chain)) == 0 &&
-               (m->snap_after_len == 0 ||
-                memcmp(again.snap_after, m->snap_after, m->snap_after_len) == 0) &&
-               (m->snap_next_len == 0 ||
-                memcmp(again.snap_next, m->snap_next, m->snap_next_len) == 0);
+        same =
+            same && again.flags == m->flags && again.stream_base == m->stream_base &&
+            again.n_snapkeys == m->n_snapkeys && again.snap_after_len == m->snap_after_len &&
+            again.snap_next_len == m->snap_next_len && again.snap_clock == m->snap_clock &&
+            memcmp(&again.snap_applied, &m->snap_applied, sizeof(m->snap_applied)) == 0 &&
+            memcmp(&again.snap_chain, &m->snap_chain, sizeof(m->snap_chain)) == 0 &&
+            (m->snap_after_len == 0 ||
+             memcmp(again.snap_after, m->snap_after, m->snap_after_len) == 0) &&
+            (m->snap_next_len == 0 || memcmp(again.snap_next, m->snap_next, m->snap_next_len) == 0);
+        same = same && (again.raft == NULL) == (m->raft == NULL) &&
+               (m->raft == NULL || raft_msg_equal(again.raft, m->raft));
         for (uint32_t i = 0; same && i < m->n_snapkeys; i++)
             same = again.snapkeys[i].key_len == m->snapkeys[i].key_len &&
                    memcmp(again.snapkeys[i].key, m->snapkeys[i].key, m->snapkeys[i].key_len) == 0 &&
@@ -351,6 +556,106 @@ static void round_trip_msg(struct fx *f, const struct cw_msg *m)
         free(buf);
         first = next;
     } while (next != 0 && next < m->n_records);
+}
+
+static const char *msg_type_name(int type)
+{
+    switch (type) {
+    case CW_MSG_RECORDS:
+        return "RECORDS";
+    case CW_MSG_HEARTBEAT:
+        return "HEARTBEAT";
+    case CW_MSG_NACK:
+        return "NACK";
+    case CW_MSG_SNAP_REQUEST:
+        return "SNAP_REQUEST";
+    case CW_MSG_SNAP_CHUNK:
+        return "SNAP_CHUNK";
+    case CW_MSG_RAFT:
+        return "RAFT";
+    default:
+        return "UNKNOWN";
+    }
+}
+
+/* The client target's idle peers, as Raft followers that never campaign: what
+ * they answer to m (fx_client_step delivers it with FX_ALT). */
+static void queue_honest_answer(struct fx *f, const struct cw_raft_msg *m)
+{
+    struct cw_raft_msg a;
+    memset(&a, 0, sizeof(a));
+    a.from = m->to;
+    a.to = m->from;
+    a.term = m->term;
+    switch (m->type) {
+    case CW_RAFT_PREVOTE:
+        a.type = CW_RAFT_PREVOTE_RESP;
+        break;
+    case CW_RAFT_VOTE:
+        a.type = CW_RAFT_VOTE_RESP;
+        break;
+    case CW_RAFT_APPEND:
+        a.type = CW_RAFT_APPEND_RESP;
+        a.index = m->index + m->n_entries;
+        break;
+    case CW_RAFT_SNAP:
+        a.type = CW_RAFT_APPEND_RESP;
+        a.index = m->index;
+        break;
+    case CW_RAFT_HEARTBEAT:
+        a.type = CW_RAFT_HEARTBEAT_RESP;
+        a.ctx = m->ctx;
+        break;
+    default:
+        return; /* they never lead: nothing else reaches them from a leader */
+    }
+    if (f->n_raft_replies < FX_RAFT_REPLIES_MAX)
+        f->raft_replies[f->n_raft_replies++] = a;
+}
+
+/* A Raft message leaves after the round's records are durable: its term, a
+ * vote it grants, the entries and the snapshot it carries are all durable. */
+static void check_raft_msg(struct fx *f, const struct cw_msg *m)
+{
+    const struct cw_raft_msg *r = m->raft;
+    if (r == NULL)
+        fx_fail("a RAFT message to %u without its Raft message", m->to);
+    const char *bad = cw_raft_msg_check(r, FX_REGIONS);
+    if (bad != NULL)
+        fx_fail("Raft message of type %u to %u would be refused: %s", r->type, m->to, bad);
+    if (r->from != m->from || r->to != m->to)
+        fx_fail("Raft message from %u to %u in an envelope from %u to %u", r->from, r->to, m->from,
+                m->to);
+    const struct fx_store *s = &f->store;
+    /* A pre-vote names the term the sender would campaign in, one past its
+     * own; a granted pre-vote echoes the asker's. */
+    bool granted_prevote = r->type == CW_RAFT_PREVOTE_RESP && !r->reject;
+    if (!granted_prevote && r->term > s->hs.term + (r->type == CW_RAFT_PREVOTE ? 1 : 0))
+        fx_fail("Raft message of type %u to %u at term %llu, persisted term %llu", r->type, m->to,
+                (unsigned long long)r->term, (unsigned long long)s->hs.term);
+    if (r->type == CW_RAFT_VOTE_RESP && !r->reject &&
+        (s->hs.term != r->term || s->hs.vote != r->to))
+        fx_fail("Raft vote granted to %u at term %llu, persisted vote %u at term %llu", r->to,
+                (unsigned long long)r->term, s->hs.vote, (unsigned long long)s->hs.term);
+    if (r->type == CW_RAFT_VOTE && (s->hs.term != r->term || s->hs.vote != FX_REGION))
+        fx_fail("Raft vote requested at term %llu without a persisted vote for itself",
+                (unsigned long long)r->term);
+    if (r->type == CW_RAFT_APPEND) {
+        if (r->index > 0 && stored_term(s, r->index) != r->log_term)
+            fx_fail("Raft append to %u after entry %llu of term %llu, persisted term %llu", m->to,
+                    (unsigned long long)r->index, (unsigned long long)r->log_term,
+                    (unsigned long long)stored_term(s, r->index));
+        for (uint32_t i = 0; i < r->n_entries; i++)
+            if (stored_term(s, r->entries[i].index) != r->entries[i].term)
+                fx_fail("Raft append to %u carries entry %llu of term %llu, not durable here",
+                        m->to, (unsigned long long)r->entries[i].index,
+                        (unsigned long long)r->entries[i].term);
+    }
+    if (r->type == CW_RAFT_SNAP && (r->index != s->snap_index || r->log_term != s->snap_term))
+        fx_fail("Raft snapshot %llu (term %llu) sent to %u, persisted %llu (term %llu)",
+                (unsigned long long)r->index, (unsigned long long)r->log_term, m->to,
+                (unsigned long long)s->snap_index, (unsigned long long)s->snap_term);
+    queue_honest_answer(f, r);
 }
 
 /* A message leaves only after the round's records are durable: what it tells
@@ -417,27 +722,42 @@ static void check_msg(struct fx *f, const struct cw_msg *m)
                                : m->snap_applied.ts[o] > dm->applied.ts[o])
                 fx_fail("snapshot chunk to %u names applied[%u] past the persisted one", m->to, o);
         break;
+    case CW_MSG_RAFT:
+        if (m->n_records != 0 || m->records != NULL || m->n_snapkeys != 0)
+            fx_fail("a Raft message carries records or snapshot keys");
+        check_raft_msg(f, m);
+        break;
     default:
         fx_fail("message of unknown type %d", (int)m->type);
     }
-    trace("  sent %s to %u: %u records, clock %llx, stream_end %llx, sent %llx, resend_after %llx",
-          m->type == CW_MSG_RECORDS     ? "RECORDS"
-          : m->type == CW_MSG_HEARTBEAT ? "HEARTBEAT"
-                                        : "NACK",
-          m->to, m->n_records, (unsigned long long)m->clock, (unsigned long long)m->stream_end,
-          (unsigned long long)m->stream_sent, (unsigned long long)m->resend_after);
+    if (m->type != CW_MSG_RAFT && m->raft != NULL)
+        fx_fail("a message of type %d carries a Raft message", (int)m->type);
+    if (m->type == CW_MSG_RAFT)
+        trace("  sent RAFT to %u: type %u term %llu log_term %llu index %llu commit %llu%s "
+              "hint %llu ctx %llu, %u entries, snapshot of %u bytes",
+              m->to, m->raft->type, (unsigned long long)m->raft->term,
+              (unsigned long long)m->raft->log_term, (unsigned long long)m->raft->index,
+              (unsigned long long)m->raft->commit, m->raft->reject ? " reject" : "",
+              (unsigned long long)m->raft->reject_hint, (unsigned long long)m->raft->ctx,
+              m->raft->n_entries, m->raft->snap_len);
+    else
+        trace("  sent %s to %u: %u records, clock %llx, stream_end %llx, sent %llx, "
+              "resend_after %llx",
+              msg_type_name(m->type), m->to, m->n_records, (unsigned long long)m->clock,
+              (unsigned long long)m->stream_end, (unsigned long long)m->stream_sent,
+              (unsigned long long)m->resend_after);
     round_trip_msg(f, m);
 }
 
 /* ------------------------------------------------------------- replies */
 
-static void track(struct fx *f, uint64_t id, int op)
+static void track(struct fx *f, uint64_t id, int op, bool strong)
 {
     if (f->n_reqs == f->cap_reqs) {
         f->cap_reqs = f->cap_reqs ? 2 * f->cap_reqs : 16;
         f->reqs = xrealloc(f->reqs, f->cap_reqs * sizeof(*f->reqs));
     }
-    f->reqs[f->n_reqs++] = (struct fx_req){.id = id, .op = op};
+    f->reqs[f->n_reqs++] = (struct fx_req){.id = id, .op = op, .strong = strong};
 }
 
 /* The response the daemon would send for r, through the wire codec. */
@@ -458,6 +778,7 @@ static void round_trip_response(const struct cw_reply *r, int op)
     resp.conflict = (uint8_t)r->conflict;
     resp.n_versions = r->state.n;
     resp.versions = r->state.v;
+    resp.key_version = r->version;
     uint8_t *buf;
     size_t len;
     int rc = cw_wire_encode_response(&resp, &buf, &len);
@@ -475,6 +796,7 @@ static void round_trip_response(const struct cw_reply *r, int op)
                 rc);
     bool same = again.op == resp.op && again.req_id == resp.req_id && again.err == resp.err &&
                 strcmp(again.message, resp.message) == 0 && again.n_versions == resp.n_versions &&
+                again.key_version == resp.key_version &&
                 (op == CW_OP_GET || (again.origin == resp.origin && again.ts == resp.ts));
     for (uint32_t i = 0; same && i < again.n_versions; i++)
         same = version_equal(&again.versions[i], &resp.versions[i]);
@@ -483,6 +805,35 @@ static void round_trip_response(const struct cw_reply *r, int op)
                 (unsigned long long)r->req_id);
     cw_wire_response_free(&again);
     free(buf);
+}
+
+/* A successful reply of the strong bucket: a put's version is the index of
+ * the entry that applied it (increasing, within the applied log); a get holds
+ * at most one live version, with the key's version. */
+static void check_strong_reply(struct fx *f, const struct cw_reply *r)
+{
+    const struct cw_strong *st = cw_node_strong(f->node);
+    uint64_t applied = st ? cw_strong_applied(st) : 0;
+    if (r->version > applied)
+        fx_fail("strong request %llu: version %llu past the applied index %llu",
+                (unsigned long long)r->req_id, (unsigned long long)r->version,
+                (unsigned long long)applied);
+    if (r->kind == CW_REPLY_PUT) {
+        if (r->version == 0 || r->version <= f->last_strong_version)
+            fx_fail("strong put %llu: version %llu after %llu", (unsigned long long)r->req_id,
+                    (unsigned long long)r->version, (unsigned long long)f->last_strong_version);
+        f->last_strong_version = r->version;
+        if (r->dot.origin != FX_REGION || r->state.n != 0)
+            fx_fail("strong put %llu: origin %u, %u versions", (unsigned long long)r->req_id,
+                    r->dot.origin, r->state.n);
+        return;
+    }
+    if (r->state.n > 1 || (r->state.n == 1) != (r->version != 0))
+        fx_fail("strong get %llu: %u versions, version %llu", (unsigned long long)r->req_id,
+                r->state.n, (unsigned long long)r->version);
+    if (r->state.n == 1 && (r->state.v[0].tombstone || r->state.v[0].dot.origin >= FX_REGIONS))
+        fx_fail("strong get %llu: a tombstone or a version of region %u",
+                (unsigned long long)r->req_id, r->state.v[0].dot.origin);
 }
 
 static void check_reply(struct fx *f, const struct cw_reply *r)
@@ -494,6 +845,7 @@ static void check_reply(struct fx *f, const struct cw_reply *r)
         fx_fail("reply to request %llu, which is not waiting for one",
                 (unsigned long long)r->req_id);
     int op = f->reqs[i].op;
+    bool strong = f->reqs[i].strong;
     f->reqs[i] = f->reqs[--f->n_reqs];
     trace("  reply %llu (op %d): err %d %s; dot (%u, %llx), %u versions",
           (unsigned long long)r->req_id, op, r->err, r->detail, r->dot.origin,
@@ -506,10 +858,18 @@ static void check_reply(struct fx *f, const struct cw_reply *r)
         fx_fail("request %llu: unknown error %d", (unsigned long long)r->req_id, r->err);
     if (memchr(r->detail, '\0', sizeof(r->detail)) == NULL)
         fx_fail("request %llu: detail not terminated", (unsigned long long)r->req_id);
+    if (!strong && r->version != 0)
+        fx_fail("request %llu of a bucket that is not strong got version %llu",
+                (unsigned long long)r->req_id, (unsigned long long)r->version);
     if (r->err != CW_OK) {
         if (r->state.n != 0)
             fx_fail("request %llu failed (%d) but returns versions", (unsigned long long)r->req_id,
                     r->err);
+        if (r->err == CW_ECONFLICT && !strong)
+            fx_fail("request %llu of a bucket that is not strong failed with a conflict",
+                    (unsigned long long)r->req_id);
+    } else if (strong) {
+        check_strong_reply(f, r);
     } else if (r->kind == CW_REPLY_PUT) {
         if (r->dot.origin != FX_REGION || r->dot.ts <= f->last_own_ts)
             fx_fail("put %llu stamped (%u, %llx) after this region's %llx",
@@ -551,11 +911,14 @@ static void check_invariants(struct cw_node *n, const char *when)
 /* The end of a round: the driving contract of node.h, every effect checked. */
 static void fx_round(struct fx *f)
 {
-    if (cw_node_has_ready(f->node)) {
+    /* The strong part compacts its log at advance: the snapshot is the next
+     * ready's to persist. Nothing else may be left. */
+    for (int pass = 0; pass < FX_ROUND_PASSES && cw_node_has_ready(f->node); pass++) {
         const struct cw_ready *rd = cw_node_ready(f->node);
         for (size_t i = 0; i < rd->n_persist; i++)
             store_apply(&f->store, &rd->persist[i]);
         const struct fx_store *s = &f->store;
+        check_raft_store(s);
         if (s->meta != NULL) {
             if (s->n_outbox && s->outbox[s->n_outbox - 1].ts > s->meta_dec.stream_end)
                 fx_fail("persisted outbox runs past the persisted stream end");
@@ -569,8 +932,33 @@ static void fx_round(struct fx *f)
         cw_node_advance(f->node);
     }
     if (cw_node_has_ready(f->node))
-        fx_fail("effects left after advance");
+        fx_fail("effects left after %d passes of advance", FX_ROUND_PASSES);
     check_invariants(f->node, "after a round");
+}
+
+/* The Raft state a restart must restore as it was (the state machine comes
+ * back only after the first round replays the log: compared then). */
+static void compare_restored_raft(const struct cw_node *old, const struct cw_node *n,
+                                  struct cw_now now)
+{
+    const struct cw_strong *a = cw_node_strong(old), *b = cw_node_strong(n);
+    if (a == NULL || b == NULL)
+        fx_fail("restart: no strong part");
+    struct cw_raft_status x, y;
+    cw_raft_get_status(cw_strong_raft(a), now, &x);
+    cw_raft_get_status(cw_strong_raft(b), now, &y);
+    if (x.term != y.term || x.vote != y.vote || x.commit != y.commit ||
+        x.last_index != y.last_index || x.snap_index != y.snap_index || x.snap_term != y.snap_term)
+        fx_fail("restart: Raft term %llu vote %u commit %llu log %llu snapshot %llu/%llu before "
+                "the crash; restored term %llu vote %u commit %llu log %llu snapshot %llu/%llu",
+                (unsigned long long)x.term, x.vote, (unsigned long long)x.commit,
+                (unsigned long long)x.last_index, (unsigned long long)x.snap_index,
+                (unsigned long long)x.snap_term, (unsigned long long)y.term, y.vote,
+                (unsigned long long)y.commit, (unsigned long long)y.last_index,
+                (unsigned long long)y.snap_index, (unsigned long long)y.snap_term);
+    for (uint64_t i = x.snap_index + 1; i <= x.last_index; i++)
+        if (cw_raft_term_at(cw_strong_raft(a), i) != cw_raft_term_at(cw_strong_raft(b), i))
+            fx_fail("restart: Raft entry %llu restored with another term", (unsigned long long)i);
 }
 
 static void compare_restored(const struct cw_node *old, const struct cw_node *n)
@@ -616,13 +1004,38 @@ static void fx_restart(struct fx *f)
         if ((rc = cw_node_restore_outbox(n, s->outbox[i].data, s->outbox[i].len)) != CW_OK)
             fx_fail("restart: persisted outbox record %llx does not restore: %d",
                     (unsigned long long)s->outbox[i].ts, rc);
-    trace("  restart from %zu keys, %zu outbox records", s->n_keys, s->n_outbox);
+    /* Strong buckets, as the store loads raft.db: snapshot, hard state, log. */
+    if (s->raft_snap != NULL &&
+        (rc = cw_node_restore_raft_snapshot(n, s->raft_snap, s->raft_snap_len)) != CW_OK)
+        fx_fail("restart: the persisted Raft snapshot does not restore: %d", rc);
+    if (s->raft_hs != NULL &&
+        (rc = cw_node_restore_raft_hardstate(n, s->raft_hs, s->raft_hs_len)) != CW_OK)
+        fx_fail("restart: the persisted Raft hard state does not restore: %d", rc);
+    for (size_t i = 0; i < s->n_raft_log; i++)
+        if ((rc = cw_node_restore_raft_entry(n, s->raft_log[i].data, s->raft_log[i].len)) != CW_OK)
+            fx_fail("restart: persisted Raft entry %llu does not restore: %d",
+                    (unsigned long long)s->raft_log[i].index, rc);
+    trace("  restart from %zu keys, %zu outbox records, Raft snapshot %llu, %zu entries", s->n_keys,
+          s->n_outbox, (unsigned long long)s->snap_index, s->n_raft_log);
     compare_restored(f->node, n);
+    compare_restored_raft(f->node, n, f->now);
     check_invariants(n, "after a restart");
+    const struct cw_strong *old = cw_node_strong(f->node);
+    uint64_t applied = cw_strong_applied(old), digest = cw_strong_digest(old);
     cw_node_destroy(&f->node);
     f->node = n;
     /* Requests in flight die with the process; their clients time out. */
     f->n_reqs = 0;
+    /* The first round replays the committed log over the snapshot: the strong
+     * state must be back where it was. */
+    fx_round(f);
+    const struct cw_strong *now = cw_node_strong(f->node);
+    if (cw_strong_applied(now) != applied || cw_strong_digest(now) != digest)
+        fx_fail("restart: strong state applied %llu digest %llx before the crash, %llu %llx "
+                "after the replay",
+                (unsigned long long)applied, (unsigned long long)digest,
+                (unsigned long long)cw_strong_applied(now),
+                (unsigned long long)cw_strong_digest(now));
     f->restarts++;
 }
 
@@ -630,10 +1043,10 @@ static void fx_restart(struct fx *f)
 
 static void submit(struct fx *f, int op, const char *bucket, const uint8_t *key, uint32_t key_len,
                    const uint8_t *value, uint32_t value_len, const struct cw_vclock *context,
-                   const struct cw_vclock *kctx)
+                   const struct cw_vclock *kctx, uint8_t cond, uint64_t cond_version)
 {
     uint64_t id = f->next_id++;
-    track(f, id, op);
+    track(f, id, op, strcmp(bucket, fx_bucket_names[4]) == 0);
     if (op == CW_OP_GET) {
         struct cw_get_req g = {
             .req_id = id, .bucket = bucket, .key = key, .key_len = key_len, .context = *context};
@@ -646,7 +1059,9 @@ static void submit(struct fx *f, int op, const char *bucket, const uint8_t *key,
                                .value = value,
                                .value_len = value_len,
                                .tombstone = op == CW_OP_DEL,
-                               .context = *context};
+                               .context = *context,
+                               .cond = cond,
+                               .cond_version = cond_version};
         if (kctx != NULL)
             p.kctx = *kctx;
         cw_node_put(f->node, f->now, &p);
@@ -658,7 +1073,7 @@ static void preload_op(struct fx *f, int op, const char *bucket, const char *key
 {
     static const struct cw_vclock zero;
     submit(f, op, bucket, (const uint8_t *)key, (uint32_t)strlen(key), (const uint8_t *)value,
-           value ? (uint32_t)strlen(value) : 0, context ? context : &zero, NULL);
+           value ? (uint32_t)strlen(value) : 0, context ? context : &zero, NULL, CW_COND_NONE, 0);
 }
 
 static void fx_time(struct fx *f, uint8_t ctl)
@@ -692,6 +1107,7 @@ void fx_init(struct fx *f, const struct fx_hooks *hooks)
     if (hooks != NULL)
         f->hooks = *hooks;
     f->next_id = 1;
+    f->store.hs.vote = CW_RAFT_NONE;
     /* The monotonic clock counts from boot, the real one from the epoch. */
     f->now = (struct cw_now){.real_us = FX_T0_US, .mono_us = 5000000};
     struct cw_node_config cfg;
@@ -793,6 +1209,8 @@ static uint8_t *compress_batch(const uint8_t *frame, size_t len, size_t *out_len
 
 void fx_peer_step(struct fx *f, uint8_t ctl, const uint8_t *frame, size_t len)
 {
+    /* Only the frames answer here: the client target's honest peers are not. */
+    f->n_raft_replies = 0;
     fx_time(f, ctl);
     if (len > 0) {
         size_t plen = 0;
@@ -816,6 +1234,13 @@ void fx_peer_step(struct fx *f, uint8_t ctl, const uint8_t *frame, size_t len)
                   (unsigned long long)m.records[i].deps.ts[1],
                   (unsigned long long)m.records[i].deps.ts[2],
                   m.records[i].version.tombstone ? " tombstone" : "");
+        if (rc == CW_OK && m.raft != NULL)
+            trace("    raft type %u from %u to %u term %llu log_term %llu index %llu commit %llu%s "
+                  "ctx %llu, %u entries, snapshot of %u bytes",
+                  m.raft->type, m.raft->from, m.raft->to, (unsigned long long)m.raft->term,
+                  (unsigned long long)m.raft->log_term, (unsigned long long)m.raft->index,
+                  (unsigned long long)m.raft->commit, m.raft->reject ? " reject" : "",
+                  (unsigned long long)m.raft->ctx, m.raft->n_entries, m.raft->snap_len);
         if (rc == CW_OK) {
             cw_node_recv(f->node, f->now, &m);
             cw_msg_free(&m);
@@ -850,6 +1275,19 @@ static void peer_heartbeats(struct fx *f)
         m.clock = clock;
         cw_node_recv(f->node, f->now, &m);
     }
+    /* Their answers to the node's Raft messages (queue_honest_answer). */
+    for (size_t i = 0; i < f->n_raft_replies; i++) {
+        struct cw_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = CW_MSG_RAFT;
+        m.from = f->raft_replies[i].from;
+        m.to = FX_REGION;
+        m.raft = &f->raft_replies[i];
+        trace("  honest Raft answer from %u: type %u term %llu index %llu", m.from, m.raft->type,
+              (unsigned long long)m.raft->term, (unsigned long long)m.raft->index);
+        cw_node_recv(f->node, f->now, &m);
+    }
+    f->n_raft_replies = 0;
 }
 
 void fx_client_step(struct fx *f, uint8_t ctl, const uint8_t *frame, size_t len)
@@ -872,7 +1310,7 @@ void fx_client_step(struct fx *f, uint8_t ctl, const uint8_t *frame, size_t len)
             /* STATUS and LINK are the daemon's own business, not the node's. */
             if (req.op == CW_OP_PUT || req.op == CW_OP_DEL || req.op == CW_OP_GET)
                 submit(f, req.op, req.bucket, req.key, req.key_len, req.value, req.value_len,
-                       &req.context, req.has_kctx ? &req.kctx : NULL);
+                       &req.context, req.has_kctx ? &req.kctx : NULL, req.cond, req.cond_version);
             cw_wire_request_free(&req);
         }
     } else {

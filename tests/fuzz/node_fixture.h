@@ -23,15 +23,27 @@
  *      the fixture compresses it as the sender would before step 2, so that
  *      mutations reach the records past LZ4's checksum. fuzz_node_client: after
  *      step 2, regions 0 and 2 send the node honest heartbeats (their clock is
- *      the physical time; they acknowledge the node's whole stream);
+ *      the physical time; they acknowledge the node's whole stream) and answer
+ *      the Raft messages it sent them since the last step as followers that
+ *      never campaign (votes granted, appends and snapshots acknowledged), so
+ *      that the node can lead and strong requests can succeed;
  *   4. FX_TICK: cw_node_tick;
  *   5. unless FX_HOLD, the round ends: the ready set is drained (persisted into
  *      an in-memory durable image, messages re-encoded and decoded, replies
  *      turned into responses and round-tripped, cw_node_advance), every effect
- *      checked;
+ *      checked; again while the node has effects (the strong part compacts its
+ *      log at advance, which the next ready persists), a few times at most;
  *   6. FX_RESTART: the round ends and the node crashes: it is rebuilt from the
- *      durable image alone (cw_node_restore_*), which must restore it to the
- *      same keys, applied vector and outbox.
+ *      durable image alone (cw_node_restore_*, the Raft records in the store's
+ *      order: snapshot, hard state, log), which must restore it to the same
+ *      keys, applied vector and outbox, the same Raft term, vote, commit and
+ *      log; after its first round (which replays the committed log) its strong
+ *      state must be the one before the crash (applied index, digest).
+ * The strong bucket's persisted Raft records are checked as they are stored:
+ * they decode, the term and commit never go back, the log stays consecutive
+ * after the snapshot with non-decreasing terms, a committed entry is never cut;
+ * every outgoing Raft message passes cw_raft_msg_check and relies only on what
+ * is durable (its term, a granted vote, the entries and snapshot it carries).
  * cw_node_check_invariants runs after every step. At the end of the input the
  * round ends, time moves past every waiting request's deadline, the node ticks,
  * and every request given to it must have had exactly one reply; then it
@@ -92,6 +104,14 @@ extern const uint64_t fx_adv_us[8];
 #define FX_AHEAD_US 10000000ull
 #define FX_MAX_VALUE 256u
 #define FX_MAX_SIBLINGS 3u
+/* The strong bucket: elections within a few steps of FX_ADV_NACK, compaction
+ * every few entries (so snapshots are sent and restored), a state machine a
+ * handful of keys fill (CW_EFULL). */
+#define FX_ELECTION_MIN_US 300000ull
+#define FX_SNAPSHOT_ENTRIES 4u
+#define FX_STRONG_BYTES_MAX 4096u
+/* Readies drained at most per round (see step 5). */
+#define FX_ROUND_PASSES 4
 
 /* Callbacks for the seed generator: every encoded outgoing frame, every reply. */
 struct fx_hooks {
@@ -108,6 +128,13 @@ struct fx_blob {
     uint32_t len;
 };
 
+/* A stored Raft entry (its record's bytes, and what they decode to). */
+struct fx_entry {
+    uint64_t index, term;
+    uint8_t *data;
+    uint32_t len;
+};
+
 /* What the driver made durable, as a store would hold it. */
 struct fx_store {
     struct fx_blob *keys;
@@ -117,12 +144,27 @@ struct fx_store {
     uint8_t *meta;
     uint32_t meta_len;
     struct cw_meta meta_dec;
+    /* Strong buckets (src/sim/fixture.c's semantics): the hard state (one),
+     * the snapshot (one) and the log (index order, consecutive). */
+    uint8_t *raft_hs;
+    uint32_t raft_hs_len;
+    struct cw_raft_hardstate hs; /* decoded; zero (vote NONE) before the first */
+    uint8_t *raft_snap;
+    uint32_t raft_snap_len;
+    uint64_t snap_index, snap_term; /* 0 without a snapshot */
+    struct fx_entry *raft_log;
+    size_t n_raft_log, cap_raft_log;
 };
 
 struct fx_req {
     uint64_t id;
-    int op; /* enum cw_wire_op */
+    int op;      /* enum cw_wire_op */
+    bool strong; /* for the strong bucket */
 };
+
+/* Answers of the honest idle peers of the client target to the node's Raft
+ * messages (FX_ALT), queued until the next client step. */
+#define FX_RAFT_REPLIES_MAX 64u
 
 struct fx {
     struct cw_node *node;
@@ -132,8 +174,11 @@ struct fx {
     uint64_t next_id;
     struct fx_req *reqs; /* given to the node, not answered yet */
     size_t n_reqs, cap_reqs;
-    uint64_t last_own_ts; /* this region's stamps strictly increase */
+    uint64_t last_own_ts;         /* this region's stamps strictly increase */
+    uint64_t last_strong_version; /* so do the versions of its strong writes */
     uint64_t replies, restarts;
+    struct cw_raft_msg raft_replies[FX_RAFT_REPLIES_MAX]; /* no entries, no snapshot */
+    size_t n_raft_replies;
 };
 
 /* Fills cfg for region `region` (buckets points at a static array). */
