@@ -45,7 +45,7 @@
 
 #define REGIONS_MAX CW_REGION_NAMES_MAX
 #define USERS_PER_REGION_MAX 64
-#define RECENT_MAX 256     /* the hot-thread list: the newest posts, Zipf by recency */
+#define RECENT_MAX 256     /* the hot-thread list: the newest posts and replies, Zipf by recency */
 #define REGION_RECENT 16   /* a region's recent posts, for timeline reads */
 #define SEEN_MAX 32        /* the posts a user has read, newest first, for replies */
 #define TIMELINE_POSTS 3   /* posts read by one timeline read */
@@ -556,8 +556,8 @@ static bool op_timeline(struct user *u)
     return true;
 }
 
-/* Reads a hot thread (Zipf over the newest posts): its index, its post and its
- * newest reply; counts orphans and stale reads. */
+/* Reads a hot thread (Zipf over the threads with the newest posts or replies):
+ * its index, its post and its newest reply; counts orphans and stale reads. */
 static bool op_thread(struct user *u)
 {
     struct run *r = u->run;
@@ -729,6 +729,11 @@ static bool op_reply(struct user *u)
         pp->last_reply = ri;
         pp->n_replies++;
     }
+    /* The thread is active again: it moves to the front of the hot list, as a
+     * "new reply" notification would bring readers to it. */
+    r->recent[r->recent_at++ % RECENT_MAX] = pi;
+    if (r->recent_n < RECENT_MAX)
+        r->recent_n++;
     probe_offer(r, u->region, rkey, ack);
     pthread_mutex_unlock(&r->mu);
     return true;
@@ -1514,11 +1519,13 @@ static int write_charts(const char *dir, const struct opts *o, const struct cw_c
     f = fopen(path, "w");
     if (f == NULL)
         return CW_EIO;
-    fprintf(f, "# mode orphans lost_replies stale_reads refused_partition\n");
+    fprintf(f, "# mode orphans lost_replies stale_reads refused_partition stale_pct_of_thread_reads\n");
     for (unsigned i = 0; i < n; i++)
-        fprintf(f, "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", res[i].mode,
+        fprintf(f, "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %.3f\n", res[i].mode,
                 res[i].total.orphans, res[i].lost_replies, res[i].total.stale,
-                res[i].total.refused);
+                res[i].total.refused,
+                res[i].n_thread ? 100.0 * (double)res[i].total.stale / (double)res[i].n_thread
+                                : 0.0);
     fclose(f);
 
     snprintf(gp_path, gp_len, "%s/charts.gp", dir);
@@ -1565,12 +1572,13 @@ static int write_charts(const char *dir, const struct opts *o, const struct cw_c
     }
     fprintf(f, "\nunset logscale x\nset format x '%%g'\nset yrange [*:*]\n");
     /* Visibility: bars per region pair, p50 (solid) and p99 (light), per mode. */
-    fprintf(f, "\nset output 'feed-visibility.png'\n"
+    fprintf(f, "\nset terminal pngcairo size 1000,600 font 'DejaVu Sans,11'\n"
+               "set output 'feed-visibility.png'\n"
                "set title \"Remote visibility: a reply's acknowledgement in one region until a "
                "read finds it in another\\n{/*0.8 p50 solid, p99 light; %s}\"\n"
                "set style data histograms\nset style histogram clustered gap 1\n"
                "set style fill solid 0.9 border -1\nset boxwidth 0.9\n"
-               "set logscale y 10\nset yrange [0.1:*]\nset xtics rotate by -25\n"
+               "set logscale y 10\nset yrange [1:*]\nset xtics rotate by 25 right\n"
                "set xlabel 'region pair (written → read)'\nset ylabel 'ms (log scale)'\n"
                "set key top left\nplot ",
             sub);
@@ -1580,20 +1588,29 @@ static int write_charts(const char *dir, const struct opts *o, const struct cw_c
         fprintf(f, ", '' using %u lc rgb '%s' fs transparent solid 0.35 title '%s p99'", 3 + 2 * i,
                 mode_color(res[i].mode), res[i].mode);
     }
-    fprintf(f, "\nunset logscale y\nset xtics norotate\n");
+    fprintf(f, "\nunset logscale y\nset xtics norotate\n"
+               "set terminal pngcairo size 1200,520 font 'DejaVu Sans,11'\n");
     /* Anomalies: bars per mode. */
     fprintf(f, "\nset output 'feed-anomalies.png'\n"
-               "set title \"Anomalies counted by the readers, per mode\\n{/*0.8 %s}\"\n"
+               "set multiplot layout 1,2 title \"Anomalies counted by the readers, per mode "
+               "{/*0.8 (%s)}\"\n"
+               "set title 'Orphans and lost replies (targets: 0 in causal and strong; lost 0 "
+               "everywhere)'\n"
                "set yrange [0:*]\nset xlabel 'mode'\nset ylabel 'count'\nset key top right\n"
                "set offsets 0,0,1,0\n"
-               "plot 'anomalies.dat' using 2:xtic(1) lc rgb '#e7298a' title 'orphans (reply "
-               "shown without its post)', "
-               "'' using 3 lc rgb '#66a61e' title 'lost replies (acknowledged, missing after the "
-               "run)', "
-               "'' using 4 lc rgb '#e6ab02' title 'stale reads (missed an acknowledged write)', "
-               "'' using 0:2:2 with labels offset -3.2,0.7 notitle, "
-               "'' using 0:3:3 with labels offset 0,0.7 notitle, "
-               "'' using 0:4:4 with labels offset 3.2,0.7 notitle\n",
+               "plot 'anomalies.dat' using 2:xtic(1) lc rgb '#e7298a' title 'orphans (thread "
+               "reads showing a reply without its post)', "
+               "'' using 3 lc rgb '#66a61e' title 'lost replies (acknowledged, missing after "
+               "the run)', "
+               "'' using 0:2:2 with labels offset -2,0.7 notitle, "
+               "'' using 0:3:3 with labels offset 2,0.7 notitle\n"
+               "set title 'Stale reads: thread reads that missed an acknowledged write (target: "
+               "0 in strong)'\n"
+               "set ylabel '%% of thread reads'\nset format y '%%g%%%%'\nset offsets 0,0,5,0\n"
+               "plot 'anomalies.dat' using 6:xtic(1) lc rgb '#e6ab02' title 'stale reads', "
+               "'' using 0:6:(sprintf('%%.1f%%%% (%%d)', $6, $4)) with labels offset 0,0.7 "
+               "notitle\n"
+               "unset multiplot\n",
             sub);
     return fclose(f) == 0 ? CW_OK : CW_EIO;
 }
@@ -1674,15 +1691,18 @@ static void usage(FILE *f)
             "  --mix T,H,P,R,L      percent weights of timeline reads, thread reads, posts,\n"
             "                       replies and likes (default 20,30,13,20,17: half reads,\n"
             "                       a third posts and replies, the rest likes, as Retwis)\n"
-            "  --zipf S             skew of the hot-thread choice over the newest %d posts\n"
-            "                       (rank 1 the newest), 0 to 3 (default 1.0)\n"
+            "  --zipf S             skew of the hot-thread choice over the %d latest thread\n"
+            "                       activities (a post or a reply; rank 1 the newest), and of\n"
+            "                       the reply and like choice over the posts a user has read,\n"
+            "                       0 to 3 (default 1.0)\n"
             "  --seed N             the seed of every user's choices (default 1); printed at\n"
             "                       the start, the same seed replays the same choices\n"
             "  --slow-link SPEC     FROM:TO:MS slows one direction of one link for the whole\n"
             "                       run (restored at the end), so that a reply can overtake\n"
             "                       its post: in eventual mode the thread index can reach a\n"
             "                       region before the post; 'auto' (default) slows the first\n"
-            "                       region -> the last region to 3x its configured delay;\n"
+            "                       region -> the last region to 1000 ms (or 3x its configured\n"
+            "                       delay, if more);\n"
             "                       'none' keeps the configured delays\n"
             "  --partition-secs S   length of the partition, 1 to 600 (default 6)\n"
             "  --partition-region R the region cut off (default: the last one)\n"
@@ -1921,9 +1941,12 @@ int main(int argc, char **argv)
     } else if (strcmp(slow_arg, "auto") == 0) {
         o.slow_from = 0;
         o.slow_to = (int)cfg.n_regions - 1;
+        /* A congested cable: 1 s one way (or 3x the configured delay, if more). A
+         * reply written in a region that saw the post quickly then reaches the
+         * last region long before the post does. */
         o.slow_ms = 3 * cfg.latency_ms[0][cfg.n_regions - 1];
-        if (o.slow_ms == 0)
-            o.slow_ms = 150; /* a config without delays: make one link slow */
+        if (o.slow_ms < 1000)
+            o.slow_ms = 1000;
     } else {
         const char *c1 = strchr(slow_arg, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         uint64_t ms;
