@@ -933,6 +933,33 @@ static bool wait_quiet(const struct cw_config *cfg, bool strong, unsigned limit_
     return quiet;
 }
 
+/* Waits (at most limit_s) until every region names the same strong leader, so
+ * that the strong mode does not start in the middle of an election. */
+static bool wait_leader(const struct cw_config *cfg, unsigned limit_s)
+{
+    uint64_t deadline = mono_ns() + (uint64_t)limit_s * 1000000000u;
+    while (mono_ns() < deadline && !atomic_load(&interrupted)) {
+        int leader = -2;
+        bool agreed = true;
+        for (unsigned i = 0; i < cfg->n_regions && agreed; i++) {
+            struct cw_client *c = NULL;
+            struct cw_status *s = NULL;
+            if (cw_client_connect(cfg->regions[i].client, NULL, &c) != CW_OK ||
+                cw_status_get(c, &s) != CW_OK || s->strong.leader < 0 ||
+                (leader != -2 && s->strong.leader != leader))
+                agreed = false;
+            else
+                leader = s->strong.leader;
+            cw_status_free(&s);
+            cw_client_close(&c);
+        }
+        if (agreed)
+            return true;
+        sleep_ms(200);
+    }
+    return false;
+}
+
 /* ------------------------------------------------------ lost-reply check */
 
 struct verifier {
@@ -1022,6 +1049,11 @@ static int run_mode(const struct opts *o, const struct cw_config *cfg, const str
                     unsigned mode_no, unsigned link_ms[REGIONS_MAX][REGIONS_MAX],
                     struct mode_result *res)
 {
+    if (m->strong && !wait_leader(cfg, 30)) {
+        fprintf(stderr, "causeway-feed: strong: the regions do not agree on a Raft leader after "
+                        "30 s; see causeway status in each region (strong.leader)\n");
+        return CW_ESTRONG;
+    }
     struct run *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return CW_ENOMEM;
@@ -1593,21 +1625,21 @@ static int write_charts(const char *dir, const struct opts *o, const struct cw_c
     /* Anomalies: bars per mode. */
     fprintf(f, "\nset output 'feed-anomalies.png'\n"
                "set multiplot layout 1,2 title \"Anomalies counted by the readers, per mode "
-               "{/*0.8 (%s)}\"\n"
-               "set title 'Orphans and lost replies (targets: 0 in causal and strong; lost 0 "
-               "everywhere)'\n"
-               "set yrange [0:*]\nset xlabel 'mode'\nset ylabel 'count'\nset key top right\n"
-               "set offsets 0,0,1,0\n"
+               "(targets: no orphans in causal and strong, no lost reply anywhere, no stale read "
+               "in strong)\\n{/*0.8 %s}\"\n"
+               "set title 'Orphans and lost replies'\n"
+               "set yrange [0:*]\nset xlabel 'mode'\nset ylabel 'count'\nset key top left\n"
+               "set offsets 0,0,graph 0.35,0\n"
                "plot 'anomalies.dat' using 2:xtic(1) lc rgb '#e7298a' title 'orphans (thread "
                "reads showing a reply without its post)', "
                "'' using 3 lc rgb '#66a61e' title 'lost replies (acknowledged, missing after "
                "the run)', "
                "'' using 0:2:2 with labels offset -2,0.7 notitle, "
                "'' using 0:3:3 with labels offset 2,0.7 notitle\n"
-               "set title 'Stale reads: thread reads that missed an acknowledged write (target: "
-               "0 in strong)'\n"
-               "set ylabel '%% of thread reads'\nset format y '%%g%%%%'\nset offsets 0,0,5,0\n"
-               "plot 'anomalies.dat' using 6:xtic(1) lc rgb '#e6ab02' title 'stale reads', "
+               "set title 'Stale reads, as a share of thread reads'\n"
+               "set ylabel '%% of thread reads'\nset format y '%%g%%%%'\n"
+               "plot 'anomalies.dat' using 6:xtic(1) lc rgb '#e6ab02' title 'stale reads (missed "
+               "a write acknowledged before the read began)', "
                "'' using 0:6:(sprintf('%%.1f%%%% (%%d)', $6, $4)) with labels offset 0,0.7 "
                "notitle\n"
                "unset multiplot\n",
