@@ -88,8 +88,9 @@ static void load_shipped(const char *name, struct cw_config *c)
 /* ---- the shipped geo-configs ---------------------------------------------------------- */
 
 /* The six demo buckets come first in every shipped config; three-regions.ini adds
- * strong ones after them (strong = 2), the others none. */
-static void assert_demo_buckets(const struct cw_config *c, unsigned strong)
+ * strong ones after them (strong = 2) and then the feed demo's six (feed = 6),
+ * the others none. */
+static void assert_demo_buckets(const struct cw_config *c, unsigned strong, unsigned feed)
 {
     static const struct {
         const char *name;
@@ -100,7 +101,7 @@ static void assert_demo_buckets(const struct cw_config *c, unsigned strong)
         {"likes", CW_CAUSAL, CW_CONFLICT_SIBLINGS}, {"feed_ev", CW_EVENTUAL, CW_CONFLICT_LWW},
         {"kv", CW_CAUSAL, CW_CONFLICT_LWW},         {"sib", CW_CAUSAL, CW_CONFLICT_SIBLINGS},
     };
-    assert_int_equal(c->n_buckets, 6 + strong);
+    assert_int_equal(c->n_buckets, 6 + strong + feed);
     for (size_t i = 0; i < 6; i++) {
         assert_string_equal(c->buckets[i].name, want[i].name);
         assert_int_equal(c->buckets[i].consistency, want[i].consistency);
@@ -110,9 +111,29 @@ static void assert_demo_buckets(const struct cw_config *c, unsigned strong)
     assert_int_equal(cw_config_bucket(c, "likes")->max_siblings, 64);
     for (unsigned i = 6; i < 6 + strong; i++)
         assert_int_equal(c->buckets[i].consistency, CW_STRONG);
+    assert_true(feed == 0 || feed == 6);
     if (strong) {
         assert_string_equal(c->buckets[6].name, "accounts");
         assert_string_equal(c->buckets[7].name, "threads_strong");
+    }
+    static const struct {
+        const char *name;
+        enum cw_consistency consistency;
+        enum cw_conflict conflict;
+    } feed_want[] = {
+        {"threads", CW_CAUSAL, CW_CONFLICT_SIBLINGS},
+        {"posts_ev", CW_EVENTUAL, CW_CONFLICT_LWW},
+        {"replies_ev", CW_EVENTUAL, CW_CONFLICT_LWW},
+        {"threads_ev", CW_EVENTUAL, CW_CONFLICT_SIBLINGS},
+        {"posts_strong", CW_STRONG, CW_CONFLICT_LWW},
+        {"replies_strong", CW_STRONG, CW_CONFLICT_LWW},
+    };
+    for (unsigned i = 0; i < feed; i++) {
+        const struct cw_bucket_policy *b = &c->buckets[6 + strong + i];
+        assert_string_equal(b->name, feed_want[i].name);
+        assert_int_equal(b->consistency, feed_want[i].consistency);
+        if (b->consistency != CW_STRONG)
+            assert_int_equal(b->conflict, feed_want[i].conflict);
     }
 }
 
@@ -155,7 +176,7 @@ static void test_three_regions(void **state)
     assert_true(c.key_cache_bytes_max == CW_DEFAULT_KEY_CACHE_BYTES_MAX);
     assert_true(c.outbox_cache_bytes_max == CW_DEFAULT_OUTBOX_CACHE_BYTES_MAX);
     assert_true(c.store_cache_bytes == CW_DEFAULT_STORE_CACHE_BYTES);
-    assert_demo_buckets(&c, 2);
+    assert_demo_buckets(&c, 2, 6);
     cw_config_free(&c);
     assert_null(c.buckets);
     assert_int_equal(c.n_buckets, 0);
@@ -179,7 +200,7 @@ static void test_five_regions(void **state)
             }
         }
     }
-    assert_demo_buckets(&c, 0);
+    assert_demo_buckets(&c, 0, 0);
     cw_config_free(&c);
 }
 
@@ -198,7 +219,7 @@ static void test_local(void **state)
     assert_int_equal(c.window_records, 4096);
     assert_int_equal(c.waiting_max, 10000);
     assert_int_equal(c.wait_ms, 5000);
-    assert_demo_buckets(&c, 0);
+    assert_demo_buckets(&c, 0, 0);
     cw_config_free(&c);
 }
 
@@ -249,7 +270,7 @@ static void test_lookups_and_replica(void **state)
     assert_int_equal(rc.region, 2);
     assert_int_equal(rc.n_regions, 3);
     assert_ptr_equal(rc.buckets, c.buckets);
-    assert_int_equal(rc.n_buckets, 8);
+    assert_int_equal(rc.n_buckets, 14);
     assert_int_equal(rc.max_value_bytes, 1048576);
     assert_int_equal(rc.dep_buffer_max, 100000);
     assert_int_equal(rc.outbox_max, 1000000);
