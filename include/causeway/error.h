@@ -48,7 +48,7 @@ enum cw_err {
     CW_EVERSION = 19,       /* protocol version mismatch */
     CW_EIO = 20,            /* a file could not be read or written */
     CW_EUNAVAILABLE = 21,   /* the service is not reachable */
-    CW_ESTRONG = 22,        /* a strong-bucket request that Raft could not serve here */
+    CW_ESTRONG = 22,        /* a strong-bucket request reached the causal replica */
     CW_ECORRUPT = 23,       /* stored data failed a check (checksum, missing file) */
     CW_ECONFLICT = 24,      /* a conditional put's expected version did not match */
     CW_ENOQUORUM = 25,      /* no majority of regions reachable for a strong bucket */

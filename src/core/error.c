@@ -28,8 +28,8 @@ static const char *const messages[CW_ERR_COUNT_] = {
     [CW_EVERSION] = "protocol version mismatch; run the same causeway version everywhere",
     [CW_EIO] = "file input/output error",
     [CW_EUNAVAILABLE] = "service unavailable; is causewayd running for that region?",
-    [CW_ESTRONG] = "this strong-bucket request cannot be served (conditional write on a "
-                   "causal bucket, or the strong state is full); see the detail",
+    [CW_ESTRONG] = "a strong-bucket request reached the causal path and was refused; check "
+                   "that every region's config marks the bucket strong",
     [CW_ECORRUPT] = "stored data is damaged or incomplete and was not used; restore the "
                     "data directory from a backup (see docs/operations.md)",
     [CW_ECONFLICT] = "conflict: the key's current version is not the expected one; read "
