@@ -939,7 +939,7 @@ static int section_key(struct loader *ld, const char *key, const char *const *ke
         ld->key_line[i] = ld->lineno;
         return (int)i;
     }
-    char list[512];
+    char list[1024];
     join_list(list, sizeof(list), keys, n, ", ");
     fail(ld, CW_ECONFIG, ld->lineno, "unknown key '%.80s' in %s; expected one of: %s", key,
          section_label(ld, label, sizeof(label)), list);
