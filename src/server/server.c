@@ -914,11 +914,18 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
      * not the decoder, refuses a value over max_value_bytes: its error says
      * "value too large" instead of "malformed request". */
     s->limits.value_bytes_max = (uint32_t)(s->limits.frame_bytes_max / 2);
+    struct cw_net_config ncfg;
+    memset(&ncfg, 0, sizeof(ncfg));
     int rc = pending_init(s);
     if (rc != CW_OK) {
         snprintf(err, err_len, "out of memory");
         goto err_after_alloc;
     }
+    /* Security first: a node that cannot provide what the config asks for stops
+     * before it touches its data directory. */
+    rc = setup_security(s, &ncfg, err, err_len);
+    if (rc != CW_OK)
+        goto err_after_alloc;
 
     enum cw_durability dur;
     if (cw_durability_parse(cfg->durability, &dur) != CW_OK) {
@@ -1004,8 +1011,6 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
                 cfg->regions[rebuild_from].name);
     }
 
-    struct cw_net_config ncfg;
-    memset(&ncfg, 0, sizeof(ncfg));
     ncfg.self = region;
     ncfg.n_regions = cfg->n_regions;
     for (unsigned i = 0; i < cfg->n_regions; i++) {
@@ -1019,9 +1024,7 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
     ncfg.jitter_ms = cfg->jitter_ms;
     ncfg.seed = s->seed ^ ((uint64_t)region << 48); /* CAUSEWAY_SEED replays the jitter too */
     ncfg.frame_bytes_max = s->limits.frame_bytes_max;
-    rc = setup_security(s, &ncfg, err, err_len);
-    if (rc == CW_OK)
-        rc = cw_net_open(&ncfg, &s->net, err, err_len);
+    rc = cw_net_open(&ncfg, &s->net, err, err_len);
     /* The net keeps its own copy of the secret key. */
     wipe(&ncfg.self_pair, sizeof(ncfg.self_pair));
     if (rc != CW_OK)
@@ -1034,6 +1037,7 @@ err_after_node:
 err_after_store:
     cw_store_close(&s->store);
 err_after_alloc:
+    wipe(&ncfg.self_pair, sizeof(ncfg.self_pair));
     free(s->principals);
     free(s->pending);
     free(s->free_slots);
