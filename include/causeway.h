@@ -115,8 +115,8 @@ CW_EXPORT void cw_client_options_init(struct cw_client_options *opt);
  * Returns CW_OK, or CW_EIO / CW_ECONFIG with one line in err (err_len bytes, may
  * be 0) naming the file and what to do. opt->server_key is not touched.
  */
-CW_EXPORT int cw_client_options_key_file(struct cw_client_options *opt, const char *path,
-                                         char *err, size_t err_len);
+CW_EXPORT int cw_client_options_key_file(struct cw_client_options *opt, const char *path, char *err,
+                                         size_t err_len);
 
 /*
  * Prepares a connection to endpoint ("tcp://host:port" or "ipc://path"); opt

@@ -515,8 +515,8 @@ int cw_client_connect(const char *endpoint, const struct cw_client_options *opt,
      * that answers the wrong request. */
     c->next_req_id = 1;
     c->curve = curve;
-    int rc = cw_netclient_open_curve(endpoint, curve ? &keys : NULL, &c->net, c->err,
-                                     sizeof(c->err));
+    int rc =
+        cw_netclient_open_curve(endpoint, curve ? &keys : NULL, &c->net, c->err, sizeof(c->err));
     volatile uint8_t *kp = (volatile uint8_t *)&keys;
     for (size_t i = 0; i < sizeof(keys); i++)
         kp[i] = 0;

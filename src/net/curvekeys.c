@@ -71,8 +71,9 @@ static int write_new_file(const char *path, const char *text, mode_t mode, char 
      * others, not even for a moment. */
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        cw_net_errf(err, err_len, "cannot create a file next to %s: %s; choose a directory you "
-                                  "can write to",
+        cw_net_errf(err, err_len,
+                    "cannot create a file next to %s: %s; choose a directory you "
+                    "can write to",
                     path, strerror(errno));
         free(tmp);
         return -1;
@@ -116,8 +117,8 @@ int cw_curve_write_pair(const char *path, const char *public_z85, const char *se
     }
     snprintf(pub, plen + 5, "%s.pub", path);
     if (access(pub, F_OK) == 0) {
-        cw_net_errf(err, err_len, "%s already exists; remove it first (keygen never replaces a key)",
-                    pub);
+        cw_net_errf(err, err_len,
+                    "%s already exists; remove it first (keygen never replaces a key)", pub);
         free(pub);
         return -1;
     }
@@ -156,8 +157,9 @@ int cw_curve_read_pair(const char *path, struct cw_curve_pair *out, char *err, s
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        cw_net_errf(err, err_len, "the key file %s is not a regular file; give the file that "
-                                  "'causeway keygen --out' wrote",
+        cw_net_errf(err, err_len,
+                    "the key file %s is not a regular file; give the file that "
+                    "'causeway keygen --out' wrote",
                     path);
         close(fd);
         return -1;
@@ -175,15 +177,17 @@ int cw_curve_read_pair(const char *path, struct cw_curve_pair *out, char *err, s
     int e = errno;
     close(fd);
     if (n < 0 || n > PAIR_FILE_BYTES_MAX) {
-        cw_net_errf(err, err_len, "cannot read the key file %s: %s; give the file that "
-                                  "'causeway keygen --out' wrote",
+        cw_net_errf(err, err_len,
+                    "cannot read the key file %s: %s; give the file that "
+                    "'causeway keygen --out' wrote",
                     path, n < 0 ? strerror(e) : "it is too large");
         return -1;
     }
     buf[n] = '\0';
     char pub[CW_CURVE_Z85_LEN + 8] = "", sec[CW_CURVE_Z85_LEN + 8] = "";
     char *save = NULL;
-    for (char *line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(buf, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
         char *t = trim(line);
         if (*t == '\0' || *t == '#')
             continue;
@@ -230,8 +234,8 @@ int cw_curve_read_pair(const char *path, struct cw_curve_pair *out, char *err, s
 
 static bool holder_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '@' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '@' || c == '-';
 }
 
 int cw_curve_read_list(const char *path, struct cw_curve_entry **out, size_t *n, char *err,
@@ -253,8 +257,9 @@ int cw_curve_read_list(const char *path, struct cw_curve_entry **out, size_t *n,
     while (fgets(line, sizeof(line), f) != NULL) {
         lineno++;
         if (strchr(line, '\n') == NULL && !feof(f)) {
-            cw_net_errf(err, err_len, "%s:%u: the line is longer than %d characters; expected "
-                                      "'KEY HOLDER  # comment'",
+            cw_net_errf(err, err_len,
+                        "%s:%u: the line is longer than %d characters; expected "
+                        "'KEY HOLDER  # comment'",
                         path, lineno, LIST_LINE_MAX);
             goto done;
         }
@@ -294,14 +299,14 @@ int cw_curve_read_list(const char *path, struct cw_curve_entry **out, size_t *n,
         for (size_t i = 0; i < count; i++) {
             if (memcmp(list[i].key, key, sizeof(key)) == 0) {
                 cw_net_errf(err, err_len,
-                            "%s:%u: this key is already listed for %s; list each key once",
-                            path, lineno, list[i].holder);
+                            "%s:%u: this key is already listed for %s; list each key once", path,
+                            lineno, list[i].holder);
                 goto done;
             }
         }
         if (count == CW_CURVE_LIST_MAX) {
-            cw_net_errf(err, err_len, "%s:%u: more than %d keys; split the holders' access",
-                        path, lineno, CW_CURVE_LIST_MAX);
+            cw_net_errf(err, err_len, "%s:%u: more than %d keys; split the holders' access", path,
+                        lineno, CW_CURVE_LIST_MAX);
             goto done;
         }
         if (count == cap) {

@@ -299,12 +299,13 @@ static int open_router(struct cw_net *n, enum sock_id which, const char *endpoin
                     zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
-    if (n->curve && (set_int(sock, ZMQ_CURVE_SERVER, 1) != 0 ||
-                     zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, n->self_pair.secret_key, CW_CURVE_KEY_BYTES) != 0 ||
-                     zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, sock_label[which],
-                                    strlen(sock_label[which])) != 0)) {
-        cw_net_errf(err, err_len, "cannot make the %s socket a CURVE server: %s",
-                    sock_label[which], zmq_strerror(zmq_errno()));
+    if (n->curve &&
+        (set_int(sock, ZMQ_CURVE_SERVER, 1) != 0 ||
+         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, n->self_pair.secret_key, CW_CURVE_KEY_BYTES) !=
+             0 ||
+         zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, sock_label[which], strlen(sock_label[which])) != 0)) {
+        cw_net_errf(err, err_len, "cannot make the %s socket a CURVE server: %s", sock_label[which],
+                    zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     if (n->curve) {
@@ -344,12 +345,12 @@ static int open_dealer(struct cw_net *n, const struct cw_net_config *cfg, unsign
     if (set_common_options(sock, n->frame_bytes_max, sndhwm, 16) != 0 ||
         (!n->curve &&
          zmq_setsockopt(sock, ZMQ_ROUTING_ID, n->names[n->self], n->name_len[n->self]) != 0) ||
-        (n->curve &&
-         (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, n->region_keys[peer], CW_CURVE_KEY_BYTES) != 0 ||
-          zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, n->self_pair.public_key,
-                         CW_CURVE_KEY_BYTES) != 0 ||
-          zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, n->self_pair.secret_key,
-                         CW_CURVE_KEY_BYTES) != 0)) ||
+        (n->curve && (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, n->region_keys[peer],
+                                     CW_CURVE_KEY_BYTES) != 0 ||
+                      zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, n->self_pair.public_key,
+                                     CW_CURVE_KEY_BYTES) != 0 ||
+                      zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, n->self_pair.secret_key,
+                                     CW_CURVE_KEY_BYTES) != 0)) ||
         set_int(sock, ZMQ_IMMEDIATE, 1) != 0 ||
         set_int(sock, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS) != 0 ||
         set_int(sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS) != 0 ||
@@ -374,8 +375,7 @@ static int open_dealer(struct cw_net *n, const struct cw_net_config *cfg, unsign
  * context, libzmq's CURVE server admits every client key, so a node that cannot
  * bind it must not start.
  */
-static int setup_curve(struct cw_net *n, const struct cw_net_config *cfg, char *err,
-                       size_t err_len)
+static int setup_curve(struct cw_net *n, const struct cw_net_config *cfg, char *err, size_t err_len)
 {
     if (!cw_curve_available()) {
         cw_net_errf(err, err_len,
@@ -753,7 +753,6 @@ static void drain_parts(void *sock)
     }
 }
 
-
 /* ------------------------------------------------------------ ZAP and monitors */
 
 /* Logs one refusal through auth_log, at most once a second per remote address. */
@@ -868,10 +867,9 @@ static bool zap_serve_one(struct cw_net *n)
     }
     char version[8] = "", domain[32] = "", addr[AUTH_ADDR_MAX] = "?", mech[16] = "";
     const uint8_t *key = NULL;
-    if (nf != 7 || !frame_text(&f[0], version, sizeof(version)) ||
-        strcmp(version, "1.0") != 0 || !frame_text(&f[2], domain, sizeof(domain)) ||
-        !frame_text(&f[5], mech, sizeof(mech)) || strcmp(mech, "CURVE") != 0 ||
-        zmq_msg_size(&f[6]) != CW_CURVE_KEY_BYTES)
+    if (nf != 7 || !frame_text(&f[0], version, sizeof(version)) || strcmp(version, "1.0") != 0 ||
+        !frame_text(&f[2], domain, sizeof(domain)) || !frame_text(&f[5], mech, sizeof(mech)) ||
+        strcmp(mech, "CURVE") != 0 || zmq_msg_size(&f[6]) != CW_CURVE_KEY_BYTES)
         malformed = true;
     if (nf > 3 && !frame_text(&f[3], addr, sizeof(addr)))
         snprintf(addr, sizeof(addr), "?");
@@ -893,8 +891,7 @@ static bool zap_serve_one(struct cw_net *n)
         zmq_send(n->zap, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(n->zap, code, 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(n->zap, text, strlen(text), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(n->zap, admitted ? user : "", admitted ? strlen(user) : 0,
-             ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(n->zap, admitted ? user : "", admitted ? strlen(user) : 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(n->zap, "", 0, ZMQ_DONTWAIT);
 
     if (!admitted) {

@@ -43,7 +43,7 @@
 
 #define CW_NET_NAME_MAX (CW_REGION_NAME_MAX + 1)  /* a region name plus NUL */
 #define CW_NET_ENDPOINT_MAX (CW_ENDPOINT_MAX + 1) /* an endpoint plus NUL */
-#define CW_NET_ROUTE_MAX 256 /* ZeroMQ routing ids are 1..255 bytes */
+#define CW_NET_ROUTE_MAX 256                      /* ZeroMQ routing ids are 1..255 bytes */
 #define CW_NET_FRAME_BYTES_DEFAULT (16u * 1024u * 1024u)
 #define CW_NET_LINK_QUEUE_DEFAULT 10000u
 #define CW_NET_LINK_QUEUE_LIMIT (1u << 20) /* largest accepted link_queue_max */
@@ -161,11 +161,11 @@ void cw_net_link_status(const struct cw_net *n, unsigned peer, struct cw_link_st
 struct cw_net_stats {
     uint64_t malformed_dropped;           /* messages with an unexpected number of frames */
     uint64_t unknown_peer_dropped;        /* peer frames from a routing id that is no region */
-    uint64_t auth_refused;      /* curve: connections whose key the ZAP handler refused */
-    uint64_t handshakes_failed; /* curve: connections that failed the handshake (no CURVE,
-                                 * a wrong server key, garbage) */
-    uint64_t peer_identity_refused; /* curve: peer frames whose routing id names another
-                                     * region than the key they authenticated with */
+    uint64_t auth_refused;                /* curve: connections whose key the ZAP handler refused */
+    uint64_t handshakes_failed;           /* curve: connections that failed the handshake (no CURVE,
+                                           * a wrong server key, garbage) */
+    uint64_t peer_identity_refused;       /* curve: peer frames whose routing id names another
+                                           * region than the key they authenticated with */
     uint64_t replies_dropped;             /* replies whose client was gone or too slow */
     uint64_t client_frames, admin_frames; /* requests delivered */
 };

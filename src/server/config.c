@@ -134,10 +134,17 @@ static const struct {
 _Static_assert(N_CLUSTER_RENAMED <= CW_CONFIG_WARNINGS_MAX,
                "room for a warning per deprecated key");
 
-enum region_key { RK_CLIENT, RK_PEER, RK_ADMIN, RK_DATA_DIR, RK_PUBLIC_KEY, RK_SECRET_KEY_FILE,
-                  RK_COUNT_ };
-static const char *const region_keys[RK_COUNT_] = {"client",     "peer",           "admin",
-                                                   "data_dir",   "public_key",     "secret_key_file"};
+enum region_key {
+    RK_CLIENT,
+    RK_PEER,
+    RK_ADMIN,
+    RK_DATA_DIR,
+    RK_PUBLIC_KEY,
+    RK_SECRET_KEY_FILE,
+    RK_COUNT_
+};
+static const char *const region_keys[RK_COUNT_] = {"client",   "peer",       "admin",
+                                                   "data_dir", "public_key", "secret_key_file"};
 #define ROLES 3 /* client, peer, admin: the endpoint keys come first */
 
 enum bucket_key { BK_CONSISTENCY, BK_CONFLICT, BK_MAX_SIBLINGS, BK_COUNT_ };
@@ -265,7 +272,7 @@ struct loader {
     unsigned key_line[KEYS_MAX]; /* where each key of the open section was set; 0 = unset */
     unsigned renamed_line[N_CLUSTER_RENAMED]; /* where [cluster] set a key by its old name */
 
-    unsigned cluster_line, latency_line; /* header lines of the single sections */
+    unsigned cluster_line, latency_line;    /* header lines of the single sections */
     unsigned preferred_line, election_line; /* for checks after every region is known */
     unsigned region_line[CW_REGIONS_MAX];
     unsigned endpoint_line[CW_REGIONS_MAX][ROLES];
@@ -682,8 +689,8 @@ static bool check_cluster(struct loader *ld)
              c->raft_heartbeat_ms, c->election_min_ms);
         return false;
     }
-    ld->election_line = ld->key_line[CK_ELECTION_MIN_MS] ? ld->key_line[CK_ELECTION_MIN_MS]
-                                                         : ld->cluster_line;
+    ld->election_line =
+        ld->key_line[CK_ELECTION_MIN_MS] ? ld->key_line[CK_ELECTION_MIN_MS] : ld->cluster_line;
     for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
         if (need[i].v >= c->max_value_bytes)
             continue;
@@ -1702,8 +1709,8 @@ void cw_config_strong(const struct cw_config *c, unsigned id, struct cw_strong_c
     out->raft.election_max_us = max_ms * 1000;
     out->raft.heartbeat_us = (hb_ms ? hb_ms : 1) * 1000;
     out->raft.suspect_after_us = (uint64_t)c->suspect_after_ms * 1000;
-    out->raft.preferred = c->preferred_leader_id >= 0 ? (unsigned)c->preferred_leader_id
-                                                      : CW_RAFT_NONE;
+    out->raft.preferred =
+        c->preferred_leader_id >= 0 ? (unsigned)c->preferred_leader_id : CW_RAFT_NONE;
     out->timeout_us = (uint64_t)c->strong_timeout_ms * 1000;
     out->pending_max = c->strong_pending_max;
     out->bytes_max = c->strong_bytes_max;

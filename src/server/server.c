@@ -675,7 +675,6 @@ static int process_ready(struct cw_server *s)
     return CW_OK;
 }
 
-
 /* --------------------------------------------------------------- security */
 
 static void wipe(void *p, size_t n)

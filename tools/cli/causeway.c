@@ -271,9 +271,9 @@ static const char *const keygen_help =
 struct args {
     const char *config, *region, *endpoint, *session, *context;
     const char *key_file, *server_key, *out; /* --key-file, --server-key, keygen --out */
-    const char *if_version_text; /* --if-version as given, for messages */
-    uint64_t if_version;         /* --if-version, >= 1 when set */
-    bool if_absent;              /* --if-absent */
+    const char *if_version_text;             /* --if-version as given, for messages */
+    uint64_t if_version;                     /* --if-version, >= 1 when set */
+    bool if_absent;                          /* --if-absent */
     bool json, help, version;
     unsigned timeout_ms;
     bool timeout_set;
@@ -309,9 +309,9 @@ static int cmd_link(struct run *r);
 static int cmd_keygen(struct run *r);
 
 static const struct command commands[] = {
-    {"put", true, true, cmd_put},       {"get", false, true, cmd_get},
-    {"del", true, true, cmd_del},       {"status", false, false, cmd_status},
-    {"link", false, false, cmd_link},   {"keygen", false, false, cmd_keygen},
+    {"put", true, true, cmd_put},     {"get", false, true, cmd_get},
+    {"del", true, true, cmd_del},     {"status", false, false, cmd_status},
+    {"link", false, false, cmd_link}, {"keygen", false, false, cmd_keygen},
 };
 
 static const struct command *find_command(const char *name)
@@ -1442,8 +1442,9 @@ static int curve_options(struct run *r, struct cw_client_options *opt)
     }
     uint8_t bin[CW_CURVE_KEY_BYTES];
     if (!cw_curve_decode(server, bin))
-        return usage(a->cmd, "the server key from %s is not a CURVE public key (40 Z85 "
-                             "characters)",
+        return usage(a->cmd,
+                     "the server key from %s is not a CURVE public key (40 Z85 "
+                     "characters)",
                      server_from);
     if (key_file == NULL) {
         fprintf(stderr,
