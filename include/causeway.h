@@ -64,6 +64,10 @@ struct cw_client;
 #define CW_CLIENT_RETRIES_DEFAULT 2
 #define CW_CLIENT_RETRIES_MAX 10
 
+/* The options layout cw_client_options_init fills (see the version field). */
+#define CW_CLIENT_OPTIONS_VERSION 2
+#define CW_KEY_TEXT_MAX 41 /* a CURVE key in Z85: 40 characters and the NUL */
+
 struct cw_client_options {
     /* How long one attempt waits for its reply, 1..3600000 ms. */
     unsigned timeout_ms;
@@ -78,10 +82,41 @@ struct cw_client_options {
      * the key to find out whether it happened.
      */
     unsigned retries;
+    /*
+     * Version 2 and later. cw_client_options_init sets version to
+     * CW_CLIENT_OPTIONS_VERSION; a caller that fills the struct itself (written
+     * for version 1, e.g. with a designated initializer naming only timeout_ms and
+     * retries) leaves it 0, and then only the fields above are read, so such
+     * sources keep compiling and working unchanged. (Binaries built against the
+     * version 1 header must be rebuilt: the struct grew.)
+     */
+    unsigned version;
+    /*
+     * CurveZMQ (docs/operations.md, "Security"): the node's public key and this
+     * client's key pair, each 40 Z85 characters. All three empty (the default):
+     * no CURVE, for a node with security = none. server_key set: all three must
+     * be, and the connection is encrypted and authenticated; the node admits the
+     * client only if its public key is listed in the node's config.
+     * cw_client_options_key_file fills the pair from a key file.
+     */
+    char server_key[CW_KEY_TEXT_MAX];
+    char public_key[CW_KEY_TEXT_MAX];
+    char secret_key[CW_KEY_TEXT_MAX];
 };
 
-/* Fills *opt with the defaults (CW_CLIENT_TIMEOUT_MS_DEFAULT, CW_CLIENT_RETRIES_DEFAULT). */
+/* Fills *opt with the defaults (CW_CLIENT_TIMEOUT_MS_DEFAULT, CW_CLIENT_RETRIES_DEFAULT,
+ * no CURVE) and the current version. */
 CW_EXPORT void cw_client_options_init(struct cw_client_options *opt);
+
+/*
+ * Reads the key pair file at path (written by `causeway keygen --out FILE`) into
+ * opt->public_key and opt->secret_key. Refuses a file that is missing, readable
+ * by group or others, or holds keys that do not decode or do not belong together.
+ * Returns CW_OK, or CW_EIO / CW_ECONFIG with one line in err (err_len bytes, may
+ * be 0) naming the file and what to do. opt->server_key is not touched.
+ */
+CW_EXPORT int cw_client_options_key_file(struct cw_client_options *opt, const char *path, char *err,
+                                         size_t err_len);
 
 /*
  * Prepares a connection to endpoint ("tcp://host:port" or "ipc://path"); opt
@@ -385,6 +420,11 @@ struct cw_status_counters {
     uint64_t replies_dropped; /* replies the node could not send */
     uint64_t commits;         /* store transactions */
     uint64_t commit_records;  /* records written by them */
+    /* security = curve (docs/operations.md, "Security"). */
+    uint64_t auth_refused;          /* connections whose key the node does not admit */
+    uint64_t handshakes_failed;     /* connections that failed the CURVE handshake */
+    uint64_t peer_identity_refused; /* peer frames claiming another region than their key */
+    uint64_t admin_refused;         /* admin commands from keys that are not admin keys */
 };
 
 /* The strong buckets' Raft group as one node sees it (docs/operations.md). */

@@ -64,6 +64,7 @@ file(GLOB CW_CLIENT_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/client/*
 if(CW_CLIENT_SOURCES)
   # libcauseway: the C client library behind include/causeway.h.
   add_library(causeway SHARED ${CW_CLIENT_SOURCES} ${PROJECT_SOURCE_DIR}/src/net/netclient.c
+                              ${PROJECT_SOURCE_DIR}/src/net/curvekeys.c
                               ${PROJECT_SOURCE_DIR}/src/net/netutil.c)
   target_include_directories(causeway PUBLIC ${PROJECT_SOURCE_DIR}/include)
   target_link_libraries(causeway PRIVATE cw_wire cw_core PkgConfig::ZMQ PkgConfig::JANSSON)
@@ -85,11 +86,15 @@ if(CW_CLIENT_SOURCES)
   configure_file(${PROJECT_SOURCE_DIR}/tools/causeway.pc.in ${PROJECT_BINARY_DIR}/causeway.pc @ONLY)
   install(FILES ${PROJECT_BINARY_DIR}/causeway.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
   if(EXISTS ${PROJECT_SOURCE_DIR}/tools/cli/causeway.c)
+    # keygen writes key files with the transport's key code (libcauseway keeps it
+    # private), so the CLI compiles it in.
     add_executable(causeway-cli ${PROJECT_SOURCE_DIR}/tools/cli/causeway.c
-                                ${PROJECT_SOURCE_DIR}/tools/cli/escape.c)
+                                ${PROJECT_SOURCE_DIR}/tools/cli/escape.c
+                                ${PROJECT_SOURCE_DIR}/src/net/curvekeys.c
+                                ${PROJECT_SOURCE_DIR}/src/net/netutil.c)
     set_target_properties(causeway-cli PROPERTIES OUTPUT_NAME causeway)
     target_compile_definitions(causeway-cli PRIVATE CW_VERSION_TEXT="${PROJECT_VERSION}")
-    target_link_libraries(causeway-cli PRIVATE causeway cw_config)
+    target_link_libraries(causeway-cli PRIVATE causeway cw_config PkgConfig::ZMQ)
     install(TARGETS causeway-cli RUNTIME DESTINATION bin)
     install(FILES ${PROJECT_SOURCE_DIR}/docs/causeway.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
             OPTIONAL)

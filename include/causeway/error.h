@@ -52,6 +52,7 @@ enum cw_err {
     CW_ECORRUPT = 23,       /* stored data failed a check (checksum, missing file) */
     CW_ECONFLICT = 24,      /* a conditional put's expected version did not match */
     CW_ENOQUORUM = 25,      /* no majority of regions reachable for a strong bucket */
+    CW_EDENIED = 26,        /* the authenticated key may not do this (admin needs an admin key) */
     CW_ERR_COUNT_
 };
 

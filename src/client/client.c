@@ -25,6 +25,7 @@
 #include "core/replica.h"
 #include "core/session.h"
 #include "core/vclock.h"
+#include "net/curvekeys.h"
 #include "net/netclient.h"
 #include "wire/wire.h"
 
@@ -434,6 +435,7 @@ struct cw_client {
     struct cw_netclient *net;
     struct cw_client_options opt;
     uint64_t next_req_id;
+    bool curve; /* the connection uses CurveZMQ */
     char endpoint[CW_ENDPOINT_TEXT_MAX];
     char err[ERRMSG_MAX];
 };
@@ -451,8 +453,31 @@ static void client_fail(struct cw_client *c, const char *fmt, ...)
 
 void cw_client_options_init(struct cw_client_options *opt)
 {
+    memset(opt, 0, sizeof(*opt));
     opt->timeout_ms = CW_CLIENT_TIMEOUT_MS_DEFAULT;
     opt->retries = CW_CLIENT_RETRIES_DEFAULT;
+    opt->version = CW_CLIENT_OPTIONS_VERSION;
+}
+
+int cw_client_options_key_file(struct cw_client_options *opt, const char *path, char *err,
+                               size_t err_len)
+{
+    if (err_len > 0)
+        err[0] = '\0';
+    if (opt == NULL || path == NULL) {
+        if (err_len > 0)
+            snprintf(err, err_len, "no options or no key file path given");
+        return CW_EINVAL;
+    }
+    struct cw_curve_pair pair;
+    if (cw_curve_read_pair(path, &pair, err, err_len) != 0)
+        return access(path, R_OK) == 0 ? CW_ECONFIG : CW_EIO;
+    cw_curve_encode(pair.public_key, opt->public_key);
+    cw_curve_encode(pair.secret_key, opt->secret_key);
+    volatile uint8_t *p = (volatile uint8_t *)&pair;
+    for (size_t i = 0; i < sizeof(pair); i++)
+        p[i] = 0;
+    return CW_OK;
 }
 
 int cw_client_connect(const char *endpoint, const struct cw_client_options *opt,
@@ -461,9 +486,21 @@ int cw_client_connect(const char *endpoint, const struct cw_client_options *opt,
     *out = NULL;
     struct cw_client_options o;
     cw_client_options_init(&o);
-    if (opt != NULL)
+    if (opt != NULL && opt->version >= 2) {
         o = *opt;
+    } else if (opt != NULL) {
+        /* A version 1 caller: only its first two fields exist. */
+        o.timeout_ms = opt->timeout_ms;
+        o.retries = opt->retries;
+    }
     if (o.timeout_ms == 0 || o.timeout_ms > 3600000u || o.retries > CW_CLIENT_RETRIES_MAX)
+        return CW_EINVAL;
+    /* CURVE: all three keys, or none. */
+    struct cw_netclient_curve keys;
+    bool curve = memchr(o.server_key, '\0', sizeof(o.server_key)) != NULL && o.server_key[0];
+    if (curve && (!cw_curve_decode(o.server_key, keys.server_key) ||
+                  !cw_curve_decode(o.public_key, keys.public_key) ||
+                  !cw_curve_decode(o.secret_key, keys.secret_key)))
         return CW_EINVAL;
     if (endpoint == NULL || endpoint[0] == '\0' || strlen(endpoint) >= CW_ENDPOINT_TEXT_MAX)
         return CW_EINVAL;
@@ -477,7 +514,13 @@ int cw_client_connect(const char *endpoint, const struct cw_client_options *opt,
      * earlier request never arrives, and the id check guards against a server
      * that answers the wrong request. */
     c->next_req_id = 1;
-    int rc = cw_netclient_open(endpoint, &c->net, c->err, sizeof(c->err));
+    c->curve = curve;
+    int rc =
+        cw_netclient_open_curve(endpoint, curve ? &keys : NULL, &c->net, c->err, sizeof(c->err));
+    volatile uint8_t *kp = (volatile uint8_t *)&keys;
+    for (size_t i = 0; i < sizeof(keys); i++)
+        kp[i] = 0;
+    memset(c->opt.secret_key, 0, sizeof(c->opt.secret_key));
     if (rc != CW_OK) {
         free(c);
         return rc;
@@ -554,8 +597,12 @@ static int call(struct cw_client *c, struct cw_wire_request *req, bool idempoten
     }
     free(frame);
     if (rc == CW_EUNAVAILABLE) {
-        client_fail(c, "cannot reach %s within %u ms (%u attempt%s)", c->endpoint,
-                    c->opt.timeout_ms, attempts, attempts == 1 ? "" : "s");
+        client_fail(c, "cannot reach %s within %u ms (%u attempt%s)%s", c->endpoint,
+                    c->opt.timeout_ms, attempts, attempts == 1 ? "" : "s",
+                    c->curve ? "; with CURVE this also means the node refused the handshake: "
+                               "check that this client's public key is listed in the node's "
+                               "config and that the server key is the region's public_key"
+                             : "");
         return rc;
     }
     if (rc == CW_ETIMEOUT && !idempotent) {
@@ -1107,6 +1154,10 @@ static void status_from_wire(const struct cw_wire_status *w, struct cw_status *s
     c->replies_dropped = w->node.replies_dropped;
     c->commits = w->node.commits;
     c->commit_records = w->node.commit_records;
+    c->auth_refused = w->node.auth_refused;
+    c->handshakes_failed = w->node.handshakes_failed;
+    c->peer_identity_refused = w->node.peer_identity_refused;
+    c->admin_refused = w->node.admin_refused;
     st->keys_loaded = w->replica.keys_loaded;
     st->keys_evicted = w->replica.keys_evicted;
     st->bodies_loaded = w->replica.bodies_loaded;
@@ -1222,6 +1273,10 @@ static json_t *json_counters(const struct cw_status *s)
         {"replies_dropped", c->replies_dropped},
         {"commits", c->commits},
         {"commit_records", c->commit_records},
+        {"auth_refused", c->auth_refused},
+        {"handshakes_failed", c->handshakes_failed},
+        {"peer_identity_refused", c->peer_identity_refused},
+        {"admin_refused", c->admin_refused},
     };
     json_t *o = json_object();
     bool ok = o != NULL;

@@ -36,6 +36,8 @@ static const char *const messages[CW_ERR_COUNT_] = {
                      "it again and retry with the version you read",
     [CW_ENOQUORUM] = "no majority of regions is reachable for this strong bucket; retry "
                      "when links heal, or use a causal bucket",
+    [CW_EDENIED] = "permission denied: the key this client authenticated with may not do "
+                   "this (admin commands need a key from admin_keys_file)",
 };
 
 const char *cw_strerror(int err)

@@ -14,6 +14,7 @@
 #include <causeway/error.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,10 +37,26 @@
 /* Refused messages handled per socket in one receive pass, so a flood of garbage on
  * one socket cannot keep cw_net_poll from serving the others or from returning. */
 #define DROPS_PER_PASS 64
+/* ZAP requests and monitor events handled in one pass, for the same reason. */
+#define ZAP_PER_PASS 64
+/* A ZAP request has 7 frames for CURVE (RFC 27); anything longer is malformed. */
+#define ZAP_FRAMES_MAX 8
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+/* Remote addresses remembered for rate-limiting the refusal log lines. */
+#define AUTH_LOG_SLOTS 64
+#define AUTH_LOG_INTERVAL_US 1000000u
+#define AUTH_ADDR_MAX 64
 
 enum sock_id { SOCK_CLIENT, SOCK_ADMIN, SOCK_PEER, SOCK_COUNT };
 
 static const char *const sock_label[SOCK_COUNT] = {"client", "admin", "peer"};
+
+/* When a refusal was last logged for one remote address. */
+struct auth_slot {
+    char addr[AUTH_ADDR_MAX];
+    uint64_t last_us;
+    uint64_t suppressed; /* refusals not logged since */
+};
 
 /* A frame waiting on a link until its due time (CLOCK_MONOTONIC microseconds). */
 struct pending {
@@ -74,6 +91,18 @@ struct cw_net {
     bool held_live;
     unsigned next_sock; /* round-robin start of the next receive pass */
     struct cw_net_stats stats;
+    /* CurveZMQ (see net.h): the ZAP handler, a monitor per ROUTER for failed
+     * handshakes, the keys admitted, and the refusal log's rate limit. */
+    bool curve;
+    void *zap;
+    void *monitor[SOCK_COUNT];
+    struct cw_curve_pair self_pair; /* wiped when the net is freed */
+    uint8_t region_keys[CW_REGIONS_MAX][CW_CURVE_KEY_BYTES];
+    struct cw_net_principal *principals;
+    size_t n_principals;
+    void (*auth_log)(void *ctx, const char *line);
+    void *auth_log_ctx;
+    struct auth_slot auth_slots[AUTH_LOG_SLOTS];
 };
 
 uint64_t cw_net_now_us(void)
@@ -212,6 +241,33 @@ static bool endpoint_errno_is_config(int e)
            e == ENOCOMPATPROTO;
 }
 
+/* A PAIR socket receiving the ROUTER's failed-handshake events. */
+static int open_monitor(struct cw_net *n, enum sock_id which, char *err, size_t err_len)
+{
+    char ep[96];
+    snprintf(ep, sizeof(ep), "inproc://causeway-monitor-%s-%p", sock_label[which], (void *)n);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(n->router[which], ep, events) != 0) {
+        cw_net_errf(err, err_len, "cannot monitor the %s socket: %s", sock_label[which],
+                    zmq_strerror(zmq_errno()));
+        return CW_ENET;
+    }
+    void *mon = zmq_socket(n->ctx, ZMQ_PAIR);
+    if (mon == NULL) {
+        cw_net_errf(err, err_len, "cannot create the %s monitor: %s", sock_label[which],
+                    zmq_strerror(zmq_errno()));
+        return CW_ENET;
+    }
+    n->monitor[which] = mon;
+    if (set_int(mon, ZMQ_LINGER, 0) != 0 || zmq_connect(mon, ep) != 0) {
+        cw_net_errf(err, err_len, "cannot connect the %s monitor: %s", sock_label[which],
+                    zmq_strerror(zmq_errno()));
+        return CW_ENET;
+    }
+    return CW_OK;
+}
+
 static int open_router(struct cw_net *n, enum sock_id which, const char *endpoint, int hwm,
                        char *err, size_t err_len)
 {
@@ -234,11 +290,28 @@ static int open_router(struct cw_net *n, enum sock_id which, const char *endpoin
         return CW_ENET;
     }
     /* A restarted region reconnects with the same routing id before the old
-     * connection is noticed dead; let the new one take over instead of being refused. */
-    if (which == SOCK_PEER && set_int(sock, ZMQ_ROUTER_HANDOVER, 1) != 0) {
+     * connection is noticed dead; let the new one take over instead of being refused.
+     * With CURVE the peers choose no routing id (the key says who they are), so
+     * there is nothing to hand over, and a key holder cannot take another region's
+     * connection by naming itself after it. */
+    if (which == SOCK_PEER && !n->curve && set_int(sock, ZMQ_ROUTER_HANDOVER, 1) != 0) {
         cw_net_errf(err, err_len, "cannot configure the peer socket: %s",
                     zmq_strerror(zmq_errno()));
         return CW_ENET;
+    }
+    if (n->curve &&
+        (set_int(sock, ZMQ_CURVE_SERVER, 1) != 0 ||
+         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, n->self_pair.secret_key, CW_CURVE_KEY_BYTES) !=
+             0 ||
+         zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, sock_label[which], strlen(sock_label[which])) != 0)) {
+        cw_net_errf(err, err_len, "cannot make the %s socket a CURVE server: %s", sock_label[which],
+                    zmq_strerror(zmq_errno()));
+        return CW_ENET;
+    }
+    if (n->curve) {
+        int rc = open_monitor(n, which, err, err_len);
+        if (rc != CW_OK)
+            return rc;
     }
     if (zmq_bind(sock, endpoint) != 0) {
         int e = zmq_errno();
@@ -267,8 +340,17 @@ static int open_dealer(struct cw_net *n, const struct cw_net_config *cfg, unsign
      * falling due together is not dropped by ZeroMQ while the peer is healthy. Nothing
      * is ever received on this socket. */
     int sndhwm = (int)n->link_queue_max;
+    /* With CURVE the key says who this region is; the receiving ROUTER then picks
+     * the routing id, so two connections can never claim the same one. */
     if (set_common_options(sock, n->frame_bytes_max, sndhwm, 16) != 0 ||
-        zmq_setsockopt(sock, ZMQ_ROUTING_ID, n->names[n->self], n->name_len[n->self]) != 0 ||
+        (!n->curve &&
+         zmq_setsockopt(sock, ZMQ_ROUTING_ID, n->names[n->self], n->name_len[n->self]) != 0) ||
+        (n->curve && (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, n->region_keys[peer],
+                                     CW_CURVE_KEY_BYTES) != 0 ||
+                      zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, n->self_pair.public_key,
+                                     CW_CURVE_KEY_BYTES) != 0 ||
+                      zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, n->self_pair.secret_key,
+                                     CW_CURVE_KEY_BYTES) != 0)) ||
         set_int(sock, ZMQ_IMMEDIATE, 1) != 0 ||
         set_int(sock, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS) != 0 ||
         set_int(sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS) != 0 ||
@@ -284,6 +366,50 @@ static int open_dealer(struct cw_net *n, const struct cw_net_config *cfg, unsign
                     cfg->peer_endpoints[peer], cfg->names[peer], zmq_strerror(e),
                     endpoint_errno_is_config(e) ? "; check the endpoint in the config" : "");
         return endpoint_errno_is_config(e) ? CW_ECONFIG : CW_ENET;
+    }
+    return CW_OK;
+}
+
+/*
+ * Copies the keys and binds the ZAP handler. Without a handler bound in the
+ * context, libzmq's CURVE server admits every client key, so a node that cannot
+ * bind it must not start.
+ */
+static int setup_curve(struct cw_net *n, const struct cw_net_config *cfg, char *err, size_t err_len)
+{
+    if (!cw_curve_available()) {
+        cw_net_errf(err, err_len,
+                    "security = curve, but this ZeroMQ library has no CURVE support; install a "
+                    "libzmq built with libsodium (Debian's libzmq5 is)");
+        return CW_ECONFIG;
+    }
+    n->curve = true;
+    n->self_pair = cfg->self_pair;
+    memcpy(n->region_keys, cfg->region_keys, sizeof(n->region_keys));
+    if (cfg->n_principals > 0) {
+        n->principals = calloc(cfg->n_principals, sizeof(*n->principals));
+        if (n->principals == NULL) {
+            cw_net_errf(err, err_len, "out of memory for %zu client and admin keys",
+                        cfg->n_principals);
+            return CW_ENOMEM;
+        }
+        memcpy(n->principals, cfg->principals, cfg->n_principals * sizeof(*n->principals));
+        n->n_principals = cfg->n_principals;
+    }
+    n->auth_log = cfg->auth_log;
+    n->auth_log_ctx = cfg->auth_log_ctx;
+    n->zap = zmq_socket(n->ctx, ZMQ_REP);
+    if (n->zap == NULL) {
+        cw_net_errf(err, err_len, "cannot create the ZAP handler's socket: %s",
+                    zmq_strerror(zmq_errno()));
+        return CW_ENET;
+    }
+    if (set_int(n->zap, ZMQ_LINGER, 0) != 0 || zmq_bind(n->zap, ZAP_ENDPOINT) != 0) {
+        cw_net_errf(err, err_len,
+                    "cannot bind the ZAP handler at %s: %s; without it CURVE would admit any "
+                    "key, so the node stops",
+                    ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
+        return CW_ENET;
     }
     return CW_OK;
 }
@@ -324,6 +450,8 @@ static void net_destroy(struct cw_net *n)
         }
     }
     for (int i = 0; i < SOCK_COUNT; i++) {
+        if (n->monitor[i] != NULL)
+            zmq_close(n->monitor[i]);
         if (n->router[i] == NULL)
             continue;
         /* The last replies to clients (answers to requests cut short by the stop)
@@ -336,8 +464,15 @@ static void net_destroy(struct cw_net *n)
     }
     /* Peer sockets have ZMQ_LINGER 0 and client/admin ones at most 500 ms, so
      * terminating the context waits at most that long. */
+    if (n->zap != NULL)
+        zmq_close(n->zap);
     if (n->ctx != NULL)
         zmq_ctx_term(n->ctx);
+    free(n->principals);
+    /* The secret key does not outlive the net in freed memory. */
+    volatile uint8_t *p = (volatile uint8_t *)&n->self_pair;
+    for (size_t i = 0; i < sizeof(n->self_pair); i++)
+        p[i] = 0;
     free(n);
 }
 
@@ -382,6 +517,12 @@ int cw_net_open(const struct cw_net_config *cfg, struct cw_net **out, char *err,
     }
     /* Closing must never wait for frames in flight: the replica resends them. */
     zmq_ctx_set(n->ctx, ZMQ_BLOCKY, 0);
+
+    if (cfg->curve) {
+        rc = setup_curve(n, cfg, err, err_len);
+        if (rc != CW_OK)
+            goto err_after_alloc;
+    }
 
     for (unsigned i = 0; i < cfg->n_regions; i++) {
         if (i == cfg->self)
@@ -612,6 +753,204 @@ static void drain_parts(void *sock)
     }
 }
 
+/* ------------------------------------------------------------ ZAP and monitors */
+
+/* Logs one refusal through auth_log, at most once a second per remote address. */
+static void auth_note(struct cw_net *n, const char *addr, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void auth_note(struct cw_net *n, const char *addr, const char *fmt, ...)
+{
+    if (n->auth_log == NULL)
+        return;
+    uint64_t now = cw_net_mono_us();
+    struct auth_slot *slot = NULL, *oldest = &n->auth_slots[0];
+    for (size_t i = 0; i < AUTH_LOG_SLOTS; i++) {
+        struct auth_slot *s = &n->auth_slots[i];
+        if (s->last_us != 0 && strncmp(s->addr, addr, AUTH_ADDR_MAX - 1) == 0) {
+            slot = s;
+            break;
+        }
+        if (s->last_us < oldest->last_us)
+            oldest = s;
+    }
+    if (slot != NULL && now - slot->last_us < AUTH_LOG_INTERVAL_US) {
+        slot->suppressed++;
+        return;
+    }
+    uint64_t suppressed = 0;
+    if (slot == NULL) {
+        /* A new address takes the slot logged longest ago. */
+        slot = oldest;
+        snprintf(slot->addr, sizeof(slot->addr), "%s", addr);
+    } else {
+        suppressed = slot->suppressed;
+    }
+    slot->last_us = now;
+    slot->suppressed = 0;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (suppressed > 0 && len >= 0 && (size_t)len < sizeof(line))
+        snprintf(line + len, sizeof(line) - (size_t)len,
+                 " (%" PRIu64 " more from there in the last second, not logged)", suppressed);
+    n->auth_log(n->auth_log_ctx, line);
+}
+
+/* The user id for key in domain, or NULL when the key is not admitted there. */
+static const char *zap_admit(const struct cw_net *n, const char *domain, const uint8_t *key,
+                             char *user, size_t user_len)
+{
+    if (strcmp(domain, sock_label[SOCK_PEER]) == 0) {
+        for (unsigned i = 0; i < n->n_regions; i++) {
+            if (i != n->self && memcmp(n->region_keys[i], key, CW_CURVE_KEY_BYTES) == 0) {
+                snprintf(user, user_len, "%s", n->names[i]);
+                return user;
+            }
+        }
+        return NULL;
+    }
+    if (strcmp(domain, sock_label[SOCK_CLIENT]) != 0 && strcmp(domain, sock_label[SOCK_ADMIN]) != 0)
+        return NULL;
+    for (size_t i = 0; i < n->n_principals; i++) {
+        const struct cw_net_principal *p = &n->principals[i];
+        if (memcmp(p->key, key, CW_CURVE_KEY_BYTES) == 0) {
+            snprintf(user, user_len, "%s:%s", p->role == CW_NET_ROLE_ADMIN ? "admin" : "client",
+                     p->holder);
+            return user;
+        }
+    }
+    return NULL;
+}
+
+/* Copies frame f (at most cap - 1 bytes) as a string; false when it does not fit
+ * or holds a NUL. */
+static bool frame_text(zmq_msg_t *f, char *out, size_t cap)
+{
+    size_t len = zmq_msg_size(f);
+    if (len >= cap || memchr(zmq_msg_data(f), '\0', len) != NULL)
+        return false;
+    memcpy(out, zmq_msg_data(f), len);
+    out[len] = '\0';
+    return true;
+}
+
+/*
+ * Answers one ZAP request, if one is waiting (RFC 27). Admits only the keys of
+ * zap_admit; every other request, malformed ones included, gets 400. Returns
+ * true when a request was handled.
+ */
+static bool zap_serve_one(struct cw_net *n)
+{
+    zmq_msg_t f[ZAP_FRAMES_MAX];
+    size_t nf = 0;
+    bool more = true, malformed = false;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, n->zap, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            if (nf == 0)
+                return false;
+            malformed = true; /* cannot happen: a message arrives whole */
+            break;
+        }
+        more = zmq_msg_more(&part);
+        if (nf < ZAP_FRAMES_MAX)
+            f[nf++] = part;
+        else {
+            zmq_msg_close(&part);
+            malformed = true;
+        }
+    }
+    char version[8] = "", domain[32] = "", addr[AUTH_ADDR_MAX] = "?", mech[16] = "";
+    const uint8_t *key = NULL;
+    if (nf != 7 || !frame_text(&f[0], version, sizeof(version)) || strcmp(version, "1.0") != 0 ||
+        !frame_text(&f[2], domain, sizeof(domain)) || !frame_text(&f[5], mech, sizeof(mech)) ||
+        strcmp(mech, "CURVE") != 0 || zmq_msg_size(&f[6]) != CW_CURVE_KEY_BYTES)
+        malformed = true;
+    if (nf > 3 && !frame_text(&f[3], addr, sizeof(addr)))
+        snprintf(addr, sizeof(addr), "?");
+    if (!malformed)
+        key = zmq_msg_data(&f[6]);
+    char user[CW_NET_USER_MAX + 1] = "";
+    const char *admitted = key != NULL ? zap_admit(n, domain, key, user, sizeof(user)) : NULL;
+
+    /* Reply: version, request id (echoed), status code, status text, user id,
+     * metadata. The request id is echoed even from a malformed request, so that
+     * libzmq can match the answer. */
+    static const char *const deny = "400", *const ok = "200";
+    const char *code = admitted ? ok : deny;
+    const char *text = admitted ? "OK" : malformed ? "malformed ZAP request" : "key not allowed";
+    zmq_send(n->zap, "1.0", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (nf > 1)
+        zmq_send(n->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    else
+        zmq_send(n->zap, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(n->zap, code, 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(n->zap, text, strlen(text), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(n->zap, admitted ? user : "", admitted ? strlen(user) : 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(n->zap, "", 0, ZMQ_DONTWAIT);
+
+    if (!admitted) {
+        n->stats.auth_refused++;
+        char z85[CW_CURVE_Z85_LEN + 1] = "(none)";
+        if (key != NULL)
+            cw_curve_encode(key, z85);
+        auth_note(n, addr,
+                  "refused a connection from %s on the %s endpoint: %s (public key %s); list "
+                  "the key in the config if it should be let in",
+                  addr, domain[0] ? domain : "?", text, z85);
+    }
+    for (size_t i = 0; i < nf; i++)
+        zmq_msg_close(&f[i]);
+    return true;
+}
+
+/* Handles one event of a ROUTER's monitor, if one is waiting. Returns true when
+ * an event was handled. */
+static bool monitor_serve_one(struct cw_net *n, enum sock_id which)
+{
+    zmq_msg_t head;
+    zmq_msg_init(&head);
+    if (zmq_msg_recv(&head, n->monitor[which], ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&head);
+        return false;
+    }
+    uint16_t event = 0;
+    if (zmq_msg_size(&head) >= 6)
+        memcpy(&event, zmq_msg_data(&head), sizeof(event));
+    if (zmq_msg_more(&head))
+        drain_parts(n->monitor[which]);
+    zmq_msg_close(&head);
+    /* A key the ZAP handler refused is counted and logged there, with its address. */
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+        event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+        n->stats.handshakes_failed++;
+        char where[32];
+        snprintf(where, sizeof(where), "%s endpoint", sock_label[which]);
+        auth_note(n, where,
+                  "a connection to the %s failed the CURVE handshake (a client without CURVE, "
+                  "a wrong server key, or garbage); it was closed",
+                  where);
+    }
+    return true;
+}
+
+/* Serves the ZAP handler and the monitors, a bounded number of messages each. */
+static void security_pass(struct cw_net *n)
+{
+    if (!n->curve)
+        return;
+    for (int i = 0; i < ZAP_PER_PASS && zap_serve_one(n); i++)
+        ;
+    for (int s = 0; s < SOCK_COUNT; s++)
+        for (int i = 0; i < ZAP_PER_PASS && n->monitor[s] != NULL && monitor_serve_one(n, s); i++)
+            ;
+}
+
 /* The region whose name is routing id id[0..len), or CW_REGIONS_MAX when none is. */
 static unsigned region_of(const struct cw_net *n, const uint8_t *id, size_t len)
 {
@@ -620,6 +959,28 @@ static unsigned region_of(const struct cw_net *n, const uint8_t *id, size_t len)
             return i;
     }
     return CW_REGIONS_MAX;
+}
+
+/*
+ * With CURVE: the region whose key the message's connection authenticated with
+ * (the ZAP user id is its name), or CW_REGIONS_MAX when there is none (cannot
+ * happen past the ZAP handler). *mismatch is set when the peer chose a routing id
+ * that is not its key's region (the ROUTER's own ids start with a zero byte).
+ */
+static unsigned authenticated_region(struct cw_net *n, const uint8_t *id, size_t id_len,
+                                     bool *mismatch)
+{
+    *mismatch = false;
+    const char *user = zmq_msg_gets(&n->held, "User-Id");
+    if (user == NULL)
+        return CW_REGIONS_MAX;
+    unsigned peer = region_of(n, (const uint8_t *)user, strlen(user));
+    if (peer == CW_REGIONS_MAX)
+        return CW_REGIONS_MAX;
+    if (id_len > 0 && id[0] != 0 &&
+        (id_len != n->name_len[peer] || memcmp(id, n->names[peer], id_len) != 0))
+        *mismatch = true;
+    return peer;
 }
 
 enum recv_outcome { RECV_NOTHING, RECV_EVENT, RECV_DROPPED };
@@ -663,8 +1024,16 @@ static int recv_one(struct cw_net *n, enum sock_id which, struct cw_net_event *e
     const uint8_t *id_data = zmq_msg_data(&id);
     size_t id_len = zmq_msg_size(&id);
     if (which == SOCK_PEER) {
-        unsigned peer = region_of(n, id_data, id_len);
-        if (peer == CW_REGIONS_MAX) {
+        bool mismatch = false;
+        unsigned peer = n->curve ? authenticated_region(n, id_data, id_len, &mismatch)
+                                 : region_of(n, id_data, id_len);
+        if (mismatch) {
+            /* The key is a region's, the routing id names another. */
+            release_held(n);
+            n->stats.peer_identity_refused++;
+            goto done_id;
+        }
+        if (peer >= n->n_regions) {
             release_held(n);
             n->stats.unknown_peer_dropped++;
             goto done_id;
@@ -682,6 +1051,15 @@ static int recv_one(struct cw_net *n, enum sock_id which, struct cw_net_event *e
         memcpy(ev->route, id_data, id_len);
         ev->route_len = id_len;
         ev->peer = 0;
+        ev->may_admin = !n->curve;
+        ev->user[0] = '\0';
+        if (n->curve) {
+            const char *user = zmq_msg_gets(&n->held, "User-Id");
+            if (user != NULL) {
+                snprintf(ev->user, sizeof(ev->user), "%s", user);
+                ev->may_admin = strncmp(user, "admin:", 6) == 0;
+            }
+        }
         if (which == SOCK_CLIENT) {
             ev->kind = CW_NET_CLIENT;
             n->stats.client_frames++;
@@ -737,12 +1115,21 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
 
     uint64_t now = cw_net_mono_us();
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000u;
-    zmq_pollitem_t items[SOCK_COUNT];
+    /* The ROUTERs, then (with CURVE) the ZAP handler and the monitors. */
+    zmq_pollitem_t items[2 * SOCK_COUNT + 1];
+    int n_items = 0;
     for (int i = 0; i < SOCK_COUNT; i++)
-        items[i] = (zmq_pollitem_t){.socket = n->router[i], .events = ZMQ_POLLIN};
+        items[n_items++] = (zmq_pollitem_t){.socket = n->router[i], .events = ZMQ_POLLIN};
+    if (n->curve) {
+        items[n_items++] = (zmq_pollitem_t){.socket = n->zap, .events = ZMQ_POLLIN};
+        for (int i = 0; i < SOCK_COUNT; i++)
+            if (n->monitor[i] != NULL)
+                items[n_items++] = (zmq_pollitem_t){.socket = n->monitor[i], .events = ZMQ_POLLIN};
+    }
 
     for (;;) {
         flush_all(n, now);
+        security_pass(n);
         bool got;
         int rc = recv_pass(n, ev, &got);
         if (rc != CW_OK || got)
@@ -761,7 +1148,7 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
         long wait_ms = wait == UINT64_MAX ? -1
                        : due == wait      ? (long)(wait / 1000u)
                                           : (long)us_to_ms_ceil(wait);
-        if (zmq_poll(items, SOCK_COUNT, wait_ms) < 0) {
+        if (zmq_poll(items, n_items, wait_ms) < 0) {
             /* A signal: return so the daemon can look at its flags. */
             if (zmq_errno() == EINTR)
                 return CW_OK;

@@ -24,6 +24,11 @@
  * delay, cut it (drop what is queued and everything sent while cut) and heal it.
  * Cutting is one-directional: it affects only frames this node sends.
  *
+ * Security (cw_net_config.curve): every endpoint can be a CurveZMQ server, with a
+ * ZAP handler served by cw_net_poll on the caller's thread. A peer frame's region
+ * is then the one whose key the connection authenticated with (the ZAP user id
+ * on the message), never the routing id the peer chose.
+ *
  * Threading: a cw_net is used by one thread (the daemon's event loop).
  */
 #ifndef CW_NET_NET_H
@@ -34,13 +39,26 @@
 #include <stdint.h>
 
 #include "core/limits.h" /* CW_REGIONS_MAX, CW_REGION_NAME_MAX, CW_ENDPOINT_MAX */
+#include "net/curvekeys.h"
 
 #define CW_NET_NAME_MAX (CW_REGION_NAME_MAX + 1)  /* a region name plus NUL */
 #define CW_NET_ENDPOINT_MAX (CW_ENDPOINT_MAX + 1) /* an endpoint plus NUL */
-#define CW_NET_ROUTE_MAX 256 /* ZeroMQ routing ids are 1..255 bytes */
+#define CW_NET_ROUTE_MAX 256                      /* ZeroMQ routing ids are 1..255 bytes */
 #define CW_NET_FRAME_BYTES_DEFAULT (16u * 1024u * 1024u)
 #define CW_NET_LINK_QUEUE_DEFAULT 10000u
 #define CW_NET_LINK_QUEUE_LIMIT (1u << 20) /* largest accepted link_queue_max */
+/* An authenticated user id: a region name, or "client:HOLDER" / "admin:HOLDER". */
+#define CW_NET_USER_MAX (CW_CURVE_HOLDER_MAX + 8)
+
+/* What a client or admin key may do (security = curve). */
+enum cw_net_role { CW_NET_ROLE_CLIENT = 1, CW_NET_ROLE_ADMIN = 2 };
+
+/* One key allowed on the client and admin endpoints. */
+struct cw_net_principal {
+    uint8_t key[CW_CURVE_KEY_BYTES];
+    enum cw_net_role role;
+    char holder[CW_CURVE_HOLDER_MAX + 1]; /* NUL-terminated, 1..CW_CURVE_HOLDER_MAX bytes */
+};
 
 struct cw_net_config {
     unsigned self, n_regions; /* ids are config order, n_regions <= CW_REGIONS_MAX */
@@ -60,6 +78,30 @@ struct cw_net_config {
     size_t frame_bytes_max;
     /* Frames waiting per outbound link; 0 means the default. */
     size_t link_queue_max;
+
+    /*
+     * CurveZMQ. With curve false every endpoint uses ZeroMQ's NULL mechanism (no
+     * authentication, no encryption) and the fields below are ignored. With curve
+     * true, a ZAP handler is bound in the net's context before any other socket
+     * (failing to bind it fails cw_net_open); the three ROUTERs are CURVE servers
+     * with self_pair's secret key; each DEALER is a CURVE client that expects
+     * region_keys[peer] as the server key. The ZAP handler admits, on the peer
+     * endpoint, only the public keys of the other regions (user id: the region's
+     * name); on the client and admin endpoints only the principals' keys (user
+     * id "client:HOLDER" or "admin:HOLDER"); everything else, malformed ZAP
+     * requests included, gets status 400 and is counted in auth_refused.
+     */
+    bool curve;
+    struct cw_curve_pair self_pair;
+    uint8_t region_keys[CW_REGIONS_MAX][CW_CURVE_KEY_BYTES];
+    /* Borrowed for cw_net_open, which copies them. */
+    const struct cw_net_principal *principals;
+    size_t n_principals;
+    /* Called (from cw_net_poll, on the caller's thread) with one line describing
+     * a refused connection, at most once a second per remote address; NULL: no
+     * lines. The line is borrowed for the call. */
+    void (*auth_log)(void *ctx, const char *line);
+    void *auth_log_ctx;
 };
 
 struct cw_net;
@@ -119,6 +161,11 @@ void cw_net_link_status(const struct cw_net *n, unsigned peer, struct cw_link_st
 struct cw_net_stats {
     uint64_t malformed_dropped;           /* messages with an unexpected number of frames */
     uint64_t unknown_peer_dropped;        /* peer frames from a routing id that is no region */
+    uint64_t auth_refused;                /* curve: connections whose key the ZAP handler refused */
+    uint64_t handshakes_failed;           /* curve: connections that failed the handshake (no CURVE,
+                                           * a wrong server key, garbage) */
+    uint64_t peer_identity_refused;       /* curve: peer frames whose routing id names another
+                                           * region than the key they authenticated with */
     uint64_t replies_dropped;             /* replies whose client was gone or too slow */
     uint64_t client_frames, admin_frames; /* requests delivered */
 };
@@ -138,6 +185,11 @@ struct cw_net_event {
      * reply may be sent later (e.g. a read that waits for its dependencies). */
     uint8_t route[CW_NET_ROUTE_MAX];
     size_t route_len;
+    /* CW_NET_CLIENT / CW_NET_ADMIN: whether the requester may run admin commands
+     * (always with security none; with curve, when it authenticated with an admin
+     * key), and its authenticated user id ("" with security none). */
+    bool may_admin;
+    char user[CW_NET_USER_MAX + 1];
 };
 
 /*

@@ -12,6 +12,7 @@
 #include <causeway/error.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -33,6 +34,8 @@ struct cw_netclient {
     void *ctx;  /* the shared context, one reference held */
     void *sock; /* NULL after a failed recreate; the next call retries */
     char endpoint[CW_NETCLIENT_ENDPOINT_MAX];
+    bool curve;
+    struct cw_netclient_curve keys;
 };
 
 /*
@@ -105,7 +108,7 @@ static int client_connect(struct cw_netclient *c, char *err, size_t err_len)
     void *sock = zmq_socket(c->ctx, ZMQ_DEALER);
     if (sock == NULL) {
         cw_net_errf(err, err_len, "cannot create a socket for %s: %s; raise the open file limit",
-                c->endpoint, zmq_strerror(zmq_errno()));
+                    c->endpoint, zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
     int64_t maxmsg = CW_NETCLIENT_REPLY_BYTES_MAX;
@@ -114,16 +117,19 @@ static int client_connect(struct cw_netclient *c, char *err, size_t err_len)
         set_int(sock, ZMQ_IPV6, 1) != 0 ||
         set_int(sock, ZMQ_RECONNECT_IVL, RECONNECT_IVL_MS) != 0 ||
         set_int(sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS) != 0 ||
-        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0) {
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+        (c->curve && (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, c->keys.server_key, 32) != 0 ||
+                      zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, c->keys.public_key, 32) != 0 ||
+                      zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, c->keys.secret_key, 32) != 0))) {
         cw_net_errf(err, err_len, "cannot configure the socket for %s: %s", c->endpoint,
-                zmq_strerror(zmq_errno()));
+                    zmq_strerror(zmq_errno()));
         zmq_close(sock);
         return CW_ENET;
     }
     if (zmq_connect(sock, c->endpoint) != 0) {
         int e = zmq_errno();
         cw_net_errf(err, err_len, "cannot connect to %s: %s; use an endpoint like tcp://host:port",
-                c->endpoint, zmq_strerror(e));
+                    c->endpoint, zmq_strerror(e));
         zmq_close(sock);
         return e == EINVAL || e == EPROTONOSUPPORT || e == ENOCOMPATPROTO ? CW_EINVAL : CW_ENET;
     }
@@ -144,13 +150,26 @@ static void client_reset(struct cw_netclient *c)
 
 int cw_netclient_open(const char *endpoint, struct cw_netclient **out, char *err, size_t err_len)
 {
+    return cw_netclient_open_curve(endpoint, NULL, out, err, err_len);
+}
+
+static void wipe_keys(struct cw_netclient *c)
+{
+    volatile uint8_t *p = (volatile uint8_t *)&c->keys;
+    for (size_t i = 0; i < sizeof(c->keys); i++)
+        p[i] = 0;
+}
+
+int cw_netclient_open_curve(const char *endpoint, const struct cw_netclient_curve *curve,
+                            struct cw_netclient **out, char *err, size_t err_len)
+{
     cw_net_errf(err, err_len, "%s", "");
     if (out == NULL)
         return CW_EINVAL;
     *out = NULL;
     if (endpoint == NULL || endpoint[0] == '\0' || strlen(endpoint) >= CW_NETCLIENT_ENDPOINT_MAX) {
         cw_net_errf(err, err_len, "the endpoint is empty or longer than %d bytes",
-                CW_NETCLIENT_ENDPOINT_MAX - 1);
+                    CW_NETCLIENT_ENDPOINT_MAX - 1);
         return CW_EINVAL;
     }
     struct cw_netclient *c = calloc(1, sizeof *c);
@@ -159,9 +178,21 @@ int cw_netclient_open(const char *endpoint, struct cw_netclient **out, char *err
         return CW_ENOMEM;
     }
     strcpy(c->endpoint, endpoint);
+    if (curve != NULL) {
+        if (!zmq_has("curve")) {
+            cw_net_errf(err, err_len,
+                        "this ZeroMQ library has no CURVE support; install a "
+                        "libzmq built with libsodium");
+            free(c);
+            return CW_ENET;
+        }
+        c->curve = true;
+        c->keys = *curve;
+    }
     c->ctx = ctx_acquire();
     if (c->ctx == NULL) {
-        cw_net_errf(err, err_len, "cannot create the ZeroMQ context: %s", zmq_strerror(zmq_errno()));
+        cw_net_errf(err, err_len, "cannot create the ZeroMQ context: %s",
+                    zmq_strerror(zmq_errno()));
         goto err_after_alloc;
     }
     int rc = client_connect(c, err, err_len);
@@ -172,9 +203,11 @@ int cw_netclient_open(const char *endpoint, struct cw_netclient **out, char *err
 
 err_after_ctx:
     ctx_release(c->ctx);
+    wipe_keys(c);
     free(c);
     return rc;
 err_after_alloc:
+    wipe_keys(c);
     free(c);
     return CW_ENET;
 }
@@ -186,6 +219,7 @@ void cw_netclient_close(struct cw_netclient **c)
     if ((*c)->sock != NULL)
         zmq_close((*c)->sock);
     ctx_release((*c)->ctx);
+    wipe_keys(*c);
     free(*c);
     *c = NULL;
 }

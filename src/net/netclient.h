@@ -33,6 +33,16 @@ struct cw_netclient;
  */
 int cw_netclient_open(const char *endpoint, struct cw_netclient **out, char *err, size_t err_len);
 
+/* CurveZMQ keys of a client connection, binary. */
+struct cw_netclient_curve {
+    uint8_t server_key[32], public_key[32], secret_key[32];
+};
+
+/* cw_netclient_open with CURVE when curve is not NULL (copied; the copy is wiped
+ * when the client is closed). */
+int cw_netclient_open_curve(const char *endpoint, const struct cw_netclient_curve *curve,
+                            struct cw_netclient **out, char *err, size_t err_len);
+
 /*
  * Sends one request frame (req[0..len), borrowed for the call) and waits up to
  * timeout_ms (>= 0) in all for one reply frame. On CW_OK *reply is malloc'd and owned

@@ -79,6 +79,10 @@ enum cluster_key {
     CK_STRONG_PENDING_MAX,
     CK_STRONG_BYTES_MAX,
     CK_PREFERRED_LEADER,
+    CK_SECURITY,
+    CK_ALLOW_OPEN_NONLOCAL,
+    CK_CLIENT_KEYS_FILE,
+    CK_ADMIN_KEYS_FILE,
     CK_COUNT_
 };
 static const char *const cluster_keys[CK_COUNT_] = {
@@ -110,6 +114,10 @@ static const char *const cluster_keys[CK_COUNT_] = {
     "strong_pending_max",
     "strong_bytes_max",
     "preferred_leader",
+    "security",
+    "allow_open_nonlocal",
+    "client_keys_file",
+    "admin_keys_file",
 };
 
 /* Keys of [cluster] that were renamed: the old name still sets the key, with a
@@ -126,8 +134,17 @@ static const struct {
 _Static_assert(N_CLUSTER_RENAMED <= CW_CONFIG_WARNINGS_MAX,
                "room for a warning per deprecated key");
 
-enum region_key { RK_CLIENT, RK_PEER, RK_ADMIN, RK_DATA_DIR, RK_COUNT_ };
-static const char *const region_keys[RK_COUNT_] = {"client", "peer", "admin", "data_dir"};
+enum region_key {
+    RK_CLIENT,
+    RK_PEER,
+    RK_ADMIN,
+    RK_DATA_DIR,
+    RK_PUBLIC_KEY,
+    RK_SECRET_KEY_FILE,
+    RK_COUNT_
+};
+static const char *const region_keys[RK_COUNT_] = {"client",   "peer",       "admin",
+                                                   "data_dir", "public_key", "secret_key_file"};
 #define ROLES 3 /* client, peer, admin: the endpoint keys come first */
 
 enum bucket_key { BK_CONSISTENCY, BK_CONFLICT, BK_MAX_SIBLINGS, BK_COUNT_ };
@@ -218,6 +235,13 @@ static const char *const log_level_choices[] = {"debug", "info", "warn", "error"
 /* Indexed by enum cw_consistency and enum cw_conflict. */
 static const char *const consistency_choices[] = {"causal", "eventual", "strong", NULL};
 static const char *const conflict_choices[] = {"lww", "siblings", NULL};
+/* Indexed by enum cw_security. */
+static const char *const security_choices[] = {"none", "curve", NULL};
+static const char *const bool_choices[] = {"false", "true", NULL};
+
+/* The characters of Z85, ZeroMQ's encoding of CURVE keys. */
+static const char z85_chars[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                ".-:+=^!/*?&<>()[]{}@%$#";
 
 /* One line of [latency], kept by name until every region is known. */
 struct latency_entry {
@@ -248,7 +272,7 @@ struct loader {
     unsigned key_line[KEYS_MAX]; /* where each key of the open section was set; 0 = unset */
     unsigned renamed_line[N_CLUSTER_RENAMED]; /* where [cluster] set a key by its old name */
 
-    unsigned cluster_line, latency_line; /* header lines of the single sections */
+    unsigned cluster_line, latency_line;    /* header lines of the single sections */
     unsigned preferred_line, election_line; /* for checks after every region is known */
     unsigned region_line[CW_REGIONS_MAX];
     unsigned endpoint_line[CW_REGIONS_MAX][ROLES];
@@ -665,8 +689,8 @@ static bool check_cluster(struct loader *ld)
              c->raft_heartbeat_ms, c->election_min_ms);
         return false;
     }
-    ld->election_line = ld->key_line[CK_ELECTION_MIN_MS] ? ld->key_line[CK_ELECTION_MIN_MS]
-                                                         : ld->cluster_line;
+    ld->election_line =
+        ld->key_line[CK_ELECTION_MIN_MS] ? ld->key_line[CK_ELECTION_MIN_MS] : ld->cluster_line;
     for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
         if (need[i].v >= c->max_value_bytes)
             continue;
@@ -922,7 +946,7 @@ static int section_key(struct loader *ld, const char *key, const char *const *ke
         ld->key_line[i] = ld->lineno;
         return (int)i;
     }
-    char list[512];
+    char list[1024];
     join_list(list, sizeof(list), keys, n, ", ");
     fail(ld, CW_ECONFIG, ld->lineno, "unknown key '%.80s' in %s; expected one of: %s", key,
          section_label(ld, label, sizeof(label)), list);
@@ -1005,6 +1029,22 @@ static bool cluster_value(struct loader *ld, const char *key, const char *value)
         return true;
     case CK_DATA_DIR:
         return parse_path(ld, key, value, c->data_dir, sizeof(c->data_dir));
+    case CK_SECURITY:
+        choice = parse_choice(ld, key, value, security_choices);
+        if (choice < 0)
+            return false;
+        c->security = (enum cw_security)choice;
+        return true;
+    case CK_ALLOW_OPEN_NONLOCAL:
+        choice = parse_choice(ld, key, value, bool_choices);
+        if (choice < 0)
+            return false;
+        c->allow_open_nonlocal = choice == 1;
+        return true;
+    case CK_CLIENT_KEYS_FILE:
+        return parse_path(ld, key, value, c->client_keys_file, sizeof(c->client_keys_file));
+    case CK_ADMIN_KEYS_FILE:
+        return parse_path(ld, key, value, c->admin_keys_file, sizeof(c->admin_keys_file));
     case CK_PREFERRED_LEADER:
         /* A region name, resolved once every region is known (resolve_strong). */
         if (!name_valid(value, strlen(value), CW_REGION_NAME_MAX)) {
@@ -1045,6 +1085,24 @@ static bool region_value(struct loader *ld, const char *key, const char *value)
         return false;
     if (k == RK_DATA_DIR)
         return parse_path(ld, key, value, r->data_dir, sizeof(r->data_dir));
+    if (k == RK_SECRET_KEY_FILE)
+        return parse_path(ld, key, value, r->secret_key_file, sizeof(r->secret_key_file));
+    if (k == RK_PUBLIC_KEY) {
+        /* Z85 of 32 bytes: 40 characters of its alphabet. (The decode itself is
+         * ZeroMQ's; the alphabet and length are all it checks.) */
+        bool ok = strlen(value) == CW_CONFIG_KEY_Z85_LEN;
+        for (size_t i = 0; ok && i < CW_CONFIG_KEY_Z85_LEN; i++)
+            ok = strchr(z85_chars, value[i]) != NULL;
+        if (!ok) {
+            fail(ld, CW_ECONFIG, ld->lineno,
+                 "public_key '%.60s' in [region %s] does not decode; expected the 40-character "
+                 "Z85 key that 'causeway keygen' printed for this region",
+                 value, r->name);
+            return false;
+        }
+        memcpy(r->public_key, value, CW_CONFIG_KEY_Z85_LEN + 1);
+        return true;
+    }
 
     char why[512];
     if (!endpoint_ok(value, why, sizeof(why))) {
@@ -1571,6 +1629,35 @@ void cw_config_free(struct cw_config *c)
     memset(c, 0, sizeof(*c));
 }
 
+int cw_config_check_security(const struct cw_config *c, char *err, size_t err_len)
+{
+    if (c->security != CW_SECURITY_CURVE)
+        return CW_OK;
+    for (unsigned i = 0; i < c->n_regions; i++) {
+        const struct cw_region_config *r = &c->regions[i];
+        if (r->public_key[0] == '\0') {
+            if (err_len)
+                snprintf(err, err_len,
+                         "%s: [region %s] has no public_key, and security = curve needs one for "
+                         "every region; make its key pair with 'causeway keygen --out "
+                         "FILE' and set public_key to the key it prints",
+                         c->path, r->name);
+            return CW_ECONFIG;
+        }
+        for (unsigned j = 0; j < i; j++) {
+            if (strcmp(c->regions[j].public_key, r->public_key) == 0) {
+                if (err_len)
+                    snprintf(err, err_len,
+                             "%s: regions %s and %s have the same public_key; give each region "
+                             "its own key pair (causeway keygen)",
+                             c->path, c->regions[j].name, r->name);
+                return CW_ECONFIG;
+            }
+        }
+    }
+    return CW_OK;
+}
+
 const struct cw_region_config *cw_config_region(const struct cw_config *c, const char *name)
 {
     int id = region_id(c, name);
@@ -1622,8 +1709,8 @@ void cw_config_strong(const struct cw_config *c, unsigned id, struct cw_strong_c
     out->raft.election_max_us = max_ms * 1000;
     out->raft.heartbeat_us = (hb_ms ? hb_ms : 1) * 1000;
     out->raft.suspect_after_us = (uint64_t)c->suspect_after_ms * 1000;
-    out->raft.preferred = c->preferred_leader_id >= 0 ? (unsigned)c->preferred_leader_id
-                                                      : CW_RAFT_NONE;
+    out->raft.preferred =
+        c->preferred_leader_id >= 0 ? (unsigned)c->preferred_leader_id : CW_RAFT_NONE;
     out->timeout_us = (uint64_t)c->strong_timeout_ms * 1000;
     out->pending_max = c->strong_pending_max;
     out->bytes_max = c->strong_bytes_max;

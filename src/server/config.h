@@ -24,6 +24,7 @@
 #ifndef CW_SERVER_CONFIG_H
 #define CW_SERVER_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,7 @@
 
 #define CW_CONFIG_PATH_MAX 4095 /* file and directory paths */
 #define CW_CONFIG_BUCKETS_MAX 256
+#define CW_CONFIG_KEY_Z85_LEN 40 /* a CURVE public key in Z85 */
 /* Warnings a load may report (one per deprecated key at most), and the length
  * of one, "FILE:LINE: ..." with its NUL. */
 #define CW_CONFIG_WARNINGS_MAX 4
@@ -46,7 +48,15 @@ struct cw_region_config {
     char peer[CW_ENDPOINT_MAX + 1];   /* other regions connect here */
     char admin[CW_ENDPOINT_MAX + 1];  /* the admin interface (link delays, status) */
     char data_dir[CW_CONFIG_PATH_MAX + 1]; /* resolved: the override or <cluster data_dir>/<name> */
+    /* CURVE (security = curve): the region's public key in Z85 ("" when unset; a
+     * set key is known to decode), and the file holding its key pair ("" when
+     * unset; read only by that region's node, at start). */
+    char public_key[CW_CONFIG_KEY_Z85_LEN + 1];
+    char secret_key_file[CW_CONFIG_PATH_MAX + 1];
 };
+
+/* [cluster] security. */
+enum cw_security { CW_SECURITY_NONE = 0, CW_SECURITY_CURVE = 1 };
 
 struct cw_config {
     char path[CW_CONFIG_PATH_MAX + 1];                   /* the file it was loaded from, as given */
@@ -82,6 +92,14 @@ struct cw_config {
     uint64_t strong_bytes_max;
     char preferred_leader[CW_REGION_NAME_MAX + 1]; /* empty: none */
     int preferred_leader_id;                       /* -1: none */
+    /* Security (docs/operations.md, "Security"): CURVE on every endpoint or
+     * none; with none, whether the node may bind other than loopback addresses;
+     * the key lists of the clients and admins allowed in ("" when unset). The
+     * lists are read by the node at start, not here. */
+    enum cw_security security;
+    bool allow_open_nonlocal;
+    char client_keys_file[CW_CONFIG_PATH_MAX + 1];
+    char admin_keys_file[CW_CONFIG_PATH_MAX + 1];
     /* What was accepted but should be changed (a deprecated key name), one line
      * each, "FILE:LINE: ...", NUL-terminated; the caller decides where they go
      * (causewayd logs them). */
@@ -114,6 +132,14 @@ const struct cw_bucket_policy *cw_config_bucket(const struct cw_config *c, const
  * cw_replica_create has copied it.
  */
 void cw_config_replica(const struct cw_config *c, unsigned id, struct cw_replica_config *out);
+
+/*
+ * What security = curve needs from the file itself: every region has a
+ * public_key, and no two regions share one. CW_OK when security is none or the
+ * file is complete; otherwise CW_ECONFIG with one line in err naming the file,
+ * the region and what to do. (The key files are read by the node at start.)
+ */
+int cw_config_check_security(const struct cw_config *c, char *err, size_t err_len);
 
 /* Fills *out (every field, zeroing the rest) for the strong part of region id
  * (< c->n_regions). */

@@ -126,6 +126,12 @@ int main(int argc, char **argv)
     if (check_only)
         for (unsigned i = 0; i < cfg.n_warnings; i++)
             fprintf(stderr, "causewayd: warning: %s\n", cfg.warnings[i]);
+    /* security = curve needs every region's public key: --check says so too. */
+    if (check_only && cw_config_check_security(&cfg, err, sizeof(err)) != CW_OK) {
+        fprintf(stderr, "causewayd: %s\n", err);
+        cw_config_free(&cfg);
+        return 1;
+    }
     if (check_only && region_name == NULL) {
         printf("causewayd: %s is valid: %u regions, %u buckets\n", config_path, cfg.n_regions,
                cfg.n_buckets);

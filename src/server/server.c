@@ -57,12 +57,18 @@ struct cw_server {
     uint32_t gen;
     uint64_t started_mono_us; /* monotonic: a wall-clock step cannot bend the uptime */
     uint64_t last_tick_us;
-    uint64_t stamps_refused_seen, stamps_warned_us, version_warned_us;
+    uint64_t stamps_refused_seen, stamps_warned_us, version_warned_us, identity_warned_us;
     uint64_t context_ahead_max_us; /* for the clock-skew warning */
     struct {
         uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
         uint64_t commit_records;
+        /* security = curve: peer frames whose stream claims another region than the
+         * key, and admin commands from keys that are not admin keys. */
+        uint64_t peer_identity_refused, admin_refused;
     } counters;
+    /* The keys handed to the net at open; freed with the server. */
+    struct cw_net_principal *principals;
+    size_t n_principals;
     /* --rebuild-from (docs/operations.md, "Rebuilding a region"). */
     int rebuild_from; /* region id, or -1 */
     bool rebuilding;  /* the marker file is in the data directory */
@@ -412,6 +418,12 @@ void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
     out->node.replies_dropped = s->counters.replies_dropped;
     out->node.commits = ss.commits;
     out->node.commit_records = ss.records;
+    struct cw_net_stats ns;
+    cw_net_stats(s->net, &ns);
+    out->node.auth_refused = ns.auth_refused;
+    out->node.handshakes_failed = ns.handshakes_failed;
+    out->node.peer_identity_refused = ns.peer_identity_refused + s->counters.peer_identity_refused;
+    out->node.admin_refused = s->counters.admin_refused;
     struct cw_now now = {.real_us = out->now_us, .mono_us = mono_us};
     strong_status(s, now, out);
 }
@@ -517,11 +529,22 @@ static void handle_request(struct cw_server *s, const struct cw_net_event *ev, s
         handle_status(s, ev, req.req_id);
         break;
     case CW_OP_LINK:
-        if (ev->kind != CW_NET_ADMIN)
+        if (ev->kind != CW_NET_ADMIN) {
             reply_error(s, ev, req.op, req.req_id, CW_EINVAL,
                         "link commands go to the admin endpoint, not the client endpoint");
-        else
+        } else if (!ev->may_admin) {
+            /* The key decides, never the endpoint: a client key may reach the admin
+             * endpoint (for status) but not change links. */
+            s->counters.admin_refused++;
+            cw_warn("refused a link command from %s: not an admin key",
+                    ev->user[0] ? ev->user : "an unauthenticated client");
+            reply_error(s, ev, req.op, req.req_id, CW_EDENIED,
+                        "%s is not an admin key: link commands need a key listed in "
+                        "admin_keys_file",
+                        ev->user[0] ? ev->user : "this client");
+        } else {
             handle_link(s, ev, &req);
+        }
         break;
     case CW_OP_PUT:
     case CW_OP_DEL:
@@ -590,8 +613,19 @@ static void handle_peer(struct cw_server *s, const struct cw_net_event *ev, stru
         return;
     }
     if (m.from != ev->peer) {
-        /* The routing id says who connected; a frame claiming otherwise is bad. */
-        s->counters.bad_peer_frames++;
+        /* The connection's identity (with CURVE its key, else its routing id) says
+         * who sent the frame; a frame claiming another region is refused. */
+        if (s->cfg->security == CW_SECURITY_CURVE) {
+            s->counters.peer_identity_refused++;
+            if (now.mono_us - s->identity_warned_us > 1000000ull) {
+                cw_warn("refused a frame from %s claiming to come from region %u: a peer "
+                        "may speak only for the region whose key it holds",
+                        s->cfg->regions[ev->peer].name, (unsigned)m.from);
+                s->identity_warned_us = now.mono_us;
+            }
+        } else {
+            s->counters.bad_peer_frames++;
+        }
         cw_msg_free(&m);
         return;
     }
@@ -638,6 +672,169 @@ static int process_ready(struct cw_server *s)
         deliver_reply(s, &rd->replies[i]);
     cw_node_advance(s->node);
     rebuild_progress(s);
+    return CW_OK;
+}
+
+/* --------------------------------------------------------------- security */
+
+static void wipe(void *p, size_t n)
+{
+    volatile uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        b[i] = 0;
+}
+
+/* True when a bound endpoint can only be reached from this host: ipc://, or TCP
+ * on 127.0.0.0/8 or [::1]. */
+static bool endpoint_local(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0)
+        return true;
+    return strncmp(ep, "tcp://127.", 10) == 0 || strncmp(ep, "tcp://[::1]:", 12) == 0;
+}
+
+/* The net's refusal log lines go to the node's log. */
+static void auth_log_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    cw_warn("%s", line);
+}
+
+/* Appends the keys of one list file with role to s->principals. */
+static int add_principals(struct cw_server *s, const char *path, enum cw_net_role role, char *err,
+                          size_t err_len)
+{
+    struct cw_curve_entry *list = NULL;
+    size_t n = 0;
+    if (cw_curve_read_list(path, &list, &n, err, err_len) != 0)
+        return CW_ECONFIG;
+    if (n == 0) {
+        free(list);
+        return CW_OK;
+    }
+    struct cw_net_principal *grown =
+        realloc(s->principals, (s->n_principals + n) * sizeof(*s->principals));
+    if (grown == NULL) {
+        free(list);
+        snprintf(err, err_len, "out of memory for the keys of %s", path);
+        return CW_ENOMEM;
+    }
+    s->principals = grown;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < s->n_principals; j++) {
+            if (memcmp(s->principals[j].key, list[i].key, CW_CURVE_KEY_BYTES) == 0) {
+                snprintf(err, err_len,
+                         "%s: the key of %s is also listed for %s in the other key list; a key "
+                         "is either a client key or an admin key",
+                         path, list[i].holder, s->principals[j].holder);
+                free(list);
+                return CW_ECONFIG;
+            }
+        }
+        struct cw_net_principal *p = &s->principals[s->n_principals++];
+        memset(p, 0, sizeof(*p));
+        memcpy(p->key, list[i].key, CW_CURVE_KEY_BYTES);
+        p->role = role;
+        snprintf(p->holder, sizeof(p->holder), "%s", list[i].holder);
+    }
+    free(list);
+    return CW_OK;
+}
+
+/*
+ * Fills the security part of ncfg from the config: with curve, this region's key
+ * pair, every region's public key and the client and admin keys; with none, a
+ * warning, and a refusal to bind other than loopback addresses unless the config
+ * allows it. Every refusal is one line naming the file and what to do.
+ */
+static int setup_security(struct cw_server *s, struct cw_net_config *ncfg, char *err,
+                          size_t err_len)
+{
+    const struct cw_config *c = s->cfg;
+    const struct cw_region_config *me = &c->regions[s->region];
+    if (c->security != CW_SECURITY_CURVE) {
+        const char *eps[3] = {me->client, me->peer, me->admin};
+        for (int i = 0; i < 3; i++) {
+            if (!endpoint_local(eps[i]) && !c->allow_open_nonlocal) {
+                snprintf(err, err_len,
+                         "%s: security = none, and region %s would bind %s, which other hosts "
+                         "can reach: anyone there could write, read and cut links. Set "
+                         "security = curve (docs/operations.md, \"Security\"), or, on a "
+                         "network you trust, allow_open_nonlocal = true in [cluster]",
+                         c->path, me->name, eps[i]);
+                return CW_ECONFIG;
+            }
+        }
+        cw_warn("security = none: the client, peer and admin endpoints are open to anyone who "
+                "can reach them%s; set security = curve to require keys",
+                c->allow_open_nonlocal ? " (allow_open_nonlocal = true)" : " on this host");
+        return CW_OK;
+    }
+    int rc = cw_config_check_security(c, err, err_len);
+    if (rc != CW_OK)
+        return rc;
+    if (me->secret_key_file[0] == '\0') {
+        snprintf(err, err_len,
+                 "%s: [region %s] has no secret_key_file, and security = curve needs this "
+                 "region's key pair; set secret_key_file to the file 'causeway keygen --out "
+                 "FILE' wrote",
+                 c->path, me->name);
+        return CW_ECONFIG;
+    }
+    char why[1024];
+    if (cw_curve_read_pair(me->secret_key_file, &ncfg->self_pair, why, sizeof(why)) != 0) {
+        snprintf(err, err_len, "region %s: %s", me->name, why);
+        return CW_ECONFIG;
+    }
+    for (unsigned i = 0; i < c->n_regions; i++) {
+        if (!cw_curve_decode(c->regions[i].public_key, ncfg->region_keys[i])) {
+            snprintf(err, err_len,
+                     "%s: the public_key of [region %s] does not decode; set it to the key "
+                     "'causeway keygen' printed for that region",
+                     c->path, c->regions[i].name);
+            return CW_ECONFIG;
+        }
+    }
+    if (memcmp(ncfg->region_keys[s->region], ncfg->self_pair.public_key, CW_CURVE_KEY_BYTES) != 0) {
+        snprintf(err, err_len,
+                 "%s: the key pair in %s is not region %s's: its public key differs from "
+                 "public_key in [region %s]; give the right secret_key_file or update "
+                 "public_key (and every node's config)",
+                 c->path, me->secret_key_file, me->name, me->name);
+        return CW_ECONFIG;
+    }
+    if (c->client_keys_file[0] != '\0') {
+        rc = add_principals(s, c->client_keys_file, CW_NET_ROLE_CLIENT, err, err_len);
+        if (rc != CW_OK)
+            return rc;
+    }
+    if (c->admin_keys_file[0] != '\0') {
+        rc = add_principals(s, c->admin_keys_file, CW_NET_ROLE_ADMIN, err, err_len);
+        if (rc != CW_OK)
+            return rc;
+    }
+    for (size_t j = 0; j < s->n_principals; j++) {
+        for (unsigned i = 0; i < c->n_regions; i++) {
+            if (memcmp(s->principals[j].key, ncfg->region_keys[i], CW_CURVE_KEY_BYTES) == 0) {
+                snprintf(err, err_len,
+                         "%s: the key of %s in a client or admin key list is region %s's "
+                         "public key; give clients and admins keys of their own",
+                         c->path, s->principals[j].holder, c->regions[i].name);
+                return CW_ECONFIG;
+            }
+        }
+    }
+    ncfg->curve = true;
+    ncfg->principals = s->principals;
+    ncfg->n_principals = s->n_principals;
+    ncfg->auth_log = auth_log_line;
+    ncfg->auth_log_ctx = s;
+    size_t admins = 0;
+    for (size_t j = 0; j < s->n_principals; j++)
+        admins += s->principals[j].role == CW_NET_ROLE_ADMIN;
+    cw_info("security = curve: every endpoint requires CURVE; %zu client and %zu admin keys "
+            "allowed",
+            s->n_principals - admins, admins);
     return CW_OK;
 }
 
@@ -716,11 +913,18 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
      * not the decoder, refuses a value over max_value_bytes: its error says
      * "value too large" instead of "malformed request". */
     s->limits.value_bytes_max = (uint32_t)(s->limits.frame_bytes_max / 2);
+    struct cw_net_config ncfg;
+    memset(&ncfg, 0, sizeof(ncfg));
     int rc = pending_init(s);
     if (rc != CW_OK) {
         snprintf(err, err_len, "out of memory");
         goto err_after_alloc;
     }
+    /* Security first: a node that cannot provide what the config asks for stops
+     * before it touches its data directory. */
+    rc = setup_security(s, &ncfg, err, err_len);
+    if (rc != CW_OK)
+        goto err_after_alloc;
 
     enum cw_durability dur;
     if (cw_durability_parse(cfg->durability, &dur) != CW_OK) {
@@ -806,8 +1010,6 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
                 cfg->regions[rebuild_from].name);
     }
 
-    struct cw_net_config ncfg;
-    memset(&ncfg, 0, sizeof(ncfg));
     ncfg.self = region;
     ncfg.n_regions = cfg->n_regions;
     for (unsigned i = 0; i < cfg->n_regions; i++) {
@@ -822,6 +1024,8 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
     ncfg.seed = s->seed ^ ((uint64_t)region << 48); /* CAUSEWAY_SEED replays the jitter too */
     ncfg.frame_bytes_max = s->limits.frame_bytes_max;
     rc = cw_net_open(&ncfg, &s->net, err, err_len);
+    /* The net keeps its own copy of the secret key. */
+    wipe(&ncfg.self_pair, sizeof(ncfg.self_pair));
     if (rc != CW_OK)
         goto err_after_node;
     *out = s;
@@ -832,6 +1036,8 @@ err_after_node:
 err_after_store:
     cw_store_close(&s->store);
 err_after_alloc:
+    wipe(&ncfg.self_pair, sizeof(ncfg.self_pair));
+    free(s->principals);
     free(s->pending);
     free(s->free_slots);
     free(s);
@@ -935,6 +1141,7 @@ void cw_server_destroy(struct cw_server **sp)
     cw_net_close(&s->net);
     cw_node_destroy(&s->node); /* before the store it reads from */
     cw_store_close(&s->store);
+    free(s->principals);
     free(s->pending);
     free(s->free_slots);
     free(s);

@@ -1576,6 +1576,10 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     nc->replies_dropped = st->node.replies_dropped;
     nc->commits = st->node.commits;
     nc->commit_records = st->node.commit_records;
+    nc->auth_refused = st->node.auth_refused;
+    nc->handshakes_failed = st->node.handshakes_failed;
+    nc->peer_identity_refused = st->node.peer_identity_refused;
+    nc->admin_refused = st->node.admin_refused;
     pb->st.node = nc;
     if (st->has_strong)
         strong_to_pb(&st->strong, pb);
@@ -1670,6 +1674,10 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         st->node.replies_dropped = nc->replies_dropped;
         st->node.commits = nc->commits;
         st->node.commit_records = nc->commit_records;
+        st->node.auth_refused = nc->auth_refused;
+        st->node.handshakes_failed = nc->handshakes_failed;
+        st->node.peer_identity_refused = nc->peer_identity_refused;
+        st->node.admin_refused = nc->admin_refused;
     }
     if (ps->strong != NULL) {
         st->has_strong = true;

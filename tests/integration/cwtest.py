@@ -45,6 +45,21 @@ def free_ports(n):
             s.close()
 
 
+# CAUSEWAY_TEST_SECURITY=curve runs every cluster of a test with CurveZMQ (keys
+# made at run time under the cluster's directory); ctest runs some tests so.
+SECURE_DEFAULT = os.environ.get("CAUSEWAY_TEST_SECURITY", "none") == "curve"
+
+
+def keygen(path):
+    """A key pair at path (and path.pub) made by `causeway keygen`; its public key."""
+    p = subprocess.run([os.path.join(BIN, "causeway"), "keygen", "--out", path],
+                       capture_output=True, timeout=30)
+    check(p.returncode == 0, f"causeway keygen --out {path} failed: {p.stderr.decode()}")
+    pub = p.stdout.decode().strip()
+    check(len(pub) == 40, f"keygen printed no 40-character public key: {pub!r}")
+    return pub
+
+
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
 
 
@@ -52,7 +67,7 @@ class Cluster:
     """Regions on 127.0.0.1 with ports the kernel picks; latency is {(a, b): ms}."""
 
     def __init__(self, name, regions, base_port=None, latency=None, durability="write_nosync",
-                 buckets=None, cluster_extra=""):
+                 buckets=None, cluster_extra="", secure=None):
         self.name = name
         self.regions = regions
         self.dir = tempfile.mkdtemp(prefix=f"cw-{name}-")
@@ -60,10 +75,13 @@ class Cluster:
         self.procs = {}
         self.logs = {}
         self.exit_problems = []
+        self.secure = SECURE_DEFAULT if secure is None else secure
         if regions is None:
             return  # from_geo_config writes the config
+        self._make_keys()
         lines = ["[cluster]", f"durability = {durability}", f"data_dir = {self.dir}/data",
                  "heartbeat_ms = 100", "wait_ms = 3000", "resend_ms = 300", "log_level = info"]
+        lines += self._security_cluster_lines()
         lines += [l for l in cluster_extra.splitlines() if l.strip()]
         ports = free_ports(3 * len(regions))
         self.ports = {r: tuple(ports[3 * i:3 * i + 3]) for i, r in enumerate(regions)}
@@ -71,6 +89,7 @@ class Cluster:
             c, p, a = self.ports[r]
             lines += ["", f"[region {r}]", f"client = tcp://127.0.0.1:{c}",
                       f"peer = tcp://127.0.0.1:{p}", f"admin = tcp://127.0.0.1:{a}"]
+            lines += self._security_region_lines(r)
         lines += ["", "[latency]"]
         for (a, b), ms in (latency or {}).items():
             lines.append(f"{a} {b} = {ms}")
@@ -81,12 +100,43 @@ class Cluster:
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
+    # -- security ----------------------------------------------------------------
+    def _make_keys(self):
+        """With security: a key pair per region, a client (alice) and an admin (root),
+        and the two key lists, under the cluster's directory."""
+        if not self.secure:
+            return
+        kd = os.path.join(self.dir, "keys")
+        os.makedirs(kd, exist_ok=True)
+        self.keys_dir = kd
+        self.region_pub = {r: keygen(os.path.join(kd, f"{r}.key")) for r in self.regions}
+        self.client_key = os.path.join(kd, "alice.key")
+        self.admin_key = os.path.join(kd, "root.key")
+        self.client_pub = keygen(self.client_key)
+        self.admin_pub = keygen(self.admin_key)
+        with open(os.path.join(kd, "clients"), "w") as f:
+            f.write(f"# clients\n{self.client_pub} alice  # the test client\n")
+        with open(os.path.join(kd, "admins"), "w") as f:
+            f.write(f"# admins\n{self.admin_pub} root\n")
+
+    def _security_cluster_lines(self):
+        if not self.secure:
+            return []
+        return ["security = curve", f"client_keys_file = {self.keys_dir}/clients",
+                f"admin_keys_file = {self.keys_dir}/admins"]
+
+    def _security_region_lines(self, r):
+        if not self.secure:
+            return []
+        return [f"public_key = {self.region_pub[r]}",
+                f"secret_key_file = {self.keys_dir}/{r}.key"]
+
     @classmethod
-    def from_geo_config(cls, name, path, cluster_set=None):
+    def from_geo_config(cls, name, path, cluster_set=None, secure=None):
         """A copy of a shipped geo-config (its regions, latencies and buckets) with
         ports the kernel picks, the data under the temporary directory, and the
         [cluster] keys of cluster_set ({key: value}) replaced or added."""
-        cl = cls(name, None)
+        cl = cls(name, None, secure=secure)
         cluster_set = dict(cluster_set or {})
         cluster_set["data_dir"] = f"{cl.dir}/data"
         with open(path) as f:
@@ -97,6 +147,11 @@ class Cluster:
             if t.startswith("[region ") and t.endswith("]"):
                 regions.append(t[len("[region "):-1].strip())
         cl.regions = regions
+        cl._make_keys()
+        if cl.secure:
+            for line in cl._security_cluster_lines():
+                k, v = line.split(" = ", 1)
+                cluster_set.setdefault(k, v)
         ports = free_ports(3 * len(regions))
         cl.ports = {r: tuple(ports[3 * i:3 * i + 3]) for i, r in enumerate(regions)}
         out, section, pending = [], None, dict(cluster_set)
@@ -115,6 +170,10 @@ class Cluster:
                 if section == "cluster":
                     flush_cluster()
                 section = "cluster" if t == "[cluster]" else t
+                if section.startswith("[region "):
+                    out.append(line)
+                    out.extend(cl._security_region_lines(section[len("[region "):-1].strip()))
+                    continue
             elif "=" in t and section == "cluster":
                 key = t.split("=", 1)[0].strip()
                 if key in cluster_set:
@@ -225,9 +284,15 @@ class Cluster:
         return False
 
     # -- the CLI ---------------------------------------------------------------
-    def cli(self, region, *args, session=None, timeout_ms=3000, json_out=False):
+    def cli(self, region, *args, session=None, timeout_ms=3000, json_out=False, key=None):
+        """key: a key pair file; None: with security, the admin key for link and the
+        client key otherwise; False: none."""
         cmd = [os.path.join(BIN, "causeway"), "--config", self.config, "--region", region,
                "--timeout", str(timeout_ms)]
+        if key is None and self.secure:
+            key = self.admin_key if args and args[0] == "link" else self.client_key
+        if key:
+            cmd += ["--key-file", key]
         if session:
             cmd += ["--session", session]
         if json_out:

@@ -544,6 +544,8 @@ static struct cw_status *sample_status(void)
     s->counters.puts = 9;
     s->counters.stamps_refused = 4;
     s->counters.commit_records = 12;
+    s->counters.auth_refused = 21;
+    s->counters.admin_refused = 22;
     s->counters.requests_waited = 13;
     s->counters.requests_timed_out = 14;
     s->keys_loaded = 15;
@@ -628,7 +630,7 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(vis, "count")), 7);
 
     json_t *c = json_object_get(doc, "counters");
-    assert_int_equal(json_object_size(c), 26);
+    assert_int_equal(json_object_size(c), 30);
     assert_int_equal(json_integer_value(json_object_get(c, "puts")), 9);
     /* Reads and writes wait alike: the counters say requests. */
     assert_int_equal(json_integer_value(json_object_get(c, "requests_waited")), 13);
@@ -643,6 +645,9 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(c, "stamps_refused")), 4);
     assert_int_equal(json_integer_value(json_object_get(c, "commit_records")), 12);
     assert_int_equal(json_integer_value(json_object_get(c, "replies_dropped")), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "auth_refused")), 21);
+    assert_int_equal(json_integer_value(json_object_get(c, "admin_refused")), 22);
+    assert_int_equal(json_integer_value(json_object_get(c, "handshakes_failed")), 0);
     json_decref(doc);
     cw_status_free(&s);
     assert_null(s);

@@ -30,6 +30,9 @@ struct opts {
     uint64_t seed;
     int json;
     int load; /* write every key once (keys split between clients), then stop */
+    /* The clients' options: CURVE keys when the config says security = curve
+     * (the region's public_key, and the pair in $CAUSEWAY_KEY_FILE). */
+    struct cw_client_options copt;
 };
 
 struct worker {
@@ -79,7 +82,7 @@ static void *work(void *arg)
     struct cw_sess *s = NULL;
     uint8_t *value = malloc(o->value_bytes ? o->value_bytes : 1);
     uint64_t rng = o->seed * 1000003u + w->id;
-    int rc = value ? cw_client_connect(o->endpoint, NULL, &c) : CW_ENOMEM;
+    int rc = value ? cw_client_connect(o->endpoint, &o->copt, &c) : CW_ENOMEM;
     if (rc == CW_OK)
         rc = cw_sess_new(0, &s);
     if (rc != CW_OK) {
@@ -188,6 +191,7 @@ int main(int argc, char **argv)
                      .value_bytes = 100,
                      .read_pct = 50,
                      .seed = 1};
+    cw_client_options_init(&o.copt);
     const char *config = NULL, *region = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -265,6 +269,19 @@ int main(int argc, char **argv)
         }
         snprintf(endpoint, sizeof(endpoint), "%s", rc->client);
         o.endpoint = endpoint;
+        if (cfg.security == CW_SECURITY_CURVE) {
+            const char *kf = getenv("CAUSEWAY_KEY_FILE");
+            if (kf == NULL || kf[0] == '\0' ||
+                cw_client_options_key_file(&o.copt, kf, err, sizeof(err)) != CW_OK) {
+                fprintf(stderr, "causeway-bench: %s says security = curve: %s\n", config,
+                        kf == NULL || kf[0] == '\0'
+                            ? "set CAUSEWAY_KEY_FILE to a client key pair file"
+                            : err);
+                cw_config_free(&cfg);
+                return 1;
+            }
+            snprintf(o.copt.server_key, sizeof(o.copt.server_key), "%s", rc->public_key);
+        }
         cw_config_free(&cfg);
     }
     if (o.endpoint == NULL) {

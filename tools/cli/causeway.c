@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "core/limits.h"
+#include "net/curvekeys.h"
 #include "server/config.h"
 #include "escape.h"
 
@@ -72,6 +73,12 @@ static const char *const main_help =
     "                        loaded before put/get/del, saved after they succeed\n"
     "  -j, --json            print exactly one JSON object on stdout\n"
     "  -t, --timeout MS      wait at most MS per attempt, 1 to 3600000 (default 10000)\n"
+    "  -k, --key-file FILE   this client's CURVE key pair (causeway keygen --out FILE);\n"
+    "                        default $CAUSEWAY_KEY_FILE. Needed when the config says\n"
+    "                        security = curve (the server key is then the region's\n"
+    "                        public_key)\n"
+    "      --server-key KEY  with --endpoint: the node's CURVE public key (Z85);\n"
+    "                        default $CAUSEWAY_SERVER_KEY\n"
     "      --context TOKEN   put and del only: the key context the write replaces\n"
     "                        (the 'context:' printed by get)\n"
     "      --if-version V    put and del only, strong buckets: write only if the\n"
@@ -91,7 +98,10 @@ static const char *const main_help =
     "  status                show the node's status: replication state, stamps\n"
     "                        as UTC and lag, peers, counters\n"
     "  link FROM TO cut|heal|delay MS\n"
-    "                        change the emulated WAN link FROM->TO\n"
+    "                        change the emulated WAN link FROM->TO (with CURVE,\n"
+    "                        needs an admin key)\n"
+    "  keygen [--out FILE]   make a CURVE key pair: FILE (mode 0600) and FILE.pub;\n"
+    "                        prints the public key\n"
     "  help [COMMAND]        this help, or a command's\n"
     "\n"
     "BUCKET/KEY splits at the first '/': the bucket is [a-z0-9_-]{1,64}, the key\n"
@@ -239,11 +249,31 @@ static const char *const link_help =
     "  causeway -c geo-configs/three-regions.ini link eu-west us-east cut\n"
     "  causeway -c geo-configs/three-regions.ini link us-east eu-west delay 250\n";
 
+static const char *const keygen_help =
+    "usage: causeway keygen [--out FILE]\n"
+    "\n"
+    "Makes a CurveZMQ key pair for a region, a client or an admin\n"
+    "(docs/operations.md, \"Security\").\n"
+    "\n"
+    "With --out FILE: writes the pair to FILE, created with mode 0600 (the\n"
+    "secret: give it to causewayd as secret_key_file, or to the CLI as\n"
+    "--key-file), and the public key to FILE.pub; never replaces an existing\n"
+    "file. Prints the public key (40 characters) on stdout: put it in the\n"
+    "config (a region's public_key, or a line of client_keys_file or\n"
+    "admin_keys_file).\n"
+    "Without --out: prints the pair in the key file format on stdout.\n"
+    "With --json: {\"public_key\":\"...\",\"file\":\"FILE\"}.\n"
+    "\n"
+    "Examples:\n"
+    "  causeway keygen --out keys/us-east.key\n"
+    "  echo \"$(causeway keygen --out keys/alice.key) alice  # laptop\" >>keys/clients\n";
+
 struct args {
     const char *config, *region, *endpoint, *session, *context;
-    const char *if_version_text; /* --if-version as given, for messages */
-    uint64_t if_version;         /* --if-version, >= 1 when set */
-    bool if_absent;              /* --if-absent */
+    const char *key_file, *server_key, *out; /* --key-file, --server-key, keygen --out */
+    const char *if_version_text;             /* --if-version as given, for messages */
+    uint64_t if_version;                     /* --if-version, >= 1 when set */
+    bool if_absent;                          /* --if-absent */
     bool json, help, version;
     unsigned timeout_ms;
     bool timeout_set;
@@ -261,6 +291,7 @@ struct run {
     struct cw_sess *sess;
     struct cw_regions names;
     bool names_tried;
+    const char *config_server_key; /* security = curve: the region's public_key */
 };
 
 struct command {
@@ -275,11 +306,12 @@ static int cmd_get(struct run *r);
 static int cmd_del(struct run *r);
 static int cmd_status(struct run *r);
 static int cmd_link(struct run *r);
+static int cmd_keygen(struct run *r);
 
 static const struct command commands[] = {
     {"put", true, true, cmd_put},     {"get", false, true, cmd_get},
     {"del", true, true, cmd_del},     {"status", false, false, cmd_status},
-    {"link", false, false, cmd_link},
+    {"link", false, false, cmd_link}, {"keygen", false, false, cmd_keygen},
 };
 
 static const struct command *find_command(const char *name)
@@ -304,6 +336,8 @@ static const char *command_help(const char *name)
         return status_help;
     if (strcmp(name, "link") == 0)
         return link_help;
+    if (strcmp(name, "keygen") == 0)
+        return keygen_help;
     if (strcmp(name, "help") == 0)
         return main_help;
     return NULL;
@@ -397,6 +431,8 @@ enum {
     OPT_CONTEXT = 256, /* long only */
     OPT_IF_VERSION,
     OPT_IF_ABSENT,
+    OPT_SERVER_KEY,
+    OPT_OUT,
 };
 
 /* The global options; a command's table adds its own after them. */
@@ -404,11 +440,13 @@ enum {
     {"config", required_argument, NULL, 'c'}, {"region", required_argument, NULL, 'r'},            \
         {"endpoint", required_argument, NULL, 'e'}, {"session", required_argument, NULL, 's'},     \
         {"json", no_argument, NULL, 'j'}, {"timeout", required_argument, NULL, 't'},               \
-        {"help", no_argument, NULL, 'h'},                                                          \
+        {"help", no_argument, NULL, 'h'}, {"key-file", required_argument, NULL, 'k'},              \
+        {"server-key", required_argument, NULL, OPT_SERVER_KEY},                                   \
+        {"out", required_argument, NULL, OPT_OUT},                                                 \
     {                                                                                              \
         "version", no_argument, NULL, 'V'                                                          \
     }
-#define GLOBAL_SHORT "c:r:e:s:jt:hV"
+#define GLOBAL_SHORT "c:r:e:s:jt:hVk:"
 
 /* Before the command --context is accepted too (older scripts put it there);
  * that it applies to put and del only is checked once the command is known. */
@@ -495,6 +533,15 @@ static int apply_option(struct args *a, int opt, const char *value, char **argv,
         break;
     case OPT_IF_ABSENT:
         a->if_absent = true;
+        break;
+    case 'k':
+        a->key_file = value;
+        break;
+    case OPT_SERVER_KEY:
+        a->server_key = value;
+        break;
+    case OPT_OUT:
+        a->out = value;
         break;
     case ':':
         /* The argument getopt_long stopped at is the option (or its cluster). */
@@ -939,6 +986,10 @@ static void print_status_text(const struct cw_status *s)
         {"replies_dropped", c->replies_dropped},
         {"commits", c->commits},
         {"commit_records", c->commit_records},
+        {"auth_refused", c->auth_refused},
+        {"handshakes_failed", c->handshakes_failed},
+        {"peer_identity_refused", c->peer_identity_refused},
+        {"admin_refused", c->admin_refused},
     };
     printf("\ncounters\n");
     size_t n = sizeof(f) / sizeof(f[0]);
@@ -1290,6 +1341,16 @@ static int resolve_endpoint(struct run *r, const char **ep)
         return EXIT_USAGE;
     }
     *ep = is_link ? reg->admin : reg->client;
+    if (r->cfg.security == CW_SECURITY_CURVE) {
+        if (reg->public_key[0] == '\0') {
+            fprintf(stderr,
+                    "causeway: %s says security = curve but [region %s] has no public_key; "
+                    "add the region's public key to the config\n",
+                    a->config, reg->name);
+            return EXIT_FAIL;
+        }
+        r->config_server_key = reg->public_key;
+    }
     return EXIT_OK;
 }
 
@@ -1341,6 +1402,107 @@ static int open_session(struct run *r)
     }
 }
 
+/*
+ * The CURVE keys of the connection: the server key from the config (the
+ * region's public_key when it says security = curve), else --server-key or
+ * $CAUSEWAY_SERVER_KEY (with --endpoint); this client's pair from --key-file or
+ * $CAUSEWAY_KEY_FILE. No server key: no CURVE (a key file in the environment is
+ * then ignored; one given with --key-file is an error, as it would be unused).
+ */
+static int curve_options(struct run *r, struct cw_client_options *opt)
+{
+    const struct args *a = &r->a;
+    const char *server = NULL, *server_from = NULL;
+    if (a->server_key != NULL) {
+        if (r->have_cfg)
+            return usage(a->cmd, "--server-key goes with --endpoint; with --config the server "
+                                 "key is the region's public_key");
+        server = a->server_key;
+        server_from = "--server-key";
+    } else if (r->have_cfg) {
+        server = r->config_server_key;
+        server_from = a->config;
+    } else if (getenv("CAUSEWAY_SERVER_KEY") != NULL && getenv("CAUSEWAY_SERVER_KEY")[0]) {
+        server = getenv("CAUSEWAY_SERVER_KEY");
+        server_from = "CAUSEWAY_SERVER_KEY";
+    }
+    const char *key_file = a->key_file;
+    const char *key_from = "--key-file";
+    if (key_file == NULL && getenv("CAUSEWAY_KEY_FILE") != NULL &&
+        getenv("CAUSEWAY_KEY_FILE")[0] != '\0') {
+        key_file = getenv("CAUSEWAY_KEY_FILE");
+        key_from = "CAUSEWAY_KEY_FILE";
+    }
+    if (server == NULL) {
+        if (a->key_file != NULL)
+            return usage(a->cmd,
+                         "--key-file without a server key: the config does not say security = "
+                         "curve; with --endpoint give the node's public key with --server-key");
+        return EXIT_OK;
+    }
+    uint8_t bin[CW_CURVE_KEY_BYTES];
+    if (!cw_curve_decode(server, bin))
+        return usage(a->cmd,
+                     "the server key from %s is not a CURVE public key (40 Z85 "
+                     "characters)",
+                     server_from);
+    if (key_file == NULL) {
+        fprintf(stderr,
+                "causeway: the node requires CURVE (%s%s): give this client's key pair with "
+                "--key-file FILE or CAUSEWAY_KEY_FILE (make one with 'causeway keygen --out "
+                "FILE' and have its public key listed in the node's client_keys_file)\n",
+                server_from, r->have_cfg ? " says security = curve" : "");
+        return EXIT_USAGE;
+    }
+    char err[1024];
+    int rc = cw_client_options_key_file(opt, key_file, err, sizeof(err));
+    if (rc != CW_OK) {
+        fprintf(stderr, "causeway: %s (from %s)\n", err, key_from);
+        return EXIT_FAIL;
+    }
+    snprintf(opt->server_key, sizeof(opt->server_key), "%s", server);
+    return EXIT_OK;
+}
+
+static int cmd_keygen(struct run *r)
+{
+    const struct args *a = &r->a;
+    if (a->npos > 0)
+        return usage(a->cmd, "keygen takes no arguments (did you mean --out %s?)", a->pos[0]);
+    char pub[CW_CURVE_Z85_LEN + 1], sec[CW_CURVE_Z85_LEN + 1], err[1024];
+    if (cw_curve_generate(pub, sec, err, sizeof(err)) != 0) {
+        fprintf(stderr, "causeway: keygen: %s\n", err);
+        return EXIT_FAIL;
+    }
+    int st = EXIT_OK;
+    if (a->out != NULL) {
+        if (cw_curve_write_pair(a->out, pub, sec, err, sizeof(err)) != 0) {
+            fprintf(stderr, "causeway: keygen: %s\n", err);
+            st = EXIT_FAIL;
+        } else if (a->json) {
+            fputs("{\"public_key\":", stdout);
+            put_json_str(pub);
+            fputs(",\"file\":", stdout);
+            put_json_str(a->out);
+            fputs("}\n", stdout);
+        } else {
+            printf("%s\n", pub);
+        }
+    } else if (a->json) {
+        fputs("{\"public_key\":", stdout);
+        put_json_str(pub);
+        fputs(",\"secret_key\":", stdout);
+        put_json_str(sec);
+        fputs("}\n", stdout);
+    } else {
+        printf("# causeway CURVE key pair (causeway keygen). Keep it secret: mode 0600.\n"
+               "public-key = %s\nsecret-key = %s\n",
+               pub, sec);
+    }
+    memset(sec, 0, sizeof(sec));
+    return st;
+}
+
 static int run_command(struct run *r, const struct command *cmd)
 {
     struct args *a = &r->a;
@@ -1359,11 +1521,17 @@ static int run_command(struct run *r, const struct command *cmd)
     int st = resolve_endpoint(r, &ep);
     if (st != EXIT_OK)
         return st;
+    if (a->out != NULL)
+        return usage(a->cmd, "--out applies to keygen only");
     struct cw_client_options opt;
     cw_client_options_init(&opt);
     if (a->timeout_set)
         opt.timeout_ms = a->timeout_ms;
+    st = curve_options(r, &opt);
+    if (st != EXIT_OK)
+        return st;
     int rc = cw_client_connect(ep, &opt, &r->client);
+    memset(opt.secret_key, 0, sizeof(opt.secret_key));
     if (rc != CW_OK)
         return failed(rc, NULL, "connect to %s", ep);
     if (cmd->data && a->session != NULL && (st = open_session(r)) != EXIT_OK)
@@ -1411,12 +1579,19 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (a->cmd == NULL)
-        return usage(NULL, "no command given (put, get, del, status or link)");
+        return usage(NULL, "no command given (put, get, del, status, link or keygen)");
     const struct command *cmd = find_command(a->cmd);
     if (cmd == NULL)
         return usage(NULL, "unknown command '%s'", a->cmd);
 
-    st = run_command(&r, cmd);
+    if (cmd->run == cmd_keygen) {
+        if (a->config != NULL || a->region != NULL || a->endpoint != NULL || a->session != NULL)
+            st = usage(a->cmd, "keygen talks to no node: it takes only --out FILE and --json");
+        else
+            st = cmd_keygen(&r);
+    } else {
+        st = run_command(&r, cmd);
+    }
 
     cw_sess_free(&r.sess);
     cw_client_close(&r.client);

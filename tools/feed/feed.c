@@ -804,7 +804,7 @@ static void *watcher_main(void *arg)
     cw_client_options_init(&copt);
     copt.timeout_ms = r->cfg->strong_timeout_ms + 5000;
     copt.retries = 0;
-    if (cw_client_connect(r->cfg->regions[w->to].client, &copt, &c) != CW_OK)
+    if (feed_connect(r->cfg, w->to, false, &copt, &c) != CW_OK)
         return NULL;
     struct probe *slot = &r->probes[w->from][w->to];
     while (!atomic_load(&r->stop_watchers) && !atomic_load(&interrupted)) {
@@ -856,11 +856,35 @@ static void *watcher_main(void *arg)
 
 /* ------------------------------------------------------------ admin: links */
 
+/* Connects to region's client (or admin) endpoint with copt (NULL: defaults).
+ * With security = curve the node's public key comes from the config and this
+ * program's key pair from the file named by $CAUSEWAY_KEY_FILE (checked at
+ * start; the demo uses an admin key, since it changes links). */
+static int feed_connect(const struct cw_config *cfg, unsigned region, bool admin,
+                        const struct cw_client_options *copt, struct cw_client **out)
+{
+    struct cw_client_options o;
+    if (copt != NULL)
+        o = *copt;
+    else
+        cw_client_options_init(&o);
+    if (cfg->security == CW_SECURITY_CURVE) {
+        char err[256];
+        const char *kf = getenv("CAUSEWAY_KEY_FILE");
+        int rc = kf != NULL ? cw_client_options_key_file(&o, kf, err, sizeof(err)) : CW_EINVAL;
+        if (rc != CW_OK)
+            return rc;
+        snprintf(o.server_key, sizeof(o.server_key), "%s", cfg->regions[region].public_key);
+    }
+    const char *endpoint = admin ? cfg->regions[region].admin : cfg->regions[region].client;
+    return cw_client_connect(endpoint, &o, out);
+}
+
 static int link_set(const struct cw_config *cfg, unsigned from, unsigned to,
                     enum cw_admin_link op, unsigned delay_ms)
 {
     struct cw_client *a = NULL;
-    int rc = cw_client_connect(cfg->regions[from].admin, NULL, &a);
+    int rc = feed_connect(cfg, from, true, NULL, &a);
     if (rc == CW_OK)
         rc = cw_link(a, cfg->regions[from].name, cfg->regions[to].name, op, delay_ms);
     if (rc != CW_OK)
@@ -898,7 +922,7 @@ static bool wait_quiet(const struct cw_config *cfg, bool strong, unsigned limit_
     struct cw_client *c[REGIONS_MAX] = {0};
     bool ok = true;
     for (unsigned i = 0; i < cfg->n_regions; i++)
-        if (cw_client_connect(cfg->regions[i].client, NULL, &c[i]) != CW_OK)
+        if (feed_connect(cfg, i, false, NULL, &c[i]) != CW_OK)
             ok = false;
     bool quiet = false;
     unsigned rounds_quiet = 0;
@@ -944,7 +968,7 @@ static bool wait_leader(const struct cw_config *cfg, unsigned limit_s)
         for (unsigned i = 0; i < cfg->n_regions && agreed; i++) {
             struct cw_client *c = NULL;
             struct cw_status *s = NULL;
-            if (cw_client_connect(cfg->regions[i].client, NULL, &c) != CW_OK ||
+            if (feed_connect(cfg, i, false, NULL, &c) != CW_OK ||
                 cw_status_get(c, &s) != CW_OK || s->strong.leader < 0 ||
                 (leader != -2 && s->strong.leader != leader))
                 agreed = false;
@@ -981,7 +1005,7 @@ static void *verifier_main(void *arg)
     cw_client_options_init(&copt);
     copt.timeout_ms = r->cfg->strong_timeout_ms + 5000;
     uint64_t *ids = malloc(INDEX_IDS_MAX * sizeof(*ids));
-    if (ids == NULL || cw_client_connect(r->cfg->regions[v->region].client, &copt, &c) != CW_OK) {
+    if (ids == NULL || feed_connect(r->cfg, v->region, false, &copt, &c) != CW_OK) {
         v->errors++;
         free(ids);
         return NULL;
@@ -1093,7 +1117,7 @@ static int run_mode(const struct opts *o, const struct cw_config *cfg, const str
             ret = CW_ENOMEM;
             goto out_users;
         }
-        int rc = cw_client_connect(cfg->regions[u->region].client, &copt, &u->c);
+        int rc = feed_connect(cfg, u->region, false, &copt, &u->c);
         if (rc == CW_OK)
             rc = cw_sess_new(0, &u->s);
         if (rc != CW_OK) {
@@ -1744,6 +1768,11 @@ static void usage(FILE *f)
             "  --no-charts          write the .dat files and charts.gp but do not run gnuplot\n"
             "  --help               this text\n"
             "\n"
+            "With security = curve in the config, the program connects with CurveZMQ: the\n"
+            "regions' public keys come from the config and its own key pair from the file\n"
+            "named by CAUSEWAY_KEY_FILE, which must be an admin key (the demo changes\n"
+            "links). tools/run-demo --secure sets it up.\n"
+            "\n"
             "Exit status: 0 when every mode ran, 1 on a failure (the message says what to\n"
             "do), 2 for bad options, 130 when interrupted.\n",
             USERS_PER_REGION_MAX, RECENT_MAX);
@@ -1926,6 +1955,22 @@ int main(int argc, char **argv)
         return 1;
     }
     int status = 1;
+    if (cfg.security == CW_SECURITY_CURVE) {
+        const char *kf = getenv("CAUSEWAY_KEY_FILE");
+        struct cw_client_options probe;
+        cw_client_options_init(&probe);
+        if (kf == NULL || kf[0] == '\0' ||
+            cw_client_options_key_file(&probe, kf, err, sizeof(err)) != CW_OK) {
+            fprintf(stderr,
+                    "causeway-feed: %s says security = curve: %s (an admin key: the demo "
+                    "changes links)\n",
+                    o.config_path,
+                    kf == NULL || kf[0] == '\0' ? "set CAUSEWAY_KEY_FILE to a key pair file"
+                                                : err);
+            cw_config_free(&cfg);
+            return 1;
+        }
+    }
     char names[512];
     region_list(&cfg, names, sizeof(names));
     if (regions_arg == NULL) {
@@ -2033,7 +2078,7 @@ int main(int argc, char **argv)
         struct cw_client_options copt;
         cw_client_options_init(&copt);
         copt.timeout_ms = 2000;
-        int rc = cw_client_connect(cfg.regions[k].client, &copt, &c);
+        int rc = feed_connect(&cfg, k, false, &copt, &c);
         if (rc == CW_OK)
             rc = cw_status_get(c, &st);
         if (rc == CW_OK && st->id != k)
