@@ -793,6 +793,30 @@ static void *user_main(void *arg)
 
 /* ------------------------------------------------------------ the watchers */
 
+/* Connects to region's client (or admin) endpoint with copt (NULL: defaults).
+ * With security = curve the node's public key comes from the config and this
+ * program's key pair from the file named by $CAUSEWAY_KEY_FILE (checked at
+ * start; the demo uses an admin key, since it changes links). */
+static int feed_connect(const struct cw_config *cfg, unsigned region, bool admin,
+                        const struct cw_client_options *copt, struct cw_client **out)
+{
+    struct cw_client_options o;
+    if (copt != NULL)
+        o = *copt;
+    else
+        cw_client_options_init(&o);
+    if (cfg->security == CW_SECURITY_CURVE) {
+        char err[256];
+        const char *kf = getenv("CAUSEWAY_KEY_FILE");
+        int rc = kf != NULL ? cw_client_options_key_file(&o, kf, err, sizeof(err)) : CW_EINVAL;
+        if (rc != CW_OK)
+            return rc;
+        snprintf(o.server_key, sizeof(o.server_key), "%s", cfg->regions[region].public_key);
+    }
+    const char *endpoint = admin ? cfg->regions[region].admin : cfg->regions[region].client;
+    return cw_client_connect(endpoint, &o, out);
+}
+
 /* Times how long a reply written in `from` takes to be readable in `to`: from
  * the writer's acknowledgement to the first read here that finds it. */
 static void *watcher_main(void *arg)
@@ -855,30 +879,6 @@ static void *watcher_main(void *arg)
 }
 
 /* ------------------------------------------------------------ admin: links */
-
-/* Connects to region's client (or admin) endpoint with copt (NULL: defaults).
- * With security = curve the node's public key comes from the config and this
- * program's key pair from the file named by $CAUSEWAY_KEY_FILE (checked at
- * start; the demo uses an admin key, since it changes links). */
-static int feed_connect(const struct cw_config *cfg, unsigned region, bool admin,
-                        const struct cw_client_options *copt, struct cw_client **out)
-{
-    struct cw_client_options o;
-    if (copt != NULL)
-        o = *copt;
-    else
-        cw_client_options_init(&o);
-    if (cfg->security == CW_SECURITY_CURVE) {
-        char err[256];
-        const char *kf = getenv("CAUSEWAY_KEY_FILE");
-        int rc = kf != NULL ? cw_client_options_key_file(&o, kf, err, sizeof(err)) : CW_EINVAL;
-        if (rc != CW_OK)
-            return rc;
-        snprintf(o.server_key, sizeof(o.server_key), "%s", cfg->regions[region].public_key);
-    }
-    const char *endpoint = admin ? cfg->regions[region].admin : cfg->regions[region].client;
-    return cw_client_connect(endpoint, &o, out);
-}
 
 static int link_set(const struct cw_config *cfg, unsigned from, unsigned to,
                     enum cw_admin_link op, unsigned delay_ms)
