@@ -630,6 +630,91 @@ static void schedule_isolation(struct rsim *sim, uint64_t at)
     sim->res->had_isolation = true;
 }
 
+/* ------------------------------------------------------------ figure 8 */
+
+struct fig8 {
+    unsigned phase; /* 0 wait for A, 1 wait for B, 2 wait for A again, 3 B healed */
+    unsigned a, b;
+    uint64_t index;  /* e's index */
+    uint64_t term_b; /* B's term */
+    uint64_t since;  /* when the phase began */
+};
+
+static bool leader_status(struct rsim *sim, unsigned r, struct cw_raft_status *st)
+{
+    const struct cw_raft *rf = raft_of(sim->fx, r);
+    if (rf == NULL)
+        return false;
+    cw_raft_get_status(rf, cw_fixture_now_of(sim->fx, r), st);
+    return st->role == CW_RAFT_LEADER;
+}
+
+static void cut_out(struct rsim *sim, unsigned r, bool cut)
+{
+    for (unsigned o = 0; o < sim->cfg.n_regions; o++)
+        if (o != r) {
+            if (cut)
+                cw_fixture_cut(sim->fx, r, o);
+            else
+                cw_fixture_heal(sim->fx, r, o);
+        }
+}
+
+/* One step of the script, between the fixture's steps. */
+static void figure8_step(struct rsim *sim, struct fig8 *g)
+{
+    struct cw_raft_status st;
+    uint64_t now = cw_fixture_now(sim->fx);
+    switch (g->phase) {
+    case 0: /* a settled leader A with writes committed: cut it off (outgoing) */
+        for (unsigned r = 0; r < sim->cfg.n_regions; r++)
+            if (now > START_US + 3 * SEC && leader_status(sim, r, &st) && st.commit > 3) {
+                g->a = r;
+                g->index = st.commit + 1;
+                cut_out(sim, r, true);
+                trace(sim, "figure 8: leader r%u (term %" PRIu64 ") cut off; its next entry "
+                      "%" PRIu64 " reaches no one", r, st.term, g->index);
+                g->phase = 1;
+                g->since = now;
+                return;
+            }
+        return;
+    case 1: /* another leader B: keep its no-op from everyone */
+        for (unsigned r = 0; r < sim->cfg.n_regions; r++)
+            if (r != g->a && leader_status(sim, r, &st)) {
+                g->b = r;
+                g->term_b = st.term;
+                cut_out(sim, r, true);
+                cut_out(sim, g->a, false);
+                trace(sim, "figure 8: r%u leads term %" PRIu64 "; its outgoing cut, r%u healed",
+                      r, st.term, g->a);
+                g->phase = 2;
+                g->since = now;
+                return;
+            }
+        return;
+    case 2: /* A leads again: once its commit covers e, cut it off and crash it */
+        if (leader_status(sim, g->a, &st) && st.term > g->term_b && st.commit >= g->index) {
+            cut_out(sim, g->a, true);
+            crash_clients(sim, g->a);
+            cw_fixture_crash(sim->fx, g->a);
+            cut_out(sim, g->b, false);
+            trace(sim, "figure 8: r%u leads term %" PRIu64 " with commit %" PRIu64
+                  "; crashed; r%u healed", g->a, st.term, st.commit, g->b);
+            g->phase = 3;
+            g->since = now;
+        }
+        return;
+    case 3: /* let B try; then restart A */
+        if (now > g->since + 5 * SEC && !cw_fixture_up(sim->fx, g->a)) {
+            cut_out(sim, g->a, false);
+            cw_fixture_start(sim->fx, g->a);
+            g->phase = 4;
+        }
+        return;
+    }
+}
+
 /* ------------------------------------------------------------ the run */
 
 int cw_rsim_run(const struct cw_rsim_config *cfg_in, struct cw_rsim_result *res)
@@ -672,10 +757,11 @@ int cw_rsim_run(const struct cw_rsim_config *cfg_in, struct cw_rsim_result *res)
     /* Small appends (one to three entries) leave followers holding an earlier
      * term's entry without the new leader's no-op for a while: the window in
      * which committing by counting replicas goes wrong (Raft's figure 8). */
-    fc.strong.raft.max_msg_entries = (uint32_t)(1 + sim->cfg.seed % 3);
+    fc.strong.raft.max_msg_entries = sim->cfg.figure8 ? 1 : (uint32_t)(1 + sim->cfg.seed % 3);
     /* A quarter of the seeds name a preferred leader (leadership transfers). */
-    fc.strong.raft.preferred =
-        sim->cfg.seed % 4 == 1 ? (unsigned)(sim->cfg.seed / 4 % n) : CW_RAFT_NONE;
+    fc.strong.raft.preferred = sim->cfg.seed % 4 == 1 && !sim->cfg.figure8
+                                   ? (unsigned)(sim->cfg.seed / 4 % n)
+                                   : CW_RAFT_NONE;
     fc.strong.raft.test_local_reads = sim->cfg.broken == CW_RSIM_LOCAL_READS;
     fc.strong.raft.test_commit_old_terms = sim->cfg.broken == CW_RSIM_OLD_TERMS;
     fc.strong.raft.test_no_prevote = sim->cfg.broken == CW_RSIM_NO_PREVOTE;
@@ -724,12 +810,16 @@ int cw_rsim_run(const struct cw_rsim_config *cfg_in, struct cw_rsim_result *res)
         schedule_isolation(sim, START_US + 3 * SEC);
 
     uint64_t done_at = 0;
+    struct fig8 fig = {0};
     while (rc == 0 && !sim->oom) {
         if (!cw_fixture_step(sim->fx))
             break;
         uint64_t now = cw_fixture_now(sim->fx);
+        if (sim->cfg.figure8 && fig.phase < 4)
+            figure8_step(sim, &fig);
         if (done_at == 0) {
-            bool done = sim->ops_issued >= sim->cfg.n_ops;
+            bool done = sim->ops_issued >= sim->cfg.n_ops &&
+                        (!sim->cfg.figure8 || fig.phase >= 4 || now > START_US + 120 * SEC);
             for (unsigned ci = 0; done && ci < sim->cfg.n_clients; ci++)
                 done = !sim->clients[ci].busy;
             if (done) {
@@ -752,6 +842,7 @@ int cw_rsim_run(const struct cw_rsim_config *cfg_in, struct cw_rsim_result *res)
     }
     if (sim->oom)
         rc = -1;
+    res->figure8_phase = fig.phase;
     const struct cw_fixture_failure *ff = cw_fixture_failure(sim->fx);
     res->sim_time_us = cw_fixture_now(sim->fx) - START_US;
     res->steps = cw_fixture_stats(sim->fx)->steps;

@@ -57,6 +57,14 @@ struct cw_rsim_config {
      * conditions under which committing earlier-term entries by counting
      * replicas loses committed entries (Raft's figure 8). */
     bool churn;
+    /* Raft's figure 8, scripted (three regions; the workload runs meanwhile):
+     * leader A appends an entry e that reaches no one (A's outgoing links cut);
+     * B is elected and its no-op is kept from everyone (B's outgoing cut); A is
+     * healed and elected again, and as soon as A's commit covers e, A's
+     * outgoing is cut and A crashes; B is healed. A correct leader commits e
+     * only with an entry of its own term, which keeps B from being elected; a
+     * leader that counts replicas for e lets B overwrite a committed entry. */
+    bool figure8;
     enum cw_rsim_broken broken;
     bool encoded;          /* links carry wire frames (else struct copies) */
     uint64_t lin_budget;   /* default 20,000,000 units */
@@ -77,6 +85,8 @@ struct cw_rsim_result {
      * was not leading, after the scripted heal of a cut-off region (0 when the
      * seed had none; leadership transfers are not counted). */
     uint64_t deposed_after_heal;
+    /* The figure-8 script: how far it got (0 none .. 4 B healed). */
+    unsigned figure8_phase;
     bool had_isolation;
 };
 

@@ -57,6 +57,10 @@ static void usage(FILE *f)
                "                      leader is settled, then heal it; without faults, a\n"
                "                      leader deposed after that heal fails the seed (pre-vote\n"
                "                      and check-quorum must keep the leader)\n"
+               "  --figure8           (with --strong, 3 regions, use --no-faults) script\n"
+               "                      Raft's figure 8: an entry of an earlier term on a\n"
+               "                      majority, its leader crashed, a rival with a later\n"
+               "                      term's entry; a correct leader keeps the rival out\n"
                "  --churn             (with --strong) crash the leader about every 0.7 s and\n"
                "                      lose 10-25%% of messages, on top of the other faults\n"
                "  --expect-disruptions succeed only if some seed shows a leader deposed after\n"
@@ -131,13 +135,13 @@ static int strong_main(struct cw_rsim_config *rc, enum cw_sim_frames frames, uin
         if (verbose || (is_bad && !expect_violations)) {
             printf("seed %" PRIu64 " (%s frames): %s: %" PRIu64 " ops (%" PRIu64 " ok, %" PRIu64
                    " conflicts, %" PRIu64 " not found, %" PRIu64 " unknown, %" PRIu64
-                   " refused), %" PRIu64 " elections, max term %" PRIu64 ", %" PRIu64
+                   " refused), %" PRIu64 " elections, max term %" PRIu64 ", figure 8 phase %u, %" PRIu64
                    " snapshots installed, %" PRIu64 " crashes, %" PRIu64 " cuts, %.1f s "
                    "simulated%s\n",
                    seed, rc->encoded ? "encoded" : "copied",
                    res.fixture_failed ? "STOPPED" : cw_lin_result_name(res.lin.result), res.ops,
                    res.ok, res.conflicts, res.not_found, res.unknown, res.failed, res.elections,
-                   res.max_term, res.snapshots_installed, res.crashes, res.cuts,
+                   res.max_term, res.figure8_phase, res.snapshots_installed, res.crashes, res.cuts,
                    (double)res.sim_time_us / 1e6,
                    res.had_isolation && res.deposed_after_heal ? ", leader deposed after the heal"
                                                              : "");
@@ -154,7 +158,10 @@ static int strong_main(struct cw_rsim_config *rc, enum cw_sim_frames frames, uin
                        " --regions %u --ops %u --sessions %u --keys %u%s%s%s%s\n",
                        seed, rc->n_regions, rc->n_ops, rc->n_clients, rc->n_keys,
                        rc->faults ? "" : " --no-faults",
-                       rc->isolate ? " --isolate" : rc->churn ? " --churn" : "",
+                       rc->isolate  ? " --isolate"
+                       : rc->churn  ? " --churn"
+                       : rc->figure8 ? " --figure8"
+                                     : "",
                        rc->broken ? " --broken " : "",
                        rc->broken ? cw_rsim_broken_name(rc->broken) : "");
         }
@@ -200,6 +207,7 @@ int main(int argc, char **argv)
     uint64_t first = 1, count = 100, one_seed = 0;
     bool have_seed = false, expect_violations = false, verbose = false, trace = false;
     bool strong = false, expect_disruptions = false, isolate = false, churn = false;
+    bool figure8 = false;
     enum cw_rsim_broken broken = CW_RSIM_CORRECT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -273,6 +281,8 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--strong") == 0) {
             strong = true;
+        } else if (strcmp(a, "--figure8") == 0) {
+            figure8 = true;
         } else if (strcmp(a, "--churn") == 0) {
             churn = true;
         } else if (strcmp(a, "--isolate") == 0) {
@@ -315,7 +325,8 @@ int main(int argc, char **argv)
         count = 1;
         verbose = true;
     }
-    if ((broken != CW_RSIM_CORRECT || expect_disruptions || isolate || churn) && !strong) {
+    if ((broken != CW_RSIM_CORRECT || expect_disruptions || isolate || churn || figure8) &&
+        !strong) {
         fprintf(stderr,
                 "causeway-sim: --broken, --isolate and --expect-disruptions need --strong\n");
         return 2;
@@ -329,6 +340,7 @@ int main(int argc, char **argv)
             .faults = cfg.faults,
             .isolate = isolate,
             .churn = churn,
+            .figure8 = figure8,
             .broken = broken,
             .trace = trace ? stdout : NULL,
         };

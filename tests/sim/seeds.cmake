@@ -41,3 +41,11 @@ add_test(NAME sim_strong_no_prevote_disrupts
                  --broken no-prevote --expect-disruptions)
 add_test(NAME sim_strong_churn COMMAND causeway-sim --strong --regions 3 --seeds 50 --first 1 --churn)
 set_tests_properties(sim_strong_churn PROPERTIES TIMEOUT 1800)
+# Raft's figure 8, scripted: a leader that commits an earlier term's entry by
+# counting replicas is caught (leader completeness, state machine safety); the
+# correct core keeps the rival out.
+add_test(NAME sim_strong_catches_old_terms
+         COMMAND causeway-sim --strong --regions 3 --seeds 30 --first 1 --no-faults --figure8
+                 --broken old-terms --expect-violations)
+add_test(NAME sim_strong_figure8
+         COMMAND causeway-sim --strong --regions 3 --seeds 30 --first 1 --no-faults --figure8)
