@@ -685,6 +685,16 @@ bool cw_replica_has_ready(const struct cw_replica *r)
 
 const struct cw_ready *cw_replica_ready(struct cw_replica *r)
 {
+    /* Replication on commit: the round's local writes go to the peers in this
+     * ready, one batch per peer for everything the round wrote (within the send
+     * window), after the store commit that makes them durable and not at the next
+     * tick. The driver sends messages only after committing the persist records
+     * of the same ready, so no peer sees a write this region could lose. */
+    if (r->outbox_fresh) {
+        r->outbox_fresh = false;
+        if (r->rb.phase == RB_DONE && !r->cfg.flush_on_tick)
+            rp_flush_all(r);
+    }
     if (r->meta_dirty && !r->meta_emitted) {
         struct cw_meta m = {.hlc = r->hlc.last, .applied = r->applied, .stream_end = r->stream_end};
         for (unsigned o = 0; o < CW_REGIONS_MAX; o++)

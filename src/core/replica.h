@@ -65,6 +65,11 @@ struct cw_replica_config {
     uint32_t
         batch_bytes_max;     /* key and value bytes per replication message (at least one record) */
     uint32_t window_records; /* records in flight per peer before an ack */
+    /* false (the default): a round's local writes are shipped in that round's
+     * ready, right after the commit that makes them durable (replication on
+     * commit). true: they wait for the next tick (or acknowledgement), which
+     * batches several rounds into one message; the tests of batching use it. */
+    bool flush_on_tick;
     /* The same three queues bounded in bytes (rp_record_bytes: the record's
      * struct, key and value). A local write that would pass outbox_bytes_max
      * fails with CW_EFULL (an empty outbox always takes one write); a remote

@@ -448,6 +448,7 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
     r->stream_end = w.dot.ts;
     r->applied.ts[r->cfg.region] = w.dot.ts;
     r->meta_dirty = true;
+    r->outbox_fresh = true;
     if (req->tombstone)
         r->stats.deletes++;
     else
