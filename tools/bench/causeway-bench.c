@@ -23,7 +23,7 @@
 #include "server/config.h"
 
 #define CLIENTS_MAX 256
-#define PIPELINE_MAX 1024
+#define PIPELINE_MAX CW_PIPE_DEPTH_MAX
 #define COMPARE_MAX 8
 
 struct opts {
@@ -115,6 +115,62 @@ static void note_error(struct worker *w, int rc, const struct cw_client *c)
     }
 }
 
+/* --pipeline N: N requests in flight on the client's pipe; a latency is the time
+ * from a request's submission to its result. */
+static void work_pipelined(struct worker *w, struct cw_client *c, struct cw_sess *s,
+                           const uint8_t *value, uint64_t *rng)
+{
+    const struct opts *o = w->o;
+    struct cw_pipe *p = NULL;
+    int rc = cw_pipe_new(c, o->ping ? NULL : s, o->pipeline, &p);
+    if (rc != CW_OK) {
+        note_error(w, rc, c);
+        return;
+    }
+    uint64_t *sent_at = calloc(o->pipeline, sizeof(*sent_at));
+    bool *was_read = calloc(o->pipeline, sizeof(*was_read));
+    if (sent_at == NULL || was_read == NULL) {
+        note_error(w, CW_ENOMEM, c);
+        goto out;
+    }
+    /* Results come back in submission order: slot i of a ring of N. */
+    unsigned head = 0;
+    for (;;) {
+        bool stopping = atomic_load(&stop_flag);
+        if (!stopping && cw_pipe_pending(p) < o->pipeline) {
+            char key[32];
+            int klen = o->ping ? snprintf(key, sizeof(key), "cw-bench-ping-never-written")
+                               : snprintf(key, sizeof(key), "k%" PRIu64, pick_key(o, rng));
+            bool read = o->ping || next_rand(rng) % 100 < o->read_pct;
+            unsigned slot = (head + cw_pipe_pending(p)) % o->pipeline;
+            sent_at[slot] = mono_ns();
+            was_read[slot] = read;
+            rc = read ? cw_pipe_get(p, o->bucket, key, (size_t)klen, NULL)
+                      : cw_pipe_put(p, o->bucket, key, (size_t)klen, value, o->value_bytes, NULL);
+            if (rc == CW_OK)
+                continue;
+            note_error(w, rc, c); /* nothing sent: take a result before trying again */
+        }
+        if (cw_pipe_pending(p) == 0)
+            break;
+        struct cw_pipe_result r;
+        rc = cw_pipe_next(p, &r);
+        uint64_t us = (mono_ns() - sent_at[head]) / 1000;
+        cw_get_result_free(&r.get);
+        if (rc != CW_OK)
+            note_error(w, rc, c);
+        else {
+            cw_hist_add(was_read[head] ? &w->get : &w->put, us);
+            atomic_fetch_add(&w->done, 1);
+        }
+        head = (head + 1) % o->pipeline;
+    }
+out:
+    free(sent_at);
+    free(was_read);
+    cw_pipe_free(&p);
+}
+
 static void *work(void *arg)
 {
     struct worker *w = arg;
@@ -132,6 +188,10 @@ static void *work(void *arg)
     }
     for (unsigned i = 0; i < o->value_bytes; i++)
         value[i] = (uint8_t)('a' + next_rand(&rng) % 26);
+    if (o->pipeline > 1 && !o->load) {
+        work_pipelined(w, c, s, value, &rng);
+        goto out;
+    }
     uint64_t seq = w->id;
     while (!atomic_load(&stop_flag)) {
         char key[32];
