@@ -37,6 +37,7 @@ struct opts {
     double zipf;          /* 0: uniform keys; else the Zipf exponent */
     const double *cdf;    /* --zipf: cumulative probabilities of keys 0..keys-1 */
     unsigned pipeline;    /* requests in flight per client (1: synchronous calls) */
+    unsigned rate;        /* 0: as fast as the region answers; else operations/s in all */
 };
 
 struct worker {
@@ -49,6 +50,7 @@ struct worker {
     char first_message[256];
     atomic_uint_fast64_t done;
     atomic_int finished;
+    uint64_t start_ns;
 };
 
 static atomic_int stop_flag;
@@ -192,13 +194,25 @@ static void *work(void *arg)
         work_pipelined(w, c, s, value, &rng);
         goto out;
     }
-    uint64_t seq = w->id;
+    uint64_t seq = w->id, n_issued = 0;
+    w->start_ns = mono_ns();
     while (!atomic_load(&stop_flag)) {
         char key[32];
         uint64_t k = o->load ? seq : pick_key(o, &rng);
         if (o->load && k >= o->keys)
             break; /* this client's share is written */
         seq += o->clients;
+        if (o->rate > 0) {
+            /* Paced: this client's share of --rate, on a fixed schedule. */
+            uint64_t due = w->start_ns + n_issued * 1000000000ull * o->clients / o->rate;
+            n_issued++;
+            uint64_t now_ns = mono_ns();
+            if (due > now_ns) {
+                struct timespec d = {(time_t)((due - now_ns) / 1000000000u),
+                                     (long)((due - now_ns) % 1000000000u)};
+                nanosleep(&d, NULL);
+            }
+        }
         int klen = o->ping ? snprintf(key, sizeof(key), "cw-bench-ping-never-written")
                            : snprintf(key, sizeof(key), "k%" PRIu64, k);
         bool read = o->ping || (!o->load && next_rand(&rng) % 100 < o->read_pct);
@@ -249,6 +263,8 @@ static void usage(FILE *f)
             "  --pipeline N         requests in flight per client, 1 to %d (default 1:\n"
             "                       one synchronous call at a time); N > 1 uses the\n"
             "                       pipelined API (cw_pipe_*)\n"
+            "  --rate R             pace the load at R operations/s in all (light load:\n"
+            "                       latencies without queueing; unpipelined only)\n"
             "  --ping               every operation a get of a key never written, with no\n"
             "                       session: the protocol has no ping, this is its cheapest\n"
             "                       request (decode, one key lookup, a small reply)\n"
@@ -465,6 +481,10 @@ int main(int argc, char **argv)
             if (parse_num(a, v, 1, PIPELINE_MAX, &x))
                 return 2;
             o.pipeline = (unsigned)x;
+        } else if (strcmp(a, "--rate") == 0) {
+            if (parse_num(a, v, 1, 10000000, &x))
+                return 2;
+            o.rate = (unsigned)x;
         } else if (strcmp(a, "--compare") == 0) {
             compare = v;
         } else if (strcmp(a, "--zipf") == 0) {
