@@ -781,6 +781,7 @@ static void test_put_ships_on_commit(void **state)
     (void)state;
     struct harness *h = h_new(2);
     h->cfg[A].window_records = 2;
+    h->cfg[A].flush_gap_us = 1; /* every round ships (the harness's clock moves 10 us) */
     h_start(h);
     put_ok(h, A, BUCKET_POSTS, "k1", "v1", NULL, NULL);
     assert_int_equal(link_len(h, A, B), 1);
@@ -796,6 +797,33 @@ static void test_put_ships_on_commit(void **state)
     heartbeat_round(h);
     deliver_all(h);
     settle(h);
+    assert_reads(h, B, BUCKET_POSTS, "k3", "v3");
+    h_free(h);
+}
+
+/* The flush gap: a round that commits within flush_gap_us of the last flush
+ * leaves its writes for the first round after the gap, and says when that is. */
+static void test_flush_gap_batches_close_rounds(void **state)
+{
+    (void)state;
+    struct harness *h = h_new(2);
+    h->cfg[A].flush_gap_us = 1000;
+    h_start(h); /* its tick flushed A's streams just now */
+    assert_int_equal(cw_replica_flush_due_us(rep_of(h, A)), 0);
+    put_ok(h, A, BUCKET_POSTS, "k1", "v1", NULL, NULL);
+    assert_int_equal(link_len(h, A, B), 0); /* within the gap: held */
+    assert_true(cw_replica_flush_due_us(rep_of(h, A)) != 0);
+    advance(h, 1000);
+    put_ok(h, A, BUCKET_POSTS, "k2", "v2", NULL, NULL); /* after the gap: both go */
+    assert_int_equal(link_len(h, A, B), 1);
+    assert_int_equal(link_head(h, A, B)->n_records, 2);
+    assert_int_equal(cw_replica_flush_due_us(rep_of(h, A)), 0);
+    put_ok(h, A, BUCKET_POSTS, "k3", "v3", NULL, NULL); /* held again; a tick ships it */
+    assert_int_equal(link_len(h, A, B), 1);
+    flush(h, A);
+    assert_int_equal(link_len(h, A, B), 2);
+    assert_int_equal(cw_replica_flush_due_us(rep_of(h, A)), 0);
+    deliver_link(h, A, B);
     assert_reads(h, B, BUCKET_POSTS, "k3", "v3");
     h_free(h);
 }
@@ -2189,6 +2217,7 @@ int main(void)
         cmocka_unit_test(test_single_region_drops_outbox_at_once),
         cmocka_unit_test(test_stream_and_duplicates),
         cmocka_unit_test(test_put_ships_on_commit),
+        cmocka_unit_test(test_flush_gap_batches_close_rounds),
         cmocka_unit_test(test_malformed_messages_ignored),
         cmocka_unit_test(test_crafted_contexts_ahead_of_stamp_refused),
         cmocka_unit_test(test_causal_delivery_buffers_until_dependency),
