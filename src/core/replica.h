@@ -70,7 +70,7 @@ struct cw_replica_config {
      * commit). true: they wait for the next tick (or acknowledgement), which
      * batches several rounds into one message; the tests of batching use it. */
     bool flush_on_tick;
-    /* On commit, at most one flush per flush_gap_us (0: the default, 1 ms): a
+    /* On commit, at most one flush per flush_gap_us (0: the default, 2 ms): a
      * round that commits sooner after the last flush leaves its writes for the
      * first round or tick after the gap (cw_replica_flush_due_us says when), so a
      * node answering many small rounds does not send a message per round. */
