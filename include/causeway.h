@@ -6,7 +6,8 @@
  *
  *   struct cw_client  a connection to one region's client endpoint (or its admin
  *                     endpoint, for cw_link). Requests are synchronous: one at a
- *                     time, each waits for its reply or its time-out.
+ *                     time, each waits for its reply or its time-out; a cw_pipe
+ *                     (below, "pipelining") keeps several in flight.
  *   struct cw_sess    a causal session: one thread of execution's causal context
  *                     (the join of every version it has read or written) plus, for
  *                     siblings buckets, the key context it last saw per key (a
@@ -338,6 +339,107 @@ CW_EXPORT int cw_get(struct cw_client *c, struct cw_sess *sess, const char *buck
 
 /* Frees a result and everything it points to; sets *r to NULL. */
 CW_EXPORT void cw_get_result_free(struct cw_get_result **r);
+
+/* -------------------------------------------------------------- pipelining */
+
+/*
+ * A pipe keeps several requests in flight on one client, so one connection is no
+ * longer bound to one round trip per operation. Requests go out as they are
+ * submitted; results come back in submission order from cw_pipe_next, each with
+ * the handle its submission returned.
+ *
+ * Session guarantees: the node handles one connection's requests in the order they
+ * arrive, so a session's pipelined operations take effect in submission order (a
+ * read sees the session's earlier writes of the same pipe, even in flight), and
+ * the session records each result in submission order. A request carries the
+ * session's context as it was at submission; in a causal bucket, a request that
+ * must wait for that context (a session carried over from another region) is
+ * followed by every later request of the session, whose contexts include its.
+ * Two exceptions, both from requests that do not wait: a request to an eventual
+ * bucket can overtake an earlier causal one that waits, and a strong bucket's
+ * write completes when Raft commits it, after later causal requests; keep a
+ * strong write and what must follow it in separate calls (cw_pipe_next first).
+ * In a siblings bucket, a put sends the key context the session knew at
+ * submission: after an earlier put of the same key still in flight, it may add a
+ * sibling where the synchronous cw_put would replace.
+ *
+ * Errors: nothing is retried; when no reply comes within the client's timeout_ms,
+ * every request then in flight fails with CW_ETIMEOUT (a write may or may not have
+ * happened) and the connection is replaced. Do not make synchronous calls on the
+ * client while its pipe has requests in flight. A pipe is used by one thread.
+ *
+ * Example: 1000 puts, 16 in flight.
+ *
+ *     struct cw_pipe *p;
+ *     cw_pipe_new(client, sess, 16, &p);
+ *     for (int i = 0; i < 1000 || cw_pipe_pending(p) > 0;) {
+ *         if (i < 1000 && cw_pipe_pending(p) < 16) {
+ *             char key[16];
+ *             int n = snprintf(key, sizeof key, "k%d", i++);
+ *             if (cw_pipe_put(p, "kv", key, (size_t)n, "v", 1, NULL) != CW_OK)
+ *                 break;  // cw_client_error(client) says why; nothing was sent
+ *             continue;
+ *         }
+ *         struct cw_pipe_result r;
+ *         if (cw_pipe_next(p, &r) != CW_OK)
+ *             fprintf(stderr, "request %llu: %s\n", (unsigned long long)r.handle,
+ *                     cw_client_error(client));
+ *         cw_get_result_free(&r.get);  // set only for a get
+ *     }
+ *     cw_pipe_free(&p);
+ */
+struct cw_pipe;
+
+#define CW_PIPE_DEPTH_MAX 256 /* requests in flight on one pipe */
+
+/*
+ * A pipe on client c for session sess (may be NULL: no causal guarantees) with at
+ * most depth (1..CW_PIPE_DEPTH_MAX) requests in flight. Both are borrowed and must
+ * outlive the pipe. Returns CW_OK, CW_EINVAL or CW_ENOMEM.
+ */
+CW_EXPORT int cw_pipe_new(struct cw_client *c, struct cw_sess *sess, unsigned depth,
+                          struct cw_pipe **out);
+
+/* Frees the pipe; requests still in flight are abandoned (the connection is
+ * replaced, so their replies are never taken for another's). Sets *p to NULL. */
+CW_EXPORT void cw_pipe_free(struct cw_pipe **p);
+
+/*
+ * Submit a put, a delete or a get, as cw_put (no context token: the session's
+ * remembered key context), cw_del and cw_get do, without waiting for the reply.
+ * On CW_OK the request is sent and *handle (may be NULL) is its handle (> 0).
+ * Errors, with nothing sent: CW_EFULL when depth requests are in flight (take a
+ * result first), the validation errors of cw_put/cw_get, CW_EUNAVAILABLE when no
+ * connection could be made within timeout_ms, CW_ENET.
+ */
+CW_EXPORT int cw_pipe_put(struct cw_pipe *p, const char *bucket, const void *key, size_t key_len,
+                          const void *value, size_t value_len, uint64_t *handle);
+CW_EXPORT int cw_pipe_del(struct cw_pipe *p, const char *bucket, const void *key, size_t key_len,
+                          uint64_t *handle);
+CW_EXPORT int cw_pipe_get(struct cw_pipe *p, const char *bucket, const void *key, size_t key_len,
+                          uint64_t *handle);
+
+/* Requests in flight (submitted, result not yet taken). */
+CW_EXPORT unsigned cw_pipe_pending(const struct cw_pipe *p);
+
+enum cw_pipe_op { CW_PIPE_PUT = 1, CW_PIPE_DEL = 2, CW_PIPE_GET = 3 };
+
+struct cw_pipe_result {
+    uint64_t handle;    /* as returned by the submission */
+    enum cw_pipe_op op;
+    int rc;             /* the request's result: what cw_put/cw_get would return */
+    /* A put or delete with rc CW_OK: the write's dot (version: strong buckets). */
+    struct cw_put_result put;
+    /* A get with rc CW_OK: the result, owned by the caller (cw_get_result_free). */
+    struct cw_get_result *get;
+};
+
+/*
+ * Waits for the oldest request in flight and fills *out with its result (rc also
+ * returned; cw_client_error says more when it is not CW_OK). CW_EINVAL with
+ * out->handle 0 when nothing is in flight.
+ */
+CW_EXPORT int cw_pipe_next(struct cw_pipe *p, struct cw_pipe_result *out);
 
 /* ------------------------------------------------------------------ stamps */
 

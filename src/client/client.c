@@ -1570,3 +1570,319 @@ int cw_link(struct cw_client *admin, const char *from, const char *to, enum cw_a
     cw_wire_response_free(&resp);
     return rc;
 }
+
+/* --------------------------------------------------------------- pipelining */
+
+/* One request in flight, in submission order. */
+struct pipe_slot {
+    uint64_t handle; /* its request id */
+    enum cw_pipe_op op;
+    bool done; /* a reply came (have_resp) or the request failed (rc) */
+    bool have_resp;
+    int rc;
+    struct cw_wire_response resp;
+    struct cw_vclock kctx; /* a write: the key context it was sent with */
+    uint32_t full_len;
+    uint8_t full[FULL_KEY_MAX];
+};
+
+struct cw_pipe {
+    struct cw_client *c;
+    struct cw_sess *sess;
+    unsigned depth, head, n; /* slots head .. head + n - 1 (mod depth) are in flight */
+    struct pipe_slot *slots;
+};
+
+int cw_pipe_new(struct cw_client *c, struct cw_sess *sess, unsigned depth, struct cw_pipe **out)
+{
+    *out = NULL;
+    if (c == NULL || depth == 0 || depth > CW_PIPE_DEPTH_MAX)
+        return CW_EINVAL;
+    struct cw_pipe *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return CW_ENOMEM;
+    p->slots = calloc(depth, sizeof(*p->slots));
+    if (p->slots == NULL) {
+        free(p);
+        return CW_ENOMEM;
+    }
+    p->c = c;
+    p->sess = sess;
+    p->depth = depth;
+    *out = p;
+    return CW_OK;
+}
+
+void cw_pipe_free(struct cw_pipe **pp)
+{
+    if (pp == NULL || *pp == NULL)
+        return;
+    struct cw_pipe *p = *pp;
+    if (p->n > 0)
+        cw_netclient_reset(p->c->net); /* no late reply may reach a later request */
+    for (unsigned i = 0; i < p->depth; i++)
+        if (p->slots[i].have_resp)
+            cw_wire_response_free(&p->slots[i].resp);
+    free(p->slots);
+    free(p);
+    *pp = NULL;
+}
+
+unsigned cw_pipe_pending(const struct cw_pipe *p)
+{
+    return p->n;
+}
+
+static int pipe_submit(struct cw_pipe *p, enum cw_pipe_op op, const char *bucket, const void *key,
+                       size_t key_len, const void *value, size_t value_len, uint64_t *handle)
+{
+    struct cw_client *c = p->c;
+    c->err[0] = '\0';
+    if (handle != NULL)
+        *handle = 0;
+    if (p->n == p->depth) {
+        client_fail(c, "%u requests already in flight on this pipe: take a result with "
+                       "cw_pipe_next first", p->depth);
+        return CW_EFULL;
+    }
+    struct pipe_slot *s = &p->slots[(p->head + p->n) % p->depth];
+    int rc = check_key(c, bucket, key, key_len, s->full, &s->full_len);
+    if (rc != CW_OK)
+        return rc;
+    if (value_len > 0 && value == NULL) {
+        client_fail(c, "value for %s/%.*s is NULL with a length of %zu", bucket,
+                    (int)(key_len > 64 ? 64 : key_len), (const char *)key, value_len);
+        return CW_EINVAL;
+    }
+    if (value_len > UINT32_MAX) {
+        client_fail(c, "value for %s/%.*s is too large", bucket, (int)(key_len > 64 ? 64 : key_len),
+                    (const char *)key);
+        return CW_EVALUE;
+    }
+    static const enum cw_wire_op wire_op[] = {[CW_PIPE_PUT] = CW_OP_PUT,
+                                              [CW_PIPE_DEL] = CW_OP_DEL,
+                                              [CW_PIPE_GET] = CW_OP_GET};
+    struct cw_wire_request req = {.op = wire_op[op]};
+    strcpy(req.bucket, bucket);
+    req.key = (uint8_t *)key;
+    req.key_len = (uint32_t)key_len;
+    memset(&s->kctx, 0, sizeof(s->kctx));
+    if (op == CW_PIPE_PUT) {
+        req.value = value_len > 0 ? (uint8_t *)value : NULL;
+        req.value_len = (uint32_t)value_len;
+    }
+    if (p->sess != NULL)
+        req.context = p->sess->core.context;
+    if (op != CW_PIPE_GET && p->sess != NULL) {
+        const struct cw_vclock *k = cw_session_kctx(&p->sess->core, s->full, s->full_len);
+        if (k != NULL) {
+            req.kctx = *k;
+            req.has_kctx = true;
+            s->kctx = *k;
+        }
+        cw_vc_join(&req.context, &req.kctx);
+    }
+    req.req_id = c->next_req_id++;
+    uint8_t *frame = NULL;
+    size_t frame_len = 0;
+    rc = cw_wire_encode_request(&req, &frame, &frame_len);
+    if (rc != CW_OK) {
+        client_fail(c, "cannot encode the %s request: %s", op_name(req.op), cw_strerror(rc));
+        return rc;
+    }
+    rc = cw_netclient_send(c->net, frame, frame_len, (int)c->opt.timeout_ms);
+    free(frame);
+    if (rc == CW_EUNAVAILABLE) {
+        client_fail(c, "cannot reach %s within %u ms", c->endpoint, c->opt.timeout_ms);
+        return rc;
+    }
+    if (rc != CW_OK) {
+        client_fail(c, "%s request to %s failed: %s", op_name(req.op), c->endpoint,
+                    cw_strerror(rc));
+        return rc;
+    }
+    s->handle = req.req_id;
+    s->op = op;
+    s->done = s->have_resp = false;
+    s->rc = CW_OK;
+    p->n++;
+    if (handle != NULL)
+        *handle = req.req_id;
+    return CW_OK;
+}
+
+int cw_pipe_put(struct cw_pipe *p, const char *bucket, const void *key, size_t key_len,
+                const void *value, size_t value_len, uint64_t *handle)
+{
+    return pipe_submit(p, CW_PIPE_PUT, bucket, key, key_len, value, value_len, handle);
+}
+
+int cw_pipe_del(struct cw_pipe *p, const char *bucket, const void *key, size_t key_len,
+                uint64_t *handle)
+{
+    return pipe_submit(p, CW_PIPE_DEL, bucket, key, key_len, NULL, 0, handle);
+}
+
+int cw_pipe_get(struct cw_pipe *p, const char *bucket, const void *key, size_t key_len,
+                uint64_t *handle)
+{
+    return pipe_submit(p, CW_PIPE_GET, bucket, key, key_len, NULL, 0, handle);
+}
+
+/* Every request still without a reply fails with rc; the socket is replaced so
+ * that their late replies can never be taken for a later request's. */
+static void pipe_fail_all(struct cw_pipe *p, int rc)
+{
+    for (unsigned i = 0; i < p->n; i++) {
+        struct pipe_slot *s = &p->slots[(p->head + i) % p->depth];
+        if (!s->done) {
+            s->done = true;
+            s->rc = rc;
+        }
+    }
+    cw_netclient_reset(p->c->net);
+}
+
+/* Waits for one reply and files it with its request. */
+static void pipe_receive(struct cw_pipe *p)
+{
+    struct cw_client *c = p->c;
+    uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    int rc = cw_netclient_recv(c->net, (int)c->opt.timeout_ms, &reply, &reply_len);
+    if (rc != CW_OK) {
+        pipe_fail_all(p, rc);
+        return;
+    }
+    struct cw_wire_limits lim;
+    cw_wire_limits_default(&lim);
+    lim.frame_bytes_max = CW_WIRE_RESPONSE_BYTES_MAX;
+    lim.value_bytes_max = CW_WIRE_FRAME_BYTES_MAX;
+    struct cw_wire_response resp;
+    memset(&resp, 0, sizeof(resp));
+    rc = cw_wire_decode_response(reply, reply_len, &lim, &resp);
+    free(reply);
+    if (rc != CW_OK) {
+        cw_wire_response_free(&resp);
+        pipe_fail_all(p, rc);
+        return;
+    }
+    for (unsigned i = 0; i < p->n; i++) {
+        struct pipe_slot *s = &p->slots[(p->head + i) % p->depth];
+        if (s->handle == resp.req_id && !s->done) {
+            s->resp = resp;
+            s->have_resp = s->done = true;
+            return;
+        }
+    }
+    cw_wire_response_free(&resp); /* no request of this pipe: ignored */
+}
+
+/* What cw_put/cw_get do with a reply, for the pipe's head request. */
+static int pipe_finish(struct cw_pipe *p, struct pipe_slot *s, struct cw_pipe_result *out)
+{
+    struct cw_client *c = p->c;
+    struct cw_wire_response *resp = &s->resp;
+    static const enum cw_wire_op wire_op[] = {[CW_PIPE_PUT] = CW_OP_PUT,
+                                              [CW_PIPE_DEL] = CW_OP_DEL,
+                                              [CW_PIPE_GET] = CW_OP_GET};
+    enum cw_wire_op op = wire_op[s->op];
+    if (resp->op != op && resp->op != CW_OP_NONE) {
+        client_fail(c, "reply from %s does not match the %s request (id %llu)", c->endpoint,
+                    op_name(op), (unsigned long long)s->handle);
+        return CW_EDECODE;
+    }
+    if (resp->err != CW_OK) {
+        if (resp->message[0] != '\0')
+            client_fail(c, "%s", resp->message);
+        else
+            client_fail(c, "%s at %s: %s", op_name(op), c->endpoint, cw_strerror(resp->err));
+        return resp->err > 0 && resp->err < CW_ERR_COUNT_ ? resp->err : CW_EDECODE;
+    }
+    if (resp->conflict != CW_CONFLICT_LWW && resp->conflict != CW_CONFLICT_SIBLINGS) {
+        client_fail(c, "malformed reply from %s: unknown conflict mode %u", c->endpoint,
+                    (unsigned)resp->conflict);
+        return CW_EDECODE;
+    }
+    int rc;
+    if (s->op == CW_PIPE_GET) {
+        rc = make_result(c, resp, &out->get);
+        if (rc != CW_OK || p->sess == NULL)
+            return rc;
+        struct cw_reply reply = {
+            .kind = CW_REPLY_GET,
+            .req_id = resp->req_id,
+            .err = CW_OK,
+            .kctx = resp->kctx,
+            .seen = resp->seen,
+            .conflict = (enum cw_conflict)resp->conflict,
+        };
+        for (uint32_t i = 0; resp->key_version == 0 && i < resp->n_versions; i++)
+            cw_vc_join_dot(&reply.seen, resp->versions[i].dot.origin, resp->versions[i].dot.ts);
+        rc = cw_session_observe(&p->sess->core, s->full, s->full_len, &reply);
+        if (rc != CW_OK) {
+            client_fail(c, "the read succeeded but the session could not record it: %s",
+                        cw_strerror(rc));
+            cw_get_result_free(&out->get);
+        }
+        return rc;
+    }
+    rc = check_reply_dot(c, resp);
+    if (rc != CW_OK)
+        return rc;
+    out->put.origin = resp->origin;
+    out->put.ts = resp->ts;
+    out->put.version = resp->key_version;
+    if (p->sess == NULL)
+        return CW_OK;
+    struct cw_reply reply = {
+        .kind = CW_REPLY_PUT,
+        .req_id = resp->req_id,
+        .err = CW_OK,
+        .dot = {resp->origin, resp->ts},
+        .kctx_valid = resp->kctx_valid,
+        .kctx = resp->kctx,
+        .seen = resp->seen,
+        .conflict = (enum cw_conflict)resp->conflict,
+    };
+    cw_vc_join_dot(&reply.seen, resp->origin, resp->ts);
+    cw_vc_join(&p->sess->core.context, &s->kctx);
+    rc = cw_session_observe(&p->sess->core, s->full, s->full_len, &reply);
+    if (rc != CW_OK)
+        client_fail(c, "the write succeeded but the session could not record it: %s",
+                    cw_strerror(rc));
+    return rc;
+}
+
+int cw_pipe_next(struct cw_pipe *p, struct cw_pipe_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct cw_client *c = p->c;
+    if (p->n == 0) {
+        client_fail(c, "no request in flight on this pipe");
+        return CW_EINVAL;
+    }
+    struct pipe_slot *s = &p->slots[p->head];
+    while (!s->done)
+        pipe_receive(p);
+    out->handle = s->handle;
+    out->op = s->op;
+    if (s->have_resp) {
+        out->rc = pipe_finish(p, s, out);
+        cw_wire_response_free(&s->resp);
+        s->have_resp = false;
+    } else {
+        out->rc = s->rc;
+        if (s->rc == CW_ETIMEOUT)
+            client_fail(c,
+                        "no reply to %s from %s within %u ms; a write may or may not have been "
+                        "applied (not retried)",
+                        s->op == CW_PIPE_GET ? "get" : s->op == CW_PIPE_DEL ? "del" : "put",
+                        c->endpoint, c->opt.timeout_ms);
+        else
+            client_fail(c, "request to %s failed: %s", c->endpoint, cw_strerror(s->rc));
+    }
+    p->head = (p->head + 1) % p->depth;
+    p->n--;
+    return out->rc;
+}

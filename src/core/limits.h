@@ -48,6 +48,8 @@
 #define CW_DEFAULT_DEP_BUFFER_MAX 100000u
 #define CW_DEFAULT_OUTBOX_MAX 1000000u
 #define CW_DEFAULT_BATCH_RECORDS_MAX 256u
+/* Replication on commit: at most one batch per peer per 2 ms (replica.h). */
+#define CW_DEFAULT_FLUSH_GAP_US 2000u
 #define CW_DEFAULT_BATCH_BYTES_MAX (2u << 20)
 #define CW_DEFAULT_WINDOW_RECORDS 4096u
 #define CW_DEFAULT_WAITING_MAX 10000u

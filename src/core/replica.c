@@ -263,6 +263,8 @@ void cw_replica_config_defaults(struct cw_replica_config *cfg)
         cfg->dep_buffer_max = CW_DEFAULT_DEP_BUFFER_MAX;
     if (!cfg->outbox_max)
         cfg->outbox_max = CW_DEFAULT_OUTBOX_MAX;
+    if (!cfg->flush_gap_us)
+        cfg->flush_gap_us = CW_DEFAULT_FLUSH_GAP_US;
     if (!cfg->batch_records_max)
         cfg->batch_records_max = CW_DEFAULT_BATCH_RECORDS_MAX;
     if (!cfg->batch_bytes_max)
@@ -685,6 +687,19 @@ bool cw_replica_has_ready(const struct cw_replica *r)
 
 const struct cw_ready *cw_replica_ready(struct cw_replica *r)
 {
+    /* Replication on commit: the round's local writes go to the peers in this
+     * ready, one batch per peer for everything the round wrote (within the send
+     * window), after the store commit that makes them durable and not at the next
+     * tick. The driver sends messages only after committing the persist records
+     * of the same ready, so no peer sees a write this region could lose. */
+    if (r->outbox_fresh && (r->cfg.flush_on_tick || r->rb.phase != RB_DONE))
+        r->outbox_fresh = false; /* the tick ships them */
+    if (r->outbox_fresh &&
+        (r->last_flush_us == 0 || r->now_us >= r->last_flush_us + r->cfg.flush_gap_us)) {
+        r->outbox_fresh = false;
+        r->last_flush_us = r->now_us ? r->now_us : 1;
+        rp_flush_all(r);
+    }
     if (r->meta_dirty && !r->meta_emitted) {
         struct cw_meta m = {.hlc = r->hlc.last, .applied = r->applied, .stream_end = r->stream_end};
         for (unsigned o = 0; o < CW_REGIONS_MAX; o++)
@@ -713,6 +728,13 @@ void cw_replica_advance(struct cw_replica *r)
 }
 
 /* ---------------------------------------------------------- observation */
+
+uint64_t cw_replica_flush_due_us(const struct cw_replica *r)
+{
+    if (!r->outbox_fresh)
+        return 0;
+    return r->last_flush_us + r->cfg.flush_gap_us;
+}
 
 const struct cw_vclock *cw_replica_applied(const struct cw_replica *r)
 {

@@ -65,6 +65,16 @@ struct cw_replica_config {
     uint32_t
         batch_bytes_max;     /* key and value bytes per replication message (at least one record) */
     uint32_t window_records; /* records in flight per peer before an ack */
+    /* false (the default): a round's local writes are shipped in that round's
+     * ready, right after the commit that makes them durable (replication on
+     * commit). true: they wait for the next tick (or acknowledgement), which
+     * batches several rounds into one message; the tests of batching use it. */
+    bool flush_on_tick;
+    /* On commit, at most one flush per flush_gap_us (0: the default, 2 ms): a
+     * round that commits sooner after the last flush leaves its writes for the
+     * first round or tick after the gap (cw_replica_flush_due_us says when), so a
+     * node answering many small rounds does not send a message per round. */
+    uint32_t flush_gap_us;
     /* The same three queues bounded in bytes (rp_record_bytes: the record's
      * struct, key and value). A local write that would pass outbox_bytes_max
      * fails with CW_EFULL (an empty outbox always takes one write); a remote
@@ -295,6 +305,12 @@ uint64_t cw_replica_inflight_bytes(const struct cw_replica *r, unsigned peer);
 size_t cw_replica_outbox_pending(const struct cw_replica *r, unsigned peer);
 size_t cw_replica_waiting(const struct cw_replica *r);
 const struct cw_replica_stats *cw_replica_stats(const struct cw_replica *r);
+
+/* Local writes wait for the flush gap (flush_gap_us): the mono_us from which a
+ * tick (or any round) ships them; 0 when none wait. A driver that ticks only
+ * every few milliseconds ticks at this time too, so no write waits for the
+ * regular tick. */
+uint64_t cw_replica_flush_due_us(const struct cw_replica *r);
 /* The per-origin stability vector: entry o is the least applied[o] over every
  * region as last acknowledged. */
 void cw_replica_stability(const struct cw_replica *r, struct cw_vclock *out);

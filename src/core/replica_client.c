@@ -278,6 +278,7 @@ static void park(struct cw_replica *r, struct cw_now now, bool is_put, uint64_t 
 void cw_replica_get(struct cw_replica *r, struct cw_now now, const struct cw_get_req *req)
 {
     RP_INPUT(r);
+    r->now_us = now.mono_us;
     const struct cw_bucket_policy *b = NULL;
     char detail[CW_DETAIL_MAX];
     int rc = check_request(r, now, req->bucket, req->key, req->key_len, 0, &req->context, NULL, &b,
@@ -303,6 +304,7 @@ void cw_replica_get(struct cw_replica *r, struct cw_now now, const struct cw_get
 void cw_replica_put(struct cw_replica *r, struct cw_now now, const struct cw_put_req *req)
 {
     RP_INPUT(r);
+    r->now_us = now.mono_us;
     const struct cw_bucket_policy *b = NULL;
     char detail[CW_DETAIL_MAX];
     int rc =
@@ -448,6 +450,7 @@ static void do_put(struct cw_replica *r, struct cw_now now, const struct cw_put_
     r->stream_end = w.dot.ts;
     r->applied.ts[r->cfg.region] = w.dot.ts;
     r->meta_dirty = true;
+    r->outbox_fresh = true;
     if (req->tombstone)
         r->stats.deletes++;
     else

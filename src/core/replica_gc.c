@@ -85,6 +85,7 @@ void rp_collect_tombstones(struct cw_replica *r)
 void cw_replica_tick(struct cw_replica *r, struct cw_now now)
 {
     RP_INPUT(r);
+    r->now_us = now.mono_us;
     if (r->rb.phase != RB_DONE) {
         rp_snap_tick(r, now); /* rebuilding: nothing else runs yet */
         return;
@@ -94,6 +95,8 @@ void cw_replica_tick(struct cw_replica *r, struct cw_now now)
     if (r->buffered)
         rp_drain(r, now);
     rp_check_waiting(r, now, true);
+    r->outbox_fresh = false; /* every stream is flushed below */
+    r->last_flush_us = now.mono_us ? now.mono_us : 1;
     if (r->last_heartbeat_us && now.mono_us < r->last_heartbeat_us + r->cfg.heartbeat_us) {
         rp_flush_all(r);
         return;

@@ -108,6 +108,11 @@ struct cw_replica {
     uint64_t last_heartbeat_us;
     bool meta_dirty;
     bool meta_emitted; /* the meta record is in the current ready */
+    /* Local writes joined the outbox since the last ready: the next
+     * cw_replica_ready ships them (replication on commit, not on the tick). */
+    bool outbox_fresh;
+    uint64_t now_us;        /* mono_us of the latest get, put, recv or tick */
+    uint64_t last_flush_us; /* mono_us of the last on-commit flush (0: none yet) */
     /* Between cw_replica_ready and cw_replica_advance: no input is allowed, its
      * effects would be cleared by the advance without being carried out. */
     bool in_ready;

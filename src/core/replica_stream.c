@@ -304,6 +304,7 @@ void rp_collect_outbox(struct cw_replica *r)
 void cw_replica_recv(struct cw_replica *r, struct cw_now now, const struct cw_msg *m)
 {
     RP_INPUT(r);
+    r->now_us = now.mono_us;
     unsigned p = m->from;
     if (p >= r->cfg.n_regions || p == r->cfg.region || m->to != r->cfg.region) {
         r->stats.errors++;

@@ -27,8 +27,8 @@
 
 #define RECONNECT_IVL_MS 100
 #define RECONNECT_IVL_MAX_MS 1000
-/* One request in flight: a handful of messages per pipe is plenty. */
-#define CLIENT_HWM 16
+/* Room for a pipelined client's requests in flight (cw_pipe: at most 256). */
+#define CLIENT_HWM 512
 
 struct cw_netclient {
     void *ctx;  /* the shared context, one reference held */
@@ -307,4 +307,32 @@ int cw_netclient_call(struct cw_netclient *c, const uint8_t *req, size_t len, in
     if (rc == CW_ETIMEOUT || rc == CW_EDECODE || rc == CW_ENET)
         client_reset(c);
     return rc;
+}
+
+int cw_netclient_send(struct cw_netclient *c, const uint8_t *req, size_t len, int timeout_ms)
+{
+    if (c == NULL || (req == NULL && len > 0) || timeout_ms < 0)
+        return CW_EINVAL;
+    if (c->sock == NULL && client_connect(c, NULL, 0) != CW_OK)
+        return CW_ENET;
+    return send_request(c, req, len, cw_net_mono_us() + (uint64_t)timeout_ms * 1000u);
+}
+
+int cw_netclient_recv(struct cw_netclient *c, int timeout_ms, uint8_t **reply, size_t *reply_len)
+{
+    if (reply != NULL)
+        *reply = NULL;
+    if (reply_len != NULL)
+        *reply_len = 0;
+    if (c == NULL || timeout_ms < 0 || reply == NULL || reply_len == NULL)
+        return CW_EINVAL;
+    if (c->sock == NULL)
+        return CW_ENET;
+    return recv_reply(c, cw_net_mono_us() + (uint64_t)timeout_ms * 1000u, reply, reply_len);
+}
+
+void cw_netclient_reset(struct cw_netclient *c)
+{
+    if (c != NULL)
+        client_reset(c);
 }

@@ -59,6 +59,19 @@ int cw_netclient_open_curve(const char *endpoint, const struct cw_netclient_curv
 int cw_netclient_call(struct cw_netclient *c, const uint8_t *req, size_t len, int timeout_ms,
                       uint8_t **reply, size_t *reply_len);
 
+/*
+ * Pipelining: several requests in flight on one connection. cw_netclient_send hands
+ * one request to ZeroMQ (waiting up to timeout_ms for a connection: CW_EUNAVAILABLE
+ * when none was made, nothing sent); cw_netclient_recv waits up to timeout_ms (0: do
+ * not wait) for the next reply frame, CW_ETIMEOUT when none came (nothing is reset:
+ * call cw_netclient_reset to abandon every request in flight, so that no late reply
+ * is ever taken for a later request's). Replies come in the order the node sends
+ * them; the caller matches them by request id.
+ */
+int cw_netclient_send(struct cw_netclient *c, const uint8_t *req, size_t len, int timeout_ms);
+int cw_netclient_recv(struct cw_netclient *c, int timeout_ms, uint8_t **reply, size_t *reply_len);
+void cw_netclient_reset(struct cw_netclient *c);
+
 /* Closes the socket at once (a request in flight is abandoned), frees the client
  * and sets *c to NULL. NULL or *c == NULL is a no-op. */
 void cw_netclient_close(struct cw_netclient **c);

@@ -1077,6 +1077,13 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
         uint64_t since_tick_us = now > s->last_tick_us ? now - s->last_tick_us : 0;
         int wait_ms =
             since_tick_us >= TICK_MS * 1000ull ? 0 : TICK_MS - (int)(since_tick_us / 1000);
+        /* Local writes held by the replica's flush gap: tick when it ends. */
+        uint64_t flush_due = cw_replica_flush_due_us(cw_node_replica(s->node));
+        if (flush_due != 0) {
+            int due_ms = flush_due <= now ? 0 : (int)((flush_due - now + 999) / 1000);
+            if (due_ms < wait_ms)
+                wait_ms = due_ms;
+        }
         /* Fold every input that is already waiting into one round. */
         for (int n = 0; n < BATCH_EVENTS_MAX; n++) {
             struct cw_net_event ev;
@@ -1107,7 +1114,9 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
                 handle_request(s, &ev, at);
         }
         now = cw_net_mono_us();
-        if (s->last_tick_us == 0 || now - s->last_tick_us >= TICK_MS * 1000ull) {
+        flush_due = cw_replica_flush_due_us(cw_node_replica(s->node));
+        if (s->last_tick_us == 0 || now - s->last_tick_us >= TICK_MS * 1000ull ||
+            (flush_due != 0 && now >= flush_due)) {
             cw_node_tick(s->node, (struct cw_now){.real_us = cw_net_now_us(), .mono_us = now});
             s->last_tick_us = now;
             uint64_t refused = cw_replica_stats(cw_node_replica(s->node))->stamps_refused;

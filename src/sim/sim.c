@@ -772,6 +772,9 @@ int cw_sim_run(const struct cw_sim_config *cfg_in, struct cw_sim_result *res)
     rcfg.dep_buffer_max = (uint32_t)cw_rng_range(sim->rng, 8, 256);
     rcfg.batch_records_max = (uint32_t)cw_rng_range(sim->rng, 1, 16);
     rcfg.window_records = (uint32_t)cw_rng_range(sim->rng, 4, 64);
+    /* Both ways of shipping local writes: on commit (the default) and on the tick. */
+    rcfg.flush_on_tick = cw_rng_range(sim->rng, 0, 3) == 0;
+    rcfg.flush_gap_us = (uint32_t)cw_rng_range(sim->rng, 1, 20 * MS);
     if (res->store_backed) {
         /* A few keys' worth: most states and bodies live only in the store. */
         rcfg.key_cache_bytes_max = 2048;

@@ -1075,7 +1075,7 @@ static bool doc_size(const char *s, unsigned long long *out)
 static void check_documented_size(const struct tmp *t, const char *key, const char *range)
 {
     char lo[32], hi[32], v[64], err[512];
-    unsigned long long min, max;
+    unsigned long long min = 0, max = 0;
     struct cw_config c;
     if (sscanf(range, "%31s to %31s", lo, hi) != 2 || !doc_size(lo, &min) || !doc_size(hi, &max))
         fail_msg("%s: range '%s' is not 'MIN to MAX'", key, range);

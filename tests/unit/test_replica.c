@@ -744,6 +744,7 @@ static void test_stream_and_duplicates(void **state)
 {
     (void)state;
     struct harness *h = h_new(2);
+    h->cfg[A].flush_on_tick = true; /* two puts, one batch */
     h_start(h);
     put_ok(h, A, BUCKET_POSTS, "k1", "v1", NULL, NULL);
     put_ok(h, A, BUCKET_POSTS, "k2", "v2", NULL, NULL);
@@ -770,6 +771,60 @@ static void test_stream_and_duplicates(void **state)
     assert_int_equal(disk_of(h, B)->n_outbox, 0); /* remote records are not in B's outbox */
     assert_int_equal(cw_replica_applied(rep_of(h, B))->ts[A],
                      cw_replica_applied(rep_of(h, A))->ts[A]);
+    h_free(h);
+}
+
+/* Replication on commit: a put's record leaves in the put's own round, with no
+ * tick, and the window still bounds what is in flight. */
+static void test_put_ships_on_commit(void **state)
+{
+    (void)state;
+    struct harness *h = h_new(2);
+    h->cfg[A].window_records = 2;
+    h->cfg[A].flush_gap_us = 1; /* every round ships (the harness's clock moves 10 us) */
+    h_start(h);
+    put_ok(h, A, BUCKET_POSTS, "k1", "v1", NULL, NULL);
+    assert_int_equal(link_len(h, A, B), 1);
+    assert_int_equal(link_head(h, A, B)->type, CW_MSG_RECORDS);
+    assert_int_equal(link_head(h, A, B)->n_records, 1);
+    put_ok(h, A, BUCKET_POSTS, "k2", "v2", NULL, NULL);
+    put_ok(h, A, BUCKET_POSTS, "k3", "v3", NULL, NULL); /* the window is full */
+    assert_int_equal(link_len(h, A, B), 2);
+    deliver_link(h, A, B);
+    assert_reads(h, B, BUCKET_POSTS, "k1", "v1");
+    assert_reads(h, B, BUCKET_POSTS, "k2", "v2");
+    /* B's heartbeat acknowledges; the held record follows. */
+    heartbeat_round(h);
+    deliver_all(h);
+    settle(h);
+    assert_reads(h, B, BUCKET_POSTS, "k3", "v3");
+    h_free(h);
+}
+
+/* The flush gap: a round that commits within flush_gap_us of the last flush
+ * leaves its writes for the first round after the gap, and says when that is. */
+static void test_flush_gap_batches_close_rounds(void **state)
+{
+    (void)state;
+    struct harness *h = h_new(2);
+    h->cfg[A].flush_gap_us = 1000;
+    h_start(h); /* its tick flushed A's streams just now */
+    assert_int_equal(cw_replica_flush_due_us(rep_of(h, A)), 0);
+    put_ok(h, A, BUCKET_POSTS, "k1", "v1", NULL, NULL);
+    assert_int_equal(link_len(h, A, B), 0); /* within the gap: held */
+    assert_true(cw_replica_flush_due_us(rep_of(h, A)) != 0);
+    advance(h, 1000);
+    put_ok(h, A, BUCKET_POSTS, "k2", "v2", NULL, NULL); /* after the gap: both go */
+    assert_int_equal(link_len(h, A, B), 1);
+    assert_int_equal(link_head(h, A, B)->n_records, 2);
+    assert_int_equal(cw_replica_flush_due_us(rep_of(h, A)), 0);
+    put_ok(h, A, BUCKET_POSTS, "k3", "v3", NULL, NULL); /* held again; a tick ships it */
+    assert_int_equal(link_len(h, A, B), 1);
+    flush(h, A);
+    assert_int_equal(link_len(h, A, B), 2);
+    assert_int_equal(cw_replica_flush_due_us(rep_of(h, A)), 0);
+    deliver_link(h, A, B);
+    assert_reads(h, B, BUCKET_POSTS, "k3", "v3");
     h_free(h);
 }
 
@@ -1354,6 +1409,7 @@ static void test_batch_bytes_bound(void **state)
     (void)state;
     struct harness *h = h_new(2);
     h->cfg[A].batch_bytes_max = 30;
+    h->cfg[A].flush_on_tick = true; /* four puts, batched on the tick */
     h_start(h);
     /* Key bytes ("posts/kN": 8) plus value bytes count against the bound. */
     put_ok(h, A, BUCKET_POSTS, "k1", "0123456789012345678901234567890123456789", NULL, NULL);
@@ -2160,6 +2216,8 @@ int main(void)
         cmocka_unit_test(test_local_put_effects),
         cmocka_unit_test(test_single_region_drops_outbox_at_once),
         cmocka_unit_test(test_stream_and_duplicates),
+        cmocka_unit_test(test_put_ships_on_commit),
+        cmocka_unit_test(test_flush_gap_batches_close_rounds),
         cmocka_unit_test(test_malformed_messages_ignored),
         cmocka_unit_test(test_crafted_contexts_ahead_of_stamp_refused),
         cmocka_unit_test(test_causal_delivery_buffers_until_dependency),
