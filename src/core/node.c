@@ -36,7 +36,7 @@ struct cw_node {
 
 static uint64_t node_rand_next(void *ctx)
 {
-    return cw_node_random(ctx);
+    return cw_node_draw(ctx);
 }
 
 struct cw_node *cw_node_create(const struct cw_node_config *cfg)
@@ -369,7 +369,7 @@ const struct cw_replica *cw_node_replica(const struct cw_node *n)
     return n->replica;
 }
 
-uint64_t cw_node_random(struct cw_node *n)
+uint64_t cw_node_draw(struct cw_node *n)
 {
     if (n->rand.next != NULL)
         return n->rand.next(n->rand.ctx);

@@ -2,11 +2,11 @@
  * node.h - one region's decision-maker: the object the daemon and the
  * simulator drive.
  *
- * The node owns the causal replica (and, with the strong-buckets issue, the
- * Raft core), routes every client request by its bucket's policy, and merges
+ * The node owns the causal replica and the strong part (core/strong.h, over
+ * the Raft core), routes every client request by its bucket's policy, and merges
  * the effects of its parts into one ready set, so the driver does one group
  * commit per round whatever the mix of buckets. It is as pure as the replica:
- * every input carries the time (core/now.h), randomness comes from the
+ * every input carries the time (core/now.h), every draw comes from the seeded
  * generator the driver passes in (core/rand.h), and every output is an effect.
  *
  * Driving contract (the replica's, one level up): give the inputs of a round
@@ -33,8 +33,8 @@
 struct cw_node_config {
     struct cw_replica_config replica; /* region, regions, buckets, bounds */
     /* The driver's seeded generator (the daemon logs its seed at start; the
-     * simulator derives it from the run's seed). Election timeouts of the Raft
-     * core will draw from it; the causal replica needs none. */
+     * simulator derives it from the run's seed). The Raft core draws its
+     * election timeouts from it; the causal replica needs none. */
     struct cw_rand rand;
     /* Strong buckets (core/strong.h): used when a bucket is strong. Its Raft
      * config's id, n and rand are set by the node from the above. */
@@ -89,6 +89,6 @@ const struct cw_strong *cw_node_strong(const struct cw_node *n);
 void cw_node_strong_status(const struct cw_node *n, struct cw_now now, struct cw_raft_status *rs,
                            struct cw_strong_stats *ss);
 /* One draw from the driver's generator (for the node's parts). */
-uint64_t cw_node_random(struct cw_node *n);
+uint64_t cw_node_draw(struct cw_node *n);
 
 #endif

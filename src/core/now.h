@@ -1,12 +1,11 @@
 /*
  * now.h - the time an input happens at, as the driver read it.
  *
- * The core never reads a clock; every input carries both of these. real_us is
- * wall-clock time (CLOCK_REALTIME in the daemon): it feeds the hybrid logical
+ * The core never reads a clock; every input carries both of these, as the
+ * driver read them. real_us is wall-clock time: it feeds the hybrid logical
  * clock, the plausibility bound on peer stamps and the visibility latency.
- * mono_us is a monotonic clock (CLOCK_MONOTONIC): every timer (heartbeats,
- * waiting requests' deadlines, resend spacing, and later Raft's election and
- * heartbeat timeouts) runs on it, so a wall clock that jumps, forwards or back,
+ * mono_us is a monotonic clock: every timer (heartbeats, waiting requests'
+ * deadlines, resend spacing, Raft's election and heartbeat timeouts) runs on it, so a wall clock that jumps, forwards or back,
  * never fires a timer early or holds one back. A driver MUST NOT let mono_us go
  * backwards; real_us may jump (the HLC absorbs that).
  */
