@@ -625,6 +625,21 @@ CW_EXPORT int cw_status_get(struct cw_client *c, struct cw_status **out);
 /* Frees a status; sets *s to NULL (NULL and *s == NULL are accepted). */
 CW_EXPORT void cw_status_free(struct cw_status **s);
 
+/* One counter of a status, by the name status --json gives it. */
+struct cw_status_counter {
+    const char *name; /* static */
+    uint64_t value;
+};
+
+/*
+ * The node counters of s (cw_status.counters and the cache counters beside
+ * them), in the order `causeway status` prints them: writes up to max of them
+ * into out and returns how many there are (call with max 0 to size out). The
+ * one list behind both the text and the JSON rendering.
+ */
+CW_EXPORT size_t cw_status_counter_list(const struct cw_status *s, struct cw_status_counter *out,
+                                        size_t max);
+
 /*
  * Renders a status as one JSON object on one line (no newline), as
  * `causeway status --json` prints it; the members are listed in

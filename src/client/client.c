@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "core/cw_assert.h"
 #include "core/hlc.h"
 #include "core/replica.h"
 #include "core/session.h"
@@ -1240,13 +1241,11 @@ static json_t *json_vector(const struct cw_status *s, const uint64_t *v)
     return ok ? o : NULL;
 }
 
-static json_t *json_counters(const struct cw_status *s)
+size_t cw_status_counter_list(const struct cw_status *s, struct cw_status_counter *out,
+                              size_t max)
 {
     const struct cw_status_counters *c = &s->counters;
-    const struct {
-        const char *name;
-        uint64_t v;
-    } f[] = {
+    const struct cw_status_counter f[] = {
         {"puts", c->puts},
         {"gets", c->gets},
         {"deletes", c->deletes},
@@ -1278,10 +1277,21 @@ static json_t *json_counters(const struct cw_status *s)
         {"peer_identity_refused", c->peer_identity_refused},
         {"admin_refused", c->admin_refused},
     };
+    size_t n = sizeof(f) / sizeof(f[0]);
+    for (size_t i = 0; i < n && i < max; i++)
+        out[i] = f[i];
+    return n;
+}
+
+static json_t *json_counters(const struct cw_status *s)
+{
+    struct cw_status_counter f[64];
+    size_t n = cw_status_counter_list(s, f, sizeof(f) / sizeof(f[0]));
+    CW_ASSERT(n <= sizeof(f) / sizeof(f[0]));
     json_t *o = json_object();
     bool ok = o != NULL;
-    for (size_t i = 0; ok && i < sizeof(f) / sizeof(f[0]); i++)
-        ok = jset(o, f[i].name, json_u64(f[i].v));
+    for (size_t i = 0; ok && i < n; i++)
+        ok = jset(o, f[i].name, json_u64(f[i].value));
     if (!ok)
         json_decref(o);
     return ok ? o : NULL;

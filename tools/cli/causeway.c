@@ -955,46 +955,14 @@ static void print_status_text(const struct cw_status *s)
         }
     }
 
-    const struct cw_status_counters *c = &s->counters;
-    const struct {
-        const char *name;
-        uint64_t v;
-    } f[] = {
-        {"puts", c->puts},
-        {"gets", c->gets},
-        {"deletes", c->deletes},
-        {"remote_applied", c->remote_applied},
-        {"remote_duplicates", c->remote_duplicates},
-        {"remote_gaps", c->remote_gaps},
-        {"nacks_sent", c->nacks_sent},
-        {"nacks_received", c->nacks_received},
-        {"resent_records", c->resent_records},
-        {"requests_waited", c->requests_waited},
-        {"requests_timed_out", c->requests_timed_out},
-        {"buffer_full_drops", c->buffer_full_drops},
-        {"tombstones_collected", c->tombstones_collected},
-        {"stamps_refused", c->stamps_refused},
-        {"keys_loaded", s->keys_loaded},
-        {"keys_evicted", s->keys_evicted},
-        {"bodies_loaded", s->bodies_loaded},
-        {"bodies_evicted", s->bodies_evicted},
-        {"store_read_errors", s->store_read_errors},
-        {"errors", c->errors},
-        {"requests", c->requests},
-        {"bad_requests", c->bad_requests},
-        {"bad_peer_frames", c->bad_peer_frames},
-        {"replies_dropped", c->replies_dropped},
-        {"commits", c->commits},
-        {"commit_records", c->commit_records},
-        {"auth_refused", c->auth_refused},
-        {"handshakes_failed", c->handshakes_failed},
-        {"peer_identity_refused", c->peer_identity_refused},
-        {"admin_refused", c->admin_refused},
-    };
+    struct cw_status_counter f[64];
+    size_t n = cw_status_counter_list(s, f, sizeof(f) / sizeof(f[0]));
+    if (n > sizeof(f) / sizeof(f[0]))
+        n = sizeof(f) / sizeof(f[0]);
     printf("\ncounters\n");
-    size_t n = sizeof(f) / sizeof(f[0]);
     for (size_t i = 0; i < n; i++)
-        printf("%s%-20s %10llu%s", i % 3 == 0 ? "  " : "   ", f[i].name, (unsigned long long)f[i].v,
+        printf("%s%-20s %10llu%s", i % 3 == 0 ? "  " : "   ", f[i].name,
+               (unsigned long long)f[i].value,
                i % 3 == 2 || i == n - 1 ? "\n" : "");
     if (s->has_strong)
         print_strong_text(s, w, head);
