@@ -90,6 +90,11 @@ struct cw_net {
     zmq_msg_t held;
     bool held_live;
     unsigned next_sock; /* round-robin start of the next receive pass */
+    /* A ROUTER found empty since the last zmq_poll: not tried again until the
+     * next one. Each receive attempt costs libzmq two system calls (its fork
+     * check and its mailbox poll), and a round asked every empty socket once
+     * per event it took from the others. */
+    bool drained[SOCK_COUNT];
     struct cw_net_stats stats;
     /* CurveZMQ (see net.h): the ZAP handler, a monitor per ROUTER for failed
      * handshakes, the keys admitted, and the refusal log's rate limit. */
@@ -1000,6 +1005,8 @@ static int recv_one(struct cw_net *n, enum sock_id which, struct cw_net_event *e
     if (zmq_msg_recv(&id, sock, ZMQ_DONTWAIT) < 0) {
         int e = zmq_errno();
         zmq_msg_close(&id);
+        if (e == EAGAIN)
+            n->drained[which] = true;
         return e == EAGAIN || e == EINTR ? CW_OK : CW_ENET;
     }
     *outcome = RECV_DROPPED;
@@ -1086,6 +1093,8 @@ static int recv_pass(struct cw_net *n, struct cw_net_event *ev, bool *got)
     n->next_sock = (n->next_sock + 1) % SOCK_COUNT;
     for (unsigned k = 0; k < SOCK_COUNT; k++) {
         enum sock_id which = (enum sock_id)((start + k) % SOCK_COUNT);
+        if (n->drained[which])
+            continue;
         for (int drops = 0; drops < DROPS_PER_PASS; drops++) {
             enum recv_outcome outcome;
             int rc = recv_one(n, which, ev, &outcome);
@@ -1127,6 +1136,7 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
                 items[n_items++] = (zmq_pollitem_t){.socket = n->monitor[i], .events = ZMQ_POLLIN};
     }
 
+    bool polled = false;
     for (;;) {
         flush_all(n, now);
         security_pass(n);
@@ -1135,9 +1145,14 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
         if (rc != CW_OK || got)
             return rc;
         now = cw_net_mono_us();
-        if (now >= deadline)
+        /* A socket skipped as drained may have filled since: a call that has
+         * not polled yet polls once (without waiting) before saying "nothing". */
+        bool skipped = false;
+        for (int i = 0; i < SOCK_COUNT; i++)
+            skipped = skipped || n->drained[i];
+        if (now >= deadline && (polled || !skipped))
             return CW_OK;
-        uint64_t wait = deadline - now;
+        uint64_t wait = now >= deadline ? 0 : deadline - now;
         uint64_t due = next_due_in_us(n, now);
         if (due < wait)
             wait = due;
@@ -1148,12 +1163,17 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
         long wait_ms = wait == UINT64_MAX ? -1
                        : due == wait      ? (long)(wait / 1000u)
                                           : (long)us_to_ms_ceil(wait);
-        if (zmq_poll(items, n_items, wait_ms) < 0) {
+        int ready = zmq_poll(items, n_items, wait_ms);
+        polled = true;
+        if (ready < 0) {
             /* A signal: return so the daemon can look at its flags. */
             if (zmq_errno() == EINTR)
                 return CW_OK;
             return CW_ENET;
         }
+        for (int i = 0; i < SOCK_COUNT; i++)
+            if (items[i].revents & ZMQ_POLLIN)
+                n->drained[i] = false;
         now = cw_net_mono_us();
     }
 }

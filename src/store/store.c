@@ -41,9 +41,17 @@
  * several pieces; 1 MiB holds a group commit of typical values in one. */
 #define STORE_LOG_BUFFER_BYTES (1u << 20)
 #define STORE_LOG_FILE_BYTES (16u << 20)
-/* Checkpoint after this much log: it bounds recovery time at start and lets
- * DB_LOG_AUTO_REMOVE delete log files no longer needed. */
-#define STORE_CHECKPOINT_KBYTES 8192u
+/* Checkpoint after this much log: it bounds recovery time at start (replaying
+ * 64 MiB of log takes about a second) and lets DB_LOG_AUTO_REMOVE delete log
+ * files no longer needed. A checkpoint writes every dirty page and checksums
+ * it, so fewer of them means a hot page is written once for many updates: at
+ * 8 MiB, checkpoints stalled an 8 KiB put load for a third of its time. */
+#define STORE_CHECKPOINT_KBYTES 65536u
+/* Records (bytes) committed between two questions to Berkeley DB whether a
+ * checkpoint is due; see cw_store_commit. */
+#define STORE_CHECKPOINT_ASK_BYTES (1u << 20)
+/* The outbox's page size; see open_db. */
+#define STORE_OUTBOX_PAGE_BYTES (64u << 10)
 #define STORE_LOCK_FILE "causeway.lock"
 #define STORE_KEYS_FILE "keys.db"
 #define STORE_OUTBOX_FILE "outbox.db"
@@ -114,6 +122,7 @@ struct cw_store {
     size_t scratch_cap;
     char errmsg[STORE_ERR_MAX];
     char dir[4096];
+    uint64_t since_ckp_ask; /* record bytes committed since the last checkpoint call */
 };
 
 /* ------------------------------------------------------------ durability */
@@ -353,7 +362,7 @@ static const uint32_t crc32c_table[256] = {
 };
 /* clang-format on */
 
-uint32_t cw_store_crc32c(uint32_t crc, const void *p, size_t n)
+uint32_t cw_store_crc32c_table(uint32_t crc, const void *p, size_t n)
 {
     const uint8_t *b = p;
     crc = ~crc;
@@ -361,6 +370,44 @@ uint32_t cw_store_crc32c(uint32_t crc, const void *p, size_t n)
         crc = crc32c_table[(crc ^ *b++) & 0xffu] ^ (crc >> 8);
     return ~crc;
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The same CRC with SSE4.2's crc32 instruction, eight bytes at a time: the
+ * store checksums every value it writes and reads, and one byte at a time that
+ * was a fifth of the daemon's time under 8 KiB puts (docs/benchmarks.md). */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const void *p,
+                                                                size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t c = ~crc & 0xffffffffu;
+    while (n > 0 && ((uintptr_t)b & 7u) != 0) {
+        c = __builtin_ia32_crc32qi((uint32_t)c, *b++);
+        n--;
+    }
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, b, sizeof(w));
+        c = __builtin_ia32_crc32di(c, w);
+        b += 8;
+        n -= 8;
+    }
+    while (n-- > 0)
+        c = __builtin_ia32_crc32qi((uint32_t)c, *b++);
+    return ~(uint32_t)c;
+}
+
+uint32_t cw_store_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    /* A load and a test: libgcc fills in the CPU model before main. */
+    return __builtin_cpu_supports("sse4.2") ? crc32c_sse42(crc, p, n)
+                                            : cw_store_crc32c_table(crc, p, n);
+}
+#else
+uint32_t cw_store_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    return cw_store_crc32c_table(crc, p, n);
+}
+#endif
 
 static uint32_t record_crc(const void *key, size_t key_len, const void *blob, size_t len)
 {
@@ -665,6 +712,15 @@ static int open_db(struct cw_store *s, DB **out, const char *file, DB_TXN *txn, 
     /* Before open: it takes effect when the file is created, and is then recorded
      * in the file (an existing file keeps what it was created with). */
     ret = db->set_flags(db, DB_CHKSUM);
+    /* The outbox is a queue: records are appended at its end and deleted soon
+     * after. A record too big for its page goes to overflow pages, and freeing
+     * overflow pages at the end of the file makes Berkeley DB truncate the file
+     * and flush (fsync) its log first: a sync per round even under write_nosync,
+     * which made 8 KiB puts five times slower (docs/benchmarks.md). With 64 KiB
+     * pages a record up to about 16 KiB stays on its page. Only a new file gets
+     * it; an existing one keeps the page size it was created with. */
+    if (ret == 0 && txn != NULL && strcmp(file, STORE_OUTBOX_FILE) == 0)
+        ret = db->set_pagesize(db, STORE_OUTBOX_PAGE_BYTES);
     if (ret == 0) {
         /* DB_AUTO_COMMIT or the creating transaction: a crash during the first
          * start leaves either no database or a whole one. Never DB_CREATE on an
@@ -1476,8 +1532,16 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
     s->stats.commits++;
     s->stats.records += n;
 
-    /* Cheap unless STORE_CHECKPOINT_KBYTES of log accumulated. The commit is
-     * already durable, so a failed checkpoint is counted, not returned. */
+    /* Whether STORE_CHECKPOINT_KBYTES of log accumulated is Berkeley DB's to
+     * say, but asking costs it a read of the log (and eight system calls): ask
+     * once per STORE_CHECKPOINT_ASK_BYTES of records, not per commit. The
+     * commit is already durable, so a failed checkpoint is counted, not
+     * returned. */
+    for (size_t i = 0; i < n; i++)
+        s->since_ckp_ask += p[i].data_len + 16u;
+    if (s->since_ckp_ask < STORE_CHECKPOINT_ASK_BYTES)
+        return CW_OK;
+    s->since_ckp_ask = 0;
     bdb_reset(s);
     ret = s->env->txn_checkpoint(s->env, STORE_CHECKPOINT_KBYTES, 0, 0);
     if (ret != 0) {

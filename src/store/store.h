@@ -117,7 +117,8 @@ struct cw_store_stats {
     uint64_t commits;            /* transactions committed */
     uint64_t records;            /* persist records in committed transactions */
     uint64_t commit_failures;    /* transactions aborted */
-    uint64_t checkpoints_failed; /* checkpoints that failed after a good commit */
+    uint64_t checkpoints;        /* checkpoints the checkpoint thread took */
+    uint64_t checkpoints_failed; /* and that failed (the commits stay durable) */
 };
 
 /* What cw_store_load restored, for the daemon's "recovered ..." log line. */
@@ -249,6 +250,9 @@ const char *cw_store_errmsg(const struct cw_store *s);
 /* CRC32C (Castagnoli, as in iSCSI and ext4) of p[0..n), continuing from crc
  * (0 to start): the per-record checksum. Exposed for tests and tools. */
 uint32_t cw_store_crc32c(uint32_t crc, const void *p, size_t n);
+/* The same, one byte at a time with a table, on any CPU: what cw_store_crc32c
+ * uses where the CPU has no CRC32C instruction, and what tests compare it with. */
+uint32_t cw_store_crc32c_table(uint32_t crc, const void *p, size_t n);
 
 /* The store's durability and counters. */
 enum cw_durability cw_store_durability(const struct cw_store *s);

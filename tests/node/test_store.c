@@ -927,6 +927,27 @@ static void test_crc32c(void **state)
     assert_int_equal(cw_store_crc32c(0, "123456789", 9), 0xe3069283u);
     assert_int_equal(cw_store_crc32c(cw_store_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
     assert_int_equal(cw_store_crc32c(0, "", 0), 0);
+    assert_int_equal(cw_store_crc32c_table(0, "123456789", 9), 0xe3069283u);
+    /* The fast path (eight bytes at a time, after aligning) against the table,
+     * for every length and start offset around the word size, chained too. */
+    uint8_t buf[300];
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf[i] = (uint8_t)x;
+    }
+    for (size_t off = 0; off < 9; off++)
+        for (size_t len = 0; len + off <= sizeof(buf); len += (len < 40 ? 1 : 37)) {
+            uint32_t want = cw_store_crc32c_table(0x1234u, buf + off, len);
+            assert_int_equal(cw_store_crc32c(0x1234u, buf + off, len), want);
+            size_t half = len / 2;
+            assert_int_equal(
+                cw_store_crc32c(cw_store_crc32c(0x1234u, buf + off, half), buf + off + half,
+                                len - half),
+                want);
+        }
 }
 
 static void test_new_directory_gets_an_identity(void **state)
