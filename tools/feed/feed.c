@@ -1572,7 +1572,7 @@ static void print_targets(FILE *f, const struct target *t, unsigned n)
 {
     fprintf(f, "\ntargets (docs/benchmarks.md, The social-feed demo)\n");
     for (unsigned i = 0; i < n; i++)
-        fprintf(f, "  %-70s  %-88s  %s\n", t[i].what, t[i].measured, t[i].verdict);
+        fprintf(f, "  %-74s  %-88s  %s\n", t[i].what, t[i].measured, t[i].verdict);
 }
 
 static void json_num(FILE *f, double v)
