@@ -967,6 +967,20 @@ static bool wait_quiet(const struct cw_config *cfg, bool strong, unsigned limit_
     return quiet;
 }
 
+/* acc += x (add) or acc -= x (!add), member by member. */
+static void repl_add(struct cw_status_replication *acc, const struct cw_status_replication *x,
+                     bool add)
+{
+    uint64_t *a[] = {&acc->records, &acc->frames, &acc->metadata_bytes, &acc->key_bytes,
+                     &acc->value_bytes, &acc->batch_bytes, &acc->batch_lz4_bytes,
+                     &acc->frame_bytes};
+    const uint64_t v[] = {x->records, x->frames, x->metadata_bytes, x->key_bytes,
+                          x->value_bytes, x->batch_bytes, x->batch_lz4_bytes, x->frame_bytes};
+    _Static_assert(sizeof(v) == sizeof(*x), "every member of cw_status_replication");
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        *a[i] = add ? *a[i] + v[i] : *a[i] - v[i];
+}
+
 /* Sums the repl_ counters of every region into *out; false when a region does
  * not answer. */
 static bool repl_totals(const struct cw_config *cfg, struct cw_status_replication *out)
@@ -976,38 +990,14 @@ static bool repl_totals(const struct cw_config *cfg, struct cw_status_replicatio
         struct cw_client *c = NULL;
         struct cw_status *s = NULL;
         bool ok = feed_connect(cfg, i, false, NULL, &c) == CW_OK && cw_status_get(c, &s) == CW_OK;
-        if (ok) {
-            const struct cw_status_replication *r = &s->replication;
-            out->records += r->records;
-            out->frames += r->frames;
-            out->metadata_bytes += r->metadata_bytes;
-            out->key_bytes += r->key_bytes;
-            out->value_bytes += r->value_bytes;
-            out->batch_bytes += r->batch_bytes;
-            out->batch_lz4_bytes += r->batch_lz4_bytes;
-            out->frame_bytes += r->frame_bytes;
-        }
+        if (ok)
+            repl_add(out, &s->replication, true);
         cw_status_free(&s);
         cw_client_close(&c);
         if (!ok)
             return false;
     }
     return true;
-}
-
-/* after - before, member by member. */
-static void repl_diff(const struct cw_status_replication *after,
-                      const struct cw_status_replication *before,
-                      struct cw_status_replication *out)
-{
-    out->records = after->records - before->records;
-    out->frames = after->frames - before->frames;
-    out->metadata_bytes = after->metadata_bytes - before->metadata_bytes;
-    out->key_bytes = after->key_bytes - before->key_bytes;
-    out->value_bytes = after->value_bytes - before->value_bytes;
-    out->batch_bytes = after->batch_bytes - before->batch_bytes;
-    out->batch_lz4_bytes = after->batch_lz4_bytes - before->batch_lz4_bytes;
-    out->frame_bytes = after->frame_bytes - before->frame_bytes;
 }
 
 /* The latency floor (tools/bench/ping.h, as causeway-bench --ping): n no-op
@@ -1306,9 +1296,10 @@ static int run_mode(const struct opts *o, const struct cw_config *cfg, const str
                 m->name, res->quiet_wait_s);
     /* Everything the mode wrote has been shipped: its replication traffic. */
     struct cw_status_replication repl_after;
-    if (res->repl_ok && repl_totals(cfg, &repl_after))
-        repl_diff(&repl_after, &repl_before, &res->repl);
-    else
+    if (res->repl_ok && repl_totals(cfg, &repl_after)) {
+        res->repl = repl_after;
+        repl_add(&res->repl, &repl_before, false);
+    } else
         res->repl_ok = false;
     cw_status_replication_ratios(&res->repl, &res->repl_meta, &res->repl_lz4);
     uint32_t *todo = malloc((r->n_posts ? r->n_posts : 1) * sizeof(*todo));
