@@ -1307,8 +1307,8 @@ void cw_status_replication_ratios(const struct cw_status_replication *r,
         *metadata_per_record =
             r->records ? (double)r->metadata_bytes / (double)r->records : (double)NAN;
     if (lz4_ratio != NULL)
-        *lz4_ratio = r->batch_lz4_bytes ? (double)r->batch_bytes / (double)r->batch_lz4_bytes
-                                        : (double)NAN;
+        *lz4_ratio =
+            r->batch_lz4_bytes ? (double)r->batch_bytes / (double)r->batch_lz4_bytes : (double)NAN;
 }
 
 /* A ratio as JSON: a number, or null when it has no divisor (NAN). */

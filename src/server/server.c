@@ -660,8 +660,7 @@ static int process_ready(struct cw_server *s)
         do {
             uint8_t *buf = NULL;
             size_t len = 0;
-            int erc =
-                cw_wire_encode_peer_counted(m, first, &next, &buf, &len, &s->counters.repl);
+            int erc = cw_wire_encode_peer_counted(m, first, &next, &buf, &len, &s->counters.repl);
             if (erc != CW_OK) {
                 cw_error("cannot encode a message for %s: %s", s->cfg->regions[m->to].name,
                          cw_strerror(erc));

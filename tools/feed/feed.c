@@ -971,10 +971,10 @@ static bool wait_quiet(const struct cw_config *cfg, bool strong, unsigned limit_
 static void repl_add(struct cw_status_replication *acc, const struct cw_status_replication *x,
                      bool add)
 {
-    uint64_t *a[] = {&acc->records, &acc->frames, &acc->metadata_bytes, &acc->key_bytes,
-                     &acc->value_bytes, &acc->batch_bytes, &acc->batch_lz4_bytes,
-                     &acc->frame_bytes};
-    const uint64_t v[] = {x->records, x->frames, x->metadata_bytes, x->key_bytes,
+    uint64_t *a[] = {&acc->records,         &acc->frames,      &acc->metadata_bytes,
+                     &acc->key_bytes,       &acc->value_bytes, &acc->batch_bytes,
+                     &acc->batch_lz4_bytes, &acc->frame_bytes};
+    const uint64_t v[] = {x->records,     x->frames,      x->metadata_bytes,  x->key_bytes,
                           x->value_bytes, x->batch_bytes, x->batch_lz4_bytes, x->frame_bytes};
     _Static_assert(sizeof(v) == sizeof(*x), "every member of cw_status_replication");
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -1469,8 +1469,9 @@ static void print_table(FILE *f, const struct mode_result *res, unsigned n)
             snprintf(lz4, sizeof(lz4), "-");
         else
             snprintf(lz4, sizeof(lz4), "%.2f", x->repl_lz4);
-        fprintf(f, "%-9s %15s  %22s  %24s  %6.0f  %7" PRIu64 "  %12" PRIu64 "  %11" PRIu64
-                   "  %19" PRIu64 "  %12s  %9s\n",
+        fprintf(f,
+                "%-9s %15s  %22s  %24s  %6.0f  %7" PRIu64 "  %12" PRIu64 "  %11" PRIu64
+                "  %19" PRIu64 "  %12s  %9s\n",
                 x->mode, col1, col2, col3, x->throughput, x->total.orphans, x->lost_replies,
                 x->total.stale, x->total.refused, meta, lz4);
     }
@@ -1498,16 +1499,16 @@ static const struct mode_result *find_mode(const struct mode_result *res, unsign
 
 /* The demo's targets (docs/benchmarks.md, "The social-feed demo") as measured
  * by this run; returns how many rows (at most max). */
-static unsigned targets_eval(const struct cw_config *cfg, const struct mode_result *res,
-                             unsigned n, const struct floor *fl, struct target *t, unsigned max)
+static unsigned targets_eval(const struct cw_config *cfg, const struct mode_result *res, unsigned n,
+                             const struct floor *fl, struct target *t, unsigned max)
 {
     unsigned k = 0;
     const struct mode_result *ca = find_mode(res, n, "causal"), *ev = find_mode(res, n, "eventual");
     if (k < max && ca != NULL && ev != NULL) {
         double r = ev->throughput > 0 ? ca->throughput / ev->throughput : NAN;
         snprintf(t[k].what, sizeof(t[k].what), "causal throughput >= 95%% of eventual");
-        snprintf(t[k].measured, sizeof(t[k].measured), "%.0f / %.0f ops/s = %.0f%%",
-                 ca->throughput, ev->throughput, 100 * r);
+        snprintf(t[k].measured, sizeof(t[k].measured), "%.0f / %.0f ops/s = %.0f%%", ca->throughput,
+                 ev->throughput, 100 * r);
         snprintf(t[k].verdict, sizeof(t[k].verdict), "%s", r >= 0.95 ? "met" : "missed");
         k++;
     }
@@ -1528,7 +1529,8 @@ static unsigned targets_eval(const struct cw_config *cfg, const struct mode_resu
     }
     if (k < max && ca != NULL) {
         double d = ca->put_p99 - PUT_P99_TARGET_MS;
-        snprintf(t[k].what, sizeof(t[k].what), "causal local put p99 <= %.0f ms", PUT_P99_TARGET_MS);
+        snprintf(t[k].what, sizeof(t[k].what), "causal local put p99 <= %.0f ms",
+                 PUT_P99_TARGET_MS);
         snprintf(t[k].measured, sizeof(t[k].measured), "%.3f ms", ca->put_p99);
         snprintf(t[k].verdict, sizeof(t[k].verdict), "%s by %.3f ms", d <= 0 ? "met" : "missed",
                  fabs(d));
@@ -1658,11 +1660,11 @@ static int write_json(const char *path, const struct opts *o, const struct cw_co
             json_stats(f, &x->by_region[id]);
             fprintf(f, "}");
         }
-        fprintf(f, "},\"replication\":{\"records\":%" PRIu64 ",\"frames\":%" PRIu64
-                   ",\"metadata_bytes\":%" PRIu64 ",\"key_bytes\":%" PRIu64
-                   ",\"value_bytes\":%" PRIu64 ",\"batch_bytes\":%" PRIu64
-                   ",\"batch_lz4_bytes\":%" PRIu64 ",\"frame_bytes\":%" PRIu64
-                   ",\"metadata_bytes_per_write\":",
+        fprintf(f,
+                "},\"replication\":{\"records\":%" PRIu64 ",\"frames\":%" PRIu64
+                ",\"metadata_bytes\":%" PRIu64 ",\"key_bytes\":%" PRIu64 ",\"value_bytes\":%" PRIu64
+                ",\"batch_bytes\":%" PRIu64 ",\"batch_lz4_bytes\":%" PRIu64
+                ",\"frame_bytes\":%" PRIu64 ",\"metadata_bytes_per_write\":",
                 x->repl.records, x->repl.frames, x->repl.metadata_bytes, x->repl.key_bytes,
                 x->repl.value_bytes, x->repl.batch_bytes, x->repl.batch_lz4_bytes,
                 x->repl.frame_bytes);
@@ -1701,8 +1703,9 @@ static int write_csv(const char *path, const struct mode_result *res, unsigned n
                "refused_partition,errors,repl_records,metadata_bytes_per_write,lz4_ratio\n");
     for (unsigned i = 0; i < n; i++) {
         const struct mode_result *x = &res[i];
-        fprintf(f, "%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64
-                   ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.1f,%.3f\n",
+        fprintf(f,
+                "%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+                ",%" PRIu64 ",%" PRIu64 ",%.1f,%.3f\n",
                 x->mode, x->put_p50, x->put_p99, x->thread_p50, x->thread_p99, x->vis_p50,
                 x->vis_p99, x->throughput, x->total.orphans, x->lost_replies, x->total.stale,
                 x->total.refused, x->total.errors, x->repl.records, x->repl_meta, x->repl_lz4);
