@@ -559,6 +559,21 @@ struct cw_status_strong {
 };
 
 /*
+ * The RECORDS frames a node encoded for its peers since it started
+ * (docs/protocol.md, "Replication bytes"). A record sent to two peers, or sent
+ * again after a resend request, counts each time.
+ */
+struct cw_status_replication {
+    uint64_t records, frames;
+    uint64_t metadata_bytes;  /* batch_bytes - key_bytes - value_bytes */
+    uint64_t key_bytes;       /* the records' keys ("bucket/key") */
+    uint64_t value_bytes;     /* the records' values */
+    uint64_t batch_bytes;     /* the serialized record batches, before LZ4 */
+    uint64_t batch_lz4_bytes; /* the same batches after LZ4, as sent */
+    uint64_t frame_bytes;     /* the whole frames (envelope included), as sent */
+};
+
+/*
  * A node's status, as cw_status_get returns it. docs/operations.md explains
  * how to read it. Stamps are described above (cw_stamp_format); entries of
  * applied and stable past regions.n are 0. A later release may add members at
@@ -611,6 +626,10 @@ struct cw_status {
      * zero otherwise. */
     bool has_strong;
     struct cw_status_strong strong;
+
+    /* Added with the replication byte counters (all zero from a node of an
+     * earlier release). */
+    struct cw_status_replication replication;
 };
 
 /*
@@ -639,6 +658,15 @@ struct cw_status_counter {
  */
 CW_EXPORT size_t cw_status_counter_list(const struct cw_status *s, struct cw_status_counter *out,
                                         size_t max);
+
+/*
+ * The derived replication figures of r (a status's replication, or the
+ * difference of two): *metadata_per_record = metadata_bytes / records and
+ * *lz4_ratio = batch_bytes / batch_lz4_bytes, each NAN when its divisor is 0.
+ * Either pointer may be NULL.
+ */
+CW_EXPORT void cw_status_replication_ratios(const struct cw_status_replication *r,
+                                            double *metadata_per_record, double *lz4_ratio);
 
 /*
  * Renders a status as one JSON object on one line (no newline), as

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1166,6 +1167,14 @@ static void status_from_wire(const struct cw_wire_status *w, struct cw_status *s
     st->store_read_errors = w->replica.store_read_errors;
     if (w->has_strong)
         strong_from_wire(&w->strong, st);
+    st->replication.records = w->replication.records;
+    st->replication.frames = w->replication.frames;
+    st->replication.metadata_bytes = w->replication.metadata_bytes;
+    st->replication.key_bytes = w->replication.key_bytes;
+    st->replication.value_bytes = w->replication.value_bytes;
+    st->replication.batch_bytes = w->replication.batch_bytes;
+    st->replication.batch_lz4_bytes = w->replication.batch_lz4_bytes;
+    st->replication.frame_bytes = w->replication.frame_bytes;
 }
 
 int cw_status_get(struct cw_client *c, struct cw_status **out)
@@ -1276,11 +1285,49 @@ size_t cw_status_counter_list(const struct cw_status *s, struct cw_status_counte
         {"handshakes_failed", c->handshakes_failed},
         {"peer_identity_refused", c->peer_identity_refused},
         {"admin_refused", c->admin_refused},
+        {"repl_records", s->replication.records},
+        {"repl_frames", s->replication.frames},
+        {"repl_metadata_bytes", s->replication.metadata_bytes},
+        {"repl_key_bytes", s->replication.key_bytes},
+        {"repl_value_bytes", s->replication.value_bytes},
+        {"repl_batch_bytes", s->replication.batch_bytes},
+        {"repl_batch_lz4_bytes", s->replication.batch_lz4_bytes},
+        {"repl_frame_bytes", s->replication.frame_bytes},
     };
     size_t n = sizeof(f) / sizeof(f[0]);
     for (size_t i = 0; i < n && i < max; i++)
         out[i] = f[i];
     return n;
+}
+
+void cw_status_replication_ratios(const struct cw_status_replication *r,
+                                  double *metadata_per_record, double *lz4_ratio)
+{
+    if (metadata_per_record != NULL)
+        *metadata_per_record =
+            r->records ? (double)r->metadata_bytes / (double)r->records : (double)NAN;
+    if (lz4_ratio != NULL)
+        *lz4_ratio =
+            r->batch_lz4_bytes ? (double)r->batch_bytes / (double)r->batch_lz4_bytes : (double)NAN;
+}
+
+/* A ratio as JSON: a number, or null when it has no divisor (NAN). */
+static json_t *json_ratio(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
+
+/* "replication": the derived figures of the repl_ counters. */
+static json_t *json_replication(const struct cw_status *s)
+{
+    double meta, lz4;
+    cw_status_replication_ratios(&s->replication, &meta, &lz4);
+    json_t *o = json_object();
+    bool ok = o != NULL && jset(o, "metadata_bytes_per_record", json_ratio(meta)) &&
+              jset(o, "lz4_ratio", json_ratio(lz4));
+    if (!ok)
+        json_decref(o);
+    return ok ? o : NULL;
 }
 
 static json_t *json_counters(const struct cw_status *s)
@@ -1431,7 +1478,8 @@ static json_t *status_to_json(const struct cw_status *s)
               (peers = jadd(doc, "peers", json_array())) != NULL &&
               (outbox = jadd(doc, "outbox", json_object())) != NULL &&
               (vis = jadd(doc, "visibility_ms", json_object())) != NULL &&
-              jset(doc, "counters", json_counters(s));
+              jset(doc, "counters", json_counters(s)) &&
+              jset(doc, "replication", json_replication(s));
     if (ok && s->has_strong)
         ok = jset(doc, "strong", json_strong(s));
     for (unsigned i = 0; ok && i < s->regions.n; i++)

@@ -65,6 +65,8 @@ struct cw_server {
         /* security = curve: peer frames whose stream claims another region than the
          * key, and admin commands from keys that are not admin keys. */
         uint64_t peer_identity_refused, admin_refused;
+        /* The RECORDS frames encoded for the peers (status: replication). */
+        struct cw_wire_repl_stats repl;
     } counters;
     /* The keys handed to the net at open; freed with the server. */
     struct cw_net_principal *principals;
@@ -424,6 +426,7 @@ void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
     out->node.handshakes_failed = ns.handshakes_failed;
     out->node.peer_identity_refused = ns.peer_identity_refused + s->counters.peer_identity_refused;
     out->node.admin_refused = s->counters.admin_refused;
+    out->replication = s->counters.repl;
     struct cw_now now = {.real_us = out->now_us, .mono_us = mono_us};
     strong_status(s, now, out);
 }
@@ -657,7 +660,7 @@ static int process_ready(struct cw_server *s)
         do {
             uint8_t *buf = NULL;
             size_t len = 0;
-            int erc = cw_wire_encode_peer_part(m, first, &next, &buf, &len);
+            int erc = cw_wire_encode_peer_counted(m, first, &next, &buf, &len, &s->counters.repl);
             if (erc != CW_OK) {
                 cw_error("cannot encode a message for %s: %s", s->cfg->regions[m->to].name,
                          cw_strerror(erc));

@@ -745,7 +745,7 @@ static size_t delimited_size(size_t n)
  * and packs and compresses them into *batch.
  */
 static int encode_batch(const struct cw_msg *m, uint32_t first, size_t envelope_max, uint32_t *next,
-                        uint8_t **batch, size_t *batch_len)
+                        uint8_t **batch, size_t *batch_len, struct cw_wire_repl_stats *st)
 {
     uint32_t avail = m->n_records - first;
     uint32_t cap = avail < CW_WIRE_RECORDS_MAX ? avail : CW_WIRE_RECORDS_MAX;
@@ -791,6 +791,18 @@ static int encode_batch(const struct cw_msg *m, uint32_t first, size_t envelope_
     if (rc != CW_OK)
         goto err_after_arrays;
     *next = first + n;
+    /* The accounting of docs/protocol.md, "Replication bytes": what is not key
+     * or value in the serialized batch is metadata. */
+    memset(st, 0, sizeof(*st));
+    st->records = n;
+    for (uint32_t i = 0; i < n; i++) {
+        st->key_bytes += m->records[first + i].key_len;
+        st->value_bytes += m->records[first + i].version.value_len;
+    }
+    st->batch_bytes = packed;
+    CW_ASSERT(packed >= st->key_bytes + st->value_bytes);
+    st->metadata_bytes = packed - st->key_bytes - st->value_bytes;
+    st->batch_lz4_bytes = *batch_len;
 
 err_after_arrays:
     free(ptrs);
@@ -801,6 +813,12 @@ err_after_arrays:
 
 int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *next, uint8_t **out,
                              size_t *len)
+{
+    return cw_wire_encode_peer_counted(m, first, next, out, len, NULL);
+}
+
+int cw_wire_encode_peer_counted(const struct cw_msg *m, uint32_t first, uint32_t *next,
+                                uint8_t **out, size_t *len, struct cw_wire_repl_stats *acc)
 {
     *out = NULL;
     *len = 0;
@@ -827,6 +845,7 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
     pf.stream_base = m->stream_base;
 
     uint8_t *batch = NULL;
+    struct cw_wire_repl_stats bst = {0};
     int rc;
     /* State transfer: keys and their states (the store's encoding). */
     Causeway__SnapshotKey *sk = NULL, **skp = NULL;
@@ -879,7 +898,7 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
         size_t envelope_max =
             causeway__peer_frame__get_packed_size(&pf) + FIELD_VARINT_MAX + FIELD_VARINT_MAX;
         size_t batch_len;
-        rc = encode_batch(m, first, envelope_max, next, &batch, &batch_len);
+        rc = encode_batch(m, first, envelope_max, next, &batch, &batch_len, &bst);
         if (rc != CW_OK)
             goto err_after_snap;
         pf.n_records = *next - first;
@@ -901,6 +920,16 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
     free(batch);
     *out = buf;
     *len = packed;
+    if (acc != NULL && m->type == CW_MSG_RECORDS) {
+        acc->records += bst.records;
+        acc->frames++;
+        acc->metadata_bytes += bst.metadata_bytes;
+        acc->key_bytes += bst.key_bytes;
+        acc->value_bytes += bst.value_bytes;
+        acc->batch_bytes += bst.batch_bytes;
+        acc->batch_lz4_bytes += bst.batch_lz4_bytes;
+        acc->frame_bytes += packed;
+    }
     rc = CW_OK;
     goto out_snap;
 
@@ -1383,6 +1412,7 @@ struct status_pb {
     Causeway__RaftPeerStatus *raft_peer_ptrs[CW_REGIONS_MAX - 1];
     Causeway__RaftCounters raft_counters;
     Causeway__StrongCounters strong_counters;
+    Causeway__ReplicationCounters replication;
 };
 
 static void strong_to_pb(const struct cw_wire_strong_status *ss, struct status_pb *pb)
@@ -1581,6 +1611,17 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     nc->peer_identity_refused = st->node.peer_identity_refused;
     nc->admin_refused = st->node.admin_refused;
     pb->st.node = nc;
+    Causeway__ReplicationCounters *rp = &pb->replication;
+    *rp = (Causeway__ReplicationCounters)CAUSEWAY__REPLICATION_COUNTERS__INIT;
+    rp->records = st->replication.records;
+    rp->frames = st->replication.frames;
+    rp->metadata_bytes = st->replication.metadata_bytes;
+    rp->key_bytes = st->replication.key_bytes;
+    rp->value_bytes = st->replication.value_bytes;
+    rp->batch_bytes = st->replication.batch_bytes;
+    rp->batch_lz4_bytes = st->replication.batch_lz4_bytes;
+    rp->frame_bytes = st->replication.frame_bytes;
+    pb->st.replication = rp;
     if (st->has_strong)
         strong_to_pb(&st->strong, pb);
 }
@@ -1678,6 +1719,17 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         st->node.handshakes_failed = nc->handshakes_failed;
         st->node.peer_identity_refused = nc->peer_identity_refused;
         st->node.admin_refused = nc->admin_refused;
+    }
+    const Causeway__ReplicationCounters *rp = ps->replication;
+    if (rp != NULL) {
+        st->replication.records = rp->records;
+        st->replication.frames = rp->frames;
+        st->replication.metadata_bytes = rp->metadata_bytes;
+        st->replication.key_bytes = rp->key_bytes;
+        st->replication.value_bytes = rp->value_bytes;
+        st->replication.batch_bytes = rp->batch_bytes;
+        st->replication.batch_lz4_bytes = rp->batch_lz4_bytes;
+        st->replication.frame_bytes = rp->frame_bytes;
     }
     if (ps->strong != NULL) {
         st->has_strong = true;

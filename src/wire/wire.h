@@ -92,6 +92,29 @@ int cw_wire_encode_peer_part(const struct cw_msg *m, uint32_t first, uint32_t *n
                              size_t *len);
 
 /*
+ * The byte accounting of RECORDS frames (docs/protocol.md, "Replication bytes"):
+ * what a sender encoded, summed over frames. batch_bytes is the RecordBatch as
+ * serialized before LZ4 (every record's framing, stamp, origin, dependency
+ * vector, flags, key and value); metadata_bytes is batch_bytes - key_bytes -
+ * value_bytes, everything in the records but their keys and values;
+ * batch_lz4_bytes is the same batches after LZ4 (PeerFrame.batch), and
+ * frame_bytes the whole frames (the envelope with its vectors and
+ * acknowledgements included).
+ */
+struct cw_wire_repl_stats {
+    uint64_t records, frames;
+    uint64_t metadata_bytes, key_bytes, value_bytes;
+    uint64_t batch_bytes, batch_lz4_bytes, frame_bytes;
+};
+
+/*
+ * cw_wire_encode_peer_part, and on success, for a RECORDS frame, adds the
+ * frame's figures to *acc (NULL: not counted; other frame types add nothing).
+ */
+int cw_wire_encode_peer_counted(const struct cw_msg *m, uint32_t first, uint32_t *next,
+                                uint8_t **out, size_t *len, struct cw_wire_repl_stats *acc);
+
+/*
  * Decodes one frame. On success the caller frees out with cw_msg_free; on
  * failure out is zeroed. Checks the bounds in lim (NULL: the defaults), region
  * ids, vector widths, key and value lengths and the LZ4 frame (declared and
@@ -251,6 +274,9 @@ struct cw_wire_status {
      * strong is all zero otherwise. */
     bool has_strong;
     struct cw_wire_strong_status strong;
+    /* The RECORDS frames the node encoded since it started (all zero from a
+     * node of an earlier release). */
+    struct cw_wire_repl_stats replication;
 };
 
 /*

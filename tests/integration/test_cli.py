@@ -23,7 +23,7 @@ A, B = "west", "east"
 STATUS_MEMBERS = ["region", "id", "regions", "durability", "uptime_us", "now_us", "clock",
                   "applied", "stable", "buffered", "buffered_bytes", "outbox_total",
                   "outbox_bytes", "outbox_body_bytes", "waiting", "keys", "key_cache_bytes",
-                  "peers", "outbox", "visibility_ms", "counters"]
+                  "peers", "outbox", "visibility_ms", "counters", "replication"]
 PEER_MEMBERS = ["region", "id", "link", "delay_ms", "queued", "frames_sent", "frames_dropped",
                 "frames_received", "bytes_sent", "outbox_pending", "inflight_bytes"]
 COUNTERS = ["puts", "gets", "deletes", "remote_applied", "remote_duplicates", "remote_gaps",
@@ -32,7 +32,9 @@ COUNTERS = ["puts", "gets", "deletes", "remote_applied", "remote_duplicates", "r
             "keys_loaded", "keys_evicted", "bodies_loaded", "bodies_evicted", "store_read_errors",
             "errors", "requests", "bad_requests", "bad_peer_frames", "replies_dropped", "commits",
             "commit_records", "auth_refused", "handshakes_failed", "peer_identity_refused",
-            "admin_refused"]
+            "admin_refused", "repl_records", "repl_frames", "repl_metadata_bytes",
+            "repl_key_bytes", "repl_value_bytes", "repl_batch_bytes", "repl_batch_lz4_bytes",
+            "repl_frame_bytes"]
 
 
 def raw(args, stdin=None):
@@ -145,6 +147,18 @@ def check_status_json(st, regions):
     for p in st["peers"]:
         check(list(p) == PEER_MEMBERS, f"peer members differ: {list(p)}")
     check(list(st["counters"]) == COUNTERS, f"counters differ: {list(st['counters'])}")
+    # Replication bytes (protocol.md 5.5): metadata is the batch less keys and values.
+    c, rp = st["counters"], st["replication"]
+    check(c["repl_metadata_bytes"] == c["repl_batch_bytes"] - c["repl_key_bytes"]
+          - c["repl_value_bytes"], f"replication bytes do not add up: {c}")
+    if c["repl_records"] == 0:
+        check(rp == {"metadata_bytes_per_record": None, "lz4_ratio": None}, f"replication: {rp}")
+    else:
+        check(abs(rp["metadata_bytes_per_record"] * c["repl_records"]
+                  - c["repl_metadata_bytes"]) < 1e-6 * c["repl_metadata_bytes"] + 1e-3,
+              f"replication: {rp} {c}")
+        check(c["repl_frames"] > 0 and c["repl_frame_bytes"] > c["repl_batch_lz4_bytes"] > 0,
+              f"replication frames: {c}")
     # Uptime runs on the node's monotonic clock: positive, and no longer than
     # this test has run (a wall-clock step cannot make it wrap).
     check(0 < st["uptime_us"] < 600_000_000, f"uptime_us: {st['uptime_us']}")
@@ -224,6 +238,27 @@ def main():
         check(rc == 0 and out == b"-5\n", f"get kv/dash: {rc} {out!r} {err}")
         rc, out, err = raw(base + ["put", "kv/dash", "-5"])
         check(rc == 2 and "unknown option '-5'" in err, f"'-5' taken as a value: {rc} {err}")
+
+        # The puts were written at A: A counts the records it sent to B, with their metadata
+        # within the bound of the issue (16 x regions + 32 bytes).
+        deadline = time.time() + 10
+        while True:
+            rc, out, err = raw(base + ["status", "--json"])
+            check(rc == 0, f"status --json: {err}")
+            st = json.loads(out)
+            check_status_json(st, [A, B])
+            if st["counters"]["repl_records"] > 0 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        c = st["counters"]
+        check(c["repl_records"] >= 1 and c["repl_key_bytes"] >= len("kv/dash")
+              and c["repl_value_bytes"] >= 2, f"the put was not counted as replicated: {c}")
+        meta = st["replication"]["metadata_bytes_per_record"]
+        check(0 < meta <= 16 * 2 + 32, f"metadata per record {meta}: {c}")
+        rc, out, err = raw(base + ["status"])
+        check(rc == 0 and re.search(rb"^replication +[0-9.]+ bytes of metadata per record",
+                                    out, re.M), f"no replication line:\n{out.decode()}")
+        log(f"replication counted: {c['repl_records']} records, {meta:.1f} B of metadata each")
         log("'--' ends the options; '-5' without it is an unknown option (exit 2)")
         check_crlf_session(base, sess)
 

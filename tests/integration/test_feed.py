@@ -88,6 +88,28 @@ def main():
               "strong: the cut-off region refused nothing")
         check(modes["strong"]["regions"]["us-east"]["refused_partition"] == 0,
               "strong: the majority side refused requests")
+        # The floor and the replication bytes of each mode (protocol.md 5.5).
+        fl = res["ping_floor_ms"]
+        check(fl["n"] == 3 * 200 and 0 < fl["p50"] <= fl["p99"], f"ping floor: {fl}")
+        for name in ("causal", "eventual"):
+            r = modes[name]["replication"]
+            check(r["records"] >= 2 * modes[name]["acked_replies"],
+                  f"{name}: fewer records replicated than replies written to two peers: {r}")
+            check(r["metadata_bytes"] == r["batch_bytes"] - r["key_bytes"] - r["value_bytes"],
+                  f"{name}: replication bytes do not add up: {r}")
+            check(0 < r["metadata_bytes_per_write"] < 1000 and r["lz4_ratio"] > 0,
+                  f"{name}: replication figures: {r}")
+        targets = [t["target"] for t in res["targets"]]
+        for want in ("causal local put p50", "causal local put p99",
+                     "causal: metadata per replicated write"):
+            check(any(t.startswith(want) for t in targets), f"no target '{want}': {targets}")
+        check(all(t["verdict"].split()[0] in ("met", "missed", "not") for t in res["targets"]),
+              f"verdicts: {res['targets']}")
+        check("targets (docs/benchmarks.md" in out and "LZ4 ratio" in out,
+              "the targets table or the LZ4 column is not printed")
+        with open(os.path.join(out_dir, "results.csv")) as f:
+            head = f.readline().strip().split(",")
+        check(head[-2:] == ["metadata_bytes_per_write", "lz4_ratio"], f"csv columns: {head}")
 
 
 if __name__ == "__main__":

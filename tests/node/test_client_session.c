@@ -630,7 +630,7 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(vis, "count")), 7);
 
     json_t *c = json_object_get(doc, "counters");
-    assert_int_equal(json_object_size(c), 30);
+    assert_int_equal(json_object_size(c), 38);
     assert_int_equal(json_integer_value(json_object_get(c, "puts")), 9);
     /* Reads and writes wait alike: the counters say requests. */
     assert_int_equal(json_integer_value(json_object_get(c, "requests_waited")), 13);
@@ -648,7 +648,28 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(c, "auth_refused")), 21);
     assert_int_equal(json_integer_value(json_object_get(c, "admin_refused")), 22);
     assert_int_equal(json_integer_value(json_object_get(c, "handshakes_failed")), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "repl_records")), 0);
+    /* No record sent yet: the derived figures have no divisor. */
+    json_t *rp = json_object_get(doc, "replication");
+    assert_true(json_is_null(json_object_get(rp, "metadata_bytes_per_record")));
+    assert_true(json_is_null(json_object_get(rp, "lz4_ratio")));
     json_decref(doc);
+    /* 40 records, 2 200 bytes of metadata, 9 000 bytes of batches LZ4 made 3 000. */
+    s->replication.records = 40;
+    s->replication.metadata_bytes = 2200;
+    s->replication.batch_bytes = 9000;
+    s->replication.batch_lz4_bytes = 3000;
+    doc = status_doc(s);
+    c = json_object_get(doc, "counters");
+    assert_int_equal(json_integer_value(json_object_get(c, "repl_records")), 40);
+    assert_int_equal(json_integer_value(json_object_get(c, "repl_batch_lz4_bytes")), 3000);
+    rp = json_object_get(doc, "replication");
+    assert_true(json_real_value(json_object_get(rp, "metadata_bytes_per_record")) == 55.0);
+    assert_true(json_real_value(json_object_get(rp, "lz4_ratio")) == 3.0);
+    json_decref(doc);
+    double meta = 0, lz4 = 0;
+    cw_status_replication_ratios(&s->replication, &meta, &lz4);
+    assert_true(meta == 55.0 && lz4 == 3.0);
     cw_status_free(&s);
     assert_null(s);
     cw_status_free(&s);
@@ -672,6 +693,7 @@ static void test_status_struct_compatible(void **state)
     assert_true(offsetof(struct cw_status, counters) + sizeof(s.counters) <=
                 offsetof(struct cw_status, outbox_bytes));
     assert_true(offsetof(struct cw_status, outbox_bytes) < offsetof(struct cw_status, keys_loaded));
+    assert_true(offsetof(struct cw_status, strong) < offsetof(struct cw_status, replication));
     assert_true(offsetof(struct cw_status_counters, requests_waited) ==
                 offsetof(struct cw_status_counters, resent_records) + sizeof(uint64_t));
 }

@@ -432,6 +432,97 @@ static void test_peer_records_use_lz4(void **state)
     cw_msg_free(&m);
 }
 
+/* The replication byte accounting (docs/protocol.md, section 5.5). One record
+ * worked out by hand: RecordBatch { records: Record { prev_ts 5 (2 bytes),
+ * deps [7] (packed: tag, length, 1 byte = 3), key "kv/a" (tag, length, 4 = 6),
+ * version (tag, length, 13 = 15: origin 1 (2), ts 300 (tag + 2 = 3), kctx [5]
+ * (3), value "xyz" (tag, length, 3 = 5)) = 26 } } = tag, length, 26 = 28
+ * bytes, of which 4 key and 3 value: 21 bytes of metadata. */
+static void test_peer_records_counted(void **state)
+{
+    (void)state;
+    struct cw_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = CW_MSG_RECORDS;
+    m.from = 1;
+    m.to = 0;
+    struct cw_record rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.prev_ts = 5;
+    rec.deps.ts[0] = 7;
+    rec.key = (uint8_t *)"kv/a";
+    rec.key_len = 4;
+    rec.version.dot.origin = 1;
+    rec.version.dot.ts = 300;
+    rec.version.kctx.ts[0] = 5;
+    rec.version.value = (uint8_t *)"xyz";
+    rec.version.value_len = 3;
+    m.records = &rec;
+    m.n_records = 1;
+    struct cw_wire_repl_stats acc;
+    memset(&acc, 0, sizeof(acc));
+    uint8_t *buf;
+    size_t len;
+    uint32_t next;
+    assert_int_equal(cw_wire_encode_peer_counted(&m, 0, &next, &buf, &len, &acc), CW_OK);
+    assert_int_equal(next, 1);
+    assert_int_equal(acc.records, 1);
+    assert_int_equal(acc.frames, 1);
+    assert_int_equal(acc.key_bytes, 4);
+    assert_int_equal(acc.value_bytes, 3);
+    assert_int_equal(acc.batch_bytes, 28);
+    assert_int_equal(acc.metadata_bytes, 21);
+    assert_int_equal(acc.frame_bytes, len);
+    free(buf);
+
+    /* A batch of many records: every figure against the frame itself. */
+    struct cw_msg big;
+    make_records_msg(&big, 50, 100, 'v');
+    uint64_t keys = 0, values = 0;
+    for (uint32_t i = 0; i < big.n_records; i++) {
+        keys += big.records[i].key_len;
+        values += big.records[i].version.value_len;
+    }
+    struct cw_wire_repl_stats before = acc;
+    assert_int_equal(cw_wire_encode_peer_counted(&big, 0, &next, &buf, &len, &acc), CW_OK);
+    assert_int_equal(next, 50);
+    assert_int_equal(acc.records - before.records, 50);
+    assert_int_equal(acc.frames - before.frames, 1);
+    assert_int_equal(acc.key_bytes - before.key_bytes, keys);
+    assert_int_equal(acc.value_bytes - before.value_bytes, values);
+    assert_int_equal(acc.frame_bytes - before.frame_bytes, len);
+    Causeway__PeerFrame *pf = causeway__peer_frame__unpack(NULL, len, buf);
+    assert_non_null(pf);
+    assert_int_equal(acc.batch_lz4_bytes - before.batch_lz4_bytes, pf->batch.len);
+    LZ4F_dctx *dctx;
+    assert_false(LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)));
+    LZ4F_frameInfo_t info;
+    size_t consumed = pf->batch.len;
+    assert_false(LZ4F_isError(LZ4F_getFrameInfo(dctx, &info, pf->batch.data, &consumed)));
+    LZ4F_freeDecompressionContext(dctx);
+    /* Before LZ4: the declared (and checked by the decoder) content size. */
+    assert_int_equal(acc.batch_bytes - before.batch_bytes, info.contentSize);
+    assert_int_equal(acc.metadata_bytes - before.metadata_bytes, info.contentSize - keys - values);
+    /* Repeated values compress: the ratio the status reports is above 1. */
+    assert_true(acc.batch_lz4_bytes - before.batch_lz4_bytes < info.contentSize);
+    causeway__peer_frame__free_unpacked(pf, NULL);
+    free(buf);
+
+    /* Other frame types, a failed encoding and a NULL accumulator add nothing. */
+    before = acc;
+    struct cw_msg hb;
+    memset(&hb, 0, sizeof(hb));
+    hb.type = CW_MSG_HEARTBEAT;
+    hb.from = 1;
+    assert_int_equal(cw_wire_encode_peer_counted(&hb, 0, &next, &buf, &len, &acc), CW_OK);
+    free(buf);
+    assert_int_equal(cw_wire_encode_peer_counted(&big, 50, &next, &buf, &len, &acc), CW_EINVAL);
+    assert_int_equal(cw_wire_encode_peer_counted(&big, 0, &next, &buf, &len, NULL), CW_OK);
+    free(buf);
+    assert_memory_equal(&before, &acc, sizeof(acc));
+    cw_msg_free(&big);
+}
+
 static void test_peer_split_large_batch(void **state)
 {
     (void)state;
@@ -2506,6 +2597,7 @@ int main(void)
         cmocka_unit_test(test_peer_heartbeat_and_nack_round_trip),
         cmocka_unit_test(test_peer_records_round_trip),
         cmocka_unit_test(test_peer_records_use_lz4),
+        cmocka_unit_test(test_peer_records_counted),
         cmocka_unit_test(test_peer_split_large_batch),
         cmocka_unit_test(test_peer_encode_rejects),
         cmocka_unit_test(test_peer_version_mismatch),

@@ -20,6 +20,7 @@
 #include <causeway.h>
 
 #include "core/hist.h"
+#include "ping.h"
 #include "server/config.h"
 
 #define CLIENTS_MAX 256
@@ -144,7 +145,7 @@ static void work_pipelined(struct worker *w, struct cw_client *c, struct cw_sess
         bool stopping = atomic_load(&stop_flag);
         if (!stopping && cw_pipe_pending(p) < o->pipeline) {
             char key[32];
-            int klen = o->ping ? snprintf(key, sizeof(key), "cw-bench-ping-never-written")
+            int klen = o->ping ? snprintf(key, sizeof(key), "%s", TOOL_PING_KEY)
                                : snprintf(key, sizeof(key), "k%" PRIu64, pick_key(o, rng));
             bool read = o->ping || next_rand(rng) % 100 < o->read_pct;
             unsigned slot = (head + cw_pipe_pending(p)) % o->pipeline;
@@ -216,13 +217,14 @@ static void *work(void *arg)
                 nanosleep(&d, NULL);
             }
         }
-        int klen = o->ping ? snprintf(key, sizeof(key), "cw-bench-ping-never-written")
-                           : snprintf(key, sizeof(key), "k%" PRIu64, k);
+        int klen = snprintf(key, sizeof(key), "k%" PRIu64, k);
         bool read = o->ping || (!o->load && next_rand(&rng) % 100 < o->read_pct);
         uint64_t t0 = mono_ns();
-        if (read) {
+        if (o->ping) {
+            rc = tool_ping(c, o->bucket);
+        } else if (read) {
             struct cw_get_result *g = NULL;
-            rc = cw_get(c, o->ping ? NULL : s, o->bucket, key, (size_t)klen, &g);
+            rc = cw_get(c, s, o->bucket, key, (size_t)klen, &g);
             cw_get_result_free(&g);
         } else {
             rc = cw_put(c, s, o->bucket, key, (size_t)klen, value, o->value_bytes, NULL, NULL);

@@ -964,6 +964,16 @@ static void print_status_text(const struct cw_status *s)
         printf("%s%-20s %10llu%s", i % 3 == 0 ? "  " : "   ", f[i].name,
                (unsigned long long)f[i].value,
                i % 3 == 2 || i == n - 1 ? "\n" : "");
+    /* The repl_ counters' derived figures (docs/protocol.md, "Replication bytes"). */
+    double meta, lz4;
+    cw_status_replication_ratios(&s->replication, &meta, &lz4);
+    printf("\n%-*s ", head, "replication");
+    if (s->replication.records == 0)
+        printf("no records sent yet\n");
+    else
+        printf("%.1f bytes of metadata per record before LZ4, LZ4 ratio %.2f "
+               "(%.1f bytes per record on the wire)\n",
+               meta, lz4, (double)s->replication.frame_bytes / (double)s->replication.records);
     if (s->has_strong)
         print_strong_text(s, w, head);
 }

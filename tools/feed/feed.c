@@ -43,6 +43,8 @@
 
 #include "server/config.h"
 
+#include "../bench/ping.h"
+
 #define REGIONS_MAX CW_REGION_NAMES_MAX
 #define USERS_PER_REGION_MAX 64
 #define RECENT_MAX 256     /* the hot-thread list: the newest posts and replies, Zipf by recency */
@@ -56,6 +58,9 @@
 #define INDEX_IDS_MAX 65536 /* reply ids in one thread index read */
 #define VERIFY_THREADS 12   /* per region, for the lost-reply check */
 #define OP_KINDS 5
+#define PINGS_PER_REGION 200 /* the floor: no-op round trips, one at a time */
+#define PUT_P99_TARGET_MS 1.0
+#define PUT_P50_FLOOR_X 1.5
 
 enum op { OP_TIMELINE, OP_THREAD, OP_POST, OP_REPLY, OP_LIKE };
 static const char *const op_names[OP_KINDS] = {"timeline", "thread", "post", "reply", "like"};
@@ -423,6 +428,11 @@ struct mode_result {
     bool quiet;             /* every region was quiet before the check */
     double quiet_wait_s;
     char first_error[320];
+    /* The replication traffic of the mode: every region's repl_ counters after
+     * the quiet wait minus before the users started, summed over regions. */
+    bool repl_ok; /* every region answered both times */
+    struct cw_status_replication repl;
+    double repl_meta, repl_lz4; /* per record; before / after LZ4; NAN: no record */
 };
 
 /* --------------------------------------------------------------- requests */
@@ -957,6 +967,64 @@ static bool wait_quiet(const struct cw_config *cfg, bool strong, unsigned limit_
     return quiet;
 }
 
+/* acc += x (add) or acc -= x (!add), member by member. */
+static void repl_add(struct cw_status_replication *acc, const struct cw_status_replication *x,
+                     bool add)
+{
+    uint64_t *a[] = {&acc->records,         &acc->frames,      &acc->metadata_bytes,
+                     &acc->key_bytes,       &acc->value_bytes, &acc->batch_bytes,
+                     &acc->batch_lz4_bytes, &acc->frame_bytes};
+    const uint64_t v[] = {x->records,     x->frames,      x->metadata_bytes,  x->key_bytes,
+                          x->value_bytes, x->batch_bytes, x->batch_lz4_bytes, x->frame_bytes};
+    _Static_assert(sizeof(v) == sizeof(*x), "every member of cw_status_replication");
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        *a[i] = add ? *a[i] + v[i] : *a[i] - v[i];
+}
+
+/* Sums the repl_ counters of every region into *out; false when a region does
+ * not answer. */
+static bool repl_totals(const struct cw_config *cfg, struct cw_status_replication *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < cfg->n_regions; i++) {
+        struct cw_client *c = NULL;
+        struct cw_status *s = NULL;
+        bool ok = feed_connect(cfg, i, false, NULL, &c) == CW_OK && cw_status_get(c, &s) == CW_OK;
+        if (ok)
+            repl_add(out, &s->replication, true);
+        cw_status_free(&s);
+        cw_client_close(&c);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* The latency floor (tools/bench/ping.h, as causeway-bench --ping): n no-op
+ * round trips, one at a time, to each region with users, before any load;
+ * their samples go to *out (microseconds). Returns CW_OK or the first error. */
+static int ping_floor(const struct opts *o, const struct cw_config *cfg, unsigned n,
+                      struct samples *out)
+{
+    for (unsigned k = 0; k < o->n_run_regions; k++) {
+        struct cw_client *c = NULL;
+        int rc = feed_connect(cfg, o->run_regions[k], false, NULL, &c);
+        /* The first round trip pays for the connection: not a sample. */
+        if (rc == CW_OK)
+            rc = tool_ping(c, o->modes[0]->posts);
+        for (unsigned i = 0; rc == CW_OK && i < n; i++) {
+            uint64_t t0 = mono_ns();
+            rc = tool_ping(c, o->modes[0]->posts);
+            samples_add(out, (mono_ns() - t0) / 1000);
+        }
+        cw_client_close(&c);
+        if (rc != CW_OK)
+            return rc;
+    }
+    samples_sort(out);
+    return CW_OK;
+}
+
 /* Waits (at most limit_s) until every region names the same strong leader, so
  * that the strong mode does not start in the middle of an election. */
 static bool wait_leader(const struct cw_config *cfg, unsigned limit_s)
@@ -1137,6 +1205,8 @@ static int run_mode(const struct opts *o, const struct cw_config *cfg, const str
                 wn++;
             }
 
+    struct cw_status_replication repl_before;
+    res->repl_ok = repl_totals(cfg, &repl_before);
     unsigned started_u = 0, started_w = 0;
     uint64_t t0 = mono_ns();
     for (; started_u < r->n_users; started_u++)
@@ -1224,6 +1294,14 @@ static int run_mode(const struct opts *o, const struct cw_config *cfg, const str
                 "causeway-feed: %s: the regions were not quiet after %.0f s; checking anyway "
                 "(lost replies may be replies still on their way)\n",
                 m->name, res->quiet_wait_s);
+    /* Everything the mode wrote has been shipped: its replication traffic. */
+    struct cw_status_replication repl_after;
+    if (res->repl_ok && repl_totals(cfg, &repl_after)) {
+        res->repl = repl_after;
+        repl_add(&res->repl, &repl_before, false);
+    } else
+        res->repl_ok = false;
+    cw_status_replication_ratios(&res->repl, &res->repl_meta, &res->repl_lz4);
     uint32_t *todo = malloc((r->n_posts ? r->n_posts : 1) * sizeof(*todo));
     if (todo == NULL) {
         ret = CW_ENOMEM;
@@ -1369,7 +1447,7 @@ static void print_table(FILE *f, const struct mode_result *res, unsigned n)
 {
     fprintf(f,
             "mode      put p50/p99 ms  thread read p50/p99 ms  remote visib. p50/p99 ms   ops/s  "
-            "orphans  lost replies  stale reads  refused (partition)\n");
+            "orphans  lost replies  stale reads  refused (partition)  meta B/write  LZ4 ratio\n");
     for (unsigned i = 0; i < n; i++) {
         const struct mode_result *x = &res[i];
         char a[16], b[16], c[16], d[16], e[16], g[16], col1[40], col2[40], col3[40];
@@ -1382,11 +1460,112 @@ static void print_table(FILE *f, const struct mode_result *res, unsigned n)
         snprintf(col1, sizeof(col1), "%s / %s", a, b);
         snprintf(col2, sizeof(col2), "%s / %s", c, d);
         snprintf(col3, sizeof(col3), "%s / %s", e, g);
-        fprintf(f, "%-9s %15s  %22s  %24s  %6.0f  %7" PRIu64 "  %12" PRIu64 "  %11" PRIu64
-                   "  %19" PRIu64 "\n",
+        char meta[24], lz4[24];
+        if (isnan(x->repl_meta))
+            snprintf(meta, sizeof(meta), "-");
+        else
+            snprintf(meta, sizeof(meta), "%.1f", x->repl_meta);
+        if (isnan(x->repl_lz4))
+            snprintf(lz4, sizeof(lz4), "-");
+        else
+            snprintf(lz4, sizeof(lz4), "%.2f", x->repl_lz4);
+        fprintf(f,
+                "%-9s %15s  %22s  %24s  %6.0f  %7" PRIu64 "  %12" PRIu64 "  %11" PRIu64
+                "  %19" PRIu64 "  %12s  %9s\n",
                 x->mode, col1, col2, col3, x->throughput, x->total.orphans, x->lost_replies,
-                x->total.stale, x->total.refused);
+                x->total.stale, x->total.refused, meta, lz4);
     }
+}
+
+/* The floor of the run: no-op round trips before any load (ping_floor). */
+struct floor {
+    size_t n;
+    double p50, p99; /* ms; NAN when not measured */
+};
+
+/* One row of the issue's targets: what, the measured figure, the verdict. */
+struct target {
+    char what[96], measured[160], verdict[96];
+};
+
+static const struct mode_result *find_mode(const struct mode_result *res, unsigned n,
+                                           const char *name)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(res[i].mode, name) == 0)
+            return &res[i];
+    return NULL;
+}
+
+/* The demo's targets (docs/benchmarks.md, "The social-feed demo") as measured
+ * by this run; returns how many rows (at most max). */
+static unsigned targets_eval(const struct cw_config *cfg, const struct mode_result *res, unsigned n,
+                             const struct floor *fl, struct target *t, unsigned max)
+{
+    unsigned k = 0;
+    const struct mode_result *ca = find_mode(res, n, "causal"), *ev = find_mode(res, n, "eventual");
+    if (k < max && ca != NULL && ev != NULL) {
+        double r = ev->throughput > 0 ? ca->throughput / ev->throughput : NAN;
+        snprintf(t[k].what, sizeof(t[k].what), "causal throughput >= 95%% of eventual");
+        snprintf(t[k].measured, sizeof(t[k].measured), "%.0f / %.0f ops/s = %.0f%%", ca->throughput,
+                 ev->throughput, 100 * r);
+        snprintf(t[k].verdict, sizeof(t[k].verdict), "%s", r >= 0.95 ? "met" : "missed");
+        k++;
+    }
+    if (k < max && ca != NULL) {
+        double x = ca->put_p50 / fl->p50;
+        snprintf(t[k].what, sizeof(t[k].what), "causal local put p50 <= %.1fx the ping floor",
+                 PUT_P50_FLOOR_X);
+        snprintf(t[k].measured, sizeof(t[k].measured),
+                 "put p50 %.3f ms, floor p50 %.3f ms (%zu pings before the load): %.2fx",
+                 ca->put_p50, fl->p50, fl->n, x);
+        if (isnan(x))
+            snprintf(t[k].verdict, sizeof(t[k].verdict), "not measured");
+        else
+            snprintf(t[k].verdict, sizeof(t[k].verdict), "%s by %.2fx",
+                     x <= PUT_P50_FLOOR_X ? "met" : "missed",
+                     x <= PUT_P50_FLOOR_X ? PUT_P50_FLOOR_X - x : x - PUT_P50_FLOOR_X);
+        k++;
+    }
+    if (k < max && ca != NULL) {
+        double d = ca->put_p99 - PUT_P99_TARGET_MS;
+        snprintf(t[k].what, sizeof(t[k].what), "causal local put p99 <= %.0f ms",
+                 PUT_P99_TARGET_MS);
+        snprintf(t[k].measured, sizeof(t[k].measured), "%.3f ms", ca->put_p99);
+        snprintf(t[k].verdict, sizeof(t[k].verdict), "%s by %.3f ms", d <= 0 ? "met" : "missed",
+                 fabs(d));
+        k++;
+    }
+    double bound = 16.0 * cfg->n_regions + 32;
+    for (unsigned i = 0; i < n && k < max; i++) {
+        const struct mode_result *x = &res[i];
+        snprintf(t[k].what, sizeof(t[k].what),
+                 "%s: metadata per replicated write <= 16 x %u + 32 = %.0f B before LZ4", x->mode,
+                 cfg->n_regions, bound);
+        if (isnan(x->repl_meta)) {
+            snprintf(t[k].measured, sizeof(t[k].measured), "%s",
+                     x->repl_ok ? "no record replicated (strong writes go through Raft)"
+                                : "a region did not answer status");
+            snprintf(t[k].verdict, sizeof(t[k].verdict), "not measured");
+        } else {
+            snprintf(t[k].measured, sizeof(t[k].measured),
+                     "%.1f B (%" PRIu64 " records sent); LZ4 ratio %.2f (%" PRIu64 " -> %" PRIu64
+                     " B)",
+                     x->repl_meta, x->repl.records, x->repl_lz4, x->repl.batch_bytes,
+                     x->repl.batch_lz4_bytes);
+            snprintf(t[k].verdict, sizeof(t[k].verdict), "%s by %.1f B",
+                     x->repl_meta <= bound ? "met" : "missed", fabs(bound - x->repl_meta));
+        }
+        k++;
+    }
+    return k;
+}
+
+static void print_targets(FILE *f, const struct target *t, unsigned n)
+{
+    fprintf(f, "\ntargets (docs/benchmarks.md, The social-feed demo)\n");
+    for (unsigned i = 0; i < n; i++)
+        fprintf(f, "  %-74s  %-88s  %s\n", t[i].what, t[i].measured, t[i].verdict);
 }
 
 static void json_num(FILE *f, double v)
@@ -1408,8 +1587,21 @@ static void json_stats(FILE *f, const struct region_stats *s)
             s->conflicts, s->sibling_merges, s->lost, s->probes_unseen);
 }
 
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const char *c = s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fputc('\\', f);
+        if ((unsigned char)*c >= 0x20)
+            fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
 static int write_json(const char *path, const struct opts *o, const struct cw_config *cfg,
-                      const struct mode_result *res, unsigned n, const char *partition_note)
+                      const struct mode_result *res, unsigned n, const char *partition_note,
+                      const struct floor *fl, const struct target *t, unsigned n_targets)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL)
@@ -1468,14 +1660,34 @@ static int write_json(const char *path, const struct opts *o, const struct cw_co
             json_stats(f, &x->by_region[id]);
             fprintf(f, "}");
         }
-        fprintf(f, "},\"first_error\":\"");
-        for (const char *c = x->first_error; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                fputc('\\', f);
-            if ((unsigned char)*c >= 0x20)
-                fputc(*c, f);
-        }
-        fprintf(f, "\"}");
+        fprintf(f,
+                "},\"replication\":{\"records\":%" PRIu64 ",\"frames\":%" PRIu64
+                ",\"metadata_bytes\":%" PRIu64 ",\"key_bytes\":%" PRIu64 ",\"value_bytes\":%" PRIu64
+                ",\"batch_bytes\":%" PRIu64 ",\"batch_lz4_bytes\":%" PRIu64
+                ",\"frame_bytes\":%" PRIu64 ",\"metadata_bytes_per_write\":",
+                x->repl.records, x->repl.frames, x->repl.metadata_bytes, x->repl.key_bytes,
+                x->repl.value_bytes, x->repl.batch_bytes, x->repl.batch_lz4_bytes,
+                x->repl.frame_bytes);
+        json_num(f, x->repl_meta);
+        fprintf(f, ",\"lz4_ratio\":");
+        json_num(f, x->repl_lz4);
+        fprintf(f, "},\"first_error\":");
+        json_str(f, x->first_error);
+        fprintf(f, "}");
+    }
+    fprintf(f, "],\"ping_floor_ms\":{\"n\":%zu,\"p50\":", fl->n);
+    json_num(f, fl->p50);
+    fprintf(f, ",\"p99\":");
+    json_num(f, fl->p99);
+    fprintf(f, "},\"targets\":[");
+    for (unsigned i = 0; i < n_targets; i++) {
+        fprintf(f, "%s{\"target\":", i ? "," : "");
+        json_str(f, t[i].what);
+        fprintf(f, ",\"measured\":");
+        json_str(f, t[i].measured);
+        fprintf(f, ",\"verdict\":");
+        json_str(f, t[i].verdict);
+        fprintf(f, "}");
     }
     fprintf(f, "]}\n");
     return fclose(f) == 0 ? CW_OK : CW_EIO;
@@ -1488,14 +1700,15 @@ static int write_csv(const char *path, const struct mode_result *res, unsigned n
         return CW_EIO;
     fprintf(f, "mode,put_p50_ms,put_p99_ms,thread_read_p50_ms,thread_read_p99_ms,"
                "visibility_p50_ms,visibility_p99_ms,ops_per_s,orphans,lost_replies,stale_reads,"
-               "refused_partition,errors\n");
+               "refused_partition,errors,repl_records,metadata_bytes_per_write,lz4_ratio\n");
     for (unsigned i = 0; i < n; i++) {
         const struct mode_result *x = &res[i];
-        fprintf(f, "%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64
-                   ",%" PRIu64 ",%" PRIu64 "\n",
+        fprintf(f,
+                "%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+                ",%" PRIu64 ",%" PRIu64 ",%.1f,%.3f\n",
                 x->mode, x->put_p50, x->put_p99, x->thread_p50, x->thread_p99, x->vis_p50,
                 x->vis_p99, x->throughput, x->total.orphans, x->lost_replies, x->total.stale,
-                x->total.refused, x->total.errors);
+                x->total.refused, x->total.errors, x->repl.records, x->repl_meta, x->repl_lz4);
     }
     return fclose(f) == 0 ? CW_OK : CW_EIO;
 }
@@ -2128,6 +2341,24 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
 
+    /* The floor, at light load: before any user starts. */
+    struct samples pings = {0};
+    struct floor fl = {0, NAN, NAN};
+    int prc = ping_floor(&o, &cfg, PINGS_PER_REGION, &pings);
+    if (prc == CW_OK) {
+        fl.n = pings.n;
+        fl.p50 = quantile_ms(&pings, 0.5);
+        fl.p99 = quantile_ms(&pings, 0.99);
+        printf("causeway-feed: ping floor (no-op round trip, as causeway-bench --ping): p50 %.3f "
+               "ms, p99 %.3f ms over %zu pings\n",
+               fl.p50, fl.p99, fl.n);
+    } else {
+        fprintf(stderr, "causeway-feed: the ping floor could not be measured: %s\n",
+                cw_strerror(prc));
+    }
+    samples_free(&pings);
+    fflush(stdout);
+
     struct mode_result *res = calloc(o.n_modes, sizeof(*res));
     if (res == NULL) {
         fprintf(stderr, "causeway-feed: out of memory\n");
@@ -2162,6 +2393,9 @@ int main(int argc, char **argv)
 
     printf("\n");
     print_table(stdout, res, done);
+    struct target tg[4 + MODES_MAX];
+    unsigned n_tg = targets_eval(&cfg, res, done, &fl, tg, sizeof(tg) / sizeof(tg[0]));
+    print_targets(stdout, tg, n_tg);
     char path[4096], gp[4096];
     snprintf(path, sizeof(path), "%s/table.txt", o.out_dir);
     FILE *tf = fopen(path, "w");
@@ -2169,10 +2403,11 @@ int main(int argc, char **argv)
         fprintf(tf, "causeway-feed --seed %" PRIu64 " --duration %u --users %u (%s; partition: %s)\n",
                 o.seed, o.duration_s, o.users, o.config_path, partition_note);
         print_table(tf, res, done);
+        print_targets(tf, tg, n_tg);
         fclose(tf);
     }
     snprintf(path, sizeof(path), "%s/results.json", o.out_dir);
-    int w1 = write_json(path, &o, &cfg, res, done, partition_note);
+    int w1 = write_json(path, &o, &cfg, res, done, partition_note, &fl, tg, n_tg);
     snprintf(path, sizeof(path), "%s/results.csv", o.out_dir);
     int w2 = write_csv(path, res, done);
     int w3 = write_charts(o.out_dir, &o, &cfg, res, done, gp, sizeof(gp));
