@@ -472,7 +472,7 @@ struct cw_regions {
 };
 
 /* A latency distribution in microseconds. Quantiles come from a histogram:
- * each is the upper bound of its bucket (within 12.5% of the truth), capped at
+ * each is the upper bound of its bucket (within 1.6% of the truth), capped at
  * max_us; all are 0 when count is 0. */
 struct cw_status_latency {
     uint64_t count; /* samples */

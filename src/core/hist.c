@@ -13,19 +13,19 @@ static unsigned bucket_of(uint64_t v)
     if (v < CW_HIST_SUB)
         return (unsigned)v;
     unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-    /* The 3 bits below the leading one select the sub-bucket. */
-    unsigned sub = (unsigned)(v >> (msb - 3)) & (CW_HIST_SUB - 1);
-    return (msb - 2) * CW_HIST_SUB + sub;
+    /* The CW_HIST_SUB_BITS bits below the leading one select the sub-bucket. */
+    unsigned sub = (unsigned)(v >> (msb - CW_HIST_SUB_BITS)) & (CW_HIST_SUB - 1);
+    return (msb - CW_HIST_SUB_BITS + 1) * CW_HIST_SUB + sub;
 }
 
 static uint64_t bucket_upper(unsigned b)
 {
     if (b < CW_HIST_SUB)
         return b;
-    unsigned msb = b / CW_HIST_SUB + 2;
+    unsigned msb = b / CW_HIST_SUB + CW_HIST_SUB_BITS - 1;
     uint64_t sub = b % CW_HIST_SUB;
-    uint64_t base = (1ull << msb) | (sub << (msb - 3));
-    return base + (1ull << (msb - 3)) - 1;
+    uint64_t base = (1ull << msb) | (sub << (msb - CW_HIST_SUB_BITS));
+    return base + (1ull << (msb - CW_HIST_SUB_BITS)) - 1;
 }
 
 void cw_hist_add(struct cw_hist *h, uint64_t value)
