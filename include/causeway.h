@@ -611,6 +611,13 @@ struct cw_status {
      * zero otherwise. */
     bool has_strong;
     struct cw_status_strong strong;
+
+    /* Added with the client connection cap (docs/operations.md, "Connection
+     * limits"): connections open on the client endpoint now, the cap in force,
+     * and the connections refused at it since the node started. */
+    uint64_t client_connections;
+    uint64_t client_connections_max;
+    uint64_t connections_refused;
 };
 
 /*

@@ -1580,7 +1580,10 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     nc->handshakes_failed = st->node.handshakes_failed;
     nc->peer_identity_refused = st->node.peer_identity_refused;
     nc->admin_refused = st->node.admin_refused;
+    nc->connections_refused = st->node.connections_refused;
     pb->st.node = nc;
+    pb->st.client_connections = st->client_connections;
+    pb->st.client_connections_max = st->client_connections_max;
     if (st->has_strong)
         strong_to_pb(&st->strong, pb);
 }
@@ -1678,7 +1681,10 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         st->node.handshakes_failed = nc->handshakes_failed;
         st->node.peer_identity_refused = nc->peer_identity_refused;
         st->node.admin_refused = nc->admin_refused;
+        st->node.connections_refused = nc->connections_refused;
     }
+    st->client_connections = ps->client_connections;
+    st->client_connections_max = ps->client_connections_max;
     if (ps->strong != NULL) {
         st->has_strong = true;
         if (strong_from_pb(ps->strong, &st->strong) != CW_OK) {
