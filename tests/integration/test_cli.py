@@ -23,6 +23,7 @@ A, B = "west", "east"
 STATUS_MEMBERS = ["region", "id", "regions", "durability", "uptime_us", "now_us", "clock",
                   "applied", "stable", "buffered", "buffered_bytes", "outbox_total",
                   "outbox_bytes", "outbox_body_bytes", "waiting", "keys", "key_cache_bytes",
+                  "client_connections", "client_connections_max",
                   "peers", "outbox", "visibility_ms", "counters"]
 PEER_MEMBERS = ["region", "id", "link", "delay_ms", "queued", "frames_sent", "frames_dropped",
                 "frames_received", "bytes_sent", "outbox_pending", "inflight_bytes"]
@@ -32,7 +33,7 @@ COUNTERS = ["puts", "gets", "deletes", "remote_applied", "remote_duplicates", "r
             "keys_loaded", "keys_evicted", "bodies_loaded", "bodies_evicted", "store_read_errors",
             "errors", "requests", "bad_requests", "bad_peer_frames", "replies_dropped", "commits",
             "commit_records", "auth_refused", "handshakes_failed", "peer_identity_refused",
-            "admin_refused"]
+            "admin_refused", "connections_refused"]
 
 
 def raw(args, stdin=None):

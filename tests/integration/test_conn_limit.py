@@ -9,9 +9,14 @@ put and a status through it); the CLI is told clearly that the region is at
 its limit; after the flood a new CLI put/get works, status shows the refusals,
 and the daemon is alive with no Berkeley DB error in its log.
 
+A second node runs with the cap left to it (the open-file limit less the
+reserve: 256 - 68 = 188) and the same flood: it must admit at most that many,
+keep serving, and keep its store healthy.
+
 Without the cap (the code before it), the flood takes every descriptor of the
-node: accepts fail, Berkeley DB cannot open its files, and none of the checks
-about refusals hold."""
+node: accepts fail (the flood's last connections get no handshake), a store
+commit fails with "BDB0060 PANIC: fatal region error detected; run recovery",
+and the node stops."""
 import resource
 import socket
 import struct
@@ -56,7 +61,10 @@ def frame(body, flags=0):
 def handshake(port, timeout=2.0):
     """Connects and runs the NULL handshake as a DEALER. Returns (socket, None)
     when admitted, (None, reason) when the node sent ERROR or closed."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except OSError as e:
+        return None, f"no connection ({e.__class__.__name__})"
     try:
         greeting = (b"\xff" + b"\x00" * 8 + b"\x7f" + bytes([3, 0]) + b"NULL".ljust(20, b"\x00")
                     + b"\x00" + b"\x00" * 31)
@@ -146,7 +154,53 @@ def call(s, req_id, op, **kw):
         return response_err(body)
 
 
+def derived_cap():
+    """With the cap left to the node, the flood must leave the store alone too."""
+    reserve = 64 + 4  # FD_RESERVE_BASE + FD_RESERVE_PER_REGION (src/server/server.c)
+    cap = FD_LIMIT - reserve
+    with cwtest.Cluster("connlimit-derived", ["a"]) as c:
+        c.start("a", preexec_fn=low_fd_limit)
+        port = c.ports["a"][0]
+        check(f"client connections: at most {cap} (the open-file limit {FD_LIMIT}"
+              in c.log_tail("a", 50), "no log line about the derived cap")
+        keeper, why = handshake(port)
+        check(keeper is not None, f"the first client was refused: {why}")
+        admitted, refused, other = [], 0, []
+        for _ in range(FLOOD):
+            s, why = handshake(port)
+            if s is not None:
+                admitted.append(s)
+            elif why == "500":
+                refused += 1
+            else:
+                other.append(why)
+                if len(other) >= 10:
+                    break
+        log(f"derived cap {cap}: flood of {FLOOD}: {len(admitted)} admitted, {refused} refused, "
+            f"{len(other)} other ({other[:3]})")
+        try:
+            check(c.alive("a"), "the node died during the flood:\n" + c.log_tail("a"))
+            check(len(admitted) + 1 <= cap, f"{len(admitted) + 1} connections above the cap {cap}")
+            check(refused >= FLOOD - cap, f"only {refused} connections refused")
+            check(call(keeper, 1, 1, bucket=b"kv", key=b"k", value=b"v") == 0,
+                  "put through the connected client failed during the flood")
+        finally:
+            for s in admitted:
+                s.close()
+        cwtest.wait_until("a CLI put after the flood",
+                          lambda: c.cli("a", "put", "kv/after", "3")[0] == 0, timeout=10)
+        keeper.close()
+        tail = c.log_tail("a", 400)
+        for bad in ("BDB", "DB_RUNRECOVERY", "panic", "store commit failed", "ERROR"):
+            check(bad not in tail, f"'{bad}' in the node's log:\n{tail}")
+
+
 def main():
+    explicit_cap()
+    derived_cap()
+
+
+def explicit_cap():
     with cwtest.Cluster("connlimit", ["a"], cluster_extra=f"client_connections_max = {CAP}") as c:
         c.start("a", preexec_fn=low_fd_limit)
         port = c.ports["a"][0]

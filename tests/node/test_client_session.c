@@ -553,6 +553,9 @@ static struct cw_status *sample_status(void)
     s->bodies_loaded = 17;
     s->bodies_evicted = 18;
     s->store_read_errors = 19;
+    s->client_connections = 23;
+    s->client_connections_max = 24;
+    s->connections_refused = 25;
     return s;
 }
 
@@ -630,7 +633,7 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(vis, "count")), 7);
 
     json_t *c = json_object_get(doc, "counters");
-    assert_int_equal(json_object_size(c), 30);
+    assert_int_equal(json_object_size(c), 31);
     assert_int_equal(json_integer_value(json_object_get(c, "puts")), 9);
     /* Reads and writes wait alike: the counters say requests. */
     assert_int_equal(json_integer_value(json_object_get(c, "requests_waited")), 13);
@@ -648,6 +651,9 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(c, "auth_refused")), 21);
     assert_int_equal(json_integer_value(json_object_get(c, "admin_refused")), 22);
     assert_int_equal(json_integer_value(json_object_get(c, "handshakes_failed")), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "connections_refused")), 25);
+    assert_int_equal(json_integer_value(json_object_get(doc, "client_connections")), 23);
+    assert_int_equal(json_integer_value(json_object_get(doc, "client_connections_max")), 24);
     json_decref(doc);
     cw_status_free(&s);
     assert_null(s);
