@@ -630,6 +630,12 @@ struct cw_status {
     /* Added with the replication byte counters (all zero from a node of an
      * earlier release). */
     struct cw_status_replication replication;
+    /* Added with the client connection cap (docs/operations.md, "Connection
+     * limits"): connections open on the client endpoint now, the cap in force,
+     * and the connections refused at it since the node started. */
+    uint64_t client_connections;
+    uint64_t client_connections_max;
+    uint64_t connections_refused;
 };
 
 /*

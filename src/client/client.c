@@ -545,6 +545,31 @@ const char *cw_client_error(const struct cw_client *c)
     return c->err;
 }
 
+/*
+ * True, with the client's error set, when rc is the transport's report that the
+ * node refused the connection itself (nothing was sent): at its client
+ * connection limit (CW_EFULL), or this client's key (CW_EDENIED).
+ */
+static bool refused(struct cw_client *c, int rc)
+{
+    if (rc == CW_EFULL) {
+        client_fail(c,
+                    "the node at %s refused the connection: it is at its client connection "
+                    "limit; retry later, or raise client_connections_max on that node (and its "
+                    "open-file limit)",
+                    c->endpoint);
+        return true;
+    }
+    if (rc == CW_EDENIED) {
+        client_fail(c,
+                    "the node at %s refused the connection: it does not admit this client's "
+                    "key; list the public key in its client_keys_file or admin_keys_file",
+                    c->endpoint);
+        return true;
+    }
+    return false;
+}
+
 static const char *op_name(enum cw_wire_op op)
 {
     switch (op) {
@@ -598,6 +623,8 @@ static int call(struct cw_client *c, struct cw_wire_request *req, bool idempoten
         }
     }
     free(frame);
+    if (refused(c, rc))
+        return rc;
     if (rc == CW_EUNAVAILABLE) {
         client_fail(c, "cannot reach %s within %u ms (%u attempt%s)%s", c->endpoint,
                     c->opt.timeout_ms, attempts, attempts == 1 ? "" : "s",
@@ -1175,6 +1202,9 @@ static void status_from_wire(const struct cw_wire_status *w, struct cw_status *s
     st->replication.batch_bytes = w->replication.batch_bytes;
     st->replication.batch_lz4_bytes = w->replication.batch_lz4_bytes;
     st->replication.frame_bytes = w->replication.frame_bytes;
+    st->client_connections = w->client_connections;
+    st->client_connections_max = w->client_connections_max;
+    st->connections_refused = w->node.connections_refused;
 }
 
 int cw_status_get(struct cw_client *c, struct cw_status **out)
@@ -1293,6 +1323,7 @@ size_t cw_status_counter_list(const struct cw_status *s, struct cw_status_counte
         {"repl_batch_bytes", s->replication.batch_bytes},
         {"repl_batch_lz4_bytes", s->replication.batch_lz4_bytes},
         {"repl_frame_bytes", s->replication.frame_bytes},
+        {"connections_refused", s->connections_refused},
     };
     size_t n = sizeof(f) / sizeof(f[0]);
     for (size_t i = 0; i < n && i < max; i++)
@@ -1475,6 +1506,8 @@ static json_t *status_to_json(const struct cw_status *s)
               jset(doc, "outbox_body_bytes", json_u64(s->outbox_body_bytes)) &&
               jset(doc, "waiting", json_u64(s->waiting)) && jset(doc, "keys", json_u64(s->keys)) &&
               jset(doc, "key_cache_bytes", json_u64(s->key_cache_bytes)) &&
+              jset(doc, "client_connections", json_u64(s->client_connections)) &&
+              jset(doc, "client_connections_max", json_u64(s->client_connections_max)) &&
               (peers = jadd(doc, "peers", json_array())) != NULL &&
               (outbox = jadd(doc, "outbox", json_object())) != NULL &&
               (vis = jadd(doc, "visibility_ms", json_object())) != NULL &&
@@ -1750,6 +1783,8 @@ static int pipe_submit(struct cw_pipe *p, enum cw_pipe_op op, const char *bucket
     }
     rc = cw_netclient_send(c->net, frame, frame_len, (int)c->opt.timeout_ms);
     free(frame);
+    if (refused(c, rc))
+        return rc;
     if (rc == CW_EUNAVAILABLE) {
         client_fail(c, "cannot reach %s within %u ms", c->endpoint, c->opt.timeout_ms);
         return rc;

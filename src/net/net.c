@@ -39,8 +39,15 @@
 #define DROPS_PER_PASS 64
 /* ZAP requests and monitor events handled in one pass, for the same reason. */
 #define ZAP_PER_PASS 64
-/* A ZAP request has 7 frames for CURVE (RFC 27); anything longer is malformed. */
+/* A ZAP request has 7 frames for CURVE and 6 for NULL (RFC 27); anything longer
+ * is malformed. */
 #define ZAP_FRAMES_MAX 8
+/* Monitor events read before a client's ZAP request is decided, so that the
+ * count of open connections includes every connection accepted so far. */
+#define MONITOR_DRAIN_MAX 4096
+/* A client connection that has not finished its handshake by then is closed:
+ * until it does, it holds a descriptor and counts against the cap. */
+#define CLIENT_HANDSHAKE_IVL_MS 10000
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 /* Remote addresses remembered for rate-limiting the refusal log lines. */
 #define AUTH_LOG_SLOTS 64
@@ -105,6 +112,8 @@ struct cw_net {
     uint8_t region_keys[CW_REGIONS_MAX][CW_CURVE_KEY_BYTES];
     struct cw_net_principal *principals;
     size_t n_principals;
+    uint32_t client_connections_max; /* 0: no cap */
+    uint64_t accept_warned_us;       /* when an accept failure was last logged */
     void (*auth_log)(void *ctx, const char *line);
     void *auth_log_ctx;
     struct auth_slot auth_slots[AUTH_LOG_SLOTS];
@@ -246,13 +255,18 @@ static bool endpoint_errno_is_config(int e)
            e == ENOCOMPATPROTO;
 }
 
-/* A PAIR socket receiving the ROUTER's failed-handshake events. */
+/* A PAIR socket receiving the ROUTER's events: failed handshakes with CURVE,
+ * and on the client socket the connections opened and closed (always). */
 static int open_monitor(struct cw_net *n, enum sock_id which, char *err, size_t err_len)
 {
     char ep[96];
     snprintf(ep, sizeof(ep), "inproc://causeway-monitor-%s-%p", sock_label[which], (void *)n);
-    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    int events = 0;
+    if (n->curve)
+        events |= ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (which == SOCK_CLIENT)
+        events |= ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPT_FAILED;
     if (zmq_socket_monitor(n->router[which], ep, events) != 0) {
         cw_net_errf(err, err_len, "cannot monitor the %s socket: %s", sock_label[which],
                     zmq_strerror(zmq_errno()));
@@ -313,7 +327,18 @@ static int open_router(struct cw_net *n, enum sock_id which, const char *endpoin
                     zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
-    if (n->curve) {
+    /* Without CURVE the client socket still asks the ZAP handler (libzmq's NULL
+     * mechanism does when a ZAP domain is set), which enforces the connection
+     * cap; a client that never finishes its handshake is closed in time. */
+    if (which == SOCK_CLIENT &&
+        ((!n->curve && zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, sock_label[which],
+                                      strlen(sock_label[which])) != 0) ||
+         set_int(sock, ZMQ_HANDSHAKE_IVL, CLIENT_HANDSHAKE_IVL_MS) != 0)) {
+        cw_net_errf(err, err_len, "cannot configure the client socket: %s",
+                    zmq_strerror(zmq_errno()));
+        return CW_ENET;
+    }
+    if (n->curve || which == SOCK_CLIENT) {
         int rc = open_monitor(n, which, err, err_len);
         if (rc != CW_OK)
             return rc;
@@ -401,8 +426,18 @@ static int setup_curve(struct cw_net *n, const struct cw_net_config *cfg, char *
         memcpy(n->principals, cfg->principals, cfg->n_principals * sizeof(*n->principals));
         n->n_principals = cfg->n_principals;
     }
+    return CW_OK;
+}
+
+/*
+ * Binds the ZAP handler, with or without CURVE: it admits the keys (CURVE) and
+ * caps the client connections (both).
+ */
+static int setup_zap(struct cw_net *n, const struct cw_net_config *cfg, char *err, size_t err_len)
+{
     n->auth_log = cfg->auth_log;
     n->auth_log_ctx = cfg->auth_log_ctx;
+    n->client_connections_max = cfg->client_connections_max;
     n->zap = zmq_socket(n->ctx, ZMQ_REP);
     if (n->zap == NULL) {
         cw_net_errf(err, err_len, "cannot create the ZAP handler's socket: %s",
@@ -412,7 +447,7 @@ static int setup_curve(struct cw_net *n, const struct cw_net_config *cfg, char *
     if (set_int(n->zap, ZMQ_LINGER, 0) != 0 || zmq_bind(n->zap, ZAP_ENDPOINT) != 0) {
         cw_net_errf(err, err_len,
                     "cannot bind the ZAP handler at %s: %s; without it CURVE would admit any "
-                    "key, so the node stops",
+                    "key and client connections would have no cap, so the node stops",
                     ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
         return CW_ENET;
     }
@@ -528,6 +563,9 @@ int cw_net_open(const struct cw_net_config *cfg, struct cw_net **out, char *err,
         if (rc != CW_OK)
             goto err_after_alloc;
     }
+    rc = setup_zap(n, cfg, err, err_len);
+    if (rc != CW_OK)
+        goto err_after_alloc;
 
     for (unsigned i = 0; i < cfg->n_regions; i++) {
         if (i == cfg->self)
@@ -842,10 +880,69 @@ static bool frame_text(zmq_msg_t *f, char *out, size_t cap)
     return true;
 }
 
+/* Handles one event of a ROUTER's monitor, if one is waiting. Returns true when
+ * an event was handled. */
+static bool monitor_serve_one(struct cw_net *n, enum sock_id which)
+{
+    zmq_msg_t head;
+    zmq_msg_init(&head);
+    if (zmq_msg_recv(&head, n->monitor[which], ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&head);
+        return false;
+    }
+    /* libzmq's event message: frame 1 holds the event (16 bits) and its value
+     * (32 bits) in host order, frame 2 the endpoint. */
+    uint16_t event = 0;
+    uint32_t value = 0;
+    if (zmq_msg_size(&head) >= 6) {
+        memcpy(&event, zmq_msg_data(&head), sizeof(event));
+        memcpy(&value, (const uint8_t *)zmq_msg_data(&head) + 2, sizeof(value));
+    }
+    if (zmq_msg_more(&head))
+        drain_parts(n->monitor[which]);
+    zmq_msg_close(&head);
+    if (which == SOCK_CLIENT && event == ZMQ_EVENT_ACCEPTED) {
+        n->stats.client_connections++;
+    } else if (which == SOCK_CLIENT && event == ZMQ_EVENT_DISCONNECTED) {
+        /* Every accepted connection ends with one DISCONNECTED, also one that
+         * failed its handshake or was refused. */
+        if (n->stats.client_connections > 0)
+            n->stats.client_connections--;
+    } else if (which == SOCK_CLIENT && event == ZMQ_EVENT_ACCEPT_FAILED) {
+        n->stats.accept_failures++;
+        uint64_t now = cw_net_mono_us();
+        if (n->auth_log != NULL && now - n->accept_warned_us >= AUTH_LOG_INTERVAL_US) {
+            n->accept_warned_us = now;
+            char line[256];
+            snprintf(line, sizeof(line),
+                     "cannot accept a connection on the client endpoint: %s (%" PRIu64
+                     " failures so far); lower client_connections_max or raise the open-file "
+                     "limit",
+                     strerror((int)value), n->stats.accept_failures);
+            n->auth_log(n->auth_log_ctx, line);
+        }
+    } else if (n->curve && (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                            event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) {
+        /* A key the ZAP handler refused is counted and logged there, with its
+         * address. */
+        n->stats.handshakes_failed++;
+        char where[32];
+        snprintf(where, sizeof(where), "%s endpoint", sock_label[which]);
+        auth_note(n, where,
+                  "a connection to the %s failed the CURVE handshake (a client without CURVE, "
+                  "a wrong server key, or garbage); it was closed",
+                  where);
+    }
+    return true;
+}
+
 /*
- * Answers one ZAP request, if one is waiting (RFC 27). Admits only the keys of
- * zap_admit; every other request, malformed ones included, gets 400. Returns
- * true when a request was handled.
+ * Answers one ZAP request, if one is waiting (RFC 27). With CURVE, admits only
+ * the keys of zap_admit; without, every NULL request of the client domain (the
+ * only socket that asks). On the client endpoint, a connection that would be
+ * above client_connections_max is then refused with 500 (see net.h for why not
+ * 300). Every other request, malformed ones included, gets 400. Returns true
+ * when a request was handled.
  */
 static bool zap_serve_one(struct cw_net *n)
 {
@@ -872,23 +969,51 @@ static bool zap_serve_one(struct cw_net *n)
     }
     char version[8] = "", domain[32] = "", addr[AUTH_ADDR_MAX] = "?", mech[16] = "";
     const uint8_t *key = NULL;
-    if (nf != 7 || !frame_text(&f[0], version, sizeof(version)) || strcmp(version, "1.0") != 0 ||
-        !frame_text(&f[2], domain, sizeof(domain)) || !frame_text(&f[5], mech, sizeof(mech)) ||
-        strcmp(mech, "CURVE") != 0 || zmq_msg_size(&f[6]) != CW_CURVE_KEY_BYTES)
+    if (nf < 6 || !frame_text(&f[0], version, sizeof(version)) || strcmp(version, "1.0") != 0 ||
+        !frame_text(&f[2], domain, sizeof(domain)) || !frame_text(&f[5], mech, sizeof(mech)))
+        malformed = true;
+    else if (n->curve && (nf != 7 || strcmp(mech, "CURVE") != 0 ||
+                          zmq_msg_size(&f[6]) != CW_CURVE_KEY_BYTES))
+        malformed = true;
+    else if (!n->curve &&
+             (nf != 6 || strcmp(mech, "NULL") != 0 || strcmp(domain, sock_label[SOCK_CLIENT]) != 0))
         malformed = true;
     if (nf > 3 && !frame_text(&f[3], addr, sizeof(addr)))
         snprintf(addr, sizeof(addr), "?");
-    if (!malformed)
+    if (!malformed && n->curve)
         key = zmq_msg_data(&f[6]);
     char user[CW_NET_USER_MAX + 1] = "";
-    const char *admitted = key != NULL ? zap_admit(n, domain, key, user, sizeof(user)) : NULL;
+    const char *admitted = NULL;
+    if (key != NULL)
+        admitted = zap_admit(n, domain, key, user, sizeof(user));
+    else if (!malformed)
+        admitted = user; /* NULL mechanism: no user id */
+
+    /* The cap: the connection asking is open already, so it is one of them.
+     * Its ACCEPTED event came before its ZAP request: read the monitor first. */
+    bool full = false;
+    uint64_t open_now = 0;
+    if (admitted != NULL && n->client_connections_max > 0 &&
+        strcmp(domain, sock_label[SOCK_CLIENT]) == 0) {
+        for (int i = 0; i < MONITOR_DRAIN_MAX && monitor_serve_one(n, SOCK_CLIENT); i++)
+            ;
+        open_now = n->stats.client_connections;
+        full = open_now > n->client_connections_max;
+    }
 
     /* Reply: version, request id (echoed), status code, status text, user id,
      * metadata. The request id is echoed even from a malformed request, so that
      * libzmq can match the answer. */
-    static const char *const deny = "400", *const ok = "200";
-    const char *code = admitted ? ok : deny;
-    const char *text = admitted ? "OK" : malformed ? "malformed ZAP request" : "key not allowed";
+    static const char *const deny = "400", *const busy = "500", *const ok = "200";
+    char busy_text[96];
+    snprintf(busy_text, sizeof(busy_text), "too many client connections (%" PRIu64 " of max %u)",
+             open_now, n->client_connections_max);
+    const char *code = full ? busy : admitted ? ok : deny;
+    const char *text = full        ? busy_text
+                       : admitted  ? "OK"
+                       : malformed ? "malformed ZAP request"
+                                   : "key not allowed";
+    bool pass = admitted != NULL && !full;
     zmq_send(n->zap, "1.0", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (nf > 1)
         zmq_send(n->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE | ZMQ_DONTWAIT);
@@ -896,10 +1021,17 @@ static bool zap_serve_one(struct cw_net *n)
         zmq_send(n->zap, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(n->zap, code, 3, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(n->zap, text, strlen(text), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(n->zap, admitted ? user : "", admitted ? strlen(user) : 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(n->zap, pass ? user : "", pass ? strlen(user) : 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(n->zap, "", 0, ZMQ_DONTWAIT);
 
-    if (!admitted) {
+    if (full) {
+        n->stats.client_connections_refused++;
+        auth_note(n, addr,
+                  "refused a connection from %s on the client endpoint: %s; the client is told "
+                  "to retry later (raise client_connections_max if the host has descriptors "
+                  "to spare)",
+                  addr, text);
+    } else if (!admitted) {
         n->stats.auth_refused++;
         char z85[CW_CURVE_Z85_LEN + 1] = "(none)";
         if (key != NULL)
@@ -914,46 +1046,16 @@ static bool zap_serve_one(struct cw_net *n)
     return true;
 }
 
-/* Handles one event of a ROUTER's monitor, if one is waiting. Returns true when
- * an event was handled. */
-static bool monitor_serve_one(struct cw_net *n, enum sock_id which)
-{
-    zmq_msg_t head;
-    zmq_msg_init(&head);
-    if (zmq_msg_recv(&head, n->monitor[which], ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&head);
-        return false;
-    }
-    uint16_t event = 0;
-    if (zmq_msg_size(&head) >= 6)
-        memcpy(&event, zmq_msg_data(&head), sizeof(event));
-    if (zmq_msg_more(&head))
-        drain_parts(n->monitor[which]);
-    zmq_msg_close(&head);
-    /* A key the ZAP handler refused is counted and logged there, with its address. */
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
-        event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
-        n->stats.handshakes_failed++;
-        char where[32];
-        snprintf(where, sizeof(where), "%s endpoint", sock_label[which]);
-        auth_note(n, where,
-                  "a connection to the %s failed the CURVE handshake (a client without CURVE, "
-                  "a wrong server key, or garbage); it was closed",
-                  where);
-    }
-    return true;
-}
-
-/* Serves the ZAP handler and the monitors, a bounded number of messages each. */
+/* Serves the ZAP handler and the monitors, a bounded number of messages each;
+ * the monitors first, so that the connection count is current when a ZAP
+ * request is decided. */
 static void security_pass(struct cw_net *n)
 {
-    if (!n->curve)
-        return;
-    for (int i = 0; i < ZAP_PER_PASS && zap_serve_one(n); i++)
-        ;
     for (int s = 0; s < SOCK_COUNT; s++)
         for (int i = 0; i < ZAP_PER_PASS && n->monitor[s] != NULL && monitor_serve_one(n, s); i++)
             ;
+    for (int i = 0; i < ZAP_PER_PASS && n->zap != NULL && zap_serve_one(n); i++)
+        ;
 }
 
 /* The region whose name is routing id id[0..len), or CW_REGIONS_MAX when none is. */
@@ -1124,17 +1226,16 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
 
     uint64_t now = cw_net_mono_us();
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000u;
-    /* The ROUTERs, then (with CURVE) the ZAP handler and the monitors. */
+    /* The ROUTERs, then the ZAP handler and the monitors. */
     zmq_pollitem_t items[2 * SOCK_COUNT + 1];
     int n_items = 0;
     for (int i = 0; i < SOCK_COUNT; i++)
         items[n_items++] = (zmq_pollitem_t){.socket = n->router[i], .events = ZMQ_POLLIN};
-    if (n->curve) {
+    if (n->zap != NULL)
         items[n_items++] = (zmq_pollitem_t){.socket = n->zap, .events = ZMQ_POLLIN};
-        for (int i = 0; i < SOCK_COUNT; i++)
-            if (n->monitor[i] != NULL)
-                items[n_items++] = (zmq_pollitem_t){.socket = n->monitor[i], .events = ZMQ_POLLIN};
-    }
+    for (int i = 0; i < SOCK_COUNT; i++)
+        if (n->monitor[i] != NULL)
+            items[n_items++] = (zmq_pollitem_t){.socket = n->monitor[i], .events = ZMQ_POLLIN};
 
     bool polled = false;
     for (;;) {

@@ -27,7 +27,9 @@
  * Security (cw_net_config.curve): every endpoint can be a CurveZMQ server, with a
  * ZAP handler served by cw_net_poll on the caller's thread. A peer frame's region
  * is then the one whose key the connection authenticated with (the ZAP user id
- * on the message), never the routing id the peer chose.
+ * on the message), never the routing id the peer chose. The same handler, bound
+ * with or without CURVE, caps the client connections
+ * (cw_net_config.client_connections_max).
  *
  * Threading: a cw_net is used by one thread (the daemon's event loop).
  */
@@ -102,6 +104,22 @@ struct cw_net_config {
      * lines. The line is borrowed for the call. */
     void (*auth_log)(void *ctx, const char *line);
     void *auth_log_ctx;
+
+    /*
+     * Client connections (docs/operations.md, "Connection limits"). The client
+     * ROUTER always has a ZAP domain ("client"), so libzmq asks the ZAP handler
+     * about every connection on it, with CURVE or the NULL mechanism; a monitor
+     * counts its connections (accepted minus disconnected: every descriptor a
+     * client connection holds, also while its handshake runs). When a
+     * connection's ZAP request finds more than client_connections_max open, the
+     * handler answers status 500 with the text "too many client connections (N
+     * of max M)": libzmq then sends the client an ERROR command carrying "500"
+     * and closes the connection. (Not 300: libzmq 4.3 sends no ERROR for a
+     * 300, and keeps the connection, descriptor included, until the handshake
+     * time-out.) 0 means no cap. The refusals count in
+     * client_connections_refused, and are logged through auth_log.
+     */
+    uint32_t client_connections_max;
 };
 
 struct cw_net;
@@ -168,6 +186,10 @@ struct cw_net_stats {
                                            * region than the key they authenticated with */
     uint64_t replies_dropped;             /* replies whose client was gone or too slow */
     uint64_t client_frames, admin_frames; /* requests delivered */
+    uint64_t client_connections;          /* open on the client endpoint now */
+    uint64_t client_connections_refused;  /* refused at client_connections_max */
+    uint64_t accept_failures;             /* connections the client endpoint could not accept
+                                           * (out of descriptors) */
 };
 
 void cw_net_stats(const struct cw_net *n, struct cw_net_stats *out);

@@ -33,6 +33,12 @@
 struct cw_netclient {
     void *ctx;  /* the shared context, one reference held */
     void *sock; /* NULL after a failed recreate; the next call retries */
+    /* Receives sock's failed authentications: the node's ZAP status (400: the
+     * key, 500 or 300: the connection limit) is the only way a client learns
+     * why its connection never comes up. NULL when it could not be set up. */
+    void *mon;
+    unsigned long mon_seq; /* makes each monitor endpoint of this client unique */
+    int refused;           /* the last ZAP status seen and not yet reported, or 0 */
     char endpoint[CW_NETCLIENT_ENDPOINT_MAX];
     bool curve;
     struct cw_netclient_curve keys;
@@ -102,6 +108,62 @@ static int set_int(void *sock, int option, int value)
     return zmq_setsockopt(sock, option, &value, sizeof value);
 }
 
+/* Watches sock for failed authentications; without it, a refusal only shows as
+ * no connection (CW_EUNAVAILABLE). */
+static void monitor_open(struct cw_netclient *c, void *sock)
+{
+    char ep[96];
+    snprintf(ep, sizeof(ep), "inproc://causeway-client-%p-%lu", (void *)c, c->mon_seq++);
+    if (zmq_socket_monitor(sock, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+        return;
+    void *mon = zmq_socket(c->ctx, ZMQ_PAIR);
+    if (mon == NULL)
+        return;
+    if (set_int(mon, ZMQ_LINGER, 0) != 0 || zmq_connect(mon, ep) != 0) {
+        zmq_close(mon);
+        return;
+    }
+    c->mon = mon;
+}
+
+static void monitor_close(struct cw_netclient *c)
+{
+    if (c->mon != NULL) {
+        zmq_close(c->mon);
+        c->mon = NULL;
+    }
+    c->refused = 0;
+}
+
+/* Reads the monitor's waiting events; the last ZAP status stays in c->refused. */
+static void monitor_read(struct cw_netclient *c)
+{
+    for (int i = 0; c->mon != NULL && i < 64; i++) {
+        zmq_msg_t head;
+        zmq_msg_init(&head);
+        if (zmq_msg_recv(&head, c->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&head);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&head) >= 6) {
+            memcpy(&event, zmq_msg_data(&head), sizeof(event));
+            memcpy(&value, (const uint8_t *)zmq_msg_data(&head) + 2, sizeof(value));
+        }
+        bool more = zmq_msg_more(&head);
+        zmq_msg_close(&head);
+        while (more) { /* the endpoint frame */
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            more = zmq_msg_recv(&part, c->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&part);
+            zmq_msg_close(&part);
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value >= 300 && value <= 599)
+            c->refused = (int)value;
+    }
+}
+
 /* Creates c->sock and starts connecting it. */
 static int client_connect(struct cw_netclient *c, char *err, size_t err_len)
 {
@@ -126,11 +188,13 @@ static int client_connect(struct cw_netclient *c, char *err, size_t err_len)
         zmq_close(sock);
         return CW_ENET;
     }
+    monitor_open(c, sock);
     if (zmq_connect(sock, c->endpoint) != 0) {
         int e = zmq_errno();
         cw_net_errf(err, err_len, "cannot connect to %s: %s; use an endpoint like tcp://host:port",
                     c->endpoint, zmq_strerror(e));
         zmq_close(sock);
+        monitor_close(c);
         return e == EINVAL || e == EPROTONOSUPPORT || e == ENOCOMPATPROTO ? CW_EINVAL : CW_ENET;
     }
     c->sock = sock;
@@ -144,6 +208,7 @@ static void client_reset(struct cw_netclient *c)
         zmq_close(c->sock);
         c->sock = NULL;
     }
+    monitor_close(c);
     /* On failure c->sock stays NULL and the next call retries. */
     (void)client_connect(c, NULL, 0);
 }
@@ -218,27 +283,49 @@ void cw_netclient_close(struct cw_netclient **c)
         return;
     if ((*c)->sock != NULL)
         zmq_close((*c)->sock);
+    monitor_close(*c);
     ctx_release((*c)->ctx);
     wipe_keys(*c);
     free(*c);
     *c = NULL;
 }
 
-/* Hands the request to ZeroMQ, waiting until deadline_us for a connection. */
+/* CW_EFULL or CW_EDENIED when the node refused the connection since the last
+ * report (the status is reported once: the socket keeps trying, and a later
+ * call waits for its next answer), else CW_OK. */
+static int refusal(struct cw_netclient *c)
+{
+    monitor_read(c);
+    int status = c->refused;
+    c->refused = 0;
+    if (status == 300 || status == 500)
+        return CW_EFULL;
+    return status == 400 ? CW_EDENIED : CW_OK;
+}
+
+/* Hands the request to ZeroMQ, waiting until deadline_us for a connection, or
+ * until the node refuses it. */
 static int send_request(struct cw_netclient *c, const uint8_t *req, size_t len,
                         uint64_t deadline_us)
 {
     static const uint8_t empty[1];
     for (;;) {
-        if (set_int(c->sock, ZMQ_SNDTIMEO, ms_left(deadline_us)) != 0)
-            return CW_ENET;
-        if (zmq_send(c->sock, req != NULL ? req : empty, len, 0) >= 0)
+        if (zmq_send(c->sock, req != NULL ? req : empty, len, ZMQ_DONTWAIT) >= 0)
             return CW_OK;
         int e = zmq_errno();
-        if (e == EINTR && cw_net_mono_us() < deadline_us)
-            continue;
-        /* EAGAIN with ZMQ_IMMEDIATE: no connection was made in time. */
-        return e == EAGAIN || e == EINTR ? CW_EUNAVAILABLE : CW_ENET;
+        /* EAGAIN with ZMQ_IMMEDIATE: no connection yet. */
+        if (e != EAGAIN && e != EINTR)
+            return CW_ENET;
+        int rc = refusal(c);
+        if (rc != CW_OK)
+            return rc;
+        int wait_ms = ms_left(deadline_us);
+        if (wait_ms == 0)
+            return CW_EUNAVAILABLE;
+        zmq_pollitem_t items[2] = {{.socket = c->sock, .events = ZMQ_POLLOUT},
+                                   {.socket = c->mon, .events = ZMQ_POLLIN}};
+        if (zmq_poll(items, c->mon != NULL ? 2 : 1, wait_ms) < 0 && zmq_errno() != EINTR)
+            return CW_ENET;
     }
 }
 

@@ -50,6 +50,11 @@ int cw_netclient_open_curve(const char *endpoint, const struct cw_netclient_curv
  * Errors, with *reply NULL:
  *   CW_EUNAVAILABLE - no connection to the node could be made within timeout_ms
  *                     (nothing was sent);
+ *   CW_EFULL        - the node refused the connection because it is at its client
+ *                     connection limit (ZAP status 500, or 300; nothing was sent);
+ *                     a later call tries again;
+ *   CW_EDENIED      - the node refused the connection's key (ZAP status 400;
+ *                     nothing was sent);
  *   CW_ETIMEOUT     - the request was sent but no reply came in time; the socket is
  *                     then recreated, so a late reply can never be taken for the
  *                     reply to a later request;
@@ -62,7 +67,8 @@ int cw_netclient_call(struct cw_netclient *c, const uint8_t *req, size_t len, in
 /*
  * Pipelining: several requests in flight on one connection. cw_netclient_send hands
  * one request to ZeroMQ (waiting up to timeout_ms for a connection: CW_EUNAVAILABLE
- * when none was made, nothing sent); cw_netclient_recv waits up to timeout_ms (0: do
+ * when none was made, CW_EFULL or CW_EDENIED when the node refused it as above,
+ * nothing sent); cw_netclient_recv waits up to timeout_ms (0: do
  * not wait) for the next reply frame, CW_ETIMEOUT when none came (nothing is reset:
  * call cw_netclient_reset to abandon every request in flight, so that no late reply
  * is ever taken for a later request's). Replies come in the order the node sends

@@ -83,6 +83,7 @@ enum cluster_key {
     CK_ALLOW_OPEN_NONLOCAL,
     CK_CLIENT_KEYS_FILE,
     CK_ADMIN_KEYS_FILE,
+    CK_CLIENT_CONNECTIONS_MAX,
     CK_COUNT_
 };
 static const char *const cluster_keys[CK_COUNT_] = {
@@ -118,6 +119,7 @@ static const char *const cluster_keys[CK_COUNT_] = {
     "allow_open_nonlocal",
     "client_keys_file",
     "admin_keys_file",
+    "client_connections_max",
 };
 
 /* Keys of [cluster] that were renamed: the old name still sets the key, with a
@@ -187,6 +189,8 @@ static const struct uint_key cluster_uints[] = {
     {CK_STRONG_TIMEOUT_MS, 10, 600000, CW_DEFAULT_STRONG_TIMEOUT_MS, CFG_FIELD(strong_timeout_ms)},
     {CK_STRONG_PENDING_MAX, 1, 1000000, CW_DEFAULT_STRONG_PENDING_MAX,
      CFG_FIELD(strong_pending_max)},
+    /* 0: derived from the open-file limit by the node at start (server.c). */
+    {CK_CLIENT_CONNECTIONS_MAX, 0, 1000000, 0, CFG_FIELD(client_connections_max)},
 };
 #define N_CLUSTER_UINTS (sizeof(cluster_uints) / sizeof(cluster_uints[0]))
 

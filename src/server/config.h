@@ -100,6 +100,10 @@ struct cw_config {
     bool allow_open_nonlocal;
     char client_keys_file[CW_CONFIG_PATH_MAX + 1];
     char admin_keys_file[CW_CONFIG_PATH_MAX + 1];
+    /* Client connections a node keeps open at once (docs/operations.md,
+     * "Connection limits"); 0: derived by the node from its open-file limit.
+     * The node lowers a larger value to what its limit allows. */
+    uint32_t client_connections_max;
     /* What was accepted but should be changed (a deprecated key name), one line
      * each, "FILE:LINE: ...", NUL-terminated; the caller decides where they go
      * (causewayd logs them). */

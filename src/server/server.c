@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/node.h"
@@ -27,6 +28,15 @@
 #include "wire/wire.h"
 
 #define TICK_MS 10
+/* Descriptors kept out of the client connection cap: Berkeley DB's environment
+ * files, databases and log files (a checkpoint opens a log file; one that
+ * cannot panics the environment), the admin socket and its connections,
+ * ZeroMQ's own (a mailbox per socket, pollers, the ZAP handler and monitors),
+ * the log; and per region its peer connections in and out. */
+#define FD_RESERVE_BASE 64u
+#define FD_RESERVE_PER_REGION 4u
+/* The cap of a node without an open-file limit, the config key's ceiling. */
+#define CLIENT_CONNECTIONS_CEILING 1000000u
 #define BATCH_EVENTS_MAX 256 /* inputs folded into one group commit */
 
 /* A client request the replica has not answered yet (a read waiting for its
@@ -71,6 +81,7 @@ struct cw_server {
     /* The keys handed to the net at open; freed with the server. */
     struct cw_net_principal *principals;
     size_t n_principals;
+    uint32_t client_connections_max; /* the cap in force (client_connections_cap) */
     /* --rebuild-from (docs/operations.md, "Rebuilding a region"). */
     int rebuild_from; /* region id, or -1 */
     bool rebuilding;  /* the marker file is in the data directory */
@@ -427,6 +438,9 @@ void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
     out->node.peer_identity_refused = ns.peer_identity_refused + s->counters.peer_identity_refused;
     out->node.admin_refused = s->counters.admin_refused;
     out->replication = s->counters.repl;
+    out->node.connections_refused = ns.client_connections_refused;
+    out->client_connections = ns.client_connections;
+    out->client_connections_max = s->client_connections_max;
     struct cw_now now = {.real_us = out->now_us, .mono_us = mono_us};
     strong_status(s, now, out);
 }
@@ -843,6 +857,55 @@ static int setup_security(struct cw_server *s, struct cw_net_config *ncfg, char 
 
 /* ------------------------------------------------------------- lifecycle */
 
+/*
+ * The client connection cap in force: client_connections_max, or derived from
+ * the open-file limit (which main raised as far as the hard limit allows) when
+ * it is 0, never more than the limit leaves after the reserve. Logs the result,
+ * and a warning when the configured value had to be lowered.
+ */
+static uint32_t client_connections_cap(const struct cw_config *c)
+{
+    uint64_t reserve = FD_RESERVE_BASE + (uint64_t)FD_RESERVE_PER_REGION * c->n_regions;
+    uint64_t allowed = CLIENT_CONNECTIONS_CEILING;
+    struct rlimit rl;
+    bool limited = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+    uint64_t limit = limited ? (uint64_t)rl.rlim_cur : 0;
+    if (limited)
+        allowed = limit > reserve ? limit - reserve : 0;
+    if (allowed > CLIENT_CONNECTIONS_CEILING)
+        allowed = CLIENT_CONNECTIONS_CEILING;
+    if (allowed == 0) {
+        cw_warn("the open-file limit %" PRIu64 " leaves no descriptor for client connections "
+                "after the %" PRIu64 " kept for the store, peers and ZeroMQ; allowing 1 client "
+                "connection: raise the hard limit (ulimit -Hn, or LimitNOFILE= in a systemd "
+                "unit)",
+                limit, reserve);
+        allowed = 1;
+    }
+    uint32_t cap = (uint32_t)allowed;
+    if (c->client_connections_max == 0) {
+        if (limited)
+            cw_info("client connections: at most %u (the open-file limit %" PRIu64
+                    " less %" PRIu64 " descriptors kept for the store, peers and ZeroMQ; set "
+                    "client_connections_max to choose)",
+                    cap, limit, reserve);
+        else
+            cw_info("client connections: at most %u (no open-file limit; set "
+                    "client_connections_max to choose)",
+                    cap);
+    } else if (c->client_connections_max > allowed) {
+        cw_warn("client_connections_max = %u in %s is more than the open-file limit %" PRIu64
+                " allows (%" PRIu64 " descriptors are kept for the store, peers and ZeroMQ); "
+                "using %u: raise the hard limit (ulimit -Hn, or LimitNOFILE= in a systemd "
+                "unit) or lower client_connections_max",
+                c->client_connections_max, c->path, limit, reserve, cap);
+    } else {
+        cap = c->client_connections_max;
+        cw_info("client connections: at most %u (client_connections_max)", cap);
+    }
+    return cap;
+}
+
 static uint64_t pick_seed(void)
 {
     const char *env = getenv("CAUSEWAY_SEED");
@@ -1026,6 +1089,11 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
     ncfg.jitter_ms = cfg->jitter_ms;
     ncfg.seed = s->seed ^ ((uint64_t)region << 48); /* CAUSEWAY_SEED replays the jitter too */
     ncfg.frame_bytes_max = s->limits.frame_bytes_max;
+    s->client_connections_max = client_connections_cap(cfg);
+    ncfg.client_connections_max = s->client_connections_max;
+    /* Refused connections (keys, the connection cap) go to the log. */
+    ncfg.auth_log = auth_log_line;
+    ncfg.auth_log_ctx = s;
     rc = cw_net_open(&ncfg, &s->net, err, err_len);
     /* The net keeps its own copy of the secret key. */
     wipe(&ncfg.self_pair, sizeof(ncfg.self_pair));

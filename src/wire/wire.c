@@ -1610,6 +1610,7 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     nc->handshakes_failed = st->node.handshakes_failed;
     nc->peer_identity_refused = st->node.peer_identity_refused;
     nc->admin_refused = st->node.admin_refused;
+    nc->connections_refused = st->node.connections_refused;
     pb->st.node = nc;
     Causeway__ReplicationCounters *rp = &pb->replication;
     *rp = (Causeway__ReplicationCounters)CAUSEWAY__REPLICATION_COUNTERS__INIT;
@@ -1622,6 +1623,8 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     rp->batch_lz4_bytes = st->replication.batch_lz4_bytes;
     rp->frame_bytes = st->replication.frame_bytes;
     pb->st.replication = rp;
+    pb->st.client_connections = st->client_connections;
+    pb->st.client_connections_max = st->client_connections_max;
     if (st->has_strong)
         strong_to_pb(&st->strong, pb);
 }
@@ -1719,6 +1722,7 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         st->node.handshakes_failed = nc->handshakes_failed;
         st->node.peer_identity_refused = nc->peer_identity_refused;
         st->node.admin_refused = nc->admin_refused;
+        st->node.connections_refused = nc->connections_refused;
     }
     const Causeway__ReplicationCounters *rp = ps->replication;
     if (rp != NULL) {
@@ -1731,6 +1735,8 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         st->replication.batch_lz4_bytes = rp->batch_lz4_bytes;
         st->replication.frame_bytes = rp->frame_bytes;
     }
+    st->client_connections = ps->client_connections;
+    st->client_connections_max = ps->client_connections_max;
     if (ps->strong != NULL) {
         st->has_strong = true;
         if (strong_from_pb(ps->strong, &st->strong) != CW_OK) {

@@ -268,7 +268,10 @@ struct cw_wire_status {
         uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
         uint64_t commit_records;
         uint64_t auth_refused, handshakes_failed, peer_identity_refused, admin_refused;
+        uint64_t connections_refused; /* client connections refused at the cap */
     } node;
+    /* Client connections open now, and the cap in force. */
+    uint64_t client_connections, client_connections_max;
     /* Strong buckets: has_strong when the node has any (then the same rules as
      * for peers apply to strong.peers, and leader and vote are < n_regions);
      * strong is all zero otherwise. */

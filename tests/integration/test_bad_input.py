@@ -37,12 +37,18 @@ def main():
                     with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
                         s.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 4096))))
                         time.sleep(0.02)
-                # ZMTP 1.0 style: a length byte, a flags byte, then garbage (reaches the decoders)
+                # ZMTP 1.0 style: a length byte, a flags byte, then garbage (reaches the
+                # decoders). The client endpoint asks ZAP about every connection (the
+                # connection cap), and libzmq closes ZMTP 1.0 connections on such a
+                # socket at once: the reset is an answer too.
                 with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                    for _ in range(20):
-                        body = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200)))
-                        s.sendall(bytes([len(body) + 1, 0]) + body)
-                    time.sleep(0.05)
+                    try:
+                        for _ in range(20):
+                            body = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200)))
+                            s.sendall(bytes([len(body) + 1, 0]) + body)
+                        time.sleep(0.05)
+                    except (ConnectionResetError, BrokenPipeError):
+                        check(port == cl.ports[region][0], f"port {port} reset a ZMTP 1.0 peer")
         log("sent random bytes to every client, peer and admin port")
         # The same through a real ZeroMQ handshake, so the bytes reach the decoders:
         # random frames to the client and admin endpoints, and to the peer endpoint

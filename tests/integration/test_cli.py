@@ -23,6 +23,7 @@ A, B = "west", "east"
 STATUS_MEMBERS = ["region", "id", "regions", "durability", "uptime_us", "now_us", "clock",
                   "applied", "stable", "buffered", "buffered_bytes", "outbox_total",
                   "outbox_bytes", "outbox_body_bytes", "waiting", "keys", "key_cache_bytes",
+                  "client_connections", "client_connections_max",
                   "peers", "outbox", "visibility_ms", "counters", "replication"]
 PEER_MEMBERS = ["region", "id", "link", "delay_ms", "queued", "frames_sent", "frames_dropped",
                 "frames_received", "bytes_sent", "outbox_pending", "inflight_bytes"]
@@ -34,7 +35,7 @@ COUNTERS = ["puts", "gets", "deletes", "remote_applied", "remote_duplicates", "r
             "commit_records", "auth_refused", "handshakes_failed", "peer_identity_refused",
             "admin_refused", "repl_records", "repl_frames", "repl_metadata_bytes",
             "repl_key_bytes", "repl_value_bytes", "repl_batch_bytes", "repl_batch_lz4_bytes",
-            "repl_frame_bytes"]
+            "repl_frame_bytes", "connections_refused"]
 
 
 def raw(args, stdin=None):

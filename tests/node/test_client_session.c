@@ -553,6 +553,9 @@ static struct cw_status *sample_status(void)
     s->bodies_loaded = 17;
     s->bodies_evicted = 18;
     s->store_read_errors = 19;
+    s->client_connections = 23;
+    s->client_connections_max = 24;
+    s->connections_refused = 25;
     return s;
 }
 
@@ -630,7 +633,7 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(vis, "count")), 7);
 
     json_t *c = json_object_get(doc, "counters");
-    assert_int_equal(json_object_size(c), 38);
+    assert_int_equal(json_object_size(c), 39);
     assert_int_equal(json_integer_value(json_object_get(c, "puts")), 9);
     /* Reads and writes wait alike: the counters say requests. */
     assert_int_equal(json_integer_value(json_object_get(c, "requests_waited")), 13);
@@ -653,6 +656,9 @@ static void test_status_json(void **state)
     json_t *rp = json_object_get(doc, "replication");
     assert_true(json_is_null(json_object_get(rp, "metadata_bytes_per_record")));
     assert_true(json_is_null(json_object_get(rp, "lz4_ratio")));
+    assert_int_equal(json_integer_value(json_object_get(c, "connections_refused")), 25);
+    assert_int_equal(json_integer_value(json_object_get(doc, "client_connections")), 23);
+    assert_int_equal(json_integer_value(json_object_get(doc, "client_connections_max")), 24);
     json_decref(doc);
     /* 40 records, 2 200 bytes of metadata, 9 000 bytes of batches LZ4 made 3 000. */
     s->replication.records = 40;

@@ -1609,6 +1609,9 @@ static void sample_status(struct cw_wire_status *st)
     c = &st->node.requests;
     for (unsigned i = 0; i < 6; i++)
         c[i] = 200 + i;
+    st->node.connections_refused = 211;
+    st->client_connections = 33;
+    st->client_connections_max = 34;
 }
 
 static void response_round_trip(const struct cw_wire_response *r, struct cw_wire_response *d)
@@ -2193,6 +2196,10 @@ static void test_status_field_numbers(void **state)
         {&causeway__status__descriptor, "buffered_bytes", 17},
         {&causeway__status__descriptor, "key_cache_bytes", 18},
         {&causeway__status__descriptor, "outbox_body_bytes", 19},
+        {&causeway__status__descriptor, "client_connections", 22},
+        {&causeway__status__descriptor, "client_connections_max", 23},
+        {&causeway__status__descriptor, "replication", 21},
+        {&causeway__node_counters__descriptor, "connections_refused", 11},
         {&causeway__peer_status__descriptor, "inflight_bytes", 11},
         {&causeway__replica_counters__descriptor, "requests_waited", 10}, /* was reads_waited */
         {&causeway__replica_counters__descriptor, "requests_timed_out",

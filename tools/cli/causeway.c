@@ -918,6 +918,10 @@ static void print_status_text(const struct cw_status *s)
     format_bytes(s->outbox_body_bytes, b2, sizeof(b2));
     printf("%-*s %llu  own writes not yet applied by every region (%s; bodies in memory: %s)\n",
            head, "outbox", (unsigned long long)s->outbox_total, b1, b2);
+    printf("%-*s %llu of max %llu open on the client endpoint (%llu refused at the cap)\n", head,
+           "clients", (unsigned long long)s->client_connections,
+           (unsigned long long)s->client_connections_max,
+           (unsigned long long)s->connections_refused);
 
     printf("\n%-*s %20s  %-27s  %12s\n", head, "applied", "stamp", "UTC", "lag ms");
     for (unsigned i = 0; i < rg->n; i++)
