@@ -546,7 +546,6 @@ int main(int argc, char **argv)
             }
             snprintf(o.copt.server_key, sizeof(o.copt.server_key), "%s", rc->public_key);
         }
-        cw_config_free(&cfg);
     }
     /* --compare: modes (causal, eventual, strong) name the config's bucket of that
      * consistency (kv first, then the first last-writer-wins one); anything else
