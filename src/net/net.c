@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,11 @@
 #define DROPS_PER_PASS 64
 /* ZAP requests and monitor events handled in one pass, for the same reason. */
 #define ZAP_PER_PASS 64
+/* The sockets cw_net_poll waits on: the ROUTERs, the ZAP handler, a monitor per
+ * ROUTER; the index of each in cw_net.drained. */
+#define ITEMS_MAX (2 * SOCK_COUNT + 1)
+#define ITEM_ZAP SOCK_COUNT
+#define ITEM_MONITOR(s) (SOCK_COUNT + 1 + (s))
 /* A ZAP request has 7 frames for CURVE and 6 for NULL (RFC 27); anything longer
  * is malformed. */
 #define ZAP_FRAMES_MAX 8
@@ -97,11 +103,13 @@ struct cw_net {
     zmq_msg_t held;
     bool held_live;
     unsigned next_sock; /* round-robin start of the next receive pass */
-    /* A ROUTER found empty since the last zmq_poll: not tried again until the
-     * next one. Each receive attempt costs libzmq two system calls (its fork
-     * check and its mailbox poll), and a round asked every empty socket once
-     * per event it took from the others. */
-    bool drained[SOCK_COUNT];
+    /* A socket found empty (a receive said EAGAIN) and not signalled since:
+     * not tried again until its ZMQ_FD says there is news (see cw_net_poll).
+     * Indexed by item: the ROUTERs, then the ZAP handler, then the monitors.
+     * Each receive attempt costs libzmq two system calls (its fork check and
+     * its mailbox poll), and a round asked every empty socket once per event it
+     * took from the others, and zmq_poll four more per socket. */
+    bool drained[ITEMS_MAX];
     struct cw_net_stats stats;
     /* CurveZMQ (see net.h): the ZAP handler, a monitor per ROUTER for failed
      * handshakes, the keys admitted, and the refusal log's rate limit. */
@@ -888,6 +896,8 @@ static bool monitor_serve_one(struct cw_net *n, enum sock_id which)
     zmq_msg_init(&head);
     if (zmq_msg_recv(&head, n->monitor[which], ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&head);
+        if (zmq_errno() == EAGAIN)
+            n->drained[ITEM_MONITOR(which)] = true;
         return false;
     }
     /* libzmq's event message: frame 1 holds the event (16 bits) and its value
@@ -954,8 +964,11 @@ static bool zap_serve_one(struct cw_net *n)
         zmq_msg_init(&part);
         if (zmq_msg_recv(&part, n->zap, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&part);
-            if (nf == 0)
+            if (nf == 0) {
+                if (zmq_errno() == EAGAIN)
+                    n->drained[ITEM_ZAP] = true;
                 return false;
+            }
             malformed = true; /* cannot happen: a message arrives whole */
             break;
         }
@@ -1023,6 +1036,7 @@ static bool zap_serve_one(struct cw_net *n)
     zmq_send(n->zap, text, strlen(text), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(n->zap, pass ? user : "", pass ? strlen(user) : 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(n->zap, "", 0, ZMQ_DONTWAIT);
+    n->drained[ITEM_ZAP] = false; /* a send may take the mailbox's signal */
 
     if (full) {
         n->stats.client_connections_refused++;
@@ -1052,9 +1066,12 @@ static bool zap_serve_one(struct cw_net *n)
 static void security_pass(struct cw_net *n)
 {
     for (int s = 0; s < SOCK_COUNT; s++)
-        for (int i = 0; i < ZAP_PER_PASS && n->monitor[s] != NULL && monitor_serve_one(n, s); i++)
+        for (int i = 0; i < ZAP_PER_PASS && n->monitor[s] != NULL &&
+                        !n->drained[ITEM_MONITOR(s)] && monitor_serve_one(n, s);
+             i++)
             ;
-    for (int i = 0; i < ZAP_PER_PASS && n->zap != NULL && zap_serve_one(n); i++)
+    for (int i = 0; i < ZAP_PER_PASS && n->zap != NULL && !n->drained[ITEM_ZAP] && zap_serve_one(n);
+         i++)
         ;
 }
 
@@ -1226,16 +1243,26 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
 
     uint64_t now = cw_net_mono_us();
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000u;
-    /* The ROUTERs, then the ZAP handler and the monitors. */
-    zmq_pollitem_t items[2 * SOCK_COUNT + 1];
-    int n_items = 0;
-    for (int i = 0; i < SOCK_COUNT; i++)
-        items[n_items++] = (zmq_pollitem_t){.socket = n->router[i], .events = ZMQ_POLLIN};
-    if (n->zap != NULL)
-        items[n_items++] = (zmq_pollitem_t){.socket = n->zap, .events = ZMQ_POLLIN};
-    for (int i = 0; i < SOCK_COUNT; i++)
-        if (n->monitor[i] != NULL)
-            items[n_items++] = (zmq_pollitem_t){.socket = n->monitor[i], .events = ZMQ_POLLIN};
+    /* The ZMQ_FD of the ROUTERs, the ZAP handler and the monitors. Waiting on
+     * these directly, not with zmq_poll: zmq_poll asks every socket for its
+     * events before and after it waits, two system calls each, about twenty
+     * per wait. A ZMQ_FD is readable when its socket has news in its mailbox;
+     * only a socket drained by a receive (EAGAIN) is left to it, and a send or
+     * a quiet wait makes a socket be tried again (see drained). */
+    struct pollfd pfd[ITEMS_MAX];
+    int item_of[ITEMS_MAX];
+    int n_fds = 0;
+    for (int i = 0; i < ITEMS_MAX; i++) {
+        void *sock = i < SOCK_COUNT     ? n->router[i]
+                     : i == ITEM_ZAP    ? n->zap
+                                        : n->monitor[i - ITEM_MONITOR(0)];
+        int fd;
+        size_t fd_len = sizeof(fd);
+        if (sock == NULL || zmq_getsockopt(sock, ZMQ_FD, &fd, &fd_len) != 0)
+            continue;
+        pfd[n_fds] = (struct pollfd){.fd = fd, .events = POLLIN};
+        item_of[n_fds++] = i;
+    }
 
     bool polled = false;
     for (;;) {
@@ -1246,12 +1273,9 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
         if (rc != CW_OK || got)
             return rc;
         now = cw_net_mono_us();
-        /* A socket skipped as drained may have filled since: a call that has
-         * not polled yet polls once (without waiting) before saying "nothing". */
-        bool skipped = false;
-        for (int i = 0; i < SOCK_COUNT; i++)
-            skipped = skipped || n->drained[i];
-        if (now >= deadline && (polled || !skipped))
+        /* A drained socket may have news since: a call looks (without waiting)
+         * at least once before it says "nothing". */
+        if (now >= deadline && polled)
             return CW_OK;
         uint64_t wait = now >= deadline ? 0 : deadline - now;
         uint64_t due = next_due_in_us(n, now);
@@ -1264,17 +1288,26 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
         long wait_ms = wait == UINT64_MAX ? -1
                        : due == wait      ? (long)(wait / 1000u)
                                           : (long)us_to_ms_ceil(wait);
-        int ready = zmq_poll(items, n_items, wait_ms);
+        if (wait_ms > INT_MAX)
+            wait_ms = INT_MAX;
+        int ready = poll(pfd, (nfds_t)n_fds, (int)wait_ms);
         polled = true;
         if (ready < 0) {
             /* A signal: return so the daemon can look at its flags. */
-            if (zmq_errno() == EINTR)
+            if (errno == EINTR)
                 return CW_OK;
             return CW_ENET;
         }
-        for (int i = 0; i < SOCK_COUNT; i++)
-            if (items[i].revents & ZMQ_POLLIN)
-                n->drained[i] = false;
+        if (ready == 0 && wait_ms != 0) {
+            /* A wait that nothing ended: try every socket again, so news whose
+             * signal a libzmq call took early waits at most one wait (the
+             * daemon's loop waits at most one tick). */
+            memset(n->drained, 0, sizeof(n->drained));
+        } else {
+            for (int i = 0; i < n_fds; i++)
+                if (pfd[i].revents != 0)
+                    n->drained[item_of[i]] = false;
+        }
         now = cw_net_mono_us();
     }
 }
@@ -1286,7 +1319,11 @@ int cw_net_reply_route(struct cw_net *n, enum cw_net_kind kind, const uint8_t *r
     if (n == NULL || (kind != CW_NET_CLIENT && kind != CW_NET_ADMIN) || route == NULL ||
         route_len == 0 || route_len >= CW_NET_ROUTE_MAX || (data == NULL && len > 0))
         return CW_EINVAL;
-    void *sock = n->router[kind == CW_NET_CLIENT ? SOCK_CLIENT : SOCK_ADMIN];
+    enum sock_id which = kind == CW_NET_CLIENT ? SOCK_CLIENT : SOCK_ADMIN;
+    void *sock = n->router[which];
+    /* A send processes the socket's commands, among them the news of requests
+     * that arrived: its ZMQ_FD may then stay quiet although one waits. */
+    n->drained[which] = false;
     /* With ZMQ_ROUTER_MANDATORY the routing frame fails at once when the client has
      * gone (EHOSTUNREACH) or its pipe is full (EAGAIN); the rest then cannot fail. */
     if (zmq_send(sock, route, route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
