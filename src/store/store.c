@@ -1513,6 +1513,14 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
         return bdb_code(s, ret);
     }
     for (size_t i = 0; i < n; i++) {
+        /* An outbox record put and deleted in the same transaction (a region
+         * alone applies its writes everywhere at once) leaves the outbox as it
+         * was: skip both, and the log its value would take twice. */
+        if (i + 1 < n && p[i].kind == CW_PERSIST_OUTBOX_PUT &&
+            p[i + 1].kind == CW_PERSIST_OUTBOX_DEL && p[i + 1].ts == p[i].ts) {
+            i++;
+            continue;
+        }
         int rc = apply_one(s, txn, &p[i], i);
         if (rc != CW_OK) {
             /* The abort undoes the records already written in this transaction. */

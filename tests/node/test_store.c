@@ -486,6 +486,40 @@ static void test_outbox_order_and_delete(void **state)
         free(blob[i]);
 }
 
+/* A record put and deleted in one commit (a region alone) leaves no trace; a
+ * put followed by the deletion of another record is not such a pair. */
+static void test_outbox_put_then_del_in_one_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_store *s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
+    static const uint64_t ts[] = {10, 20, 30, 50};
+    uint8_t *blob[4];
+    uint32_t len[4];
+    for (size_t i = 0; i < 4; i++)
+        outbox_blob(ts[i], "b/x", &blob[i], &len[i]);
+    struct cw_persist one[] = {outbox_put(10, blob[0], len[0]), outbox_del(10),
+                               outbox_put(20, blob[1], len[1])};
+    assert_int_equal(cw_store_commit(s, one, 3), CW_OK);
+    struct cw_persist two[] = {outbox_put(30, blob[2], len[2])};
+    assert_int_equal(cw_store_commit(s, two, 1), CW_OK);
+    struct cw_persist three[] = {outbox_put(50, blob[3], len[3]), outbox_del(20)};
+    assert_int_equal(cw_store_commit(s, three, 2), CW_OK);
+    cw_store_close(&s);
+
+    s = open_ok(f->dir, CW_DURABILITY_WRITE_NOSYNC);
+    struct cw_node *r = new_replica();
+    assert_non_null(r);
+    char err[2048];
+    struct cw_store_load_stats st;
+    assert_int_equal(load_into(s, r, &st, err, sizeof(err)), CW_OK);
+    assert_int_equal(st.outbox, 2); /* 30 and 50 */
+    assert_true(cw_replica_clock(cw_node_replica(r)) >= 50);
+    cw_node_destroy(&r);
+    cw_store_close(&s);
+    for (size_t i = 0; i < 4; i++)
+        free(blob[i]);
+}
+
 static void test_every_durability_mode(void **state)
 {
     struct fixture *f = *state;
@@ -1670,6 +1704,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replica_state_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_delete_and_batch_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_order_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_put_then_del_in_one_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_durability_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_after_commit_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory_in_use_is_refused, setup, teardown),
