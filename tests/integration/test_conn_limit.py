@@ -24,6 +24,7 @@ import time
 
 import cwtest
 from cwtest import check, log
+from zmtp import GREETING, frame, read_exact, read_frame, ready
 
 FD_LIMIT = 256
 CAP = 20
@@ -36,28 +37,6 @@ def low_fd_limit():
 
 # -- just enough ZMTP 3.0 (NULL) and protobuf to be a client --------------------
 
-def read_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return buf
-
-
-def read_frame(s):
-    flags = read_exact(s, 1)[0]
-    size = struct.unpack(">Q", read_exact(s, 8))[0] if flags & 0x02 else read_exact(s, 1)[0]
-    return flags, read_exact(s, size)
-
-
-def frame(body, flags=0):
-    if len(body) < 256:
-        return bytes([flags, len(body)]) + body
-    return bytes([flags | 0x02]) + struct.pack(">Q", len(body)) + body
-
-
 def handshake(port, timeout=2.0):
     """Connects and runs the NULL handshake as a DEALER. Returns (socket, None)
     when admitted, (None, reason) when the node sent ERROR or closed."""
@@ -66,14 +45,9 @@ def handshake(port, timeout=2.0):
     except OSError as e:
         return None, f"no connection ({e.__class__.__name__})"
     try:
-        greeting = (b"\xff" + b"\x00" * 8 + b"\x7f" + bytes([3, 0]) + b"NULL".ljust(20, b"\x00")
-                    + b"\x00" + b"\x00" * 31)
-        s.sendall(greeting)
+        s.sendall(GREETING)
         read_exact(s, 64)
-        props = b""
-        for name, value in ((b"Socket-Type", b"DEALER"), (b"Identity", b"")):
-            props += bytes([len(name)]) + name + struct.pack(">I", len(value)) + value
-        s.sendall(frame(bytes([5]) + b"READY" + props, flags=0x04))
+        s.sendall(ready())
         flags, body = read_frame(s)
         if flags & 0x04 and body.startswith(b"\x05READY"):
             return s, None
