@@ -195,13 +195,14 @@ class Cluster:
         return cl
 
     # -- processes -----------------------------------------------------------
-    def start(self, region, extra_args=()):
+    def start(self, region, extra_args=(), env=None):
+        """env: the daemon's environment (default: this process's)."""
         logf = open(os.path.join(self.dir, f"{region}.log"), "ab")
         self.logs[region] = logf
         self.procs[region] = subprocess.Popen(
             [os.path.join(BIN, "causewayd"), "--config", self.config, "--region", region,
              *extra_args],
-            stdout=logf, stderr=subprocess.STDOUT)
+            stdout=logf, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:
             check(self.procs[region].poll() is None,
