@@ -128,7 +128,7 @@ struct cw_store {
      * this keeps what led to it. */
     enum cw_store_cause first_cause;
     char first_cause_msg[STORE_BDB_MSG_MAX]; /* the message that named it */
-    char panic_msg[STORE_ERR_MAX];           /* cw_store_panic_msg's */
+    char panic_msg[4096 + STORE_BDB_MSG_MAX + STORE_ADVICE_MAX + 64]; /* cw_store_panic_msg's */
     /* The cause of the last failed commit and of the last failed read. */
     enum cw_store_cause commit_cause;
     enum cw_store_cause read_cause;

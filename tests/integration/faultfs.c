@@ -19,6 +19,10 @@
  *   CW_FAULT_TRIGGER  a file: the fault is on while it exists (the test
  *                     creates it once the node has started and loaded data,
  *                     and removes it to end the fault); unset: always on
+ *   CW_FAULT_MIN_BYTES  only writes of at least this many bytes fail (a
+ *                     large commit's log write, not the small ones of the
+ *                     node's periodic bookkeeping), so a test can choose which
+ *                     commit meets the fault
  *   CW_FAULT_AFTER_BYTES  with the fault on, let this many more bytes be
  *                     written under the directory first (the last write that
  *                     crosses the line is cut short, as on a filling disk)
@@ -63,6 +67,7 @@ static char fault_dir[PATH_MAX];
 static size_t fault_dir_len;
 static const char *trigger;
 static long long after_bytes = -1; /* < 0: no allowance */
+static size_t min_bytes;            /* smaller writes pass */
 static int reported;
 static int configured;
 
@@ -103,6 +108,9 @@ static void configure(void)
     }
     const char *t = getenv("CW_FAULT_TRIGGER");
     trigger = t != NULL && t[0] != '\0' ? t : NULL;
+    const char *m = getenv("CW_FAULT_MIN_BYTES");
+    if (m != NULL && m[0] != '\0')
+        min_bytes = (size_t)strtoull(m, NULL, 10);
     const char *b = getenv("CW_FAULT_AFTER_BYTES");
     if (b != NULL && b[0] != '\0')
         after_bytes = strtoll(b, NULL, 10);
@@ -162,7 +170,7 @@ static void report(const char *call, const char *what)
  * to write before failing (0: fail now). */
 static long long write_budget(int fd, size_t len, const char *call)
 {
-    if (!fault_on(OP_WRITE) || !fd_under_dir(fd))
+    if (!fault_on(OP_WRITE) || len < min_bytes || !fd_under_dir(fd))
         return -1;
     if (after_bytes > 0) {
         long long allow = after_bytes < (long long)len ? after_bytes : (long long)len;
