@@ -611,6 +611,11 @@ struct cw_status {
      * zero otherwise. */
     bool has_strong;
     struct cw_status_strong strong;
+
+    /* Added with resource failure reporting (docs/operations.md, "Resource
+     * failures"). */
+    uint64_t checkpoints_failed;  /* store checkpoints that failed after a good commit */
+    uint64_t checkpoints_failing; /* ... in a row, up to now (0: the last one worked) */
 };
 
 /*

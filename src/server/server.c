@@ -425,6 +425,8 @@ void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
     out->node.replies_dropped = s->counters.replies_dropped;
     out->node.commits = ss.commits;
     out->node.commit_records = ss.records;
+    out->node.checkpoints_failed = ss.checkpoints_failed;
+    out->node.checkpoints_failing = cw_store_checkpoints_failing(s->store);
     struct cw_net_stats ns;
     cw_net_stats(s->net, &ns);
     out->node.auth_refused = ns.auth_refused;

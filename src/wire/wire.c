@@ -1580,6 +1580,8 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     nc->handshakes_failed = st->node.handshakes_failed;
     nc->peer_identity_refused = st->node.peer_identity_refused;
     nc->admin_refused = st->node.admin_refused;
+    nc->checkpoints_failed = st->node.checkpoints_failed;
+    nc->checkpoints_failing = st->node.checkpoints_failing;
     pb->st.node = nc;
     if (st->has_strong)
         strong_to_pb(&st->strong, pb);
@@ -1678,6 +1680,8 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         st->node.handshakes_failed = nc->handshakes_failed;
         st->node.peer_identity_refused = nc->peer_identity_refused;
         st->node.admin_refused = nc->admin_refused;
+        st->node.checkpoints_failed = nc->checkpoints_failed;
+        st->node.checkpoints_failing = nc->checkpoints_failing;
     }
     if (ps->strong != NULL) {
         st->has_strong = true;

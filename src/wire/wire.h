@@ -245,6 +245,7 @@ struct cw_wire_status {
         uint64_t requests, bad_requests, bad_peer_frames, replies_dropped, commits;
         uint64_t commit_records;
         uint64_t auth_refused, handshakes_failed, peer_identity_refused, admin_refused;
+        uint64_t checkpoints_failed, checkpoints_failing;
     } node;
     /* Strong buckets: has_strong when the node has any (then the same rules as
      * for peers apply to strong.peers, and leader and vote are < n_regions);

@@ -550,6 +550,8 @@ static struct cw_status *sample_status(void)
     s->counters.requests_timed_out = 14;
     s->keys_loaded = 15;
     s->keys_evicted = 16;
+    s->checkpoints_failed = 23;
+    s->checkpoints_failing = 2;
     s->bodies_loaded = 17;
     s->bodies_evicted = 18;
     s->store_read_errors = 19;
@@ -630,7 +632,7 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(vis, "count")), 7);
 
     json_t *c = json_object_get(doc, "counters");
-    assert_int_equal(json_object_size(c), 30);
+    assert_int_equal(json_object_size(c), 32);
     assert_int_equal(json_integer_value(json_object_get(c, "puts")), 9);
     /* Reads and writes wait alike: the counters say requests. */
     assert_int_equal(json_integer_value(json_object_get(c, "requests_waited")), 13);
@@ -648,6 +650,8 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(c, "auth_refused")), 21);
     assert_int_equal(json_integer_value(json_object_get(c, "admin_refused")), 22);
     assert_int_equal(json_integer_value(json_object_get(c, "handshakes_failed")), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "checkpoints_failed")), 23);
+    assert_int_equal(json_integer_value(json_object_get(c, "checkpoints_failing")), 2);
     json_decref(doc);
     cw_status_free(&s);
     assert_null(s);
