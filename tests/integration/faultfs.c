@@ -3,8 +3,8 @@
  * fail, for the resource-failure tests (test_resource_failure.py). Built with
  * the tests only (target cw_faultfs); never linked into causeway.
  *
- * It wraps write, pwrite, pwrite64, writev, pwritev, open, open64, openat and
- * openat64. While the fault is on, a call on a path under CW_FAULT_DIR (for
+ * It wraps write, pwrite, pwrite64, writev, pwritev, open, open64, openat,
+ * openat64, pread and pread64. While the fault is on, a call on a path under CW_FAULT_DIR (for
  * the write family: a descriptor whose /proc/self/fd link is under it) fails
  * with CW_FAULT_ERRNO instead of reaching the kernel. Everything else passes
  * through untouched, and with the fault off the only cost is one access(2) of
@@ -14,8 +14,10 @@
  *   CW_FAULT_DIR      the directory (absolute, as the daemon names it); unset:
  *                     the shim does nothing
  *   CW_FAULT_ERRNO    ENOSPC (default), EDQUOT, EIO, EMFILE or ENFILE
- *   CW_FAULT_OPS      "write", "open" or "write,open"; default: write for
- *                     ENOSPC, EDQUOT and EIO, open for EMFILE and ENFILE
+ *   CW_FAULT_OPS      a list of "write", "open" and "read" (pread and
+ *                     pread64: Berkeley DB reads pages with them); default:
+ *                     write for ENOSPC, EDQUOT and EIO, open for EMFILE and
+ *                     ENFILE
  *   CW_FAULT_TRIGGER  a file: the fault is on while it exists (the test
  *                     creates it once the node has started and loaded data,
  *                     and removes it to end the fault); unset: always on
@@ -50,7 +52,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum { OP_WRITE = 1, OP_OPEN = 2 };
+enum { OP_WRITE = 1, OP_OPEN = 2, OP_READ = 4 };
 
 typedef ssize_t (*write_fn)(int, const void *, size_t);
 typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
@@ -58,8 +60,9 @@ typedef ssize_t (*pwrite64_fn)(int, const void *, size_t, off64_t);
 typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
 typedef ssize_t (*pwritev_fn)(int, const struct iovec *, int, off_t);
 typedef int (*open_fn)(const char *, int, ...);
+typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
+typedef ssize_t (*pread64_fn)(int, void *, size_t, off64_t);
 typedef int (*openat_fn)(int, const char *, int, ...);
-
 
 static int fault_errno = ENOSPC;
 static unsigned fault_ops;
@@ -67,7 +70,7 @@ static char fault_dir[PATH_MAX];
 static size_t fault_dir_len;
 static const char *trigger;
 static long long after_bytes = -1; /* < 0: no allowance */
-static size_t min_bytes;            /* smaller writes pass */
+static size_t min_bytes;           /* smaller writes pass */
 static int reported;
 static int configured;
 
@@ -102,7 +105,8 @@ static void configure(void)
         fault_errno = ENOSPC;
     const char *ops = getenv("CW_FAULT_OPS");
     if (ops != NULL && ops[0] != '\0') {
-        fault_ops = (strstr(ops, "write") ? OP_WRITE : 0) | (strstr(ops, "open") ? OP_OPEN : 0);
+        fault_ops = (strstr(ops, "write") ? OP_WRITE : 0) | (strstr(ops, "open") ? OP_OPEN : 0) |
+                    (strstr(ops, "read") ? OP_READ : 0);
     } else {
         fault_ops = fault_errno == EMFILE || fault_errno == ENFILE ? OP_OPEN : OP_WRITE;
     }
@@ -345,4 +349,35 @@ int openat64(int dirfd, const char *path, int flags, ...)
         return -1;
     }
     return real_openat64(dirfd, path, flags, mode);
+}
+
+/* Reads: whether a pread on fd must fail (never partly). */
+static bool read_fails(int fd, const char *call)
+{
+    if (!fault_on(OP_READ) || !fd_under_dir(fd))
+        return false;
+    char what[32];
+    snprintf(what, sizeof(what), "fd %d", fd);
+    report(call, what);
+    return true;
+}
+
+ssize_t pread(int fd, void *buf, size_t len, off_t off)
+{
+    REAL(pread, pread_fn);
+    if (read_fails(fd, "pread")) {
+        errno = fault_errno;
+        return -1;
+    }
+    return real_pread(fd, buf, len, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t len, off64_t off)
+{
+    REAL(pread64, pread64_fn);
+    if (read_fails(fd, "pread64")) {
+        errno = fault_errno;
+        return -1;
+    }
+    return real_pread64(fd, buf, len, off);
 }
