@@ -12,6 +12,12 @@ the region's data directory once a trigger file exists:
    the log to remove old files; a log file switch opens a new one). Berkeley DB
    panics; the daemon logs "too many open files" and what to do, stops with exit
    status 3, and started again holds every acknowledged write.
+3. a checkpoint that fails after good commits (ENOSPC writing keys.db's pages
+   only): the writes go on and are acknowledged, the failure is logged once
+   with its cause and counted in status (checkpoints_failed,
+   checkpoints_failing); once space is back the next checkpoint works, the
+   count in a row goes back to 0, and the node stops cleanly and restarts with
+   every write.
 
 Under a sanitizer build the sanitizer's runtime is preloaded first and the shim
 after it (see faultfs.c).
@@ -181,9 +187,53 @@ def out_of_descriptors():
         log(f"restarted: all {len(acked)} acknowledged writes are there and the region serves")
 
 
+def checkpoint_failing():
+    # A large store cache: dirty pages stay in memory until a checkpoint
+    # writes them, so only the checkpoint meets the fault.
+    with Cluster("resfail-ckpt", [A], cluster_extra="store_cache_bytes = 128M") as cl:
+        env, trigger = fault_env(cl, "ENOSPC")
+        env["CW_FAULT_DIR"] = os.path.join(cl.dir, "data", A, "keys.db")  # that file only
+        cl.start(A, env=env)
+        open(trigger, "w").close()
+        acked = {}
+        value = "C" * ((1 << 20) - 100)
+        # A checkpoint is due after 8 MiB of log; each of these writes logs more
+        # than 1 MiB.
+        for i in range(12):
+            rc, err = put_stdin(cl, f"kv/c{i}", value.encode())
+            check(rc == 0, f"put kv/c{i} failed while only checkpoints fail: {err}")
+            acked[f"kv/c{i}"] = value
+        counters = cl.status(A)["counters"]
+        check(counters["checkpoints_failed"] > 0 and counters["checkpoints_failing"] > 0,
+              f"no failed checkpoint in status after 12 MiB of writes: {counters}")
+        text = full_log(cl)
+        lines = [l for l in text.splitlines() if "checkpoint in" in l and "failed after a good commit" in l]
+        check(len(lines) == 1, f"expected one log line on the failing checkpoints (rate-limited), "
+              f"got {len(lines)}:\n" + cl.log_tail(A, 20))
+        for needle in ("No space left on device", "free space on the filesystem holding"):
+            check(needle in lines[0], f"the checkpoint line does not say {needle!r}: {lines[0]}")
+        log(f"writes go on while checkpoints fail: {counters['checkpoints_failed']} failed, "
+            f"{counters['checkpoints_failing']} in a row, one log line")
+
+        os.unlink(trigger)
+        for i in range(12, 15):
+            rc, err = put_stdin(cl, f"kv/c{i}", value.encode())
+            check(rc == 0, f"put kv/c{i} failed after the space came back: {err}")
+            acked[f"kv/c{i}"] = value
+        counters = cl.status(A)["counters"]
+        check(counters["checkpoints_failing"] == 0,
+              f"checkpoints still failing after the space came back: {counters}")
+        check("checkpoints work again" in full_log(cl), "no log line saying checkpoints work again")
+        check(cl.stop(A) == 0, f"{A} did not stop cleanly")
+        cl.start(A)
+        check_acked(cl, acked, "the restart")
+        log(f"checkpoints work again; all {len(acked)} writes are there after a restart")
+
+
 def main():
     disk_full()
     out_of_descriptors()
+    checkpoint_failing()
 
 
 run(main)
