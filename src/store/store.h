@@ -170,6 +170,9 @@ struct cw_store_identity {
  *               pages past the end of the log);
  *   CW_ESTORE   Berkeley DB failed otherwise (a full disk, for instance);
  *   CW_ENOMEM.
+ * The first open sets Berkeley DB's process-wide pause function
+ * (db_env_set_func_yield): its waits between attempts to open a file when
+ * descriptors or space ran out are cut from seconds to 100 ms.
  */
 int cw_store_open(const char *dir, const struct cw_store_identity *want,
                   enum cw_durability durability, struct cw_store **out, char *err, size_t err_len);
@@ -214,8 +217,11 @@ void cw_store_close(struct cw_store **s);
  * Returns CW_OK, or, with nothing applied (the transaction is aborted):
  * CW_EINVAL for a malformed record (unknown kind, empty key or blob, length over
  * its bound, a Raft entry or snapshot at index 0) and CW_ESTORE when Berkeley DB fails.
- * cw_store_errmsg says which. After a failure the replica's memory is ahead of the disk: the daemon
- * must stop and restart, which recovers the last committed state.
+ * cw_store_errmsg says which, with what to do, and cw_store_commit_cause what
+ * ran out (disk space, descriptors). After a failure the replica's memory is ahead of the disk: the
+ * daemon must stop and restart, which recovers the last committed state. A good commit may be
+ * followed by a failed checkpoint (counted in cw_store_stats, said in cw_store_errmsg) or, rarely,
+ * a panic (cw_store_panicked): the commit stands.
  */
 int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n);
 
