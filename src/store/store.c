@@ -2126,6 +2126,9 @@ static int read_record(struct cw_store *s, DB *db, const char *file, const void 
     if (ret == DB_NOTFOUND)
         return CW_ENOTFOUND;
     if (ret != 0) {
+        /* A get that failed part-way (a large item spread over overflow
+         * pages, one of which could not be read) may have allocated. */
+        free(d.data);
         char why[400];
         s->read_cause = bdb_cause(s, ret);
         set_err(s->read_errmsg, sizeof(s->read_errmsg), "reading %s in %s failed: %s; %s", file,

@@ -4,18 +4,17 @@
  * the tests only (target cw_faultfs); never linked into causeway.
  *
  * It wraps write, pwrite, pwrite64, writev, pwritev, open, open64, openat,
- * openat64, pread and pread64. While the fault is on, a call on a path under CW_FAULT_DIR (for
- * the write family: a descriptor whose /proc/self/fd link is under it) fails
- * with CW_FAULT_ERRNO instead of reaching the kernel. Everything else passes
- * through untouched, and with the fault off the only cost is one access(2) of
- * the trigger file per call.
+ * openat64, read, pread and pread64. While the fault is on, a call on a path under CW_FAULT_DIR
+ * (for the write family: a descriptor whose /proc/self/fd link is under it) fails with
+ * CW_FAULT_ERRNO instead of reaching the kernel. Everything else passes through untouched, and with
+ * the fault off the only cost is one access(2) of the trigger file per call.
  *
  * Environment:
  *   CW_FAULT_DIR      the directory (absolute, as the daemon names it); unset:
  *                     the shim does nothing
  *   CW_FAULT_ERRNO    ENOSPC (default), EDQUOT, EIO, EMFILE or ENFILE
- *   CW_FAULT_OPS      a list of "write", "open" and "read" (pread and
- *                     pread64: Berkeley DB reads pages with them); default:
+ *   CW_FAULT_OPS      a list of "write", "open" and "read" (read, pread and
+ *                     pread64: Berkeley DB reads pages with read); default:
  *                     write for ENOSPC, EDQUOT and EIO, open for EMFILE and
  *                     ENFILE
  *   CW_FAULT_TRIGGER  a file: the fault is on while it exists (the test
@@ -60,6 +59,7 @@ typedef ssize_t (*pwrite64_fn)(int, const void *, size_t, off64_t);
 typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
 typedef ssize_t (*pwritev_fn)(int, const struct iovec *, int, off_t);
 typedef int (*open_fn)(const char *, int, ...);
+typedef ssize_t (*read_fn)(int, void *, size_t);
 typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
 typedef ssize_t (*pread64_fn)(int, void *, size_t, off64_t);
 typedef int (*openat_fn)(int, const char *, int, ...);
@@ -380,4 +380,14 @@ ssize_t pread64(int fd, void *buf, size_t len, off64_t off)
         return -1;
     }
     return real_pread64(fd, buf, len, off);
+}
+
+ssize_t read(int fd, void *buf, size_t len)
+{
+    REAL(read, read_fn);
+    if (read_fails(fd, "read")) {
+        errno = fault_errno;
+        return -1;
+    }
+    return real_read(fd, buf, len);
 }

@@ -18,6 +18,10 @@ the region's data directory once a trigger file exists:
    checkpoints_failing); once space is back the next checkpoint works, the
    count in a row goes back to 0, and the node stops cleanly and restarts with
    every write.
+4. reads that fail (EIO reading keys.db's pages, after a restart with a small
+   store cache): each read that needs a page gets an error, never wrong data;
+   one log line names the cause; status counts them; the node keeps serving,
+   reads work again once the disk does, and it stops cleanly (no leak).
 
 Under a sanitizer build the sanitizer's runtime is preloaded first and the shim
 after it (see faultfs.c).
@@ -230,10 +234,58 @@ def checkpoint_failing():
         log(f"checkpoints work again; all {len(acked)} writes are there after a restart")
 
 
+def read_failing():
+    # A small store cache and a replica cache that keeps nothing: reads after
+    # a restart go to keys.db's pages on disk.
+    with Cluster("resfail-read", [A],
+                 cluster_extra="store_cache_bytes = 1M\nkey_cache_bytes_max = 64K") as cl:
+        cl.start(A)
+        value = "R" * (200 << 10)
+        for i in range(16):
+            rc, err = put_stdin(cl, f"kv/r{i:02d}", value.encode())
+            check(rc == 0, f"put kv/r{i:02d} failed: {err}")
+        check(cl.stop(A) == 0, f"{A} did not stop cleanly")
+        env, trigger = fault_env(cl, "EIO", CW_FAULT_OPS="read")
+        env["CW_FAULT_DIR"] = os.path.join(cl.dir, "data", A, "keys.db")
+        cl.start(A, env=env)
+        open(trigger, "w").close()
+        failed = 0
+        for i in range(16):
+            rc, out, err = cl.cli(A, "get", f"kv/r{i:02d}", json_out=True)
+            if rc == 0:
+                vals = [v["value"] for v in out.get("versions", [])]
+                check(vals == [value], f"kv/r{i:02d} read back wrong while reads fail: "
+                      f"{[v[:16] for v in vals]}")
+            else:
+                check(rc == 1 and "storage error" in err,
+                      f"get kv/r{i:02d} failed without a storage error ({rc}): {err}")
+                failed += 1
+        check(failed > 0, "no read failed with the disk failing reads")
+        check(cl.alive(A), f"{A} stopped on failed reads:\n" + cl.log_tail(A, 20))
+        counters = cl.status(A)["counters"]
+        check(counters["store_read_errors"] >= failed,
+              f"store_read_errors {counters['store_read_errors']} < {failed} failed reads")
+        lines = [l for l in full_log(cl).splitlines() if "from the store failed" in l]
+        check(len(lines) == 1, f"expected one (rate-limited) log line on the failed reads, got "
+              f"{len(lines)}:\n" + cl.log_tail(A, 20))
+        check("Input/output error" in lines[0] and "check the device" in lines[0],
+              f"the read failure line does not name the cause and what to do: {lines[0]}")
+        log(f"{failed} of 16 reads failed with a storage error while the disk failed reads; one "
+            f"log line; the node serves")
+        os.unlink(trigger)
+        for i in range(16):
+            got = cl.get(A, f"kv/r{i:02d}")
+            check([v["value"] for v in got.get("versions", [])] == [value],
+                  f"kv/r{i:02d} wrong after the disk came back")
+        check(cl.stop(A) == 0, f"{A} did not stop cleanly after failed reads")
+        log("reads work again once the disk does; clean stop")
+
+
 def main():
     disk_full()
     out_of_descriptors()
     checkpoint_failing()
+    read_failing()
 
 
 run(main)
