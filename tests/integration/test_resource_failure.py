@@ -266,7 +266,9 @@ def read_failing():
         check(counters["store_read_errors"] >= failed,
               f"store_read_errors {counters['store_read_errors']} < {failed} failed reads")
         lines = [l for l in full_log(cl).splitlines() if "from the store failed" in l]
-        check(len(lines) == 1, f"expected one (rate-limited) log line on the failed reads, got "
+        # At most one line every 10 s: one here, unless the host is very slow.
+        check(1 <= len(lines) <= max(1, failed // 4),
+              f"expected one (rate-limited) log line on the {failed} failed reads, got "
               f"{len(lines)}:\n" + cl.log_tail(A, 20))
         check("Input/output error" in lines[0] and "check the device" in lines[0],
               f"the read failure line does not name the cause and what to do: {lines[0]}")
