@@ -636,6 +636,10 @@ struct cw_status {
     uint64_t client_connections;
     uint64_t client_connections_max;
     uint64_t connections_refused;
+    /* Added with resource failure reporting (docs/operations.md, "Resource
+     * failures"). */
+    uint64_t checkpoints_failed;  /* store checkpoints that failed after a good commit */
+    uint64_t checkpoints_failing; /* ... in a row, up to now (0: the last one worked) */
 };
 
 /*

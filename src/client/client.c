@@ -1192,6 +1192,8 @@ static void status_from_wire(const struct cw_wire_status *w, struct cw_status *s
     st->bodies_loaded = w->replica.bodies_loaded;
     st->bodies_evicted = w->replica.bodies_evicted;
     st->store_read_errors = w->replica.store_read_errors;
+    st->checkpoints_failed = w->node.checkpoints_failed;
+    st->checkpoints_failing = w->node.checkpoints_failing;
     if (w->has_strong)
         strong_from_wire(&w->strong, st);
     st->replication.records = w->replication.records;
@@ -1311,6 +1313,8 @@ size_t cw_status_counter_list(const struct cw_status *s, struct cw_status_counte
         {"replies_dropped", c->replies_dropped},
         {"commits", c->commits},
         {"commit_records", c->commit_records},
+        {"checkpoints_failed", s->checkpoints_failed},
+        {"checkpoints_failing", s->checkpoints_failing},
         {"auth_refused", c->auth_refused},
         {"handshakes_failed", c->handshakes_failed},
         {"peer_identity_refused", c->peer_identity_refused},

@@ -82,5 +82,9 @@
 
 /* Default of the store's Berkeley DB page cache (config: store_cache_bytes). */
 #define CW_DEFAULT_STORE_CACHE_BYTES (32ull << 20)
+/* Log between two store checkpoints (checkpoint_bytes): recovery after a crash
+ * replays at most about this much; fewer checkpoints write a hot page once for
+ * many updates (docs/benchmarks.md, "Large values"). */
+#define CW_DEFAULT_CHECKPOINT_BYTES (64ull << 20)
 
 #endif

@@ -82,6 +82,9 @@ struct cw_config {
     /* Berkeley DB's own page cache, in bytes: the store passes it to
      * DB_ENV->set_cachesize when it opens the environment. */
     uint64_t store_cache_bytes;
+    /* Log written between two store checkpoints, in bytes (the store rounds it
+     * to KiB): bounds the log a start after a crash replays. */
+    uint64_t checkpoint_bytes;
     char log_level[8]; /* "debug", "info", "warn" or "error" */
     /* Strong buckets (docs/configuration.md): Raft's election timeout range and
      * heartbeat, the failure detector's threshold (0: election_min_ms), log

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <causeway/error.h>
 
@@ -17,6 +18,15 @@
 #include "server/server.h"
 
 static volatile sig_atomic_t stop_requested;
+
+/* Exit statuses (--help and docs/operations.md, "Resource failures"). */
+enum {
+    EXIT_CLEAN = 0,
+    EXIT_FAILED = 1,
+    EXIT_USAGE = 2,
+    EXIT_STORE_RESOURCE = 3,
+    EXIT_STORE_FAILED = 4,
+};
 
 static void on_signal(int sig)
 {
@@ -42,6 +52,18 @@ static void usage(FILE *f)
             "                     start on an empty data directory and copy REGION's state\n"
             "                     first (a region whose disk was lost; docs/operations.md)\n"
             "  --help             this text\n"
+            "\n"
+            "Exit status:\n"
+            "  0  stopped cleanly (SIGTERM or SIGINT), --help, or --check found the config valid\n"
+            "  1  cannot start (the message says why), --check found an error, or the\n"
+            "     transport kept failing\n"
+            "  2  bad command line\n"
+            "  3  stopped because the store ran out of a resource: disk space (\"No space\n"
+            "     left on device\"), file descriptors or memory; fix it and start the\n"
+            "     node again: it recovers every committed write from its log\n"
+            "  4  stopped because the store failed otherwise (an I/O error, a Berkeley DB\n"
+            "     panic); check the disk and start again: recovery runs at the start\n"
+            "  (docs/operations.md, \"Resource failures\")\n"
             "\n"
             "Logs go to stderr. SIGTERM or SIGINT stops the node cleanly after committing\n"
             "what it has decided. At start it logs its random seed (it seeds the\n"
@@ -192,7 +214,23 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = cw_server_run(server, &stop_requested);
+    enum cw_server_stop why = cw_server_stop_reason(server);
+    bool panicked = cw_server_store_panicked(server);
     cw_server_destroy(&server);
     cw_config_free(&cfg);
-    return rc == CW_OK ? 0 : 1;
+    int status = rc == CW_OK                               ? EXIT_CLEAN
+                 : why == CW_SERVER_STOP_STORE_RESOURCE ? EXIT_STORE_RESOURCE
+                 : why == CW_SERVER_STOP_STORE_FAILED   ? EXIT_STORE_FAILED
+                                                        : EXIT_FAILED;
+    if (status != EXIT_CLEAN)
+        cw_error("stopped after a failure; exit status %d (causewayd --help lists them)", status);
+    if (panicked) {
+        /* Berkeley DB drops part of its memory when it panics; exit handlers
+         * (a leak checker's among them) would only report that. Everything
+         * committed is in the log already, and the replies went out when the
+         * transport closed. */
+        fflush(NULL);
+        _exit(status);
+    }
+    return status;
 }

@@ -82,6 +82,13 @@ struct cw_server {
     struct cw_net_principal *principals;
     size_t n_principals;
     uint32_t client_connections_max; /* the cap in force (client_connections_cap) */
+    /* Store failures (docs/operations.md, "Resource failures"). */
+    enum cw_server_stop stop;     /* why cw_server_run returned */
+    uint64_t read_errors_seen;    /* the replica's store_read_errors, as last logged */
+    uint64_t read_warned_us;      /* when the last read failure was logged */
+    uint64_t ckpt_failed_seen;    /* the store's checkpoints_failed, as last looked at */
+    uint64_t ckpt_failing_since_us; /* the first failure of the current run of them, or 0 */
+    uint64_t ckpt_warned_us;      /* when the last checkpoint failure was logged */
     /* --rebuild-from (docs/operations.md, "Rebuilding a region"). */
     int rebuild_from; /* region id, or -1 */
     bool rebuilding;  /* the marker file is in the data directory */
@@ -431,6 +438,8 @@ void cw_server_status(const struct cw_server *s, struct cw_wire_status *out)
     out->node.replies_dropped = s->counters.replies_dropped;
     out->node.commits = ss.commits;
     out->node.commit_records = ss.records;
+    out->node.checkpoints_failed = ss.checkpoints_failed;
+    out->node.checkpoints_failing = cw_store_checkpoints_failing(s->store);
     struct cw_net_stats ns;
     cw_net_stats(s->net, &ns);
     out->node.auth_refused = ns.auth_refused;
@@ -652,6 +661,124 @@ static void handle_peer(struct cw_server *s, const struct cw_net_event *ev, stru
 
 /* --------------------------------------------------------------- effects */
 
+/* How often a failure that does not stop the node is logged again. */
+#define STORE_WARN_EVERY_US 60000000ull
+#define READ_WARN_EVERY_US 10000000ull
+/* Checkpoints failing this long get an error line: the log is not trimmed. */
+#define CKPT_FAILING_LONG_US 600000000ull
+
+static enum cw_server_stop stop_for(enum cw_store_cause c)
+{
+    switch (c) {
+    case CW_STORE_CAUSE_NOSPACE:
+    case CW_STORE_CAUSE_NOFILES:
+    case CW_STORE_CAUSE_NOMEM:
+        return CW_SERVER_STOP_STORE_RESOURCE;
+    default:
+        return CW_SERVER_STOP_STORE_FAILED;
+    }
+}
+
+static void answer_pending(struct cw_server *s, int err, const char *why);
+
+/*
+ * A commit failed: the replica has decided, in memory, what the disk does not
+ * hold, so the node cannot go on (store.h, cw_store_commit). Nothing of this
+ * round was sent or acknowledged. Every waiting client, this round's included,
+ * gets an error now rather than a time-out; the caller returns, and the daemon
+ * closes the store and exits with the status for the cause (main.c). The next
+ * start recovers the last committed state from the log.
+ */
+static int store_failed(struct cw_server *s, int rc)
+{
+    enum cw_store_cause cause = cw_store_commit_cause(s->store);
+    bool panicked = cw_store_panicked(s->store);
+    s->stop = stop_for(cause);
+    cw_error("store commit failed (%s%s): %s", cw_store_cause_name(cause),
+             panicked ? ", Berkeley DB panicked" : "", cw_store_errmsg(s->store));
+    char why[256];
+    snprintf(why, sizeof(why),
+             "region %s cannot write to its store (%s) and is stopping; this request was not "
+             "committed",
+             s->cfg->regions[s->region].name, cw_store_cause_name(cause));
+    answer_pending(s, CW_ESTORE, why);
+    cw_error("stopping: nothing of the failed round was acknowledged; %s",
+             panicked ? "recovery runs at the next start and brings back every committed write"
+                      : "the next start recovers every committed write from the log");
+    return rc;
+}
+
+/* Reads through the store (key states, outbox bodies, a donor's snapshot) that
+ * failed since the last look: the replica answered those requests or streams
+ * with an error; here they get a log line, at most one every few seconds. A
+ * read that found the store panicked stops the node like a failed commit. */
+static int read_report(struct cw_server *s)
+{
+    uint64_t errors = cw_replica_stats(cw_node_replica(s->node))->store_read_errors;
+    if (errors == s->read_errors_seen)
+        return CW_OK;
+    uint64_t now = cw_net_mono_us();
+    bool panicked = cw_store_panicked(s->store);
+    if (panicked || s->read_warned_us == 0 || now - s->read_warned_us >= READ_WARN_EVERY_US) {
+        enum cw_store_cause cause = cw_store_read_cause(s->store);
+        const char *msg = cw_store_read_errmsg(s->store);
+        cw_warn("%" PRIu64 " read%s from the store failed (%s); the requests or streams that "
+                "needed %s got an error: %s",
+                errors - s->read_errors_seen, errors - s->read_errors_seen == 1 ? "" : "s",
+                cw_store_cause_name(cause), errors - s->read_errors_seen == 1 ? "it" : "them",
+                msg[0] != '\0' ? msg : "the record read back is not the one expected");
+        s->read_errors_seen = errors;
+        s->read_warned_us = now;
+    }
+    if (!panicked)
+        return CW_OK;
+    s->stop = stop_for(cw_store_panic_cause(s->store));
+    cw_error("the store is unusable (%s): %s; stopping",
+             cw_store_cause_name(cw_store_panic_cause(s->store)), cw_store_panic_msg(s->store));
+    char why[256];
+    snprintf(why, sizeof(why), "region %s's store failed (%s) and the region is stopping",
+             s->cfg->regions[s->region].name, cw_store_cause_name(cw_store_panic_cause(s->store)));
+    answer_pending(s, CW_ESTORE, why);
+    return CW_ESTORE;
+}
+
+/* After a good commit: a checkpoint that failed is logged (the commit is safe
+ * in the log; the log just is not trimmed), at most once a minute, and an
+ * error line when they have kept failing for ten minutes. */
+static void checkpoint_report(struct cw_server *s)
+{
+    struct cw_store_stats ss;
+    cw_store_stats(s->store, &ss);
+    uint64_t failing = cw_store_checkpoints_failing(s->store);
+    uint64_t now = cw_net_mono_us();
+    if (failing == 0) {
+        if (s->ckpt_failing_since_us != 0)
+            cw_info("checkpoints work again after %" PRIu64 " failed",
+                    ss.checkpoints_failed - s->ckpt_failed_seen);
+        s->ckpt_failing_since_us = 0;
+        s->ckpt_failed_seen = ss.checkpoints_failed;
+        return;
+    }
+    if (ss.checkpoints_failed == s->ckpt_failed_seen)
+        return; /* no checkpoint was due in this commit */
+    if (s->ckpt_failing_since_us == 0) {
+        s->ckpt_failing_since_us = now;
+        s->ckpt_warned_us = 0;
+    }
+    if (s->ckpt_warned_us != 0 && now - s->ckpt_warned_us < STORE_WARN_EVERY_US)
+        return;
+    s->ckpt_warned_us = now;
+    uint64_t for_us = now - s->ckpt_failing_since_us;
+    if (for_us >= CKPT_FAILING_LONG_US)
+        cw_error("checkpoints have failed for %" PRIu64 " minutes (%" PRIu64 " in a row): the "
+                 "log is not trimmed, the data directory grows and the next start's recovery "
+                 "gets longer; %s",
+                 (uint64_t)(for_us / 60000000u), failing, cw_store_errmsg(s->store));
+    else
+        cw_warn("%s (%" PRIu64 " checkpoint%s failed in a row; writes go on)",
+                cw_store_errmsg(s->store), failing, failing == 1 ? "" : "s");
+}
+
 static int process_ready(struct cw_server *s)
 {
     if (!cw_node_has_ready(s->node))
@@ -660,12 +787,9 @@ static int process_ready(struct cw_server *s)
     /* 1. Durable first: one transaction for everything decided since the last
      *    round (group commit). */
     int rc = cw_store_commit(s->store, rd->persist, rd->n_persist);
-    if (rc != CW_OK) {
-        cw_error("store commit failed: %s; stopping so that restart recovers the last "
-                 "committed state",
-                 cw_store_errmsg(s->store));
-        return rc;
-    }
+    if (rc != CW_OK)
+        return store_failed(s, rc);
+    checkpoint_report(s);
     /* 2. Then tell the peers. */
     for (size_t i = 0; i < rd->n_msgs; i++) {
         const struct cw_msg *m = &rd->msgs[i];
@@ -689,6 +813,21 @@ static int process_ready(struct cw_server *s)
         deliver_reply(s, &rd->replies[i]);
     cw_node_advance(s->node);
     rebuild_progress(s);
+    if (cw_store_panicked(s->store)) {
+        /* The commit stands (its replies went out), but the checkpoint after
+         * it panicked Berkeley DB: nothing more can be written. */
+        enum cw_store_cause cause = cw_store_panic_cause(s->store);
+        s->stop = stop_for(cause);
+        cw_error("the store is unusable after a good commit (%s): %s", cw_store_cause_name(cause),
+                 cw_store_panic_msg(s->store));
+        char why[256];
+        snprintf(why, sizeof(why), "region %s's store failed (%s) and the region is stopping",
+                 s->cfg->regions[s->region].name, cw_store_cause_name(cause));
+        answer_pending(s, CW_ESTORE, why);
+        cw_error("stopping: every acknowledged write is committed; recovery runs at the next "
+                 "start");
+        return CW_ESTORE;
+    }
     return CW_OK;
 }
 
@@ -1012,6 +1151,8 @@ int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int reb
     snprintf(want.region, sizeof(want.region), "%s", cfg->regions[region].name);
     const char *dir = cfg->regions[region].data_dir;
     rc = cw_store_open_cache(dir, &want, dur, cfg->store_cache_bytes, &s->store, err, err_len);
+    if (rc == CW_OK)
+        cw_store_set_checkpoint_bytes(s->store, cfg->checkpoint_bytes);
     if (rc != CW_OK)
         goto err_after_alloc;
     const struct cw_store_identity *id = cw_store_get_identity(s->store);
@@ -1116,8 +1257,9 @@ err_after_alloc:
 }
 
 /* Answers every request still waiting (a read or write parked for its session's
- * context) before the node goes away, so no client waits for its time-out. */
-static void answer_pending(struct cw_server *s)
+ * context, or one of a round that was not committed) with err and why before
+ * the node goes away, so no client waits for its time-out. */
+static void answer_pending(struct cw_server *s, int err, const char *why)
 {
     for (size_t slot = 0; slot < s->pending_max; slot++) {
         struct pending *p = &s->pending[slot];
@@ -1127,10 +1269,8 @@ static void answer_pending(struct cw_server *s)
         memset(&resp, 0, sizeof(resp));
         resp.op = p->op;
         resp.req_id = p->client_req_id;
-        resp.err = CW_EUNAVAILABLE;
-        snprintf(resp.message, sizeof(resp.message),
-                 "region %s is shutting down; this request was not carried out",
-                 s->cfg->regions[s->region].name);
+        resp.err = err;
+        snprintf(resp.message, sizeof(resp.message), "%s", why);
         send_response(s, p->kind, p->route, p->route_len, &resp);
         p->used = false;
     }
@@ -1169,6 +1309,7 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
                     cw_warn("transport error (%u in a row): %s", poll_errors, cw_strerror(rc));
                 if (poll_errors >= 600) {
                     cw_error("the transport keeps failing; stopping");
+                    s->stop = CW_SERVER_STOP_OTHER;
                     return CW_ENET;
                 }
                 struct timespec pause = {0, 100 * 1000 * 1000};
@@ -1201,16 +1342,37 @@ int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop)
                 s->stamps_warned_us = now;
             }
         }
-        int rc = process_ready(s);
+        int rc = read_report(s);
+        if (rc == CW_OK)
+            rc = process_ready(s);
         if (rc != CW_OK)
-            return rc;
+            return rc; /* the store failed: the waiting clients were answered */
     }
     /* Commit what was decided before stopping: nothing acknowledged is lost. */
-    int rc = process_ready(s);
-    answer_pending(s);
+    int rc = read_report(s);
     if (rc == CW_OK)
-        cw_info("stopped cleanly");
-    return rc;
+        rc = process_ready(s);
+    if (rc != CW_OK)
+        return rc;
+    /* A checkpoint keeps the next start short; when it fails nothing is lost. */
+    if (cw_store_checkpoint(s->store) != CW_OK)
+        cw_warn("%s; nothing is lost: the next start replays the log", cw_store_errmsg(s->store));
+    char why[128];
+    snprintf(why, sizeof(why), "region %s is shutting down; this request was not carried out",
+             s->cfg->regions[s->region].name);
+    answer_pending(s, CW_EUNAVAILABLE, why);
+    cw_info("stopped cleanly");
+    return CW_OK;
+}
+
+enum cw_server_stop cw_server_stop_reason(const struct cw_server *s)
+{
+    return s->stop;
+}
+
+bool cw_server_store_panicked(const struct cw_server *s)
+{
+    return cw_store_panicked(s->store);
 }
 
 void cw_server_destroy(struct cw_server **sp)

@@ -15,6 +15,7 @@
 #define CW_SERVER_SERVER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "server/config.h"
@@ -35,11 +36,31 @@ int cw_server_open(const struct cw_config *cfg, unsigned region, struct cw_serve
 int cw_server_open_rebuild(const struct cw_config *cfg, unsigned region, int rebuild_from,
                            struct cw_server **out, char *err, size_t err_len);
 
+/* Why cw_server_run returned, for the daemon's exit status (main.c,
+ * docs/operations.md "Resource failures"). */
+enum cw_server_stop {
+    CW_SERVER_STOP_CLEAN = 0,          /* asked to stop, or still running */
+    CW_SERVER_STOP_OTHER = 1,          /* another failure (the transport) */
+    CW_SERVER_STOP_STORE_RESOURCE = 2, /* the store ran out of disk space, descriptors or memory */
+    CW_SERVER_STOP_STORE_FAILED = 3,   /* the store failed otherwise (I/O error, panic) */
+};
+
 /* Runs until *stop becomes nonzero (set it from a signal handler). Returns CW_OK
  * after a clean stop, or the error that forced the node down (e.g. the store
  * failed: the replica's promises cannot be kept, so it stops and recovers on
  * restart). */
 int cw_server_run(struct cw_server *s, volatile sig_atomic_t *stop);
+
+/* Why cw_server_run returned: CW_SERVER_STOP_CLEAN after a clean stop; after a
+ * failed commit (or a read that found Berkeley DB panicked) one of the STORE
+ * reasons, the waiting clients having been answered with CW_ESTORE and nothing
+ * of the failed round acknowledged; CW_SERVER_STOP_OTHER otherwise. */
+enum cw_server_stop cw_server_stop_reason(const struct cw_server *s);
+
+/* Whether Berkeley DB panicked: its environment could not be closed, and part
+ * of its memory is lost to it (main.c then exits without exit handlers, so a
+ * leak checker does not turn the documented exit status into an abort). */
+bool cw_server_store_panicked(const struct cw_server *s);
 
 void cw_server_destroy(struct cw_server **s);
 

@@ -32,6 +32,7 @@
 #include <causeway/error.h>
 
 #include "core/codec.h"
+#include "core/limits.h"
 #include "core/cw_assert.h"
 
 /* The page cache: big enough that the working set of a demo or benchmark node
@@ -46,7 +47,7 @@
  * files no longer needed. A checkpoint writes every dirty page and checksums
  * it, so fewer of them means a hot page is written once for many updates: at
  * 8 MiB, checkpoints stalled an 8 KiB put load for a third of its time. */
-#define STORE_CHECKPOINT_KBYTES 65536u
+#define STORE_CHECKPOINT_KBYTES (uint32_t)(CW_DEFAULT_CHECKPOINT_BYTES / 1024)
 /* Records (bytes) committed between two questions to Berkeley DB whether a
  * checkpoint is due; see cw_store_commit. */
 #define STORE_CHECKPOINT_ASK_BYTES (1u << 20)
@@ -87,6 +88,8 @@
 /* Room for those messages joined, plus db_strerror's text. */
 #define STORE_WHY_MAX (STORE_BDB_MSG_MAX * (STORE_BDB_FIRST + 1) + 200)
 #define STORE_ERR_MAX (STORE_WHY_MAX + 768)
+/* Advice: a sentence naming the data directory. */
+#define STORE_ADVICE_MAX 4600
 
 /* How much of a key an error message shows. */
 #define STORE_KEY_SHOWN_MAX 64
@@ -121,8 +124,29 @@ struct cw_store {
     uint8_t *scratch;
     size_t scratch_cap;
     char errmsg[STORE_ERR_MAX];
+    /* The last read through the store reader that failed (reads and commits
+     * interleave, so it has its own buffer). */
+    char read_errmsg[STORE_ERR_MAX];
+    /* What bdb_advice last wrote (it names the directory). */
+    char advice[STORE_ADVICE_MAX];
+    /* Set by Berkeley DB's DB_EVENT_PANIC: the environment is dead until the
+     * next start runs recovery. Every call after it fails. */
+    bool panicked;
+    /* The cause of the first resource failure seen (disk full, descriptors, I/O
+     * error, memory): after a panic Berkeley DB only says "run recovery", and
+     * this keeps what led to it. */
+    enum cw_store_cause first_cause;
+    char first_cause_msg[STORE_BDB_MSG_MAX]; /* the message that named it */
+    char panic_msg[4096 + STORE_BDB_MSG_MAX + STORE_ADVICE_MAX + 64]; /* cw_store_panic_msg's */
+    /* The cause of the last failed commit and of the last failed read. */
+    enum cw_store_cause commit_cause;
+    enum cw_store_cause read_cause;
+    /* Checkpoints failed in a row since the last good one. */
+    uint64_t checkpoints_failing;
     char dir[4096];
     uint64_t since_ckp_ask; /* record bytes committed since the last checkpoint call */
+    uint32_t ckp_kbytes;    /* log between checkpoints (cw_store_set_checkpoint_bytes) */
+    uint32_t ckp_ask_bytes; /* records between two questions whether one is due */
 };
 
 /* ------------------------------------------------------------ durability */
@@ -195,6 +219,20 @@ static const char *bdb_latest(const struct cw_store *s)
     return s->bdb_count <= STORE_BDB_FIRST ? s->bdb_first[s->bdb_count - 1] : s->bdb_last;
 }
 
+/* The resource a Berkeley DB message names, by strerror's words. */
+static enum cw_store_cause cause_in(const char *m)
+{
+    if (strstr(m, "No space left on device") != NULL || strstr(m, "Disk quota exceeded") != NULL)
+        return CW_STORE_CAUSE_NOSPACE;
+    if (strstr(m, "Too many open files") != NULL)
+        return CW_STORE_CAUSE_NOFILES;
+    if (strstr(m, "Input/output error") != NULL)
+        return CW_STORE_CAUSE_IO;
+    if (strstr(m, "Cannot allocate memory") != NULL)
+        return CW_STORE_CAUSE_NOMEM;
+    return CW_STORE_CAUSE_OTHER;
+}
+
 static void on_bdb_error(const DB_ENV *env, const char *prefix, const char *msg)
 {
     (void)prefix;
@@ -209,6 +247,17 @@ static void on_bdb_error(const DB_ENV *env, const char *prefix, const char *msg)
     const char *prev = bdb_latest(s);
     if (prev != NULL && strcmp(prev, m) == 0)
         return; /* a panic repeats "fatal region error detected" for every call */
+    /* A resource failure can surface inside an operation that Berkeley DB
+     * does not fail (a log file opened for a checkpoint's read, say) and
+     * panic the environment; the next operation then only says "run
+     * recovery". The cause is kept from the message itself. */
+    if (s->first_cause == CW_STORE_CAUSE_NONE) {
+        enum cw_store_cause c = cause_in(m);
+        if (c != CW_STORE_CAUSE_OTHER) {
+            s->first_cause = c;
+            snprintf(s->first_cause_msg, sizeof(s->first_cause_msg), "%s", m);
+        }
+    }
     char *slot = s->bdb_count < STORE_BDB_FIRST ? s->bdb_first[s->bdb_count] : s->bdb_last;
     memcpy(slot, m, sizeof(m));
     if (s->bdb_count < UINT_MAX)
@@ -249,7 +298,7 @@ static const char *bdb_reason(const struct cw_store *s, int ret, char *buf, size
     buf[0] = '\0';
     if (s->bdb_count == 0) {
         append(buf, len, &o, "%s", db_strerror(ret));
-        return buf;
+        goto earlier;
     }
     unsigned kept = s->bdb_count < STORE_BDB_FIRST ? s->bdb_count : STORE_BDB_FIRST;
     for (unsigned i = 0; i < kept; i++)
@@ -259,6 +308,11 @@ static const char *bdb_reason(const struct cw_store *s, int ret, char *buf, size
     if (s->bdb_count > STORE_BDB_FIRST)
         append(buf, len, &o, "; %s", s->bdb_last);
     append(buf, len, &o, " [%s]", db_strerror(ret));
+earlier:
+    /* After a panic the cause was said by an earlier operation. */
+    if ((s->panicked || ret == DB_RUNRECOVERY) && s->first_cause_msg[0] != '\0' &&
+        !bdb_said(s, s->first_cause_msg))
+        append(buf, len, &o, "; earlier: %s", s->first_cause_msg);
     return buf;
 }
 
@@ -274,20 +328,121 @@ static int bdb_code(const struct cw_store *s, int ret)
     return CW_ESTORE;
 }
 
-/* What the operator should do about a Berkeley DB failure, by its cause. */
-static const char *bdb_advice(const struct cw_store *s, int ret)
+/* The resource behind a Berkeley DB failure, from its return code or, when it
+ * wrapped the system error (DB_RUNRECOVERY after a failed log write), from the
+ * messages it gave: strerror's words for each errno. */
+static enum cw_store_cause bdb_cause_now(const struct cw_store *s, int ret)
 {
-    if (ret == ENOSPC || bdb_said(s, "No space left on device"))
-        return "free space on the data directory's filesystem, then start the node again";
+    if (ret == ENOSPC || ret == EDQUOT || bdb_said(s, "No space left on device") ||
+        bdb_said(s, "Disk quota exceeded"))
+        return CW_STORE_CAUSE_NOSPACE;
+    if (ret == EMFILE || ret == ENFILE || bdb_said(s, "Too many open files"))
+        return CW_STORE_CAUSE_NOFILES;
+    if (ret == EIO || bdb_said(s, "Input/output error"))
+        return CW_STORE_CAUSE_IO;
+    if (ret == ENOMEM || bdb_said(s, "Cannot allocate memory"))
+        return CW_STORE_CAUSE_NOMEM;
+    return CW_STORE_CAUSE_OTHER;
+}
+
+/* bdb_cause_now, remembered: the first resource cause sticks, and a later
+ * failure that says no more than "run recovery" is put down to it. */
+static enum cw_store_cause bdb_cause(struct cw_store *s, int ret)
+{
+    enum cw_store_cause c = bdb_cause_now(s, ret);
+    if (c != CW_STORE_CAUSE_OTHER) {
+        if (s->first_cause == CW_STORE_CAUSE_NONE)
+            s->first_cause = c;
+        return c;
+    }
+    if ((s->panicked || ret == DB_RUNRECOVERY) && s->first_cause != CW_STORE_CAUSE_NONE)
+        return s->first_cause;
+    return c;
+}
+
+/* What the operator should do about a Berkeley DB failure, by its cause; a
+ * sentence naming the directory, in s->advice (valid until the next call). */
+static const char *bdb_advice(struct cw_store *s, int ret)
+{
+    bool panic = s->panicked || ret == DB_RUNRECOVERY;
+    const char *restart = panic ? "then start the region again: recovery runs at the next start "
+                                  "and brings back every committed write"
+                                : "then start the region again: it recovers from its log";
+    switch (bdb_cause(s, ret)) {
+    case CW_STORE_CAUSE_NOSPACE:
+        snprintf(s->advice, sizeof(s->advice),
+                 "No space left on device: free space on the filesystem holding %s, %s", s->dir,
+                 restart);
+        return s->advice;
+    case CW_STORE_CAUSE_NOFILES:
+        snprintf(s->advice, sizeof(s->advice),
+                 "too many open files: raise the open-file limit (ulimit -n, LimitNOFILE= in a "
+                 "systemd unit) or find what holds the descriptors, %s",
+                 restart);
+        return s->advice;
+    case CW_STORE_CAUSE_IO:
+        snprintf(s->advice, sizeof(s->advice),
+                 "the disk reported an I/O error: check the device holding %s, and restore the "
+                 "directory from a backup if its files are damaged (%s); %s",
+                 s->dir, STORE_SEE_DAMAGE, restart);
+        return s->advice;
+    case CW_STORE_CAUSE_NOMEM:
+        snprintf(s->advice, sizeof(s->advice), "out of memory: free memory on this host, %s",
+                 restart);
+        return s->advice;
+    default:
+        break;
+    }
     if (ret == EACCES || ret == EPERM || ret == EROFS || bdb_said(s, "Permission denied") ||
         bdb_said(s, "Read-only file system"))
-        return "check that the data directory and its files are writable by this user";
-    if (ret == EIO || bdb_said(s, "Input/output error"))
-        return "the disk reported an I/O error: check the device, and restore the directory "
-               "from a backup if its files are damaged (" STORE_SEE_DAMAGE ")";
-    if (bdb_code(s, ret) == CW_ECORRUPT || ret == DB_RUNRECOVERY)
-        return "the data directory is damaged: restore it from a backup (" STORE_SEE_DAMAGE ")";
-    return "check the data directory and its disk (" STORE_SEE_DAMAGE ")";
+        snprintf(s->advice, sizeof(s->advice),
+                 "check that %s and its files are writable by this user", s->dir);
+    else if (bdb_code(s, ret) == CW_ECORRUPT)
+        snprintf(s->advice, sizeof(s->advice),
+                 "the data directory %s is damaged: restore it from a backup (%s)", s->dir,
+                 STORE_SEE_DAMAGE);
+    else if (panic)
+        snprintf(s->advice, sizeof(s->advice),
+                 "Berkeley DB stopped the environment in %s (panic): %s; if the next start "
+                 "fails, the directory is damaged (%s)",
+                 s->dir, restart, STORE_SEE_DAMAGE);
+    else
+        snprintf(s->advice, sizeof(s->advice), "check the data directory %s and its disk (%s)",
+                 s->dir, STORE_SEE_DAMAGE);
+    return s->advice;
+}
+
+/* The longest Berkeley DB may pause the (single) thread in one wait. */
+#define STORE_YIELD_MAX_US 100000u
+
+/*
+ * Berkeley DB's pause between attempts. When an open fails with EMFILE, ENFILE
+ * or ENOSPC it tries twice more, waiting 2 s and then 4 s (os/os_handle.c),
+ * which would stall the daemon's only thread with every client waiting, for
+ * every file it opens (a checkpoint opens log files to read them). The failure
+ * is better reported at once: waits are cut to STORE_YIELD_MAX_US. The short
+ * waits of its mutex back-off pass unchanged.
+ */
+static int store_yield(u_long secs, u_long usecs)
+{
+    uint64_t us = (uint64_t)secs * 1000000u + usecs;
+    if (us > STORE_YIELD_MAX_US)
+        us = STORE_YIELD_MAX_US;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(us * 1000u)};
+    if (us == 0)
+        ts.tv_nsec = 1000; /* a yield: the shortest sleep */
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    return 0;
+}
+
+/* Berkeley DB's events: a panic marks the store dead (see cw_store_panicked). */
+static void on_bdb_event(DB_ENV *env, u_int32_t event, void *info)
+{
+    (void)info;
+    struct cw_store *s = env->app_private;
+    if (s != NULL && event == DB_EVENT_PANIC)
+        s->panicked = true;
 }
 
 /* Quotes up to STORE_KEY_SHOWN_MAX bytes of a key for a message: printable ASCII
@@ -743,6 +898,8 @@ static int open_env(struct cw_store *s, char *err, size_t err_len)
 {
     char why[STORE_WHY_MAX];
     DB_ENV *env = NULL;
+    /* Process-wide, and the same for every store: set before the first. */
+    (void)db_env_set_func_yield(store_yield);
     int ret = db_env_create(&env, 0);
     if (ret != 0) {
         set_err(err, err_len, "cannot create a Berkeley DB environment handle: %s",
@@ -751,6 +908,7 @@ static int open_env(struct cw_store *s, char *err, size_t err_len)
     }
     env->app_private = s;
     env->set_errcall(env, on_bdb_error);
+    (void)env->set_event_notify(env, on_bdb_event);
     const char *what = "set the cache size";
     uint64_t cache = s->cache_bytes ? s->cache_bytes : STORE_CACHE_BYTES;
     if ((ret = env->set_cachesize(env, (u_int32_t)(cache >> 30),
@@ -1188,6 +1346,7 @@ int cw_store_open_cache(const char *dir, const struct cw_store_identity *want,
         free(s);
         return CW_EINVAL;
     }
+    cw_store_set_checkpoint_bytes(s, (uint64_t)STORE_CHECKPOINT_KBYTES * 1024);
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
 
     int rc;
@@ -1240,15 +1399,33 @@ void cw_store_close(struct cw_store **sp)
     if (sp == NULL || *sp == NULL)
         return;
     struct cw_store *s = *sp;
+    *sp = NULL;
     /* A checkpoint now makes the next start's recovery short. A failure here
      * loses nothing: recovery replays the log instead. */
-    (void)s->env->txn_checkpoint(s->env, 0, 0, 0);
+    if (!s->panicked)
+        (void)s->env->txn_checkpoint(s->env, 0, 0, 0);
+    if (s->panicked) {
+        /* A panicked environment cannot be closed: Berkeley DB gives up on its
+         * regions and frees only the handles, leaving the rest unreachable (a
+         * leak checker's report at exit, an abort under ASan). The store is
+         * parked where it stays reachable until the process exits, which it is
+         * about to: the daemon stops after a panic. The directory lock goes now. */
+        static struct cw_store *abandoned[4];
+        for (size_t i = 0; i < sizeof(abandoned) / sizeof(abandoned[0]); i++) {
+            if (abandoned[i] == NULL) {
+                abandoned[i] = s;
+                break;
+            }
+        }
+        close(s->lock_fd);
+        s->lock_fd = -1;
+        return;
+    }
     close_dbs(s);
     s->env->close(s->env, 0);
     close(s->lock_fd); /* releases the directory lock */
     free(s->scratch);
     free(s);
-    *sp = NULL;
 }
 
 const struct cw_store_identity *cw_store_get_identity(const struct cw_store *s)
@@ -1393,6 +1570,7 @@ static int apply_raft(struct cw_store *s, DB_TXN *txn, const struct cw_persist *
         return rc;
     }
     if (ret != 0) {
+        s->commit_cause = bdb_cause(s, ret);
         set_err(s->errmsg, sizeof(s->errmsg),
                 "writing persist record %zu (%s, index %llu) to %s in %s failed: %s; nothing "
                 "was committed; %s",
@@ -1484,6 +1662,7 @@ static int apply_one(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p
         return rc;
     }
     if (ret != 0) {
+        s->commit_cause = bdb_cause(s, ret);
         set_err(s->errmsg, sizeof(s->errmsg),
                 "writing persist record %zu to %s in %s failed: %s; nothing was committed; %s", i,
                 file, s->dir, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
@@ -1492,25 +1671,35 @@ static int apply_one(struct cw_store *s, DB_TXN *txn, const struct cw_persist *p
     return CW_OK;
 }
 
+/* Ends a failed commit: counts it and notes its cause (after s->errmsg is set). */
+static int commit_failed(struct cw_store *s, int rc, int ret)
+{
+    s->stats.commit_failures++;
+    if (ret != 0)
+        s->commit_cause = bdb_cause(s, ret);
+    else if (s->commit_cause == CW_STORE_CAUSE_NONE)
+        s->commit_cause = CW_STORE_CAUSE_OTHER;
+    return rc;
+}
+
 int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
 {
     char why[STORE_WHY_MAX];
     s->errmsg[0] = '\0';
+    s->commit_cause = CW_STORE_CAUSE_NONE;
     bdb_reset(s);
     if (n == 0)
         return CW_OK;
     if (p == NULL) {
         set_err(s->errmsg, sizeof(s->errmsg), "cw_store_commit: %zu records but no array", n);
-        s->stats.commit_failures++;
-        return CW_EINVAL;
+        return commit_failed(s, CW_EINVAL, 0);
     }
     DB_TXN *txn = NULL;
     int ret = s->env->txn_begin(s->env, NULL, &txn, 0);
     if (ret != 0) {
         set_err(s->errmsg, sizeof(s->errmsg), "cannot begin a transaction in %s: %s; %s", s->dir,
                 bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
-        s->stats.commit_failures++;
-        return bdb_code(s, ret);
+        return commit_failed(s, bdb_code(s, ret), ret);
     }
     for (size_t i = 0; i < n; i++) {
         /* An outbox record put and deleted in the same transaction (a region
@@ -1523,9 +1712,21 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
         }
         int rc = apply_one(s, txn, &p[i], i);
         if (rc != CW_OK) {
-            /* The abort undoes the records already written in this transaction. */
-            (void)txn->abort(txn);
-            s->stats.commit_failures++;
+            /* The abort undoes the records already written in this transaction.
+             * apply_one noted the cause of a Berkeley DB failure. */
+            enum cw_store_cause cause = s->commit_cause;
+            int ret_abort = txn->abort(txn);
+            commit_failed(s, rc, 0);
+            s->commit_cause = cause != CW_STORE_CAUSE_NONE ? cause
+                              : rc == CW_ENOMEM            ? CW_STORE_CAUSE_NOMEM
+                                                           : CW_STORE_CAUSE_OTHER;
+            if (ret_abort != 0 && !s->panicked) {
+                /* An abort that fails leaves the environment in doubt. */
+                size_t o = strlen(s->errmsg);
+                append(s->errmsg, sizeof(s->errmsg), &o, "; the abort failed too: %s",
+                       db_strerror(ret_abort));
+                s->panicked = true;
+            }
             return rc;
         }
     }
@@ -1534,8 +1735,7 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
     if (ret != 0) {
         set_err(s->errmsg, sizeof(s->errmsg), "committing %zu persist records in %s failed: %s; %s",
                 n, s->dir, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
-        s->stats.commit_failures++;
-        return bdb_code(s, ret);
+        return commit_failed(s, bdb_code(s, ret), ret);
     }
     s->stats.commits++;
     s->stats.records += n;
@@ -1547,17 +1747,53 @@ int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n)
      * returned. */
     for (size_t i = 0; i < n; i++)
         s->since_ckp_ask += p[i].data_len + 16u;
-    if (s->since_ckp_ask < STORE_CHECKPOINT_ASK_BYTES)
+    if (s->since_ckp_ask < s->ckp_ask_bytes)
         return CW_OK;
     s->since_ckp_ask = 0;
     bdb_reset(s);
-    ret = s->env->txn_checkpoint(s->env, STORE_CHECKPOINT_KBYTES, 0, 0);
+    ret = s->env->txn_checkpoint(s->env, s->ckp_kbytes, 0, 0);
     if (ret != 0) {
         s->stats.checkpoints_failed++;
-        set_err(s->errmsg, sizeof(s->errmsg), "checkpoint in %s failed after a good commit: %s",
-                s->dir, bdb_reason(s, ret, why, sizeof(why)));
+        s->checkpoints_failing++;
+        set_err(s->errmsg, sizeof(s->errmsg),
+                "checkpoint in %s failed after a good commit (the commit is safe in the log): "
+                "%s; %s",
+                s->dir, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+    } else {
+        s->checkpoints_failing = 0;
     }
     return CW_OK;
+}
+
+void cw_store_set_checkpoint_bytes(struct cw_store *s, uint64_t bytes)
+{
+    if (bytes == 0)
+        bytes = CW_DEFAULT_CHECKPOINT_BYTES;
+    uint64_t kb = bytes / 1024;
+    s->ckp_kbytes = kb < 1 ? 1 : kb > UINT32_MAX ? UINT32_MAX : (uint32_t)kb;
+    /* Ask at least eight times per interval (records are at most about half
+     * of the log they make), and at most once per MiB of records. */
+    uint64_t ask = bytes / 8;
+    s->ckp_ask_bytes = ask > STORE_CHECKPOINT_ASK_BYTES ? STORE_CHECKPOINT_ASK_BYTES
+                       : ask < 1                        ? 1
+                                                        : (uint32_t)ask;
+}
+
+int cw_store_checkpoint(struct cw_store *s)
+{
+    char why[STORE_WHY_MAX];
+    s->errmsg[0] = '\0';
+    bdb_reset(s);
+    int ret = s->env->txn_checkpoint(s->env, 0, 0, 0);
+    if (ret == 0) {
+        s->checkpoints_failing = 0;
+        return CW_OK;
+    }
+    s->stats.checkpoints_failed++;
+    s->checkpoints_failing++;
+    set_err(s->errmsg, sizeof(s->errmsg), "checkpoint in %s failed: %s; %s", s->dir,
+            bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+    return CW_ESTORE;
 }
 
 /* ------------------------------------------------------------------ load */
@@ -1895,6 +2131,67 @@ const char *cw_store_errmsg(const struct cw_store *s)
     return s->errmsg;
 }
 
+const char *cw_store_read_errmsg(const struct cw_store *s)
+{
+    return s->read_errmsg;
+}
+
+enum cw_store_cause cw_store_commit_cause(const struct cw_store *s)
+{
+    return s->commit_cause;
+}
+
+enum cw_store_cause cw_store_read_cause(const struct cw_store *s)
+{
+    return s->read_cause;
+}
+
+bool cw_store_panicked(const struct cw_store *s)
+{
+    return s->panicked;
+}
+
+const char *cw_store_panic_msg(struct cw_store *s)
+{
+    if (!s->panicked)
+        return "";
+    snprintf(s->panic_msg, sizeof(s->panic_msg), "Berkeley DB panicked in %s%s%s; %s", s->dir,
+             s->first_cause_msg[0] != '\0' ? " after: " : "", s->first_cause_msg,
+             bdb_advice(s, DB_RUNRECOVERY));
+    return s->panic_msg;
+}
+
+enum cw_store_cause cw_store_panic_cause(const struct cw_store *s)
+{
+    if (!s->panicked)
+        return CW_STORE_CAUSE_NONE;
+    return s->first_cause != CW_STORE_CAUSE_NONE ? s->first_cause : CW_STORE_CAUSE_OTHER;
+}
+
+uint64_t cw_store_checkpoints_failing(const struct cw_store *s)
+{
+    return s->checkpoints_failing;
+}
+
+const char *cw_store_cause_name(enum cw_store_cause c)
+{
+    switch (c) {
+    case CW_STORE_CAUSE_NONE:
+        return "none";
+    case CW_STORE_CAUSE_NOSPACE:
+        return "No space left on device";
+    case CW_STORE_CAUSE_NOFILES:
+        return "too many open files";
+    case CW_STORE_CAUSE_IO:
+        return "I/O error";
+    case CW_STORE_CAUSE_NOMEM:
+        return "out of memory";
+    case CW_STORE_CAUSE_OTHER:
+        break;
+    }
+    return "store failure";
+}
+
 enum cw_durability cw_store_durability(const struct cw_store *s)
 {
     return s->durability;
@@ -1918,15 +2215,19 @@ static int read_record(struct cw_store *s, DB *db, const char *file, const void 
     if (ret == DB_NOTFOUND)
         return CW_ENOTFOUND;
     if (ret != 0) {
+        /* A get that failed part-way (a large item spread over overflow
+         * pages, one of which could not be read) may have allocated. */
+        free(d.data);
         char why[400];
-        set_err(s->errmsg, sizeof(s->errmsg), "reading %s in %s failed: %s", file, s->dir,
-                bdb_reason(s, ret, why, sizeof(why)));
-        return CW_ESTORE;
+        s->read_cause = bdb_cause(s, ret);
+        set_err(s->read_errmsg, sizeof(s->read_errmsg), "reading %s in %s failed: %s; %s", file,
+                s->dir, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        return bdb_code(s, ret) == CW_ECORRUPT ? CW_ECORRUPT : CW_ESTORE;
     }
     const uint8_t *b = NULL;
     uint32_t n = 0, stored, computed;
     if (!unframe(&k, &d, &b, &n, &stored, &computed)) {
-        set_err(s->errmsg, sizeof(s->errmsg),
+        set_err(s->read_errmsg, sizeof(s->read_errmsg),
                 "%s/%s: a record fails its checksum (stored %08x, computed %08x); restore the "
                 "data directory from a backup or rebuild the region",
                 s->dir, file, (unsigned)stored, (unsigned)computed);
@@ -1956,7 +2257,7 @@ static int reader_key(void *ctx, const uint8_t *key, uint32_t key_len, struct cw
     free(blob);
     if (rc != CW_OK) {
         cw_keystate_free(out);
-        set_err(s->errmsg, sizeof(s->errmsg),
+        set_err(s->read_errmsg, sizeof(s->read_errmsg),
                 "%s/%s: a key state passes its checksum but does not decode", s->dir,
                 STORE_KEYS_FILE);
         return CW_ECORRUPT;
@@ -1978,7 +2279,7 @@ static int reader_outbox(void *ctx, uint64_t ts, struct cw_record *out)
     free(blob);
     if (rc != CW_OK) {
         cw_record_free(out);
-        set_err(s->errmsg, sizeof(s->errmsg),
+        set_err(s->read_errmsg, sizeof(s->read_errmsg),
                 "%s/%s: an outbox record passes its checksum but does not decode", s->dir,
                 STORE_OUTBOX_FILE);
         return CW_ECORRUPT;
@@ -1999,8 +2300,9 @@ static int reader_next_key(void *ctx, const uint8_t *after, uint32_t after_len, 
     int ret = s->keys->cursor(s->keys, NULL, &cur, 0);
     if (ret != 0) {
         char why[400];
-        set_err(s->errmsg, sizeof(s->errmsg), "cannot open a cursor on %s in %s: %s",
-                STORE_KEYS_FILE, s->dir, bdb_reason(s, ret, why, sizeof(why)));
+        s->read_cause = bdb_cause(s, ret);
+        set_err(s->read_errmsg, sizeof(s->read_errmsg), "cannot open a cursor on %s in %s: %s; %s",
+                STORE_KEYS_FILE, s->dir, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
         return CW_ESTORE;
     }
     uint8_t start[CW_FULL_KEY_MAX + 1];
@@ -2020,14 +2322,15 @@ static int reader_next_key(void *ctx, const uint8_t *after, uint32_t after_len, 
         rc = CW_ENOTFOUND;
     } else if (ret != 0) {
         char why[400];
-        set_err(s->errmsg, sizeof(s->errmsg), "walking %s in %s failed: %s", STORE_KEYS_FILE,
-                s->dir, bdb_reason(s, ret, why, sizeof(why)));
-        rc = CW_ESTORE;
+        s->read_cause = bdb_cause(s, ret);
+        set_err(s->read_errmsg, sizeof(s->read_errmsg), "walking %s in %s failed: %s; %s",
+                STORE_KEYS_FILE, s->dir, bdb_reason(s, ret, why, sizeof(why)), bdb_advice(s, ret));
+        rc = bdb_code(s, ret) == CW_ECORRUPT ? CW_ECORRUPT : CW_ESTORE;
     } else {
         const uint8_t *blob = NULL;
         uint32_t n = 0, stored, computed;
         if (k.size > CW_FULL_KEY_MAX || !unframe(&k, &d, &blob, &n, &stored, &computed)) {
-            set_err(s->errmsg, sizeof(s->errmsg),
+            set_err(s->read_errmsg, sizeof(s->read_errmsg),
                     "%s/%s: a record fails its checksum; restore the data directory from a "
                     "backup or rebuild the region",
                     s->dir, STORE_KEYS_FILE);

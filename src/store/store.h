@@ -112,6 +112,17 @@ const char *cw_durability_name(enum cw_durability d);
 
 struct cw_store;
 
+/* What a failed Berkeley DB operation ran out of, for the daemon's log line,
+ * its replies and its exit status. */
+enum cw_store_cause {
+    CW_STORE_CAUSE_NONE = 0,    /* no failure */
+    CW_STORE_CAUSE_NOSPACE = 1, /* ENOSPC or EDQUOT: the filesystem is full */
+    CW_STORE_CAUSE_NOFILES = 2, /* EMFILE or ENFILE: out of file descriptors */
+    CW_STORE_CAUSE_IO = 3,      /* EIO: the disk failed */
+    CW_STORE_CAUSE_NOMEM = 4,   /* ENOMEM */
+    CW_STORE_CAUSE_OTHER = 5,   /* anything else (damage, a bad record, a bug) */
+};
+
 /* Counters for status output. */
 struct cw_store_stats {
     uint64_t commits;            /* transactions committed */
@@ -160,6 +171,9 @@ struct cw_store_identity {
  *               pages past the end of the log);
  *   CW_ESTORE   Berkeley DB failed otherwise (a full disk, for instance);
  *   CW_ENOMEM.
+ * The first open sets Berkeley DB's process-wide pause function
+ * (db_env_set_func_yield): its waits between attempts to open a file when
+ * descriptors or space ran out are cut from seconds to 100 ms.
  */
 int cw_store_open(const char *dir, const struct cw_store_identity *want,
                   enum cw_durability durability, struct cw_store **out, char *err, size_t err_len);
@@ -187,7 +201,9 @@ bool cw_store_created(const struct cw_store *s);
 bool cw_store_upgraded(const struct cw_store *s);
 
 /* Checkpoints, closes the databases and the environment, frees the store and sets
- * *s to NULL. Safe to call with *s == NULL. */
+ * *s to NULL. Safe to call with *s == NULL. After a panic (cw_store_panicked)
+ * the environment cannot be closed: only the directory lock is released, and
+ * the rest stays allocated, reachable, until the process exits. */
 void cw_store_close(struct cw_store **s);
 
 /*
@@ -202,8 +218,11 @@ void cw_store_close(struct cw_store **s);
  * Returns CW_OK, or, with nothing applied (the transaction is aborted):
  * CW_EINVAL for a malformed record (unknown kind, empty key or blob, length over
  * its bound, a Raft entry or snapshot at index 0) and CW_ESTORE when Berkeley DB fails.
- * cw_store_errmsg says which. After a failure the replica's memory is ahead of the disk: the daemon
- * must stop and restart, which recovers the last committed state.
+ * cw_store_errmsg says which, with what to do, and cw_store_commit_cause what
+ * ran out (disk space, descriptors). After a failure the replica's memory is ahead of the disk: the
+ * daemon must stop and restart, which recovers the last committed state. A good commit may be
+ * followed by a failed checkpoint (counted in cw_store_stats, said in cw_store_errmsg) or, rarely,
+ * a panic (cw_store_panicked): the commit stands.
  */
 int cw_store_commit(struct cw_store *s, const struct cw_persist *p, size_t n);
 
@@ -242,10 +261,54 @@ typedef int (*cw_store_raft_fn)(void *ctx, enum cw_persist_kind kind, uint64_t i
 int cw_store_raft_scan(struct cw_store *s, cw_store_raft_fn fn, void *ctx, char *err,
                        size_t err_len);
 
+/* A checkpoint now, whatever the log holds (the daemon's clean stop, so the
+ * next start's recovery is short). Returns CW_OK, or CW_ESTORE with
+ * cw_store_errmsg saying why; nothing committed is lost either way (recovery
+ * replays the log). */
+int cw_store_checkpoint(struct cw_store *s);
+
+/* After how many bytes of log cw_store_commit takes a checkpoint (config key
+ * checkpoint_bytes; CW_DEFAULT_CHECKPOINT_BYTES until set, and for 0). It asks Berkeley DB
+ * whether one is due once per eighth of that in records, at most once per MiB:
+ * the question costs Berkeley DB a read of its log. */
+void cw_store_set_checkpoint_bytes(struct cw_store *s, uint64_t bytes);
+
 /* Why the last cw_store_commit failed, or a warning it left after a good commit
  * (a failed checkpoint); "" when it succeeded cleanly. Borrowed: valid until the
  * next call on s. */
 const char *cw_store_errmsg(const struct cw_store *s);
+
+/* The cause of the last failed cw_store_commit (CW_STORE_CAUSE_NONE after a
+ * good one) and of the last failed read through cw_store_reader. A failure that
+ * Berkeley DB reports only as a panic ("run recovery") is put down to the
+ * resource failure that came before it, when there was one. */
+enum cw_store_cause cw_store_commit_cause(const struct cw_store *s);
+enum cw_store_cause cw_store_read_cause(const struct cw_store *s);
+/* Plain words for a cause ("No space left on device", "too many open files");
+ * a static string. */
+const char *cw_store_cause_name(enum cw_store_cause c);
+
+/* Why the last read through cw_store_reader failed, with what to do; "" before
+ * the first failure. Borrowed: valid until the next call on s. */
+const char *cw_store_read_errmsg(const struct cw_store *s);
+
+/* Whether Berkeley DB declared the environment dead (a panic, DB_RUNRECOVERY):
+ * every later call fails, and only a restart, which runs recovery, helps. A
+ * commit that fails without a panic was aborted whole and left the
+ * environment usable. */
+bool cw_store_panicked(const struct cw_store *s);
+/* What led to the panic, when a resource failure came before it;
+ * CW_STORE_CAUSE_OTHER when none did, CW_STORE_CAUSE_NONE without a panic. A
+ * panic can follow a good commit (a checkpoint that could not open a log file):
+ * that commit stands. */
+enum cw_store_cause cw_store_panic_cause(const struct cw_store *s);
+/* One line on the panic: the message that named its cause, when one did, and
+ * what to do; "" without a panic. Borrowed: valid until the next call on s. */
+const char *cw_store_panic_msg(struct cw_store *s);
+
+/* Checkpoints that failed in a row since the last good one (0 when the last
+ * succeeded). */
+uint64_t cw_store_checkpoints_failing(const struct cw_store *s);
 
 /* CRC32C (Castagnoli, as in iSCSI and ext4) of p[0..n), continuing from crc
  * (0 to start): the per-record checksum. Exposed for tests and tools. */

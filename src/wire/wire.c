@@ -1611,6 +1611,8 @@ static void status_to_pb(const struct cw_wire_status *st, struct status_pb *pb)
     nc->peer_identity_refused = st->node.peer_identity_refused;
     nc->admin_refused = st->node.admin_refused;
     nc->connections_refused = st->node.connections_refused;
+    nc->checkpoints_failed = st->node.checkpoints_failed;
+    nc->checkpoints_failing = st->node.checkpoints_failing;
     pb->st.node = nc;
     Causeway__ReplicationCounters *rp = &pb->replication;
     *rp = (Causeway__ReplicationCounters)CAUSEWAY__REPLICATION_COUNTERS__INIT;
@@ -1723,6 +1725,8 @@ static int status_from_pb(const Causeway__Status *ps, struct cw_wire_status **ou
         st->node.peer_identity_refused = nc->peer_identity_refused;
         st->node.admin_refused = nc->admin_refused;
         st->node.connections_refused = nc->connections_refused;
+        st->node.checkpoints_failed = nc->checkpoints_failed;
+        st->node.checkpoints_failing = nc->checkpoints_failing;
     }
     const Causeway__ReplicationCounters *rp = ps->replication;
     if (rp != NULL) {

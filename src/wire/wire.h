@@ -269,6 +269,7 @@ struct cw_wire_status {
         uint64_t commit_records;
         uint64_t auth_refused, handshakes_failed, peer_identity_refused, admin_refused;
         uint64_t connections_refused; /* client connections refused at the cap */
+        uint64_t checkpoints_failed, checkpoints_failing;
     } node;
     /* Client connections open now, and the cap in force. */
     uint64_t client_connections, client_connections_max;

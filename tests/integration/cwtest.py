@@ -195,15 +195,16 @@ class Cluster:
         return cl
 
     # -- processes -----------------------------------------------------------
-    def start(self, region, extra_args=(), preexec_fn=None):
+    def start(self, region, extra_args=(), preexec_fn=None, env=None):
         """preexec_fn runs in the daemon's process before it starts (e.g. to lower
-        its open-file limit)."""
+        its open-file limit); env: the daemon's environment (default: this
+        process's)."""
         logf = open(os.path.join(self.dir, f"{region}.log"), "ab")
         self.logs[region] = logf
         self.procs[region] = subprocess.Popen(
             [os.path.join(BIN, "causewayd"), "--config", self.config, "--region", region,
              *extra_args],
-            stdout=logf, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+            stdout=logf, stderr=subprocess.STDOUT, preexec_fn=preexec_fn, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:
             check(self.procs[region].poll() is None,

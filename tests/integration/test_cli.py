@@ -32,7 +32,8 @@ COUNTERS = ["puts", "gets", "deletes", "remote_applied", "remote_duplicates", "r
             "requests_timed_out", "buffer_full_drops", "tombstones_collected", "stamps_refused",
             "keys_loaded", "keys_evicted", "bodies_loaded", "bodies_evicted", "store_read_errors",
             "errors", "requests", "bad_requests", "bad_peer_frames", "replies_dropped", "commits",
-            "commit_records", "auth_refused", "handshakes_failed", "peer_identity_refused",
+            "commit_records", "checkpoints_failed", "checkpoints_failing", "auth_refused",
+            "handshakes_failed", "peer_identity_refused",
             "admin_refused", "repl_records", "repl_frames", "repl_metadata_bytes",
             "repl_key_bytes", "repl_value_bytes", "repl_batch_bytes", "repl_batch_lz4_bytes",
             "repl_frame_bytes", "connections_refused"]

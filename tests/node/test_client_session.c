@@ -550,6 +550,8 @@ static struct cw_status *sample_status(void)
     s->counters.requests_timed_out = 14;
     s->keys_loaded = 15;
     s->keys_evicted = 16;
+    s->checkpoints_failed = 23;
+    s->checkpoints_failing = 2;
     s->bodies_loaded = 17;
     s->bodies_evicted = 18;
     s->store_read_errors = 19;
@@ -633,7 +635,7 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(vis, "count")), 7);
 
     json_t *c = json_object_get(doc, "counters");
-    assert_int_equal(json_object_size(c), 39);
+    assert_int_equal(json_object_size(c), 41);
     assert_int_equal(json_integer_value(json_object_get(c, "puts")), 9);
     /* Reads and writes wait alike: the counters say requests. */
     assert_int_equal(json_integer_value(json_object_get(c, "requests_waited")), 13);
@@ -659,6 +661,8 @@ static void test_status_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(c, "connections_refused")), 25);
     assert_int_equal(json_integer_value(json_object_get(doc, "client_connections")), 23);
     assert_int_equal(json_integer_value(json_object_get(doc, "client_connections_max")), 24);
+    assert_int_equal(json_integer_value(json_object_get(c, "checkpoints_failed")), 23);
+    assert_int_equal(json_integer_value(json_object_get(c, "checkpoints_failing")), 2);
     json_decref(doc);
     /* 40 records, 2 200 bytes of metadata, 9 000 bytes of batches LZ4 made 3 000. */
     s->replication.records = 40;

@@ -625,6 +625,12 @@ static void test_failed_commit_applies_nothing(void **state)
     assert_non_null(r);
     assert_int_equal(run_workload(r, s), CW_OK);
     assert_string_equal(cw_store_errmsg(s), "");
+    /* Good commits: no cause, no panic, checkpoints fine. */
+    assert_int_equal(cw_store_commit_cause(s), CW_STORE_CAUSE_NONE);
+    assert_false(cw_store_panicked(s));
+    assert_int_equal(cw_store_panic_cause(s), CW_STORE_CAUSE_NONE);
+    assert_string_equal(cw_store_panic_msg(s), "");
+    assert_int_equal(cw_store_checkpoints_failing(s), 0);
 
     uint8_t *k, *o, *m;
     uint32_t k_len, o_len, m_len;
@@ -640,6 +646,10 @@ static void test_failed_commit_applies_nothing(void **state)
     };
     assert_int_equal(cw_store_commit(s, bad, 5), CW_EINVAL);
     assert_non_null(strstr(cw_store_errmsg(s), "unknown kind"));
+    /* A malformed record is no resource failure, and its abort leaves the
+     * environment usable. */
+    assert_int_equal(cw_store_commit_cause(s), CW_STORE_CAUSE_OTHER);
+    assert_false(cw_store_panicked(s));
     /* Malformed records of known kinds fail the same way. */
     struct cw_persist no_key[] = {key_put("b/new", k, k_len), {.kind = CW_PERSIST_KEY}};
     assert_int_equal(cw_store_commit(s, no_key, 2), CW_EINVAL);
@@ -648,6 +658,9 @@ static void test_failed_commit_applies_nothing(void **state)
     struct cw_store_stats ss;
     cw_store_stats(s, &ss);
     assert_int_equal(ss.commit_failures, 3);
+    assert_int_equal(cw_store_checkpoint(s), CW_OK);
+    assert_string_equal(cw_store_cause_name(CW_STORE_CAUSE_NOSPACE), "No space left on device");
+    assert_string_equal(cw_store_cause_name(CW_STORE_CAUSE_NOFILES), "too many open files");
 
     /* Both through the same handle and after a reopen, the disk holds exactly
      * what the good commits wrote. */

@@ -2200,6 +2200,8 @@ static void test_status_field_numbers(void **state)
         {&causeway__status__descriptor, "client_connections_max", 23},
         {&causeway__status__descriptor, "replication", 21},
         {&causeway__node_counters__descriptor, "connections_refused", 11},
+        {&causeway__node_counters__descriptor, "checkpoints_failed", 12},
+        {&causeway__node_counters__descriptor, "checkpoints_failing", 13},
         {&causeway__peer_status__descriptor, "inflight_bytes", 11},
         {&causeway__replica_counters__descriptor, "requests_waited", 10}, /* was reads_waited */
         {&causeway__replica_counters__descriptor, "requests_timed_out",
