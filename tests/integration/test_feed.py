@@ -100,7 +100,7 @@ def main():
             check(0 < r["metadata_bytes_per_write"] < 1000 and r["lz4_ratio"] > 0,
                   f"{name}: replication figures: {r}")
         targets = [t["target"] for t in res["targets"]]
-        for want in ("causal local put p50", "causal local put p99",
+        for want in ("causal put p50", "causal put p99",
                      "causal: metadata per replicated write"):
             check(any(t.startswith(want) for t in targets), f"no target '{want}': {targets}")
         check(all(t["verdict"].split()[0] in ("met", "missed", "not") for t in res["targets"]),

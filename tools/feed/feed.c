@@ -1514,7 +1514,10 @@ static unsigned targets_eval(const struct cw_config *cfg, const struct mode_resu
     }
     if (k < max && ca != NULL) {
         double x = ca->put_p50 / fl->p50;
-        snprintf(t[k].what, sizeof(t[k].what), "causal local put p50 <= %.1fx the ping floor",
+        /* The target is for light load (docs/benchmarks.md: tools/bench-run
+         * --only local measures it); the demo's users are not light load. */
+        snprintf(t[k].what, sizeof(t[k].what),
+                 "causal put p50 <= %.1fx the ping floor (at light load; here: the demo's)",
                  PUT_P50_FLOOR_X);
         snprintf(t[k].measured, sizeof(t[k].measured),
                  "put p50 %.3f ms, floor p50 %.3f ms (%zu pings before the load): %.2fx",
@@ -1529,7 +1532,8 @@ static unsigned targets_eval(const struct cw_config *cfg, const struct mode_resu
     }
     if (k < max && ca != NULL) {
         double d = ca->put_p99 - PUT_P99_TARGET_MS;
-        snprintf(t[k].what, sizeof(t[k].what), "causal local put p99 <= %.0f ms",
+        snprintf(t[k].what, sizeof(t[k].what),
+                 "causal put p99 <= %.0f ms (at light load; here: the demo's)",
                  PUT_P99_TARGET_MS);
         snprintf(t[k].measured, sizeof(t[k].measured), "%.3f ms", ca->put_p99);
         snprintf(t[k].verdict, sizeof(t[k].verdict), "%s by %.3f ms", d <= 0 ? "met" : "missed",
