@@ -101,17 +101,23 @@ def check_acked(cl, acked, what):
               f"{v[:20]!r}")
 
 
+def small_writes(cl):
+    """Eight small acknowledged writes before a fault; returns them by key."""
+    acked = {}
+    for i in range(8):
+        rc, _, err = cl.put(A, f"kv/k{i}", f"v{i}")
+        check(rc == 0, f"put kv/k{i} failed before the fault: {err}")
+        acked[f"kv/k{i}"] = f"v{i}"
+    return acked
+
+
 def disk_full():
     with Cluster("resfail-nospc", [A]) as cl:
         # Only writes of 64 KiB and more fail: a large value's commit meets the
         # fault, the node's small periodic commits do not get there first.
         env, trigger = fault_env(cl, "ENOSPC", CW_FAULT_MIN_BYTES=65536)
         cl.start(A, env=env)
-        acked = {}
-        for i in range(8):
-            rc, _, err = cl.put(A, f"kv/k{i}", f"v{i}")
-            check(rc == 0, f"put kv/k{i} failed before the fault: {err}")
-            acked[f"kv/k{i}"] = f"v{i}"
+        acked = small_writes(cl)
         big = "B" * (256 << 10)
         rc, err = put_stdin(cl, "kv/big-before", big.encode())
         check(rc == 0, f"a 256 KiB put failed before the fault: {err}")
@@ -150,11 +156,7 @@ def out_of_descriptors():
     with Cluster("resfail-emfile", [A], cluster_extra="max_value_bytes = 4194304") as cl:
         env, trigger = fault_env(cl, "EMFILE")
         cl.start(A, env=env)
-        acked = {}
-        for i in range(8):
-            rc, _, err = cl.put(A, f"kv/k{i}", f"v{i}")
-            check(rc == 0, f"put kv/k{i} failed before the fault: {err}")
-            acked[f"kv/k{i}"] = f"v{i}"
+        acked = small_writes(cl)
         log(f"{len(acked)} writes acknowledged; opening files in the data directory fails from now on")
 
         open(trigger, "w").close()
