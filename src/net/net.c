@@ -45,6 +45,9 @@
 #define ITEMS_MAX (2 * SOCK_COUNT + 1)
 #define ITEM_ZAP SOCK_COUNT
 #define ITEM_MONITOR(s) (SOCK_COUNT + 1 + (s))
+/* The longest cw_net_poll waits on its sockets' ZMQ_FDs before trying every
+ * socket again. The daemon itself waits at most its tick (10 ms). */
+#define RECHECK_MS 100
 /* A ZAP request has 7 frames for CURVE and 6 for NULL (RFC 27); anything longer
  * is malformed. */
 #define ZAP_FRAMES_MAX 8
@@ -1288,8 +1291,11 @@ int cw_net_poll(struct cw_net *n, int timeout_ms, struct cw_net_event *ev)
         long wait_ms = wait == UINT64_MAX ? -1
                        : due == wait      ? (long)(wait / 1000u)
                                           : (long)us_to_ms_ceil(wait);
-        if (wait_ms > INT_MAX)
-            wait_ms = INT_MAX;
+        /* However long the caller would wait, look again at every socket at
+         * least this often (below: a wait that nothing ended), so a signal
+         * that libzmq consumed early can delay a message, never strand it. */
+        if (wait_ms < 0 || wait_ms > RECHECK_MS)
+            wait_ms = RECHECK_MS;
         int ready = poll(pfd, (nfds_t)n_fds, (int)wait_ms);
         polled = true;
         if (ready < 0) {
