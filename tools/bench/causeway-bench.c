@@ -20,6 +20,7 @@
 #include <causeway.h>
 
 #include "core/hist.h"
+#include "args.h"
 #include "ping.h"
 #include "server/config.h"
 
@@ -285,17 +286,7 @@ static void usage(FILE *f)
 
 static int parse_num(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long x = v ? strtoull(v, &end, 10) : 0;
-    if (v == NULL || *v == '\0' || *v == '-' || *end != '\0' || errno || x < lo || x > hi) {
-        fprintf(stderr,
-                "causeway-bench: %s needs a number from %" PRIu64 " to %" PRIu64 ", not '%s'\n",
-                opt, lo, hi, v ? v : "");
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return tool_parse_num("causeway-bench", opt, v, lo, hi, out);
 }
 
 static void print_hist(const char *name, const struct cw_hist *h, double secs, int json, bool last)

@@ -43,6 +43,7 @@
 
 #include "server/config.h"
 
+#include "../bench/args.h"
 #include "../bench/ping.h"
 
 #define REGIONS_MAX CW_REGION_NAMES_MAX
@@ -1997,17 +1998,7 @@ static void usage(FILE *f)
 
 static int parse_num(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long x = v ? strtoull(v, &end, 10) : 0;
-    if (v == NULL || *v == '\0' || *v == '-' || *end != '\0' || errno || x < lo || x > hi) {
-        fprintf(stderr,
-                "causeway-feed: %s needs a number from %" PRIu64 " to %" PRIu64 ", not '%s'\n",
-                opt, lo, hi, v ? v : "");
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return tool_parse_num("causeway-feed", opt, v, lo, hi, out);
 }
 
 static int region_id(const struct cw_config *cfg, const char *name, size_t len)
