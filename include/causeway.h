@@ -669,6 +669,14 @@ struct cw_status_counter {
 CW_EXPORT size_t cw_status_counter_list(const struct cw_status *s, struct cw_status_counter *out,
                                         size_t max);
 
+/* The strong buckets' counters of s (cw_status.strong), in the order `causeway
+ * status` prints them, the same way: at most max into out, returns how many
+ * there are (never more than CW_STATUS_STRONG_COUNTERS_MAX). All zero from a
+ * node without strong buckets. */
+#define CW_STATUS_STRONG_COUNTERS_MAX 32
+CW_EXPORT size_t cw_status_strong_counter_list(const struct cw_status *s,
+                                               struct cw_status_counter *out, size_t max);
+
 /*
  * The derived replication figures of r (a status's replication, or the
  * difference of two): *metadata_per_record = metadata_bytes / records and

@@ -1438,14 +1438,11 @@ static json_t *json_raft_peer(const struct cw_status *s, const struct cw_status_
     return ok ? o : NULL;
 }
 
-/* "strong": the Raft group and the strong buckets' counters. */
-static json_t *json_strong(const struct cw_status *s)
+size_t cw_status_strong_counter_list(const struct cw_status *s, struct cw_status_counter *out,
+                                     size_t max)
 {
     const struct cw_status_strong *g = &s->strong;
-    const struct {
-        const char *name;
-        uint64_t v;
-    } f[] = {
+    const struct cw_status_counter f[] = {
         {"elections", g->elections},
         {"prevotes", g->prevotes},
         {"leader_changes", g->leader_changes},
@@ -1464,6 +1461,18 @@ static json_t *json_strong(const struct cw_status *s)
         {"no_quorum", g->no_quorum},
         {"full", g->full},
     };
+    size_t n = sizeof(f) / sizeof(f[0]);
+    for (size_t i = 0; out != NULL && i < n && i < max; i++)
+        out[i] = f[i];
+    return n;
+}
+
+/* "strong": the Raft group and the strong buckets' counters. */
+static json_t *json_strong(const struct cw_status *s)
+{
+    const struct cw_status_strong *g = &s->strong;
+    struct cw_status_counter f[CW_STATUS_STRONG_COUNTERS_MAX];
+    size_t n_f = cw_status_strong_counter_list(s, f, CW_STATUS_STRONG_COUNTERS_MAX);
     json_t *o = json_object();
     json_t *peers = NULL, *counters = NULL, *log = NULL, *snap = NULL;
     bool ok =
@@ -1480,8 +1489,8 @@ static json_t *json_strong(const struct cw_status *s)
         (counters = jadd(o, "counters", json_object())) != NULL;
     for (unsigned i = 0; ok && i < g->n_peers; i++)
         ok = json_array_append_new(peers, json_raft_peer(s, &g->peers[i])) == 0;
-    for (size_t i = 0; ok && i < sizeof(f) / sizeof(f[0]); i++)
-        ok = jset(counters, f[i].name, json_u64(f[i].v));
+    for (size_t i = 0; ok && i < n_f; i++)
+        ok = jset(counters, f[i].name, json_u64(f[i].value));
     if (!ok)
         json_decref(o);
     return ok ? o : NULL;

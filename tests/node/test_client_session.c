@@ -872,6 +872,20 @@ static void test_status_json_strong(void **state)
     assert_int_equal(json_integer_value(json_object_get(c, "no_quorum")), 0);
     json_decref(doc);
 
+    /* The list behind the JSON and the CLI's text: the same 17, sized by a call
+     * with max 0, cut at max, and none past CW_STATUS_STRONG_COUNTERS_MAX. */
+    struct cw_status_counter list[CW_STATUS_STRONG_COUNTERS_MAX];
+    size_t n_list = cw_status_strong_counter_list(s, NULL, 0);
+    assert_int_equal(n_list, 17);
+    assert_true(n_list <= CW_STATUS_STRONG_COUNTERS_MAX);
+    assert_int_equal(cw_status_strong_counter_list(s, list, 2), 17);
+    assert_string_equal(list[0].name, "elections");
+    assert_int_equal(list[0].value, 1);
+    assert_string_equal(list[1].name, "prevotes");
+    assert_int_equal(cw_status_strong_counter_list(s, list, CW_STATUS_STRONG_COUNTERS_MAX), 17);
+    assert_string_equal(list[16].name, "full");
+    assert_int_equal(list[16].value, 4);
+
     /* Ids outside the regions are refused, as elsewhere in a status. */
     char *text = NULL;
     g->leader = 3;

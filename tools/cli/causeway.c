@@ -848,33 +848,12 @@ static void print_strong_text(const struct cw_status *s, int w, int head)
                    p->suspected ? "yes" : "no");
         }
     }
-    const struct {
-        const char *name;
-        uint64_t v;
-    } f[] = {
-        {"elections", g->elections},
-        {"prevotes", g->prevotes},
-        {"leader_changes", g->leader_changes},
-        {"stepdowns_quorum", g->stepdowns_quorum},
-        {"proposals_forwarded", g->proposals_forwarded},
-        {"read_index_rounds", g->read_index_rounds},
-        {"snapshots_sent", g->snapshots_sent},
-        {"snapshots_received", g->snapshots_received},
-        {"transfers", g->transfers},
-        {"msgs_refused", g->msgs_refused},
-        {"disruptions", g->disruptions},
-        {"puts", g->puts},
-        {"gets", g->gets},
-        {"conflicts", g->conflicts},
-        {"timeouts", g->timeouts},
-        {"no_quorum", g->no_quorum},
-        {"full", g->full},
-    };
+    struct cw_status_counter f[CW_STATUS_STRONG_COUNTERS_MAX];
+    size_t n = cw_status_strong_counter_list(s, f, CW_STATUS_STRONG_COUNTERS_MAX);
     printf("\nstrong counters\n");
-    size_t n = sizeof(f) / sizeof(f[0]);
     for (size_t i = 0; i < n; i++)
-        printf("%s%-20s %10llu%s", i % 3 == 0 ? "  " : "   ", f[i].name, (unsigned long long)f[i].v,
-               i % 3 == 2 || i == n - 1 ? "\n" : "");
+        printf("%s%-20s %10llu%s", i % 3 == 0 ? "  " : "   ", f[i].name,
+               (unsigned long long)f[i].value, i % 3 == 2 || i == n - 1 ? "\n" : "");
 }
 
 static void print_status_text(const struct cw_status *s)
