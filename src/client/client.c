@@ -710,6 +710,24 @@ static int check_key(struct cw_client *c, const char *bucket, const void *key, s
     return CW_OK;
 }
 
+/* A value to send: present when it has a length, and within the wire's 32-bit
+ * length. CW_OK, or CW_EINVAL / CW_EVALUE with the client's message set. */
+static int check_value(struct cw_client *c, const char *bucket, const void *key, size_t key_len,
+                       const void *value, size_t value_len)
+{
+    if (value_len > 0 && value == NULL) {
+        client_fail(c, "value for %s/%.*s is NULL with a length of %zu", bucket,
+                    (int)(key_len > 64 ? 64 : key_len), (const char *)key, value_len);
+        return CW_EINVAL;
+    }
+    if (value_len > UINT32_MAX) {
+        client_fail(c, "value for %s/%.*s is too large", bucket, (int)(key_len > 64 ? 64 : key_len),
+                    (const char *)key);
+        return CW_EVALUE;
+    }
+    return CW_OK;
+}
+
 /* A write's reply names its dot; a strong bucket's write (key_version set) may
  * carry no stamp, since Raft, not the HLC, orders it. */
 static int check_reply_dot(struct cw_client *c, const struct cw_wire_response *resp)
@@ -779,16 +797,8 @@ static int write_key(struct cw_client *c, struct cw_sess *sess, enum cw_wire_op 
     int rc = check_key(c, bucket, key, key_len, full, &full_len);
     if (rc != CW_OK)
         return rc;
-    if (value_len > 0 && value == NULL) {
-        client_fail(c, "value for %s/%.*s is NULL with a length of %zu", bucket,
-                    (int)(key_len > 64 ? 64 : key_len), (const char *)key, value_len);
-        return CW_EINVAL;
-    }
-    if (value_len > UINT32_MAX) {
-        client_fail(c, "value for %s/%.*s is too large", bucket, (int)(key_len > 64 ? 64 : key_len),
-                    (const char *)key);
-        return CW_EVALUE;
-    }
+    if ((rc = check_value(c, bucket, key, key_len, value, value_len)) != CW_OK)
+        return rc;
     rc = check_cond(c, w);
     if (rc != CW_OK)
         return rc;
@@ -1753,16 +1763,8 @@ static int pipe_submit(struct cw_pipe *p, enum cw_pipe_op op, const char *bucket
     int rc = check_key(c, bucket, key, key_len, s->full, &s->full_len);
     if (rc != CW_OK)
         return rc;
-    if (value_len > 0 && value == NULL) {
-        client_fail(c, "value for %s/%.*s is NULL with a length of %zu", bucket,
-                    (int)(key_len > 64 ? 64 : key_len), (const char *)key, value_len);
-        return CW_EINVAL;
-    }
-    if (value_len > UINT32_MAX) {
-        client_fail(c, "value for %s/%.*s is too large", bucket, (int)(key_len > 64 ? 64 : key_len),
-                    (const char *)key);
-        return CW_EVALUE;
-    }
+    if ((rc = check_value(c, bucket, key, key_len, value, value_len)) != CW_OK)
+        return rc;
     static const enum cw_wire_op wire_op[] = {[CW_PIPE_PUT] = CW_OP_PUT,
                                               [CW_PIPE_DEL] = CW_OP_DEL,
                                               [CW_PIPE_GET] = CW_OP_GET};

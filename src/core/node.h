@@ -6,7 +6,7 @@
  * the Raft core), routes every client request by its bucket's policy, and merges
  * the effects of its parts into one ready set, so the driver does one group
  * commit per round whatever the mix of buckets. It is as pure as the replica:
- * every input carries the time (core/now.h), every draw comes from the seeded
+ * every input carries its clocks (core/now.h), every draw comes from the seeded
  * generator the driver passes in (core/rand.h), and every output is an effect.
  *
  * Driving contract (the replica's, one level up): give the inputs of a round

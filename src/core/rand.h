@@ -1,5 +1,5 @@
 /*
- * rand.h - randomness as an input. The core never calls rand(); whatever it
+ * rand.h - randomness as an input. The core calls no libc generator; whatever it
  * draws comes from a generator the driver owns and seeds, so a simulated run
  * replays exactly from its seed and the daemon can log the seed it used.
  */
